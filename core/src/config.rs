@@ -1,0 +1,669 @@
+//! Gateway configuration: the JSON schema of DESIGN §4, parsed and validated.
+//!
+//! The schema is a superset of the Go Bifrost gateway's `providers` section,
+//! so a Bifrost `config.json` provider block loads unchanged. Parsing is
+//! strict: an unknown key is a [`Error::Config`] naming its full path, and
+//! every number is checked against a documented range whose bounds appear in
+//! the message. Key values of the form `env.NAME` are read from the
+//! environment at load time and held as [`Secret`]s, which never print.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::error::{Error, Result};
+
+/// A credential. Its `Debug` and `Display` print `***`, never the value.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a credential value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    /// The credential itself, for the provider call that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Secret {
+    /// Replaces an `env.NAME` value by the variable's content; a missing or
+    /// empty variable is a CONFIG error at `path` naming the variable.
+    fn resolve(&mut self, path: &str) -> Result<()> {
+        if let Some(var) = self.0.strip_prefix("env.") {
+            match std::env::var(var) {
+                Ok(v) if !v.is_empty() => self.0 = v,
+                _ => return Err(Error::config(path, format!("environment variable {var} is not set (or empty)"))),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        String::deserialize(d).map(Secret)
+    }
+}
+
+/// The whole gateway configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// How many buffers each object pool holds ready at start (0..=100000).
+    #[serde(default = "defaults::initial_pool_size")]
+    pub initial_pool_size: usize,
+    /// Providers by name; a request's `model` is `"<name>/<model>"`.
+    #[serde(default)]
+    pub providers: BTreeMap<String, ProviderConfig>,
+}
+
+/// Which wire protocol a provider speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    /// OpenAI, or any OpenAI-compatible server through `network_config.base_url`.
+    Openai,
+    /// Anthropic's Messages API.
+    Anthropic,
+    /// AWS Bedrock's Converse API.
+    Bedrock,
+    /// The in-process mock provider (no network, no keys).
+    Mock,
+}
+
+impl ProviderKind {
+    /// The lowercase name used in config and stats.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::Openai => "openai",
+            ProviderKind::Anthropic => "anthropic",
+            ProviderKind::Bedrock => "bedrock",
+            ProviderKind::Mock => "mock",
+        }
+    }
+
+    fn from_provider_name(name: &str) -> Option<Self> {
+        match name {
+            "openai" => Some(ProviderKind::Openai),
+            "anthropic" => Some(ProviderKind::Anthropic),
+            "bedrock" => Some(ProviderKind::Bedrock),
+            "mock" => Some(ProviderKind::Mock),
+            _ => None,
+        }
+    }
+}
+
+/// One provider: its protocol, keys, limits and queue policy.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    /// Protocol; defaults to the provider's name when that is a known kind.
+    #[serde(default)]
+    pub kind: Option<ProviderKind>,
+    /// API keys, chosen by weight among those whose `models` allow the model.
+    #[serde(default)]
+    pub keys: Vec<KeyConfig>,
+    /// Endpoint, timeouts and retry policy.
+    #[serde(default)]
+    pub network_config: NetworkConfig,
+    /// Worker count and queue capacity.
+    #[serde(default)]
+    pub concurrency_and_buffer_size: ConcurrencyConfig,
+    /// What `submit` does when the queue is full.
+    #[serde(default)]
+    pub queue: QueueConfig,
+    /// Knobs of the in-process mock provider (`kind: "mock"` only).
+    #[serde(default)]
+    pub mock: Option<MockConfig>,
+    /// Outbound proxy (Bifrost's `proxy_config`), used by HTTP providers.
+    #[serde(default)]
+    pub proxy_config: Option<ProxyConfig>,
+    /// Bifrost compatibility: accepted and ignored; bifrost always returns
+    /// the normalized OpenAI shape.
+    #[serde(default)]
+    pub send_back_raw_response: Option<bool>,
+    /// Bifrost compatibility: accepted and ignored.
+    #[serde(default)]
+    pub send_back_raw_request: Option<bool>,
+    /// Bifrost compatibility: accepted and ignored.
+    #[serde(default)]
+    pub store_raw_request_response: Option<bool>,
+}
+
+/// Outbound proxy settings (Bifrost's `proxy_config`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyConfig {
+    /// `none`, `http`, `socks5` or `environment`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Proxy URL (may be `env.NAME`).
+    #[serde(default)]
+    pub url: Option<Secret>,
+    /// Proxy user (may be `env.NAME`).
+    #[serde(default)]
+    pub username: Option<Secret>,
+    /// Proxy password (may be `env.NAME`).
+    #[serde(default)]
+    pub password: Option<Secret>,
+    /// Extra CA certificate for TLS-intercepting proxies.
+    #[serde(default)]
+    pub ca_cert_pem: Option<Secret>,
+}
+
+/// AWS credentials of a Bedrock key (Bifrost's `bedrock_key_config`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BedrockKeyConfig {
+    #[serde(default)]
+    pub access_key: Option<Secret>,
+    #[serde(default)]
+    pub secret_key: Option<Secret>,
+    #[serde(default)]
+    pub session_token: Option<Secret>,
+    /// AWS region, e.g. `us-east-1`.
+    pub region: Secret,
+    /// Inference-profile ARN prefix used with `deployments`.
+    #[serde(default)]
+    pub arn: Option<Secret>,
+    /// Model name → inference profile / model id.
+    #[serde(default)]
+    pub deployments: BTreeMap<String, String>,
+}
+
+impl ProviderConfig {
+    /// The protocol, after defaulting from the provider name.
+    pub fn resolved_kind(&self, name: &str) -> Option<ProviderKind> {
+        self.kind.or_else(|| ProviderKind::from_provider_name(name))
+    }
+}
+
+/// One API key.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyConfig {
+    /// The key itself, or `env.NAME` to read it from the environment.
+    #[serde(default)]
+    pub value: Secret,
+    /// Relative share of requests (> 0).
+    #[serde(default = "defaults::weight")]
+    pub weight: f64,
+    /// Models this key may serve; empty means all.
+    #[serde(default)]
+    pub models: Vec<String>,
+    /// Bifrost compatibility: an optional key id; bifrost's stats use `<provider>#<index>`.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Bifrost compatibility: an optional human-readable key name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// A disabled key is never chosen (default true).
+    #[serde(default = "defaults::enabled")]
+    pub enabled: bool,
+    /// Bifrost compatibility: accepted and ignored.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Bifrost compatibility: accepted and ignored (no batch API here).
+    #[serde(default)]
+    pub use_for_batch_api: Option<bool>,
+    /// AWS credentials, for `kind: "bedrock"` keys.
+    #[serde(default)]
+    pub bedrock_key_config: Option<BedrockKeyConfig>,
+}
+
+impl KeyConfig {
+    /// True when this key may serve `model` (`models` empty or containing
+    /// `"*"` or the model).
+    pub fn allows(&self, model: &str) -> bool {
+        self.enabled && (self.models.is_empty() || self.models.iter().any(|m| m == "*" || m == model))
+    }
+}
+
+/// Endpoint, timeouts and retries (Bifrost's `network_config`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkConfig {
+    /// Overrides the provider's default endpoint.
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// Headers added to every upstream request.
+    #[serde(default)]
+    pub extra_headers: BTreeMap<String, String>,
+    /// Bound on one attempt (1..=3600 s).
+    #[serde(default = "defaults::request_timeout_s")]
+    pub default_request_timeout_in_seconds: u64,
+    /// Extra attempts after a retryable failure (0..=10).
+    #[serde(default)]
+    pub max_retries: u32,
+    /// First backoff (0..=60000 ms); doubles each retry up to the max.
+    /// Bifrost's spelling `retry_backoff_initial` (ms, or `"500ms"`) is accepted.
+    #[serde(default = "defaults::backoff_initial_ms", alias = "retry_backoff_initial", deserialize_with = "millis")]
+    pub retry_backoff_initial_ms: u64,
+    /// Backoff ceiling (>= initial, ..=300000 ms); alias `retry_backoff_max`.
+    #[serde(default = "defaults::backoff_max_ms", alias = "retry_backoff_max", deserialize_with = "millis")]
+    pub retry_backoff_max_ms: u64,
+    /// A stream with no event for this long is an error (1..=3600 s).
+    #[serde(default = "defaults::stream_idle_s")]
+    pub stream_idle_timeout_in_seconds: u64,
+    /// Bifrost compatibility: connection-pool bound per host (1..=10000).
+    #[serde(default)]
+    pub max_conns_per_host: Option<u64>,
+    /// Bifrost compatibility: disables TLS certificate checks when true.
+    #[serde(default)]
+    pub insecure_skip_verify: Option<bool>,
+    /// Bifrost compatibility: extra CA certificate (PEM) to trust.
+    #[serde(default)]
+    pub ca_cert_pem: Option<Secret>,
+    /// Bifrost compatibility: force HTTP/2.
+    #[serde(default)]
+    pub enforce_http2: Option<bool>,
+}
+
+/// Reads a duration as integer milliseconds or a Go-style string
+/// (`"500ms"`, `"5s"`, `"1m"`), as Bifrost does.
+fn millis<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Int(u64),
+        Text(String),
+    }
+    match Raw::deserialize(d).map_err(|_| {
+        serde::de::Error::custom(
+            "expected milliseconds as a non-negative integer or a duration string like \"500ms\" or \"5s\"",
+        )
+    })? {
+        Raw::Int(n) => Ok(n),
+        Raw::Text(s) => parse_duration_ms(&s).ok_or_else(|| {
+            serde::de::Error::custom(format!("cannot read duration {s:?}; use e.g. \"500ms\", \"5s\", \"1m\""))
+        }),
+    }
+}
+
+fn parse_duration_ms(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let factor = match unit {
+        "ms" => 1.0,
+        "s" => 1_000.0,
+        "m" => 60_000.0,
+        "h" => 3_600_000.0,
+        _ => return None,
+    };
+    let ms = n * factor;
+    (ms.is_finite() && ms >= 0.0).then_some(ms.round() as u64)
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        NetworkConfig {
+            base_url: None,
+            extra_headers: BTreeMap::new(),
+            default_request_timeout_in_seconds: defaults::request_timeout_s(),
+            max_retries: 0,
+            retry_backoff_initial_ms: defaults::backoff_initial_ms(),
+            retry_backoff_max_ms: defaults::backoff_max_ms(),
+            stream_idle_timeout_in_seconds: defaults::stream_idle_s(),
+            max_conns_per_host: None,
+            insecure_skip_verify: None,
+            ca_cert_pem: None,
+            enforce_http2: None,
+        }
+    }
+}
+
+/// Worker count and queue capacity (Bifrost's `concurrency_and_buffer_size`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConcurrencyConfig {
+    /// Worker tasks, i.e. jobs running at once (1..=10000).
+    #[serde(default = "defaults::concurrency")]
+    pub concurrency: usize,
+    /// Jobs that may wait in the queue (1..=1000000).
+    #[serde(default = "defaults::buffer_size")]
+    pub buffer_size: usize,
+}
+
+impl Default for ConcurrencyConfig {
+    fn default() -> Self {
+        ConcurrencyConfig { concurrency: defaults::concurrency(), buffer_size: defaults::buffer_size() }
+    }
+}
+
+/// What `submit` does when the queue is full (DESIGN §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QueuePolicy {
+    /// Wait for space up to `wait_timeout_ms`, then QUEUE_TIMEOUT.
+    #[default]
+    Block,
+    /// Fail at once with QUEUE_FULL.
+    Error,
+    /// Return a job already finished with DROPPED.
+    Drop,
+    /// Finish the oldest queued job with DROPPED and queue the new one.
+    DropOldest,
+}
+
+impl QueuePolicy {
+    /// The config spelling (`"drop_oldest"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueuePolicy::Block => "block",
+            QueuePolicy::Error => "error",
+            QueuePolicy::Drop => "drop",
+            QueuePolicy::DropOldest => "drop_oldest",
+        }
+    }
+}
+
+/// Queue policy and the longest a job may wait.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueConfig {
+    /// Full-queue behaviour.
+    #[serde(default)]
+    pub policy: QueuePolicy,
+    /// Longest wait for queue space (policy `block`) and for a worker, in
+    /// milliseconds (0..=3600000). A job queued longer is not started.
+    #[serde(default = "defaults::wait_timeout_ms")]
+    pub wait_timeout_ms: u64,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig { policy: QueuePolicy::Block, wait_timeout_ms: defaults::wait_timeout_ms() }
+    }
+}
+
+/// Behaviour of the in-process mock provider; every field can be overridden
+/// per request by a request field `"mock": {...}` with the same keys.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MockConfig {
+    /// Base latency of each call, ms (0..=600000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<u64>,
+    /// Uniform random extra latency in `[0, jitter_ms]`, ms (0..=600000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jitter_ms: Option<u64>,
+    /// Share of calls that fail with `failure_status` (0..=1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_rate: Option<f64>,
+    /// HTTP status of injected failures (100..=599, default 500).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_status: Option<u16>,
+    /// Share of calls that panic inside the worker (0..=1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub panic_rate: Option<f64>,
+    /// Chunks a streamed reply is split into (1..=10000, default 4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_chunks: Option<u32>,
+    /// Makes the random choices reproducible.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+}
+
+impl MockConfig {
+    /// Fields set in `over` replace those of `self`.
+    pub fn overlay(&self, over: &MockConfig) -> MockConfig {
+        MockConfig {
+            latency_ms: over.latency_ms.or(self.latency_ms),
+            jitter_ms: over.jitter_ms.or(self.jitter_ms),
+            failure_rate: over.failure_rate.or(self.failure_rate),
+            failure_status: over.failure_status.or(self.failure_status),
+            panic_rate: over.panic_rate.or(self.panic_rate),
+            stream_chunks: over.stream_chunks.or(self.stream_chunks),
+            seed: over.seed.or(self.seed),
+        }
+    }
+
+    /// Checks every set field against its range; `path` prefixes messages.
+    pub fn validate(&self, path: &str) -> Result<()> {
+        if let Some(v) = self.latency_ms {
+            check_range(&format!("{path}.latency_ms"), v, 0, 600_000)?;
+        }
+        if let Some(v) = self.jitter_ms {
+            check_range(&format!("{path}.jitter_ms"), v, 0, 600_000)?;
+        }
+        if let Some(v) = self.failure_rate {
+            check_rate(&format!("{path}.failure_rate"), v)?;
+        }
+        if let Some(v) = self.panic_rate {
+            check_rate(&format!("{path}.panic_rate"), v)?;
+        }
+        if let Some(v) = self.failure_status {
+            check_range(&format!("{path}.failure_status"), v as u64, 100, 599)?;
+        }
+        if let Some(v) = self.stream_chunks {
+            check_range(&format!("{path}.stream_chunks"), v as u64, 1, 10_000)?;
+        }
+        Ok(())
+    }
+}
+
+mod defaults {
+    pub fn initial_pool_size() -> usize {
+        64
+    }
+    pub fn weight() -> f64 {
+        1.0
+    }
+    pub fn enabled() -> bool {
+        true
+    }
+    pub fn request_timeout_s() -> u64 {
+        30
+    }
+    pub fn backoff_initial_ms() -> u64 {
+        500
+    }
+    pub fn backoff_max_ms() -> u64 {
+        5_000
+    }
+    pub fn stream_idle_s() -> u64 {
+        60
+    }
+    pub fn concurrency() -> usize {
+        100
+    }
+    pub fn buffer_size() -> usize {
+        1_000
+    }
+    pub fn wait_timeout_ms() -> u64 {
+        5_000
+    }
+}
+
+impl Config {
+    /// Parses JSON text, resolves `env.NAME` keys and validates every field.
+    pub fn from_json(text: &str) -> Result<Config> {
+        let mut de = serde_json::Deserializer::from_str(text);
+        let parsed: Config = serde_path_to_error::deserialize(&mut de).map_err(path_error)?;
+        de.end().map_err(|e| Error::config("", format!("trailing characters after the JSON object: {e}")))?;
+        parsed.finish()
+    }
+
+    /// Like [`Config::from_json`], from an already-parsed JSON value.
+    pub fn from_value(value: serde_json::Value) -> Result<Config> {
+        let parsed: Config = serde_path_to_error::deserialize(value).map_err(path_error)?;
+        parsed.finish()
+    }
+
+    fn finish(mut self) -> Result<Config> {
+        self.validate()?;
+        self.resolve_env()?;
+        Ok(self)
+    }
+
+    /// Checks ranges and cross-field rules; every message names its key path.
+    pub fn validate(&self) -> Result<()> {
+        check_range("initial_pool_size", self.initial_pool_size as u64, 0, 100_000)?;
+        if self.providers.is_empty() {
+            return Err(Error::config("providers", "configure at least one provider"));
+        }
+        for (name, p) in &self.providers {
+            let base = format!("providers.{name}");
+            if name.is_empty() || name.contains('/') || name.chars().any(char::is_whitespace) {
+                return Err(Error::config(base, "provider names must be non-empty and contain no '/' or whitespace"));
+            }
+            let Some(kind) = p.resolved_kind(name) else {
+                return Err(Error::config(
+                    format!("{base}.kind"),
+                    "missing: set kind to one of openai, anthropic, bedrock, mock \
+                     (it defaults to the provider name only when that name is a known kind)",
+                ));
+            };
+            let cb = &p.concurrency_and_buffer_size;
+            check_range(&format!("{base}.concurrency_and_buffer_size.concurrency"), cb.concurrency as u64, 1, 10_000)?;
+            check_range(
+                &format!("{base}.concurrency_and_buffer_size.buffer_size"),
+                cb.buffer_size as u64,
+                1,
+                1_000_000,
+            )?;
+            check_range(&format!("{base}.queue.wait_timeout_ms"), p.queue.wait_timeout_ms, 0, 3_600_000)?;
+            let n = &p.network_config;
+            let np = format!("{base}.network_config");
+            check_range(
+                &format!("{np}.default_request_timeout_in_seconds"),
+                n.default_request_timeout_in_seconds,
+                1,
+                3_600,
+            )?;
+            check_range(&format!("{np}.max_retries"), n.max_retries as u64, 0, 10)?;
+            check_range(&format!("{np}.retry_backoff_initial_ms"), n.retry_backoff_initial_ms, 0, 60_000)?;
+            check_range(
+                &format!("{np}.retry_backoff_max_ms"),
+                n.retry_backoff_max_ms,
+                n.retry_backoff_initial_ms,
+                300_000,
+            )?;
+            check_range(&format!("{np}.stream_idle_timeout_in_seconds"), n.stream_idle_timeout_in_seconds, 1, 3_600)?;
+            if let Some(c) = n.max_conns_per_host {
+                check_range(&format!("{np}.max_conns_per_host"), c, 1, 10_000)?;
+            }
+            if let Some(url) = &n.base_url {
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return Err(Error::config(
+                        format!("{np}.base_url"),
+                        format!("must start with http:// or https://, got '{url}'"),
+                    ));
+                }
+            }
+            for (i, k) in p.keys.iter().enumerate() {
+                let kp = format!("{base}.keys[{i}]");
+                if !(k.weight.is_finite() && k.weight >= 0.0) {
+                    return Err(Error::config(
+                        format!("{kp}.weight"),
+                        format!("must be a finite number >= 0, got {}", k.weight),
+                    ));
+                }
+            }
+            match (kind, &p.mock) {
+                (ProviderKind::Mock, Some(m)) => m.validate(&format!("{base}.mock"))?,
+                (ProviderKind::Mock, None) => {}
+                (_, Some(_)) => {
+                    return Err(Error::config(
+                        format!("{base}.mock"),
+                        "only providers of kind 'mock' take a mock section",
+                    ));
+                }
+                (_, None) => {
+                    if p.keys.is_empty() {
+                        return Err(Error::config(
+                            format!("{base}.keys"),
+                            format!("provider of kind '{}' needs at least one key", kind.as_str()),
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn resolve_env(&mut self) -> Result<()> {
+        for (name, p) in self.providers.iter_mut() {
+            let base = format!("providers.{name}");
+            for (i, k) in p.keys.iter_mut().enumerate() {
+                let kp = format!("{base}.keys[{i}]");
+                k.value.resolve(&format!("{kp}.value"))?;
+                if let Some(b) = &mut k.bedrock_key_config {
+                    let bp = format!("{kp}.bedrock_key_config");
+                    b.region.resolve(&format!("{bp}.region"))?;
+                    for (field, s) in [
+                        ("access_key", &mut b.access_key),
+                        ("secret_key", &mut b.secret_key),
+                        ("session_token", &mut b.session_token),
+                        ("arn", &mut b.arn),
+                    ] {
+                        if let Some(s) = s {
+                            s.resolve(&format!("{bp}.{field}"))?;
+                        }
+                    }
+                }
+            }
+            if let Some(px) = &mut p.proxy_config {
+                for (field, s) in [
+                    ("url", &mut px.url),
+                    ("username", &mut px.username),
+                    ("password", &mut px.password),
+                    ("ca_cert_pem", &mut px.ca_cert_pem),
+                ] {
+                    if let Some(s) = s {
+                        s.resolve(&format!("{base}.proxy_config.{field}"))?;
+                    }
+                }
+            }
+            if let Some(ca) = &mut p.network_config.ca_cert_pem {
+                ca.resolve(&format!("{base}.network_config.ca_cert_pem"))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn path_error(e: serde_path_to_error::Error<serde_json::Error>) -> Error {
+    let path = e.path().to_string();
+    let path = if path == "." { String::new() } else { path };
+    let inner = e.into_inner();
+    // serde_json appends " at line L column C", which is noise next to a path.
+    let msg = inner.to_string();
+    let msg = match msg.find(" at line ") {
+        Some(i) if !path.is_empty() => msg[..i].to_string(),
+        _ => msg,
+    };
+    Error::config(path, msg)
+}
+
+pub(crate) fn check_range(path: &str, v: u64, lo: u64, hi: u64) -> Result<()> {
+    if v < lo || v > hi {
+        return Err(Error::config(path, format!("must be {lo}..={hi}, got {v}")));
+    }
+    Ok(())
+}
+
+pub(crate) fn check_rate(path: &str, v: f64) -> Result<()> {
+    if !(0.0..=1.0).contains(&v) {
+        return Err(Error::config(path, format!("must be 0..=1, got {v}")));
+    }
+    Ok(())
+}

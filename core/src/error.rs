@@ -1,0 +1,247 @@
+//! The one error type every bifrost API returns, and its stable kinds.
+//!
+//! Each variant carries what a caller needs to act on it (which provider,
+//! which limit, which phase) and its `Display` says what happened and what to
+//! change. [`ErrorKind`] is the language-neutral name of a variant
+//! (`"QUEUE_FULL"`, …) that the Python, Node and C bindings expose unchanged.
+//! No variant ever holds a key value: secrets cannot leak through errors.
+
+use std::fmt;
+
+/// The stable, language-neutral category of an [`Error`] (DESIGN §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    QueueFull,
+    Dropped,
+    QueueTimeout,
+    Timeout,
+    Cancelled,
+    Shutdown,
+    CircuitOpen,
+    Provider,
+    Network,
+    InvalidRequest,
+    UnknownProvider,
+    Config,
+    Internal,
+}
+
+impl ErrorKind {
+    /// Every kind, in declaration order (bindings use it to build their tables).
+    pub const ALL: [ErrorKind; 13] = [
+        ErrorKind::QueueFull,
+        ErrorKind::Dropped,
+        ErrorKind::QueueTimeout,
+        ErrorKind::Timeout,
+        ErrorKind::Cancelled,
+        ErrorKind::Shutdown,
+        ErrorKind::CircuitOpen,
+        ErrorKind::Provider,
+        ErrorKind::Network,
+        ErrorKind::InvalidRequest,
+        ErrorKind::UnknownProvider,
+        ErrorKind::Config,
+        ErrorKind::Internal,
+    ];
+
+    /// The upper-snake-case name used by every binding (`"QUEUE_FULL"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::QueueFull => "QUEUE_FULL",
+            ErrorKind::Dropped => "DROPPED",
+            ErrorKind::QueueTimeout => "QUEUE_TIMEOUT",
+            ErrorKind::Timeout => "TIMEOUT",
+            ErrorKind::Cancelled => "CANCELLED",
+            ErrorKind::Shutdown => "SHUTDOWN",
+            ErrorKind::CircuitOpen => "CIRCUIT_OPEN",
+            ErrorKind::Provider => "PROVIDER",
+            ErrorKind::Network => "NETWORK",
+            ErrorKind::InvalidRequest => "INVALID_REQUEST",
+            ErrorKind::UnknownProvider => "UNKNOWN_PROVIDER",
+            ErrorKind::Config => "CONFIG",
+            ErrorKind::Internal => "INTERNAL",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which part of a job's life ran out of time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeoutPhase {
+    /// The request deadline passed while the job still waited in the queue.
+    Queued,
+    /// The request deadline passed while a worker was running the job.
+    Processing,
+}
+
+/// Why a job ended with [`Error::Dropped`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    /// Policy `drop`: the queue was full when this job was submitted.
+    QueueFull,
+    /// Policy `drop_oldest`: a newer job took this job's place in a full queue.
+    Evicted,
+}
+
+/// Every failure bifrost reports. See [`ErrorKind`] for the stable names.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Error {
+    /// The queue was full: policy `error`, or `try_submit` under `block`.
+    QueueFull { provider: String, buffer_size: usize, policy: &'static str },
+    /// Policy `drop` or `drop_oldest` discarded the job.
+    Dropped { provider: String, reason: DropReason },
+    /// The job waited longer than `queue.wait_timeout_ms` (for space under
+    /// policy `block`, or in the queue for a worker).
+    QueueTimeout { provider: String, waited_ms: u64, wait_timeout_ms: u64 },
+    /// The request's `timeout_ms` deadline passed.
+    Timeout { provider: String, phase: TimeoutPhase, timeout_ms: u64 },
+    /// The caller cancelled the job (or dropped its handle).
+    Cancelled { provider: String },
+    /// The gateway is shutting down or shut down.
+    Shutdown { provider: Option<String> },
+    /// The provider's circuit breaker is open.
+    CircuitOpen { provider: String, retry_in_ms: u64 },
+    /// The provider answered with an error status.
+    Provider { provider: String, status: u16, message: String, body: String },
+    /// The provider could not be reached, or the connection broke.
+    Network { provider: String, message: String },
+    /// The request is malformed; the message says what to fix.
+    InvalidRequest { message: String },
+    /// The request's `model` names a provider the gateway does not have.
+    UnknownProvider { provider: String, known: Vec<String> },
+    /// The configuration is invalid; `path` is the offending key.
+    Config { path: String, message: String },
+    /// A bug or a panic inside bifrost or a provider, caught and isolated.
+    Internal { message: String },
+}
+
+/// Shorthand used across the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// The stable category of this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::QueueFull { .. } => ErrorKind::QueueFull,
+            Error::Dropped { .. } => ErrorKind::Dropped,
+            Error::QueueTimeout { .. } => ErrorKind::QueueTimeout,
+            Error::Timeout { .. } => ErrorKind::Timeout,
+            Error::Cancelled { .. } => ErrorKind::Cancelled,
+            Error::Shutdown { .. } => ErrorKind::Shutdown,
+            Error::CircuitOpen { .. } => ErrorKind::CircuitOpen,
+            Error::Provider { .. } => ErrorKind::Provider,
+            Error::Network { .. } => ErrorKind::Network,
+            Error::InvalidRequest { .. } => ErrorKind::InvalidRequest,
+            Error::UnknownProvider { .. } => ErrorKind::UnknownProvider,
+            Error::Config { .. } => ErrorKind::Config,
+            Error::Internal { .. } => ErrorKind::Internal,
+        }
+    }
+
+    /// The provider's HTTP status, for [`ErrorKind::Provider`] errors.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Error::Provider { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// The provider's response body, for [`ErrorKind::Provider`] errors.
+    pub fn body(&self) -> Option<&str> {
+        match self {
+            Error::Provider { body, .. } => Some(body),
+            _ => None,
+        }
+    }
+
+    /// The provider this error concerns, when there is one.
+    pub fn provider(&self) -> Option<&str> {
+        match self {
+            Error::QueueFull { provider, .. }
+            | Error::Dropped { provider, .. }
+            | Error::QueueTimeout { provider, .. }
+            | Error::Timeout { provider, .. }
+            | Error::Cancelled { provider }
+            | Error::CircuitOpen { provider, .. }
+            | Error::Provider { provider, .. }
+            | Error::Network { provider, .. }
+            | Error::UnknownProvider { provider, .. } => Some(provider),
+            Error::Shutdown { provider } => provider.as_deref(),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn invalid(message: impl Into<String>) -> Self {
+        Error::InvalidRequest { message: message.into() }
+    }
+
+    pub(crate) fn config(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Config { path: path.into(), message: message.into() }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::QueueFull { provider, buffer_size, policy } => write!(
+                f,
+                "queue of provider '{provider}' is full (buffer_size={buffer_size}, policy={policy}); \
+                 raise concurrency_and_buffer_size.buffer_size or retry later"
+            ),
+            Error::Dropped { provider, reason: DropReason::QueueFull } => {
+                write!(f, "job dropped: queue of provider '{provider}' is full (policy=drop)")
+            }
+            Error::Dropped { provider, reason: DropReason::Evicted } => write!(
+                f,
+                "job dropped: a newer job replaced it in the full queue of provider '{provider}' (policy=drop_oldest)"
+            ),
+            Error::QueueTimeout { provider, waited_ms, wait_timeout_ms } => write!(
+                f,
+                "job waited {waited_ms} ms in the queue of provider '{provider}', longer than \
+                 queue.wait_timeout_ms={wait_timeout_ms}; add workers (concurrency) or raise the wait timeout"
+            ),
+            Error::Timeout { provider, phase: TimeoutPhase::Queued, timeout_ms } => write!(
+                f,
+                "request timeout_ms={timeout_ms} ran out while the job was still queued for provider '{provider}'"
+            ),
+            Error::Timeout { provider, phase: TimeoutPhase::Processing, timeout_ms } => {
+                write!(f, "request timeout_ms={timeout_ms} ran out while provider '{provider}' was processing the job")
+            }
+            Error::Cancelled { provider } => write!(f, "job for provider '{provider}' was cancelled"),
+            Error::Shutdown { provider: Some(p) } => {
+                write!(f, "gateway is shutting down; provider '{p}' accepts no more work")
+            }
+            Error::Shutdown { provider: None } => write!(f, "gateway is shut down"),
+            Error::CircuitOpen { provider, retry_in_ms } => {
+                write!(f, "circuit breaker of provider '{provider}' is open; next probe in {retry_in_ms} ms")
+            }
+            Error::Provider { provider, status, message, .. } => {
+                write!(f, "provider '{provider}' returned HTTP {status}: {message}")
+            }
+            Error::Network { provider, message } => {
+                write!(f, "network error talking to provider '{provider}': {message}")
+            }
+            Error::InvalidRequest { message } => write!(f, "invalid request: {message}"),
+            Error::UnknownProvider { provider, known } => write!(
+                f,
+                "unknown provider '{provider}'; configured providers: {}",
+                if known.is_empty() { "(none)".to_string() } else { known.join(", ") }
+            ),
+            Error::Config { path, message } => {
+                if path.is_empty() {
+                    write!(f, "invalid config: {message}")
+                } else {
+                    write!(f, "invalid config: {path}: {message}")
+                }
+            }
+            Error::Internal { message } => write!(f, "internal error: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}

@@ -1,0 +1,305 @@
+//! The public entry point: a [`Gateway`] owns one provider pool per
+//! configured provider and routes each request to the pool its `model`
+//! names (`"<provider>/<model>"`).
+//!
+//! A `Gateway` is `Send + Sync` and used through `&self`; share it with an
+//! `Arc`. Dropping it without [`Gateway::shutdown`] stops its pools at once:
+//! queued and running jobs end with SHUTDOWN (nothing is left hanging).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::objpool::{Buffers, PooledBuf};
+use crate::pool::{Job, JobOutput, PoolShared, Work};
+use crate::providers::ChunkStream;
+use crate::stats::{RuntimeStats, Stats};
+use crate::types::{split_model, EmbedRequest, EmbedResponse, Request, Response};
+
+/// What [`Gateway::shutdown`] did, counted over the shutdown itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShutdownReport {
+    /// Jobs that completed while draining.
+    pub completed: u64,
+    /// Jobs that failed while draining, including `aborted`.
+    pub failed: u64,
+    /// Jobs cancelled while draining.
+    pub cancelled: u64,
+    /// Jobs still queued or running at the deadline, ended with SHUTDOWN.
+    pub aborted: u64,
+    /// Time the shutdown took.
+    pub elapsed_ms: u64,
+}
+
+/// Health of one provider pool.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProviderHealth {
+    /// `ok`, `degraded` (queue ≥ 90 % full or workers missing) or `shutdown`.
+    pub status: String,
+    /// Queue depth / capacity.
+    pub queue_utilization: f64,
+    /// Live worker tasks.
+    pub workers: u64,
+    /// Circuit breaker state.
+    pub circuit: String,
+}
+
+/// Health of the gateway: `ok` when every provider is `ok`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Health {
+    pub status: String,
+    pub providers: BTreeMap<String, ProviderHealth>,
+}
+
+/// Provider-isolated worker pools behind one routing front.
+pub struct Gateway {
+    pools: BTreeMap<String, Arc<PoolShared>>,
+    next_id: AtomicU64,
+    buffers: Buffers,
+    shutdown: tokio::sync::OnceCell<ShutdownReport>,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway").field("providers", &self.pools.keys().collect::<Vec<_>>()).finish()
+    }
+}
+
+impl Gateway {
+    /// Starts a gateway: one pool per provider, workers on the shared runtime.
+    /// Works from synchronous code and from inside any async runtime.
+    pub fn new(config: Config) -> Result<Gateway> {
+        config.validate()?;
+        let mut pools = BTreeMap::new();
+        for (name, p) in &config.providers {
+            let kind =
+                p.resolved_kind(name).ok_or_else(|| Error::config(format!("providers.{name}.kind"), "missing"))?;
+            match PoolShared::start(name, kind, p) {
+                Ok(pool) => {
+                    pools.insert(name.clone(), pool);
+                }
+                Err(e) => {
+                    for pool in pools.values() {
+                        PoolShared::abort_now(pool);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(Gateway {
+            pools,
+            next_id: AtomicU64::new(1),
+            buffers: Buffers::new(config.initial_pool_size),
+            shutdown: tokio::sync::OnceCell::new(),
+        })
+    }
+
+    /// Parses, validates and starts a gateway from JSON text.
+    pub fn from_json(text: &str) -> Result<Gateway> {
+        Gateway::new(Config::from_json(text)?)
+    }
+
+    /// Like [`Gateway::from_json`] from a parsed JSON value.
+    pub fn from_value(value: serde_json::Value) -> Result<Gateway> {
+        Gateway::new(Config::from_value(value)?)
+    }
+
+    /// Configured provider names, sorted.
+    pub fn providers(&self) -> Vec<String> {
+        self.pools.keys().cloned().collect()
+    }
+
+    fn route(&self, model: &str) -> Result<(&Arc<PoolShared>, String)> {
+        let (provider, name) = split_model(model)?;
+        match self.pools.get(provider) {
+            Some(pool) => Ok((pool, name.to_string())),
+            None => Err(Error::UnknownProvider { provider: provider.to_string(), known: self.providers() }),
+        }
+    }
+
+    fn check_request(req: &Request) -> Result<()> {
+        req.validate()?;
+        if !req.fallbacks.is_empty() {
+            return Err(Error::invalid(
+                "fallbacks are not supported by this version of bifrost yet; remove the \"fallbacks\" field",
+            ));
+        }
+        Ok(())
+    }
+
+    async fn submit_work<T: JobOutput>(
+        &self,
+        model: &str,
+        work: Work,
+        timeout_ms: Option<u64>,
+        wait: bool,
+    ) -> Result<Job<T>> {
+        let (pool, model) = self.route(model)?;
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        pool.submit(id, work, model, timeout_ms, wait).await
+    }
+
+    /// Submits a chat request, honouring the provider's queue policy (under
+    /// `block` this waits for queue space up to `queue.wait_timeout_ms`).
+    pub async fn submit(&self, request: Request) -> Result<Job<Response>> {
+        Self::check_request(&request)?;
+        let model = request.model.clone();
+        let t = request.timeout_ms;
+        self.submit_work(&model, Work::Chat(request), t, true).await
+    }
+
+    /// Submits without ever waiting: a full queue is QUEUE_FULL under
+    /// `block` and `error`, and handled by `drop`/`drop_oldest` as usual.
+    pub fn try_submit(&self, request: Request) -> Result<Job<Response>> {
+        Self::check_request(&request)?;
+        let model = request.model.clone();
+        let t = request.timeout_ms;
+        // With `wait = false` the submit future never awaits: poll it once.
+        futures_util::FutureExt::now_or_never(self.submit_work(&model, Work::Chat(request), t, false))
+            .unwrap_or_else(|| Err(Error::Internal { message: "non-waiting submit unexpectedly waited".into() }))
+    }
+
+    /// Submits and awaits a chat request.
+    pub async fn chat(&self, request: Request) -> Result<Response> {
+        self.submit(request).await?.await
+    }
+
+    /// Starts a streamed chat; the job completes when the stream is
+    /// established, and chunks then flow without holding a worker.
+    pub async fn stream(&self, request: Request) -> Result<ChunkStream> {
+        Self::check_request(&request)?;
+        let model = request.model.clone();
+        let t = request.timeout_ms;
+        let job: Job<ChunkStream> = self.submit_work(&model, Work::Stream(request), t, true).await?;
+        job.await
+    }
+
+    /// Computes embeddings (OpenAI embeddings shape).
+    pub async fn embed(&self, request: EmbedRequest) -> Result<EmbedResponse> {
+        request.validate()?;
+        let model = request.model.clone();
+        let t = request.timeout_ms;
+        let job: Job<EmbedResponse> = self.submit_work(&model, Work::Embed(request), t, true).await?;
+        job.await
+    }
+
+    /// A snapshot of every pool, object pool and the runtime (DESIGN §8).
+    pub fn stats(&self) -> Stats {
+        Stats {
+            providers: self.pools.iter().map(|(n, p)| (n.clone(), p.snapshot())).collect(),
+            object_pools: BTreeMap::from([
+                ("request_buffer".to_string(), self.buffers.request.stats()),
+                ("response_buffer".to_string(), self.buffers.response.stats()),
+            ]),
+            runtime: RuntimeStats { worker_threads: crate::runtime::worker_threads() as u64 },
+        }
+    }
+
+    /// The same numbers as [`Gateway::stats`], as Prometheus text.
+    pub fn prometheus(&self) -> String {
+        let stats = self.stats();
+        let hists: Vec<_> =
+            self.pools.iter().map(|(n, p)| (n.as_str(), &p.counters.queue_wait, &p.counters.processing)).collect();
+        crate::stats::render_prometheus(&stats, &hists)
+    }
+
+    /// Per-provider health and an overall status.
+    pub fn health(&self) -> Health {
+        let mut providers = BTreeMap::new();
+        for (name, p) in &self.pools {
+            let depth = p.queue.depth() as f64;
+            let util = depth / p.queue.capacity as f64;
+            let workers = p.workers_alive.load(Ordering::Relaxed) as u64;
+            let status = if p.queue.is_closed() {
+                "shutdown"
+            } else if util >= 0.9 || workers < p.concurrency as u64 {
+                "degraded"
+            } else {
+                "ok"
+            };
+            providers.insert(
+                name.clone(),
+                ProviderHealth { status: status.into(), queue_utilization: util, workers, circuit: "disabled".into() },
+            );
+        }
+        let status = if providers.values().all(|p| p.status == "ok") {
+            "ok"
+        } else if providers.values().all(|p| p.status == "shutdown") {
+            "shutdown"
+        } else {
+            "degraded"
+        };
+        Health { status: status.into(), providers }
+    }
+
+    /// Serializes `value` as JSON into a pooled response buffer (what the
+    /// bindings hand to foreign code).
+    pub fn to_json_buf<T: Serialize>(&self, value: &T) -> Result<PooledBuf> {
+        let mut buf = self.buffers.response.get();
+        serde_json::to_writer(&mut *buf, value).map_err(|e| Error::Internal { message: format!("serialize: {e}") })?;
+        Ok(buf)
+    }
+
+    /// The gateway's buffer pools (providers serialize request bodies into
+    /// `request`).
+    pub fn buffers(&self) -> &Buffers {
+        &self.buffers
+    }
+
+    /// Graceful shutdown: new submits fail with SHUTDOWN at once; queued and
+    /// running jobs drain until `timeout`; what remains then ends with
+    /// SHUTDOWN. Idempotent: later and concurrent calls return the first
+    /// call's report.
+    pub async fn shutdown(&self, timeout: Duration) -> ShutdownReport {
+        self.shutdown.get_or_init(|| self.drain(timeout)).await.clone()
+    }
+
+    async fn drain(&self, timeout: Duration) -> ShutdownReport {
+        let start = Instant::now();
+        let deadline = start + timeout;
+        let totals = |pools: &BTreeMap<String, Arc<PoolShared>>| {
+            pools.values().fold([0u64; 4], |mut acc, p| {
+                let c = &p.counters;
+                acc[0] += c.completed.load(Ordering::Relaxed);
+                acc[1] += c.failed.load(Ordering::Relaxed);
+                acc[2] += c.cancelled.load(Ordering::Relaxed);
+                acc[3] += c.aborted.load(Ordering::Relaxed);
+                acc
+            })
+        };
+        let before = totals(&self.pools);
+        for pool in self.pools.values() {
+            pool.close();
+        }
+        for pool in self.pools.values() {
+            if !pool.wait_workers(deadline).await {
+                pool.abort_now();
+            }
+        }
+        // Aborted workers exit at their next poll; give them a moment.
+        for pool in self.pools.values() {
+            pool.wait_workers(Instant::now() + Duration::from_secs(5)).await;
+        }
+        let after = totals(&self.pools);
+        ShutdownReport {
+            completed: after[0] - before[0],
+            failed: after[1] - before[1],
+            cancelled: after[2] - before[2],
+            aborted: after[3] - before[3],
+            elapsed_ms: start.elapsed().as_millis() as u64,
+        }
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        for pool in self.pools.values() {
+            pool.abort_now();
+        }
+    }
+}

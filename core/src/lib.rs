@@ -1,0 +1,36 @@
+//! bifrost-core: provider-isolated worker pools for LLM requests.
+//!
+//! A [`Gateway`] owns one pool per configured provider: a bounded queue with
+//! a backpressure policy (`block`, `error`, `drop`, `drop_oldest`) and a set
+//! of worker tasks on one shared tokio runtime. Every submitted job ends in
+//! exactly one outcome — a response or a typed [`Error`] — and every pool's
+//! counters satisfy, whenever it is idle,
+//! `submitted = queued + running + completed + failed + dropped + rejected + timed_out + cancelled`.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), bifrost_core::Error> {
+//! use bifrost_core::{Gateway, Request};
+//! let gw = Gateway::from_json(r#"{"providers": {"local": {"kind": "mock"}}}"#)?;
+//! let resp = gw.chat(Request::new("local/echo-1", "hello")).await?;
+//! assert_eq!(resp.text(), Some("echo: hello"));
+//! gw.shutdown(std::time::Duration::from_secs(1)).await;
+//! # Ok(()) }
+//! ```
+
+pub mod config;
+pub mod error;
+pub mod gateway;
+pub mod objpool;
+mod pool;
+pub mod providers;
+pub mod runtime;
+pub mod stats;
+pub mod types;
+
+pub use config::{Config, MockConfig, ProviderKind, QueuePolicy, Secret};
+pub use error::{DropReason, Error, ErrorKind, Result, TimeoutPhase};
+pub use gateway::{Gateway, Health, ProviderHealth, ShutdownReport};
+pub use pool::{Job, JobOutput};
+pub use providers::ChunkStream;
+pub use stats::{JobStats, Stats};
+pub use types::{Chunk, Content, EmbedInput, EmbedRequest, EmbedResponse, Message, Request, Response, Usage};

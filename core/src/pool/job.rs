@@ -1,0 +1,368 @@
+//! A job: one request, its completion slot, and the handle a caller awaits.
+//!
+//! Every job moves through `QUEUED → RUNNING → DONE` or `QUEUED → DONE`,
+//! by compare-and-swap on one atomic state. Whoever wins the transition to
+//! `DONE` is the only party that records the outcome in the pool's counters
+//! and sends it to the handle, so each job ends exactly once:
+//! - while `QUEUED`, transitions happen under the queue lock (cancel,
+//!   drop_oldest eviction, queue-timeout expiry, worker pick-up, shutdown);
+//! - while `RUNNING`, only the worker that runs the job finishes it; a cancel
+//!   or a hard shutdown merely signals that worker.
+//!
+//! Counters are updated *before* the outcome is sent, so a caller that has
+//! seen every outcome also sees stats that already include them.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use tokio::sync::{oneshot, Notify};
+
+use crate::error::{Error, Result};
+use crate::providers::ChunkStream;
+use crate::types::{EmbedRequest, EmbedResponse, Request, Response};
+
+use super::PoolShared;
+
+pub(crate) const QUEUED: u8 = 0;
+pub(crate) const RUNNING: u8 = 1;
+pub(crate) const DONE: u8 = 2;
+
+/// What a worker is asked to do.
+pub(crate) enum Work {
+    Chat(Request),
+    Stream(Request),
+    Embed(EmbedRequest),
+}
+
+/// What a worker produced.
+#[doc(hidden)]
+pub enum Output {
+    Chat(Response),
+    Stream(ChunkStream),
+    Embed(EmbedResponse),
+}
+
+/// The shared state of one job, owned jointly by its handle, the queue and
+/// the worker running it.
+pub(crate) struct JobInner {
+    pub id: u64,
+    state: AtomicU8,
+    /// Set by `cancel()` on a running job; the worker reads it after waking.
+    cancel_requested: AtomicBool,
+    /// Wakes the worker running this job when it is cancelled.
+    pub cancel_signal: Notify,
+    pub work: Mutex<Option<Work>>,
+    /// Model name without the provider prefix.
+    pub model: String,
+    pub submitted_at: Instant,
+    /// When the job entered the queue.
+    pub enqueued_at: Instant,
+    /// End-to-end deadline from the request's `timeout_ms`.
+    pub deadline: Option<Instant>,
+    pub timeout_ms: Option<u64>,
+    tx: Mutex<Option<oneshot::Sender<Result<Output>>>>,
+}
+
+impl JobInner {
+    pub(crate) fn new(
+        id: u64,
+        work: Work,
+        model: String,
+        submitted_at: Instant,
+        timeout_ms: Option<u64>,
+    ) -> (Arc<JobInner>, oneshot::Receiver<Result<Output>>) {
+        let (tx, rx) = oneshot::channel();
+        let now = Instant::now();
+        let inner = Arc::new(JobInner {
+            id,
+            state: AtomicU8::new(QUEUED),
+            cancel_requested: AtomicBool::new(false),
+            cancel_signal: Notify::new(),
+            work: Mutex::new(Some(work)),
+            model,
+            submitted_at,
+            enqueued_at: now,
+            deadline: timeout_ms.map(|t| submitted_at + Duration::from_millis(t)),
+            timeout_ms,
+            tx: Mutex::new(Some(tx)),
+        });
+        (inner, rx)
+    }
+
+    pub(crate) fn state(&self) -> u8 {
+        self.state.load(Ordering::Acquire)
+    }
+
+    /// Moves `from → to`; true if this caller won the transition.
+    pub(crate) fn transition(&self, from: u8, to: u8) -> bool {
+        self.state.compare_exchange(from, to, Ordering::AcqRel, Ordering::Acquire).is_ok()
+    }
+
+    pub(crate) fn cancel_requested(&self) -> bool {
+        self.cancel_requested.load(Ordering::Acquire)
+    }
+
+    /// Hands the outcome to the handle. Called exactly once, by the party
+    /// that moved the job to `DONE`, after it updated the counters.
+    pub(crate) fn deliver(&self, outcome: Result<Output>) {
+        if let Some(tx) = self.tx.lock().take() {
+            // The handle may be gone (dropped or detached): nothing to do.
+            let _ = tx.send(outcome);
+        }
+    }
+
+    /// When the job, still queued, must stop waiting: the earlier of the
+    /// request deadline and the queue wait limit.
+    pub(crate) fn queue_expiry(&self, wait_timeout: Duration) -> Instant {
+        let by_wait = self.enqueued_at + wait_timeout;
+        match self.deadline {
+            Some(d) if d < by_wait => d,
+            _ => by_wait,
+        }
+    }
+}
+
+pub(crate) mod sealed {
+    /// Converts a worker's output into the type a handle promises.
+    pub trait FromOutput: Sized {
+        fn from_output(output: super::Output) -> crate::error::Result<Self>;
+    }
+}
+use sealed::FromOutput;
+
+/// What a [`Job`] can resolve to: [`Response`], [`ChunkStream`] or
+/// [`EmbedResponse`] (sealed).
+pub trait JobOutput: FromOutput + Send + 'static {}
+impl JobOutput for Response {}
+impl JobOutput for ChunkStream {}
+impl JobOutput for EmbedResponse {}
+
+impl FromOutput for Response {
+    fn from_output(output: Output) -> Result<Self> {
+        match output {
+            Output::Chat(r) => Ok(r),
+            _ => Err(Error::Internal { message: "job produced a different output kind than requested".into() }),
+        }
+    }
+}
+
+impl FromOutput for ChunkStream {
+    fn from_output(output: Output) -> Result<Self> {
+        match output {
+            Output::Stream(s) => Ok(s),
+            _ => Err(Error::Internal { message: "job produced a different output kind than requested".into() }),
+        }
+    }
+}
+
+impl FromOutput for EmbedResponse {
+    fn from_output(output: Output) -> Result<Self> {
+        match output {
+            Output::Embed(r) => Ok(r),
+            _ => Err(Error::Internal { message: "job produced a different output kind than requested".into() }),
+        }
+    }
+}
+
+/// A handle to a submitted job; await it for the outcome.
+///
+/// Resolves exactly once with the response or a typed [`Error`]. Dropping a
+/// handle before its job finished **cancels** the job (counted as
+/// `cancelled`); call [`Job::detach`] to let it run unobserved instead.
+#[must_use = "a Job does nothing unless awaited; dropping it cancels the job"]
+pub struct Job<T: JobOutput = Response> {
+    inner: Option<Arc<JobInner>>,
+    pool: Option<Arc<PoolShared>>,
+    rx: Option<oneshot::Receiver<Result<Output>>>,
+    /// Fires when a still-queued job must give up waiting.
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    ready: Option<Result<T>>,
+    id: u64,
+    finished: bool,
+}
+
+impl<T: JobOutput> std::fmt::Debug for Job<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Job").field("id", &self.id).field("done", &self.is_done()).finish()
+    }
+}
+
+impl<T: JobOutput> Job<T> {
+    pub(crate) fn pending(inner: Arc<JobInner>, pool: Arc<PoolShared>, rx: oneshot::Receiver<Result<Output>>) -> Self {
+        let id = inner.id;
+        Job { inner: Some(inner), pool: Some(pool), rx: Some(rx), timer: None, ready: None, id, finished: false }
+    }
+
+    /// A job that is already over (policy `drop` on a full queue).
+    pub(crate) fn finished(id: u64, outcome: Result<T>) -> Self {
+        Job { inner: None, pool: None, rx: None, timer: None, ready: Some(outcome), id, finished: false }
+    }
+
+    /// The job's id, unique within its gateway.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// True once the job has an outcome (awaiting it will not wait).
+    pub fn is_done(&self) -> bool {
+        match &self.inner {
+            None => true,
+            Some(inner) => inner.state() == DONE,
+        }
+    }
+
+    /// Asks the job to stop. A queued job ends `CANCELLED` at once and frees
+    /// its queue slot; a running job's provider call is dropped and it ends
+    /// `CANCELLED` as soon as its worker notices (immediately, unless the
+    /// call finishes first). Returns false if the job had already finished.
+    pub fn cancel(&self) -> bool {
+        match (&self.inner, &self.pool) {
+            (Some(inner), Some(pool)) => cancel_job(pool, inner),
+            _ => false,
+        }
+    }
+
+    /// Lets the job run to its end without a handle; its outcome is counted
+    /// in stats and then discarded.
+    pub fn detach(mut self) {
+        self.finished = true;
+    }
+
+    /// Waits for the outcome from synchronous code, up to `timeout`
+    /// (`None` = no limit). Returns `None` on timeout (the job keeps going;
+    /// call again or cancel). Must not be called on a bifrost runtime thread.
+    pub fn wait_blocking(&mut self, timeout: Option<Duration>) -> Option<Result<T>> {
+        if crate::runtime::on_runtime_thread() {
+            return Some(Err(Error::Internal {
+                message: "Job::wait_blocking called on a bifrost runtime thread, where it would block \
+                          the workers it waits for; await the job instead"
+                    .into(),
+            }));
+        }
+        let limit = timeout.map(|t| Instant::now() + t);
+        futures_executor::block_on(async {
+            let sleep = match (limit, crate::runtime::handle()) {
+                (Some(l), Ok(h)) => {
+                    let _g = h.enter();
+                    Some(Box::pin(tokio::time::sleep_until(l.into())))
+                }
+                _ => None,
+            };
+            match sleep {
+                None => Some((&mut *self).await),
+                Some(mut sleep) => {
+                    let mut me = Pin::new(&mut *self);
+                    std::future::poll_fn(|cx| {
+                        if let Poll::Ready(r) = me.as_mut().poll(cx) {
+                            return Poll::Ready(Some(r));
+                        }
+                        match sleep.as_mut().poll(cx) {
+                            Poll::Ready(()) => Poll::Ready(None),
+                            Poll::Pending => Poll::Pending,
+                        }
+                    })
+                    .await
+                }
+            }
+        })
+    }
+
+    /// Arms (or polls) the queue-expiry timer of a still-queued job; true
+    /// when it fired and the job was expired just now.
+    fn poll_expiry(&mut self, cx: &mut Context<'_>) -> bool {
+        let (Some(inner), Some(pool)) = (&self.inner, &self.pool) else { return false };
+        if inner.state() != QUEUED {
+            self.timer = None;
+            return false;
+        }
+        if self.timer.is_none() {
+            let expiry = inner.queue_expiry(pool.wait_timeout);
+            let Ok(handle) = crate::runtime::handle() else { return false };
+            let _guard = handle.enter();
+            self.timer = Some(Box::pin(tokio::time::sleep_until(expiry.into())));
+        }
+        let fired = self.timer.as_mut().is_some_and(|t| t.as_mut().poll(cx).is_ready());
+        if fired {
+            self.timer = None;
+            pool.expire_queued(inner);
+        }
+        fired
+    }
+}
+
+/// Cancels through the pool so a queued job's slot is released under the
+/// queue lock.
+pub(crate) fn cancel_job(pool: &PoolShared, inner: &Arc<JobInner>) -> bool {
+    match inner.state() {
+        DONE => false,
+        QUEUED if pool.cancel_queued(inner) => true,
+        _ => {
+            if inner.state() == DONE {
+                return false;
+            }
+            inner.cancel_requested.store(true, Ordering::Release);
+            inner.cancel_signal.notify_one();
+            true
+        }
+    }
+}
+
+// No field is ever pinned structurally: `T` is only moved out by value.
+impl<T: JobOutput> Unpin for Job<T> {}
+
+impl<T: JobOutput> Future for Job<T> {
+    type Output = Result<T>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
+        let this = &mut *self;
+        if let Some(ready) = this.ready.take() {
+            this.finished = true;
+            return Poll::Ready(ready);
+        }
+        loop {
+            let Some(rx) = this.rx.as_mut() else {
+                return Poll::Ready(Err(Error::Internal { message: "job polled after it completed".into() }));
+            };
+            match Pin::new(rx).poll(cx) {
+                Poll::Ready(Ok(outcome)) => {
+                    this.finished = true;
+                    this.rx = None;
+                    this.timer = None;
+                    return Poll::Ready(outcome.and_then(T::from_output));
+                }
+                Poll::Ready(Err(_)) => {
+                    this.finished = true;
+                    this.rx = None;
+                    return Poll::Ready(Err(Error::Internal {
+                        message: "job was dropped without an outcome (bifrost bug: please report)".into(),
+                    }));
+                }
+                Poll::Pending => {}
+            }
+            // If the expiry timer fired, the outcome is now in the channel
+            // (or a worker owns the job): poll the channel once more.
+            if this.poll_expiry(cx) {
+                continue;
+            }
+            return Poll::Pending;
+        }
+    }
+}
+
+impl<T: JobOutput> Drop for Job<T> {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        if let (Some(inner), Some(pool)) = (&self.inner, &self.pool) {
+            if inner.state() != DONE {
+                cancel_job(pool, inner);
+            }
+        }
+    }
+}

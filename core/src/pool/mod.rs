@@ -1,0 +1,304 @@
+//! Provider pools: one bounded queue plus `concurrency` worker tasks per
+//! provider, sharing nothing mutable with any other pool.
+//!
+//! - `queue`: the bounded MPMC queue with live-slot accounting.
+//! - `job`: the job state machine and the [`Job`] handle.
+//! - `worker`: the worker loop (deadlines, cancellation, retries, panics).
+//!
+//! This file holds the submit path (queue policies of DESIGN §3) and the
+//! shutdown path. The one place that counts a job's outcome is
+//! [`PoolShared::finish`]; every path that ends a job goes through it, after
+//! winning the job's transition to `DONE`.
+
+pub(crate) mod job;
+pub(crate) mod queue;
+pub(crate) mod worker;
+
+use std::pin::pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{KeyConfig, NetworkConfig, ProviderConfig, ProviderKind, QueuePolicy};
+use crate::error::{DropReason, Error, Result, TimeoutPhase};
+use crate::providers::ProviderImpl;
+use crate::stats::{
+    CircuitStats, JobStats, KeyCounters, KeyStats, LatencyStats, Outcome, PoolCounters, ProviderStats, QueueStats,
+    WorkerStats,
+};
+
+pub use job::{Job, JobOutput};
+pub(crate) use job::{JobInner, Output, Work};
+use queue::{JobQueue, Push};
+
+/// Everything one provider pool's workers, submitters and handles share.
+pub(crate) struct PoolShared {
+    pub name: String,
+    pub policy: QueuePolicy,
+    pub wait_timeout: Duration,
+    pub concurrency: usize,
+    pub queue: JobQueue,
+    pub counters: PoolCounters,
+    pub provider: ProviderImpl,
+    pub keys: Vec<KeyConfig>,
+    pub key_counters: Vec<KeyCounters>,
+    pub network: NetworkConfig,
+    /// Cancelled at a shutdown's deadline: running jobs end SHUTDOWN.
+    pub abort: CancellationToken,
+    pub workers_alive: AtomicUsize,
+    /// Signalled when the last worker exits.
+    pub workers_gone: Notify,
+}
+
+impl PoolShared {
+    /// Builds the pool and spawns its workers on the shared runtime.
+    pub fn start(name: &str, kind: ProviderKind, cfg: &ProviderConfig) -> Result<Arc<PoolShared>> {
+        let provider = ProviderImpl::new(name, kind, cfg)?;
+        let handle = crate::runtime::handle()?;
+        let concurrency = cfg.concurrency_and_buffer_size.concurrency;
+        let pool = Arc::new(PoolShared {
+            name: name.to_string(),
+            policy: cfg.queue.policy,
+            wait_timeout: Duration::from_millis(cfg.queue.wait_timeout_ms),
+            concurrency,
+            queue: JobQueue::new(cfg.concurrency_and_buffer_size.buffer_size),
+            counters: PoolCounters::new(),
+            provider,
+            key_counters: (0..cfg.keys.len())
+                .map(|i| KeyCounters {
+                    id: format!("{name}#{i}"),
+                    requests: AtomicU64::new(0),
+                    errors: AtomicU64::new(0),
+                })
+                .collect(),
+            keys: cfg.keys.clone(),
+            network: cfg.network_config.clone(),
+            abort: CancellationToken::new(),
+            workers_alive: AtomicUsize::new(concurrency),
+            workers_gone: Notify::new(),
+        });
+        for _ in 0..concurrency {
+            handle.spawn(worker::run(pool.clone()));
+        }
+        Ok(pool)
+    }
+
+    /// Counts `outcome` and hands it to the job's handle. The caller must
+    /// have won the job's transition to `DONE`.
+    pub fn finish(&self, job: &JobInner, outcome: Result<Output>, bucket: Outcome) {
+        if matches!(outcome, Err(Error::Shutdown { .. })) {
+            self.counters.aborted.fetch_add(1, Ordering::Relaxed);
+        }
+        self.counters.record(bucket);
+        job.deliver(outcome);
+    }
+
+    /// Submits `work`, applying the queue policy when the queue is full.
+    /// `wait` allows the `block` policy to wait; without it a full queue
+    /// is QUEUE_FULL whatever the policy says (for `try_submit`).
+    pub async fn submit<T: JobOutput>(
+        self: &Arc<Self>,
+        id: u64,
+        work: Work,
+        model: String,
+        timeout_ms: Option<u64>,
+        wait: bool,
+    ) -> Result<Job<T>> {
+        let submitted_at = Instant::now();
+        let block = wait && self.policy == QueuePolicy::Block;
+        if !block {
+            return self.push_once(id, work, model, submitted_at, timeout_ms);
+        }
+        let (inner, rx) = JobInner::new(id, work, model, submitted_at, timeout_ms);
+        let wait_limit = submitted_at + self.wait_timeout;
+        let limit = match inner.deadline {
+            Some(d) if d < wait_limit => d,
+            _ => wait_limit,
+        };
+        let mut sleep = None;
+        loop {
+            let mut space = pin!(self.queue.space.notified());
+            space.as_mut().enable();
+            match self.queue.push(&inner, false) {
+                Push::Queued | Push::Evicted(_) => {
+                    self.counters.submitted.fetch_add(1, Ordering::Relaxed);
+                    return Ok(Job::pending(inner, self.clone(), rx));
+                }
+                Push::Closed => return Err(Error::Shutdown { provider: Some(self.name.clone()) }),
+                Push::Full => {}
+            }
+            if Instant::now() >= limit {
+                self.counters.submitted.fetch_add(1, Ordering::Relaxed);
+                self.counters.record(Outcome::TimedOut);
+                return Err(self.expiry_error(&inner, limit));
+            }
+            let sleep = match &mut sleep {
+                Some(s) => s,
+                None => {
+                    let handle = crate::runtime::handle()?;
+                    let _g = handle.enter();
+                    sleep.insert(Box::pin(tokio::time::sleep_until(limit.into())))
+                }
+            };
+            tokio::select! {
+                _ = space => {}
+                _ = sleep.as_mut() => {}
+            }
+        }
+    }
+
+    /// One push attempt; a full queue is resolved by the policy at once.
+    fn push_once<T: JobOutput>(
+        self: &Arc<Self>,
+        id: u64,
+        work: Work,
+        model: String,
+        submitted_at: Instant,
+        timeout_ms: Option<u64>,
+    ) -> Result<Job<T>> {
+        let (inner, rx) = JobInner::new(id, work, model, submitted_at, timeout_ms);
+        let evict = self.policy == QueuePolicy::DropOldest;
+        match self.queue.push(&inner, evict) {
+            Push::Queued => {
+                self.counters.submitted.fetch_add(1, Ordering::Relaxed);
+                Ok(Job::pending(inner, self.clone(), rx))
+            }
+            Push::Evicted(old) => {
+                self.counters.submitted.fetch_add(1, Ordering::Relaxed);
+                let err = Error::Dropped { provider: self.name.clone(), reason: DropReason::Evicted };
+                self.finish(&old, Err(err), Outcome::Dropped);
+                Ok(Job::pending(inner, self.clone(), rx))
+            }
+            Push::Closed => Err(Error::Shutdown { provider: Some(self.name.clone()) }),
+            Push::Full => {
+                self.counters.submitted.fetch_add(1, Ordering::Relaxed);
+                if self.policy == QueuePolicy::Drop {
+                    self.counters.record(Outcome::Dropped);
+                    let err = Error::Dropped { provider: self.name.clone(), reason: DropReason::QueueFull };
+                    Ok(Job::finished(id, Err(err)))
+                } else {
+                    self.counters.record(Outcome::Rejected);
+                    Err(Error::QueueFull {
+                        provider: self.name.clone(),
+                        buffer_size: self.queue.capacity,
+                        policy: self.policy.as_str(),
+                    })
+                }
+            }
+        }
+    }
+
+    /// The error for a job that stopped waiting at `at`: TIMEOUT if the
+    /// request deadline ran out, else QUEUE_TIMEOUT.
+    pub(crate) fn expiry_error(&self, job: &JobInner, at: Instant) -> Error {
+        match (job.deadline, job.timeout_ms) {
+            (Some(d), Some(t)) if d <= at => {
+                Error::Timeout { provider: self.name.clone(), phase: TimeoutPhase::Queued, timeout_ms: t }
+            }
+            _ => Error::QueueTimeout {
+                provider: self.name.clone(),
+                waited_ms: at.saturating_duration_since(job.enqueued_at).as_millis() as u64,
+                wait_timeout_ms: self.wait_timeout.as_millis() as u64,
+            },
+        }
+    }
+
+    /// Cancels a queued job (freeing its slot); false if it was not queued.
+    pub fn cancel_queued(&self, job: &JobInner) -> bool {
+        if !self.queue.remove(job) {
+            return false;
+        }
+        self.finish(job, Err(Error::Cancelled { provider: self.name.clone() }), Outcome::Cancelled);
+        true
+    }
+
+    /// Ends a queued job whose wait ran out; no-op if it left the queue.
+    pub fn expire_queued(&self, job: &JobInner) {
+        if self.queue.remove(job) {
+            let err = self.expiry_error(job, Instant::now());
+            self.finish(job, Err(err), Outcome::TimedOut);
+        }
+    }
+
+    /// True when a queued job has waited past its limit.
+    pub fn is_expired(&self, job: &JobInner, now: Instant) -> bool {
+        now >= job.queue_expiry(self.wait_timeout)
+    }
+
+    /// Stops accepting jobs; workers drain what is queued, then exit.
+    pub fn close(&self) {
+        self.queue.close();
+    }
+
+    /// Waits until every worker exited or `deadline` passed; true if they did.
+    pub async fn wait_workers(&self, deadline: Instant) -> bool {
+        let Ok(handle) = crate::runtime::handle() else { return false };
+        let mut sleep = {
+            let _g = handle.enter();
+            Box::pin(tokio::time::sleep_until(deadline.into()))
+        };
+        loop {
+            let mut gone = pin!(self.workers_gone.notified());
+            gone.as_mut().enable();
+            if self.workers_alive.load(Ordering::Acquire) == 0 {
+                return true;
+            }
+            tokio::select! {
+                _ = gone => {}
+                _ = sleep.as_mut() => return self.workers_alive.load(Ordering::Acquire) == 0,
+            }
+        }
+    }
+
+    /// Hard stop: running jobs end SHUTDOWN, queued ones too.
+    pub fn abort_now(&self) {
+        self.queue.close();
+        self.abort.cancel();
+        for job in self.queue.drain_all() {
+            self.finish(&job, Err(Error::Shutdown { provider: Some(self.name.clone()) }), Outcome::Failed);
+        }
+    }
+
+    /// A snapshot for `stats()`.
+    pub fn snapshot(&self) -> ProviderStats {
+        let c = &self.counters;
+        let running = c.running.load(Ordering::Relaxed);
+        let alive = self.workers_alive.load(Ordering::Relaxed) as u64;
+        let ld = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let depth = self.queue.depth() as u64;
+        ProviderStats {
+            workers: WorkerStats {
+                total: alive,
+                busy: running.min(alive),
+                idle: alive.saturating_sub(running),
+                min: self.concurrency as u64,
+                max: self.concurrency as u64,
+            },
+            queue: QueueStats { depth, capacity: self.queue.capacity as u64, policy: self.policy.as_str().to_string() },
+            jobs: JobStats {
+                submitted: ld(&c.submitted),
+                completed: ld(&c.completed),
+                failed: ld(&c.failed),
+                dropped: ld(&c.dropped),
+                rejected: ld(&c.rejected),
+                timed_out: ld(&c.timed_out),
+                cancelled: ld(&c.cancelled),
+                retries: ld(&c.retries),
+                panics: ld(&c.panics),
+                running,
+                queued: depth,
+            },
+            latency_us: LatencyStats { queue_wait: c.queue_wait.summary(), processing: c.processing.summary() },
+            throughput_per_s: c.throughput.per_second(),
+            circuit: CircuitStats { state: "disabled".into(), opened_total: 0 },
+            keys: self
+                .key_counters
+                .iter()
+                .map(|k| KeyStats { id: k.id.clone(), requests: ld(&k.requests), errors: ld(&k.errors) })
+                .collect(),
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! The embedded mock provider: in-process, no network, no keys.
+//!
+//! It answers `"echo: <last user message>"` in the OpenAI shape with usage
+//! counted in whitespace-separated words, after `latency_ms` plus up to
+//! `jitter_ms`, and injects failures (`failure_rate` → PROVIDER error with
+//! `failure_status`) and real panics (`panic_rate`) for testing the pool.
+//! Every knob can be overridden per request (`"mock": {...}`).
+//!
+//! Randomness is reproducible: with a provider `seed`, job N draws the same
+//! numbers on every run; with a request `seed`, the same request draws the
+//! same numbers whatever its job id. Without a seed it is random.
+
+use std::collections::VecDeque;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::config::MockConfig;
+use crate::error::{Error, Result};
+use crate::providers::{CallCtx, ChunkStream};
+use crate::types::{
+    AssistantMessage, Choice, Chunk, ChunkChoice, Delta, EmbedRequest, EmbedResponse, Embedding, ExtraFields, Request,
+    Response, Usage,
+};
+
+pub(crate) struct MockProvider {
+    name: String,
+    base: MockConfig,
+}
+
+/// The random draws of one call, taken up front so that a seed fixes them all.
+struct Draw {
+    latency: Duration,
+    fail: bool,
+    panic: bool,
+    cfg: MockConfig,
+}
+
+fn words(s: &str) -> u64 {
+    s.split_whitespace().count() as u64
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// SplitMix64: mixes a seed with job and attempt numbers.
+fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+impl MockProvider {
+    pub fn new(name: &str, base: MockConfig) -> Self {
+        MockProvider { name: name.to_string(), base }
+    }
+
+    fn draw(&self, over: Option<&MockConfig>, ctx: &CallCtx<'_>) -> Draw {
+        let cfg = match over {
+            Some(o) => self.base.overlay(o),
+            None => self.base.clone(),
+        };
+        let request_seed = over.and_then(|o| o.seed);
+        let mut rng = match (request_seed, self.base.seed) {
+            (Some(s), _) => fastrand::Rng::with_seed(mix(s ^ mix(ctx.attempt as u64))),
+            (None, Some(s)) => fastrand::Rng::with_seed(mix(s ^ mix(ctx.job_id ^ ((ctx.attempt as u64) << 48)))),
+            (None, None) => fastrand::Rng::new(),
+        };
+        let jitter = match cfg.jitter_ms.unwrap_or(0) {
+            0 => 0,
+            j => rng.u64(0..=j),
+        };
+        let latency = Duration::from_millis(cfg.latency_ms.unwrap_or(0) + jitter);
+        let panic_roll = rng.f64();
+        let fail_roll = rng.f64();
+        Draw {
+            latency,
+            panic: panic_roll < cfg.panic_rate.unwrap_or(0.0),
+            fail: fail_roll < cfg.failure_rate.unwrap_or(0.0),
+            cfg,
+        }
+    }
+
+    /// Waits the drawn latency, then panics or fails if the draw says so.
+    async fn behave(&self, d: &Draw) -> Result<()> {
+        if !d.latency.is_zero() {
+            tokio::time::sleep(d.latency).await;
+        }
+        if d.panic {
+            panic!("mock provider '{}' injected a panic (panic_rate={})", self.name, d.cfg.panic_rate.unwrap_or(0.0));
+        }
+        if d.fail {
+            let status = d.cfg.failure_status.unwrap_or(500);
+            return Err(Error::Provider {
+                provider: self.name.clone(),
+                status,
+                message: format!("mock failure (failure_rate={})", d.cfg.failure_rate.unwrap_or(0.0)),
+                body: format!(
+                    "{{\"error\":{{\"message\":\"mock failure\",\"type\":\"mock_error\",\"code\":{status}}}}}"
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    fn reply(req: &Request) -> (String, Usage) {
+        let content = format!("echo: {}", req.last_user_text());
+        let prompt: u64 = req.messages.iter().map(|m| words(&m.content.text())).sum();
+        let completion = words(&content);
+        (content, Usage { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion })
+    }
+
+    pub async fn chat(&self, req: &Request, ctx: &CallCtx<'_>) -> Result<Response> {
+        let d = self.draw(req.mock.as_ref(), ctx);
+        self.behave(&d).await?;
+        let (content, usage) = Self::reply(req);
+        Ok(Response {
+            id: format!("chatcmpl-mock-{}", ctx.job_id),
+            object: "chat.completion".into(),
+            created: unix_now(),
+            model: ctx.model.to_string(),
+            choices: vec![Choice {
+                index: 0,
+                message: AssistantMessage { role: "assistant".into(), content: Some(content), tool_calls: None },
+                finish_reason: Some("stop".into()),
+            }],
+            usage,
+            extra_fields: ExtraFields::default(),
+        })
+    }
+
+    /// Waits the latency (time to first byte), then returns every chunk.
+    pub async fn stream(&self, req: &Request, ctx: &CallCtx<'_>) -> Result<ChunkStream> {
+        let d = self.draw(req.mock.as_ref(), ctx);
+        self.behave(&d).await?;
+        let (content, usage) = Self::reply(req);
+        let n = d.cfg.stream_chunks.unwrap_or(4).max(1) as usize;
+        let chars: Vec<char> = content.chars().collect();
+        let per = chars.len().div_ceil(n).max(1);
+        let id = format!("chatcmpl-mock-{}", ctx.job_id);
+        let created = unix_now();
+        let mut chunks = VecDeque::with_capacity(n + 1);
+        let pieces: Vec<String> = chars.chunks(per).map(|c| c.iter().collect()).collect();
+        let mk = |delta: Delta, finish: Option<String>, usage: Option<Usage>| Chunk {
+            id: id.clone(),
+            object: "chat.completion.chunk".into(),
+            created,
+            model: ctx.model.to_string(),
+            choices: vec![ChunkChoice { index: 0, delta, finish_reason: finish }],
+            usage,
+        };
+        for (i, piece) in pieces.into_iter().enumerate() {
+            let role = (i == 0).then(|| "assistant".to_string());
+            chunks.push_back(Ok(mk(Delta { role, content: Some(piece) }, None, None)));
+        }
+        chunks.push_back(Ok(mk(Delta::default(), Some("stop".into()), Some(usage))));
+        Ok(ChunkStream::ready(chunks))
+    }
+
+    /// Deterministic unit vectors derived from each input's text.
+    pub async fn embed(&self, req: &EmbedRequest, ctx: &CallCtx<'_>) -> Result<EmbedResponse> {
+        let d = self.draw(req.mock.as_ref(), ctx);
+        self.behave(&d).await?;
+        let dims = match req.params.get("dimensions") {
+            None => 16,
+            Some(v) => match v.as_u64() {
+                Some(n @ 1..=4096) => n as usize,
+                _ => return Err(Error::invalid(format!("params.dimensions must be an integer 1..=4096, got {v}"))),
+            },
+        };
+        let mut data = Vec::new();
+        let mut tokens = 0;
+        for (i, text) in req.input.texts().into_iter().enumerate() {
+            tokens += words(text);
+            let seed = text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+            let mut rng = fastrand::Rng::with_seed(seed);
+            let mut v: Vec<f32> = (0..dims).map(|_| rng.f32() * 2.0 - 1.0).collect();
+            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(f32::EPSILON);
+            v.iter_mut().for_each(|x| *x /= norm);
+            data.push(Embedding { object: "embedding".into(), index: i as u32, embedding: v });
+        }
+        Ok(EmbedResponse {
+            object: "list".into(),
+            data,
+            model: ctx.model.to_string(),
+            usage: Usage { prompt_tokens: tokens, completion_tokens: 0, total_tokens: tokens },
+            extra_fields: ExtraFields::default(),
+        })
+    }
+}

@@ -1,0 +1,508 @@
+//! Live statistics: lock-free counters, latency histograms, a throughput
+//! window, and the serializable snapshot of DESIGN §8.
+//!
+//! Writers (submitters, workers) only touch atomics, so recording never
+//! blocks a job. Readers build a [`Stats`] snapshot; fields are read one by
+//! one, so a snapshot taken while jobs move may be off by the jobs in flight,
+//! but once a pool is idle the accounting invariant holds exactly:
+//! `submitted = queued + running + completed + failed + dropped + rejected + timed_out + cancelled`.
+//!
+//! Histograms are log-linear (16 sub-buckets per power of two): quantiles
+//! are exact below 16 µs and within 1/16 (6.25 %) above; `max` is exact.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+const SUB_BITS: u32 = 4;
+const SUB: usize = 1 << SUB_BITS;
+const BUCKETS: usize = (64 - SUB_BITS as usize + 1) * SUB;
+
+/// A lock-free log-linear histogram of microsecond values.
+pub(crate) struct Histogram {
+    buckets: Box<[AtomicU64]>,
+    count: AtomicU64,
+    sum: AtomicU64,
+    max: AtomicU64,
+}
+
+fn bucket_of(v: u64) -> usize {
+    if v < SUB as u64 {
+        return v as usize;
+    }
+    let e = 63 - v.leading_zeros(); // >= SUB_BITS
+    let sub = ((v >> (e - SUB_BITS)) as usize) & (SUB - 1);
+    (e - SUB_BITS + 1) as usize * SUB + sub
+}
+
+/// Largest value that falls in bucket `i`.
+fn bucket_upper(i: usize) -> u64 {
+    if i < SUB {
+        return i as u64;
+    }
+    let e = (i / SUB) as u32 + SUB_BITS - 1;
+    let sub = (i % SUB) as u64;
+    let low = (1u64 << e) | (sub << (e - SUB_BITS));
+    low.saturating_add((1u64 << (e - SUB_BITS)) - 1)
+}
+
+impl Histogram {
+    pub fn new() -> Self {
+        Histogram {
+            buckets: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
+            count: AtomicU64::new(0),
+            sum: AtomicU64::new(0),
+            max: AtomicU64::new(0),
+        }
+    }
+
+    pub fn record(&self, d: Duration) {
+        let us = d.as_micros().min(u64::MAX as u128) as u64;
+        self.buckets[bucket_of(us)].fetch_add(1, Relaxed);
+        self.count.fetch_add(1, Relaxed);
+        self.sum.fetch_add(us, Relaxed);
+        self.max.fetch_max(us, Relaxed);
+    }
+
+    fn counts(&self) -> Vec<u64> {
+        self.buckets.iter().map(|b| b.load(Relaxed)).collect()
+    }
+
+    pub fn summary(&self) -> Quantiles {
+        let counts = self.counts();
+        let total: u64 = counts.iter().sum();
+        let max = self.max.load(Relaxed);
+        let q = |p: f64| -> u64 {
+            if total == 0 {
+                return 0;
+            }
+            let rank = ((p * total as f64).ceil() as u64).clamp(1, total);
+            let mut seen = 0;
+            for (i, c) in counts.iter().enumerate() {
+                seen += c;
+                if seen >= rank {
+                    return bucket_upper(i).min(max);
+                }
+            }
+            max
+        };
+        Quantiles { p50: q(0.50), p90: q(0.90), p99: q(0.99), max }
+    }
+
+    /// Cumulative counts at each `le` bound (µs), plus count and sum, for
+    /// Prometheus. A bucket is counted under the first bound its upper edge
+    /// fits, so counts are exact at powers of two and conservative elsewhere.
+    fn cumulative(&self, bounds_us: &[u64]) -> (Vec<u64>, u64, u64) {
+        let counts = self.counts();
+        let mut out = vec![0u64; bounds_us.len()];
+        for (i, c) in counts.iter().enumerate() {
+            if *c == 0 {
+                continue;
+            }
+            let up = bucket_upper(i);
+            for (j, b) in bounds_us.iter().enumerate() {
+                if up <= *b {
+                    out[j] += c;
+                }
+            }
+        }
+        let total: u64 = counts.iter().sum();
+        (out, total, self.sum.load(Relaxed))
+    }
+}
+
+/// Counts of completions per second over a sliding window.
+pub(crate) struct Throughput {
+    started: Instant,
+    slots: [(AtomicU64, AtomicU64); 16],
+}
+
+const WINDOW_S: u64 = 10;
+
+impl Throughput {
+    pub fn new() -> Self {
+        Throughput {
+            started: Instant::now(),
+            slots: std::array::from_fn(|_| (AtomicU64::new(u64::MAX), AtomicU64::new(0))),
+        }
+    }
+
+    pub fn record(&self, now: Instant) {
+        let sec = now.saturating_duration_since(self.started).as_secs();
+        let (stamp, count) = &self.slots[(sec % 16) as usize];
+        let old = stamp.load(Relaxed);
+        if old != sec && stamp.compare_exchange(old, sec, Relaxed, Relaxed).is_ok() {
+            count.store(0, Relaxed);
+        }
+        count.fetch_add(1, Relaxed);
+    }
+
+    /// Completions per second over the last 10 s (or the pool's life if shorter).
+    pub fn per_second(&self) -> f64 {
+        let elapsed = self.started.elapsed();
+        let now = elapsed.as_secs();
+        let mut n = 0u64;
+        for (stamp, count) in &self.slots {
+            let s = stamp.load(Relaxed);
+            if s != u64::MAX && s <= now && now - s < WINDOW_S {
+                n += count.load(Relaxed);
+            }
+        }
+        // Slots cover the seconds now-9..=now; the current one is partial.
+        let frac = elapsed.as_secs_f64() - now as f64;
+        let span = now.min(WINDOW_S - 1) as f64 + frac;
+        if span < 0.001 {
+            0.0
+        } else {
+            n as f64 / span
+        }
+    }
+}
+
+/// How a job ended, for counting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Completed,
+    Failed,
+    Dropped,
+    Rejected,
+    TimedOut,
+    Cancelled,
+}
+
+/// Per-pool atomic counters.
+pub(crate) struct PoolCounters {
+    pub submitted: AtomicU64,
+    pub completed: AtomicU64,
+    pub failed: AtomicU64,
+    pub dropped: AtomicU64,
+    pub rejected: AtomicU64,
+    pub timed_out: AtomicU64,
+    pub cancelled: AtomicU64,
+    pub retries: AtomicU64,
+    pub panics: AtomicU64,
+    /// Jobs a worker is processing now.
+    pub running: AtomicU64,
+    /// Jobs that ended with SHUTDOWN.
+    pub aborted: AtomicU64,
+    pub queue_wait: Histogram,
+    pub processing: Histogram,
+    pub throughput: Throughput,
+}
+
+impl PoolCounters {
+    pub fn new() -> Self {
+        PoolCounters {
+            submitted: AtomicU64::new(0),
+            completed: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            timed_out: AtomicU64::new(0),
+            cancelled: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
+            panics: AtomicU64::new(0),
+            running: AtomicU64::new(0),
+            aborted: AtomicU64::new(0),
+            queue_wait: Histogram::new(),
+            processing: Histogram::new(),
+            throughput: Throughput::new(),
+        }
+    }
+
+    pub fn record(&self, outcome: Outcome) {
+        let c = match outcome {
+            Outcome::Completed => &self.completed,
+            Outcome::Failed => &self.failed,
+            Outcome::Dropped => &self.dropped,
+            Outcome::Rejected => &self.rejected,
+            Outcome::TimedOut => &self.timed_out,
+            Outcome::Cancelled => &self.cancelled,
+        };
+        c.fetch_add(1, Relaxed);
+    }
+}
+
+/// Per-key request and error counters.
+pub(crate) struct KeyCounters {
+    pub id: String,
+    pub requests: AtomicU64,
+    pub errors: AtomicU64,
+}
+
+/// p50/p90/p99/max of a latency, µs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quantiles {
+    pub p50: u64,
+    pub p90: u64,
+    pub p99: u64,
+    pub max: u64,
+}
+
+/// Worker counts of a pool.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerStats {
+    pub total: u64,
+    pub busy: u64,
+    pub idle: u64,
+    pub min: u64,
+    pub max: u64,
+}
+
+/// Queue occupancy and policy.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueStats {
+    pub depth: u64,
+    pub capacity: u64,
+    pub policy: String,
+}
+
+/// Job counters; see the module doc for the invariant they satisfy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobStats {
+    pub submitted: u64,
+    pub completed: u64,
+    pub failed: u64,
+    pub dropped: u64,
+    pub rejected: u64,
+    pub timed_out: u64,
+    pub cancelled: u64,
+    pub retries: u64,
+    pub panics: u64,
+    pub running: u64,
+    pub queued: u64,
+}
+
+impl JobStats {
+    /// True when `submitted` equals the sum of every state and outcome.
+    pub fn invariant_holds(&self) -> bool {
+        self.submitted
+            == self.queued
+                + self.running
+                + self.completed
+                + self.failed
+                + self.dropped
+                + self.rejected
+                + self.timed_out
+                + self.cancelled
+    }
+}
+
+/// Queue-wait and processing latency summaries, µs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LatencyStats {
+    pub queue_wait: Quantiles,
+    pub processing: Quantiles,
+}
+
+/// Circuit breaker state (`disabled` until breakers exist for the pool).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CircuitStats {
+    pub state: String,
+    pub opened_total: u64,
+}
+
+/// Counters of one key, by its non-secret id.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyStats {
+    pub id: String,
+    pub requests: u64,
+    pub errors: u64,
+}
+
+/// Everything about one provider pool.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProviderStats {
+    pub workers: WorkerStats,
+    pub queue: QueueStats,
+    pub jobs: JobStats,
+    pub latency_us: LatencyStats,
+    pub throughput_per_s: f64,
+    pub circuit: CircuitStats,
+    pub keys: Vec<KeyStats>,
+}
+
+/// Counters of one object pool.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ObjectPoolStats {
+    pub requests: u64,
+    pub hits: u64,
+    pub misses: u64,
+    pub returns: u64,
+    pub idle: u64,
+    pub hit_ratio: f64,
+}
+
+/// The shared runtime.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuntimeStats {
+    pub worker_threads: u64,
+}
+
+/// A snapshot of the whole gateway (DESIGN §8).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    pub providers: BTreeMap<String, ProviderStats>,
+    pub object_pools: BTreeMap<String, ObjectPoolStats>,
+    pub runtime: RuntimeStats,
+}
+
+const LE_US: [u64; 14] =
+    [100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 1_000_000, 5_000_000, 30_000_000];
+
+fn esc(label: &str) -> String {
+    label.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+/// Renders a snapshot plus the pools' histograms as Prometheus text.
+pub(crate) fn render_prometheus(stats: &Stats, histograms: &[(&str, &Histogram, &Histogram)]) -> String {
+    let mut o = String::with_capacity(4096);
+    let family = |o: &mut String, name: &str, kind: &str, help: &str| {
+        let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    };
+    family(&mut o, "bifrost_jobs_submitted_total", "counter", "Jobs submitted to a provider pool.");
+    for (p, s) in &stats.providers {
+        let _ = writeln!(o, "bifrost_jobs_submitted_total{{provider=\"{}\"}} {}", esc(p), s.jobs.submitted);
+    }
+    family(&mut o, "bifrost_jobs_total", "counter", "Jobs by final outcome.");
+    for (p, s) in &stats.providers {
+        let j = &s.jobs;
+        for (outcome, v) in [
+            ("completed", j.completed),
+            ("failed", j.failed),
+            ("dropped", j.dropped),
+            ("rejected", j.rejected),
+            ("timed_out", j.timed_out),
+            ("cancelled", j.cancelled),
+        ] {
+            let _ = writeln!(o, "bifrost_jobs_total{{provider=\"{}\",outcome=\"{outcome}\"}} {v}", esc(p));
+        }
+    }
+    family(&mut o, "bifrost_jobs_in_flight", "gauge", "Jobs queued or running now.");
+    for (p, s) in &stats.providers {
+        let _ = writeln!(o, "bifrost_jobs_in_flight{{provider=\"{}\",state=\"queued\"}} {}", esc(p), s.jobs.queued);
+        let _ = writeln!(o, "bifrost_jobs_in_flight{{provider=\"{}\",state=\"running\"}} {}", esc(p), s.jobs.running);
+    }
+    family(&mut o, "bifrost_retries_total", "counter", "Provider call retries.");
+    for (p, s) in &stats.providers {
+        let _ = writeln!(o, "bifrost_retries_total{{provider=\"{}\"}} {}", esc(p), s.jobs.retries);
+    }
+    family(&mut o, "bifrost_panics_total", "counter", "Panics caught inside provider calls.");
+    for (p, s) in &stats.providers {
+        let _ = writeln!(o, "bifrost_panics_total{{provider=\"{}\"}} {}", esc(p), s.jobs.panics);
+    }
+    family(&mut o, "bifrost_queue_depth", "gauge", "Jobs waiting in the queue.");
+    for (p, s) in &stats.providers {
+        let _ = writeln!(o, "bifrost_queue_depth{{provider=\"{}\"}} {}", esc(p), s.queue.depth);
+    }
+    family(&mut o, "bifrost_queue_capacity", "gauge", "Queue capacity (buffer_size).");
+    for (p, s) in &stats.providers {
+        let _ = writeln!(
+            o,
+            "bifrost_queue_capacity{{provider=\"{}\",policy=\"{}\"}} {}",
+            esc(p),
+            s.queue.policy,
+            s.queue.capacity
+        );
+    }
+    family(&mut o, "bifrost_workers", "gauge", "Worker tasks by state.");
+    for (p, s) in &stats.providers {
+        let _ = writeln!(o, "bifrost_workers{{provider=\"{}\",state=\"busy\"}} {}", esc(p), s.workers.busy);
+        let _ = writeln!(o, "bifrost_workers{{provider=\"{}\",state=\"idle\"}} {}", esc(p), s.workers.idle);
+    }
+    family(&mut o, "bifrost_throughput_per_second", "gauge", "Jobs finished per second over the last 10 s.");
+    for (p, s) in &stats.providers {
+        let _ = writeln!(o, "bifrost_throughput_per_second{{provider=\"{}\"}} {:.3}", esc(p), s.throughput_per_s);
+    }
+    family(&mut o, "bifrost_key_requests_total", "counter", "Provider calls per key.");
+    for (p, s) in &stats.providers {
+        for k in &s.keys {
+            let _ = writeln!(
+                o,
+                "bifrost_key_requests_total{{provider=\"{}\",key=\"{}\"}} {}",
+                esc(p),
+                esc(&k.id),
+                k.requests
+            );
+        }
+    }
+    family(&mut o, "bifrost_key_errors_total", "counter", "Failed provider calls per key.");
+    for (p, s) in &stats.providers {
+        for k in &s.keys {
+            let _ =
+                writeln!(o, "bifrost_key_errors_total{{provider=\"{}\",key=\"{}\"}} {}", esc(p), esc(&k.id), k.errors);
+        }
+    }
+    for (metric, help, pick) in [
+        ("bifrost_queue_wait_seconds", "Time jobs waited in the queue.", 0usize),
+        ("bifrost_processing_seconds", "Time workers spent on jobs.", 1usize),
+    ] {
+        family(&mut o, metric, "histogram", help);
+        for (p, qw, pr) in histograms {
+            let h = if pick == 0 { qw } else { pr };
+            let (cum, count, sum) = h.cumulative(&LE_US);
+            for (b, c) in LE_US.iter().zip(cum) {
+                let _ = writeln!(o, "{metric}_bucket{{provider=\"{}\",le=\"{}\"}} {c}", esc(p), *b as f64 / 1e6);
+            }
+            let _ = writeln!(o, "{metric}_bucket{{provider=\"{}\",le=\"+Inf\"}} {count}", esc(p));
+            let _ = writeln!(o, "{metric}_sum{{provider=\"{}\"}} {}", esc(p), sum as f64 / 1e6);
+            let _ = writeln!(o, "{metric}_count{{provider=\"{}\"}} {count}", esc(p));
+        }
+    }
+    for (metric, help) in [
+        ("bifrost_object_pool_requests_total", "Buffers asked of an object pool."),
+        ("bifrost_object_pool_hits_total", "Requests served from the free list."),
+        ("bifrost_object_pool_misses_total", "Requests that allocated."),
+        ("bifrost_object_pool_returns_total", "Buffers given back and kept."),
+        ("bifrost_object_pool_idle", "Buffers on the free list now."),
+    ] {
+        let kind = if metric.ends_with("_total") { "counter" } else { "gauge" };
+        family(&mut o, metric, kind, help);
+        for (name, s) in &stats.object_pools {
+            let v = match metric {
+                "bifrost_object_pool_requests_total" => s.requests,
+                "bifrost_object_pool_hits_total" => s.hits,
+                "bifrost_object_pool_misses_total" => s.misses,
+                "bifrost_object_pool_returns_total" => s.returns,
+                _ => s.idle,
+            };
+            let _ = writeln!(o, "{metric}{{pool=\"{}\"}} {v}", esc(name));
+        }
+    }
+    family(&mut o, "bifrost_runtime_worker_threads", "gauge", "Threads of the shared runtime.");
+    let _ = writeln!(o, "bifrost_runtime_worker_threads {}", stats.runtime.worker_threads);
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_are_monotonic_and_tight() {
+        let mut last = 0;
+        for v in (0..100_000u64).chain([1 << 40, u64::MAX / 2, u64::MAX]) {
+            let b = bucket_of(v);
+            assert!(b >= last || v >= 1 << 40, "bucket order at {v}");
+            last = b;
+            let up = bucket_upper(b);
+            assert!(up >= v, "upper {up} < value {v}");
+            assert!(up - v <= v / 16 + 1, "bucket too wide at {v}: {up}");
+        }
+    }
+
+    #[test]
+    fn quantiles_of_known_distribution() {
+        let h = Histogram::new();
+        for us in 1..=1000u64 {
+            h.record(Duration::from_micros(us));
+        }
+        let q = h.summary();
+        assert_eq!(q.max, 1000);
+        assert!((470..=532).contains(&q.p50), "p50 {}", q.p50);
+        assert!((980..=1000).contains(&q.p99), "p99 {}", q.p99);
+    }
+}

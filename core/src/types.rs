@@ -1,0 +1,357 @@
+//! Requests and responses: the OpenAI chat shape plus bifrost's routing fields
+//! (DESIGN §5).
+//!
+//! These types serialize to exactly the JSON the bindings hand their users,
+//! so Python, Node and C see the same keys as Rust. `Request::validate`
+//! catches malformed requests before they reach a queue, with messages that
+//! say what to fix.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::config::MockConfig;
+use crate::error::{Error, Result};
+
+/// A chat request (`{"model": "provider/model", "messages": [...], ...}`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Request {
+    /// `"<provider>/<model>"`.
+    pub model: String,
+    /// The conversation, oldest first.
+    pub messages: Vec<Message>,
+    /// OpenAI request parameters (`temperature`, `max_tokens`, `tools`, …).
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub params: Map<String, Value>,
+    /// `"provider/model"` targets tried in order when the primary fails.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fallbacks: Vec<String>,
+    /// One end-to-end deadline in ms: queue wait, every attempt and backoff.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// Per-request overrides for the mock provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mock: Option<MockConfig>,
+}
+
+/// One chat message.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    /// `system`, `developer`, `user`, `assistant` or `tool`.
+    pub role: String,
+    /// Text, or a list of content parts (`[{"type": "text", "text": ...}]`).
+    #[serde(default)]
+    pub content: Content,
+    /// Optional participant name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Tool calls requested by an assistant message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<Value>,
+    /// The call a `tool` message answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
+}
+
+impl Message {
+    /// A message with plain-text content.
+    pub fn new(role: impl Into<String>, text: impl Into<String>) -> Self {
+        Message { role: role.into(), content: Content::Text(text.into()), ..Default::default() }
+    }
+}
+
+/// Message content: a string, or OpenAI content parts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Content {
+    Text(String),
+    Parts(Vec<Value>),
+    Null,
+}
+
+impl Default for Content {
+    fn default() -> Self {
+        Content::Null
+    }
+}
+
+impl Content {
+    /// The text of the content: the string, or the `text` parts joined.
+    pub fn text(&self) -> String {
+        match self {
+            Content::Text(s) => s.clone(),
+            Content::Parts(parts) => {
+                let texts: Vec<&str> = parts
+                    .iter()
+                    .filter(|p| p.get("type").and_then(Value::as_str) == Some("text"))
+                    .filter_map(|p| p.get("text").and_then(Value::as_str))
+                    .collect();
+                texts.join(" ")
+            }
+            Content::Null => String::new(),
+        }
+    }
+}
+
+const ROLES: [&str; 5] = ["system", "developer", "user", "assistant", "tool"];
+
+/// Splits `"provider/model"`; the model part may itself contain `/`.
+pub(crate) fn split_model(model: &str) -> Result<(&str, &str)> {
+    match model.split_once('/') {
+        Some((p, m)) if !p.is_empty() && !m.is_empty() => Ok((p, m)),
+        _ => Err(Error::invalid(format!(
+            "model must be \"<provider>/<model>\" (for example \"openai/gpt-4o-mini\"), got {model:?}"
+        ))),
+    }
+}
+
+pub(crate) fn check_timeout(timeout_ms: Option<u64>) -> Result<()> {
+    if let Some(t) = timeout_ms {
+        if t == 0 || t > 3_600_000 {
+            return Err(Error::invalid(format!("timeout_ms must be 1..=3600000, got {t}")));
+        }
+    }
+    Ok(())
+}
+
+impl Request {
+    /// A request for `model` with one user message.
+    pub fn new(model: impl Into<String>, user_text: impl Into<String>) -> Self {
+        Request { model: model.into(), messages: vec![Message::new("user", user_text)], ..Default::default() }
+    }
+
+    /// Parses the §5 JSON, with the failing key's path in the message.
+    pub fn from_json(text: &str) -> Result<Request> {
+        let mut de = serde_json::Deserializer::from_str(text);
+        serde_path_to_error::deserialize(&mut de).map_err(request_error)
+    }
+
+    /// Like [`Request::from_json`] from a parsed value.
+    pub fn from_value(v: Value) -> Result<Request> {
+        serde_path_to_error::deserialize(v).map_err(request_error)
+    }
+
+    /// Checks the request's shape; the message says what to fix.
+    pub fn validate(&self) -> Result<()> {
+        split_model(&self.model)?;
+        if self.messages.is_empty() {
+            return Err(Error::invalid("messages must contain at least one message"));
+        }
+        for (i, m) in self.messages.iter().enumerate() {
+            if !ROLES.contains(&m.role.as_str()) {
+                return Err(Error::invalid(format!(
+                    "messages[{i}].role must be one of system, developer, user, assistant, tool; got {:?}",
+                    m.role
+                )));
+            }
+        }
+        for (i, f) in self.fallbacks.iter().enumerate() {
+            split_model(f)
+                .map_err(|_| Error::invalid(format!("fallbacks[{i}] must be \"<provider>/<model>\", got {f:?}")))?;
+        }
+        check_timeout(self.timeout_ms)?;
+        if let Some(m) = &self.mock {
+            m.validate("mock").map_err(|e| match e {
+                Error::Config { path, message } => Error::invalid(format!("{path} {message}")),
+                other => other,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Text of the last `user` message (what the mock provider echoes).
+    pub fn last_user_text(&self) -> String {
+        self.messages.iter().rev().find(|m| m.role == "user").map(|m| m.content.text()).unwrap_or_default()
+    }
+}
+
+pub(crate) fn request_error(e: serde_path_to_error::Error<serde_json::Error>) -> Error {
+    let path = e.path().to_string();
+    let inner = e.into_inner().to_string();
+    let inner = match inner.find(" at line ") {
+        Some(i) => inner[..i].to_string(),
+        None => inner,
+    };
+    if path == "." || path.is_empty() {
+        Error::invalid(inner)
+    } else {
+        Error::invalid(format!("{path}: {inner}"))
+    }
+}
+
+/// Token counts of one call.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub total_tokens: u64,
+}
+
+/// Where and how a response was produced (bifrost's additions to the shape).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExtraFields {
+    /// Provider name that served the request.
+    pub provider: String,
+    /// Model name without the provider prefix.
+    pub model: String,
+    /// Submit-to-outcome latency, ms.
+    pub latency_ms: u64,
+    /// Time the job waited in the queue, µs.
+    pub queue_wait_us: u64,
+    /// Attempts made (1 + retries).
+    pub attempts: u32,
+    /// 0 for the primary, i + 1 for `fallbacks[i]`.
+    pub fallback_index: u32,
+    /// Stable non-secret id of the key used (`openai#0`), if any.
+    pub key_id: Option<String>,
+}
+
+/// The assistant message of a choice.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AssistantMessage {
+    pub role: String,
+    pub content: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<Value>,
+}
+
+/// One completion choice.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Choice {
+    pub index: u32,
+    pub message: AssistantMessage,
+    pub finish_reason: Option<String>,
+}
+
+/// An OpenAI `chat.completion` object plus `extra_fields`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Response {
+    pub id: String,
+    pub object: String,
+    pub created: u64,
+    pub model: String,
+    pub choices: Vec<Choice>,
+    pub usage: Usage,
+    pub extra_fields: ExtraFields,
+}
+
+impl Response {
+    /// Content of the first choice, if any.
+    pub fn text(&self) -> Option<&str> {
+        self.choices.first().and_then(|c| c.message.content.as_deref())
+    }
+}
+
+/// The incremental message of a streamed choice.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Delta {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+}
+
+/// One streamed choice.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChunkChoice {
+    pub index: u32,
+    pub delta: Delta,
+    pub finish_reason: Option<String>,
+}
+
+/// An OpenAI `chat.completion.chunk` object.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Chunk {
+    pub id: String,
+    pub object: String,
+    pub created: u64,
+    pub model: String,
+    pub choices: Vec<ChunkChoice>,
+    /// Present on the final chunk.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
+}
+
+/// An embeddings request in the OpenAI shape, routed by `model`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbedRequest {
+    /// `"<provider>/<model>"`.
+    pub model: String,
+    /// One text or several.
+    pub input: EmbedInput,
+    /// Extra OpenAI parameters (`dimensions`, `encoding_format`, …).
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub params: Map<String, Value>,
+    /// End-to-end deadline, ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// Per-request overrides for the mock provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mock: Option<MockConfig>,
+}
+
+/// Embedding input: one string or many.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum EmbedInput {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Default for EmbedInput {
+    fn default() -> Self {
+        EmbedInput::Many(Vec::new())
+    }
+}
+
+impl EmbedInput {
+    /// The inputs as a slice-like list.
+    pub fn texts(&self) -> Vec<&str> {
+        match self {
+            EmbedInput::One(s) => vec![s.as_str()],
+            EmbedInput::Many(v) => v.iter().map(String::as_str).collect(),
+        }
+    }
+}
+
+impl EmbedRequest {
+    /// Parses the JSON shape, with the failing key's path in the message.
+    pub fn from_value(v: Value) -> Result<EmbedRequest> {
+        serde_path_to_error::deserialize(v).map_err(request_error)
+    }
+
+    /// Checks the request's shape.
+    pub fn validate(&self) -> Result<()> {
+        split_model(&self.model)?;
+        if self.input.texts().is_empty() {
+            return Err(Error::invalid("input must be a string or a non-empty list of strings"));
+        }
+        check_timeout(self.timeout_ms)?;
+        if let Some(m) = &self.mock {
+            m.validate("mock").map_err(|e| match e {
+                Error::Config { path, message } => Error::invalid(format!("{path} {message}")),
+                other => other,
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// One embedding vector.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Embedding {
+    pub object: String,
+    pub index: u32,
+    pub embedding: Vec<f32>,
+}
+
+/// An OpenAI embeddings response (`object: "list"`) plus `extra_fields`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EmbedResponse {
+    pub object: String,
+    pub data: Vec<Embedding>,
+    pub model: String,
+    pub usage: Usage,
+    pub extra_fields: ExtraFields,
+}
