@@ -9,7 +9,7 @@ export CARGO_TARGET_DIR ?= $(CURDIR)/target
 test: test-rust
 
 test-rust:
-	$(CARGO) test -p bifrost-core --all-targets
+	$(CARGO) test -p bifrost-core --lib --tests --examples
 	$(CARGO) test -p bifrost-core --doc
 
 demo:

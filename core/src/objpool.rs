@@ -145,7 +145,7 @@ mod tests {
 
     #[test]
     fn reuses_clears_and_refuses_huge() {
-        let pool = BufferPool::new(2, 1, 1024);
+        let pool = BufferPool::new(2, 1, 8192);
         let mut a = pool.get();
         a.extend_from_slice(b"hello");
         drop(a);

@@ -104,31 +104,40 @@ async fn policy_drop_oldest_evicts_oldest_queued() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn policy_block_waits_then_times_out() {
+    // One worker busy for 400 ms, two queued jobs, a 100 ms wait limit.
     let gw = single("block", 1, 2, 100, 400);
     let held = fill(&gw).await;
-    let started = Instant::now();
-    let err = gw.submit(req("overflow")).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::QueueTimeout, "{err}");
-    assert!(started.elapsed() >= Duration::from_millis(95), "block waits for space before giving up");
     // try_submit never waits: a full queue is QUEUE_FULL even under `block`.
     let err = gw.try_submit(req("no-wait")).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::QueueFull);
     assert!(err.to_string().contains("policy=block"), "{err}");
-    let mut ok = 0;
-    let mut timed_out = 0;
-    for j in held {
-        match j.await {
-            Ok(_) => ok += 1,
-            Err(e) if e.kind() == ErrorKind::QueueTimeout => timed_out += 1,
-            Err(e) => panic!("unexpected {e}"),
+    // Four blocked submitters: the two queued jobs expire at 100 ms and free
+    // two slots; the other two submitters give up at their own 100 ms limit.
+    let started = Instant::now();
+    let overflow: Vec<_> = (0..4).map(|i| gw.submit(req(&format!("over{i}")))).collect();
+    let results = futures_util::future::join_all(overflow).await;
+    let mut admitted = Vec::new();
+    let mut refused = 0;
+    for r in results {
+        match r {
+            Ok(job) => admitted.push(job),
+            Err(e) => {
+                assert_eq!(e.kind(), ErrorKind::QueueTimeout, "{e}");
+                assert!(started.elapsed() >= Duration::from_millis(95), "block waited before giving up");
+                refused += 1;
+            }
         }
     }
+    assert_eq!((admitted.len(), refused), (2, 2));
+    let mut outcomes = Vec::new();
+    for j in held.into_iter().chain(admitted) {
+        outcomes.push(j.await.map(|_| ()).map_err(|e| e.kind()));
+    }
+    // `first` completes; every queued job outlived the wait limit behind it.
+    assert_eq!(outcomes[0], Ok(()));
+    assert!(outcomes[1..].iter().all(|o| *o == Err(ErrorKind::QueueTimeout)), "{outcomes:?}");
     let s = jobs(&gw, "p");
-    assert_eq!(s.submitted, 5);
-    assert_eq!(s.rejected, 1);
-    assert_eq!(s.completed, ok);
-    // The two queued jobs waited behind 400 ms jobs with a 100 ms limit.
-    assert_eq!(s.timed_out, 1 + timed_out);
+    assert_eq!((s.submitted, s.completed, s.rejected, s.timed_out), (8, 1, 1, 6), "{s:?}");
     assert!(s.invariant_holds(), "{s:?}");
 }
 

@@ -14,8 +14,9 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
+use std::sync::OnceLock;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -60,8 +61,9 @@ pub(crate) struct JobInner {
     /// Model name without the provider prefix.
     pub model: String,
     pub submitted_at: Instant,
-    /// When the job entered the queue.
-    pub enqueued_at: Instant,
+    /// When the job entered the queue, as nanoseconds since [`epoch`]; set
+    /// under the queue lock, so the queue is ordered by it.
+    enqueued_ns: AtomicU64,
     /// End-to-end deadline from the request's `timeout_ms`.
     pub deadline: Option<Instant>,
     pub timeout_ms: Option<u64>,
@@ -77,7 +79,6 @@ impl JobInner {
         timeout_ms: Option<u64>,
     ) -> (Arc<JobInner>, oneshot::Receiver<Result<Output>>) {
         let (tx, rx) = oneshot::channel();
-        let now = Instant::now();
         let inner = Arc::new(JobInner {
             id,
             state: AtomicU8::new(QUEUED),
@@ -86,12 +87,21 @@ impl JobInner {
             work: Mutex::new(Some(work)),
             model,
             submitted_at,
-            enqueued_at: now,
+            enqueued_ns: AtomicU64::new(since_epoch(submitted_at)),
             deadline: timeout_ms.map(|t| submitted_at + Duration::from_millis(t)),
             timeout_ms,
             tx: Mutex::new(Some(tx)),
         });
         (inner, rx)
+    }
+
+    /// When the job entered the queue.
+    pub(crate) fn enqueued_at(&self) -> Instant {
+        epoch() + std::time::Duration::from_nanos(self.enqueued_ns.load(Ordering::Relaxed))
+    }
+
+    pub(crate) fn set_enqueued_at(&self, at: Instant) {
+        self.enqueued_ns.store(since_epoch(at), Ordering::Relaxed);
     }
 
     pub(crate) fn state(&self) -> u8 {
@@ -119,12 +129,22 @@ impl JobInner {
     /// When the job, still queued, must stop waiting: the earlier of the
     /// request deadline and the queue wait limit.
     pub(crate) fn queue_expiry(&self, wait_timeout: Duration) -> Instant {
-        let by_wait = self.enqueued_at + wait_timeout;
+        let by_wait = self.enqueued_at() + wait_timeout;
         match self.deadline {
             Some(d) if d < by_wait => d,
             _ => by_wait,
         }
     }
+}
+
+/// A fixed instant early in the process, so instants fit in an atomic.
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+fn since_epoch(at: Instant) -> u64 {
+    at.saturating_duration_since(epoch()).as_nanos() as u64
 }
 
 pub(crate) mod sealed {
@@ -179,8 +199,6 @@ pub struct Job<T: JobOutput = Response> {
     inner: Option<Arc<JobInner>>,
     pool: Option<Arc<PoolShared>>,
     rx: Option<oneshot::Receiver<Result<Output>>>,
-    /// Fires when a still-queued job must give up waiting.
-    timer: Option<Pin<Box<tokio::time::Sleep>>>,
     ready: Option<Result<T>>,
     id: u64,
     finished: bool,
@@ -195,12 +213,12 @@ impl<T: JobOutput> std::fmt::Debug for Job<T> {
 impl<T: JobOutput> Job<T> {
     pub(crate) fn pending(inner: Arc<JobInner>, pool: Arc<PoolShared>, rx: oneshot::Receiver<Result<Output>>) -> Self {
         let id = inner.id;
-        Job { inner: Some(inner), pool: Some(pool), rx: Some(rx), timer: None, ready: None, id, finished: false }
+        Job { inner: Some(inner), pool: Some(pool), rx: Some(rx), ready: None, id, finished: false }
     }
 
     /// A job that is already over (policy `drop` on a full queue).
     pub(crate) fn finished(id: u64, outcome: Result<T>) -> Self {
-        Job { inner: None, pool: None, rx: None, timer: None, ready: Some(outcome), id, finished: false }
+        Job { inner: None, pool: None, rx: None, ready: Some(outcome), id, finished: false }
     }
 
     /// The job's id, unique within its gateway.
@@ -271,28 +289,6 @@ impl<T: JobOutput> Job<T> {
             }
         })
     }
-
-    /// Arms (or polls) the queue-expiry timer of a still-queued job; true
-    /// when it fired and the job was expired just now.
-    fn poll_expiry(&mut self, cx: &mut Context<'_>) -> bool {
-        let (Some(inner), Some(pool)) = (&self.inner, &self.pool) else { return false };
-        if inner.state() != QUEUED {
-            self.timer = None;
-            return false;
-        }
-        if self.timer.is_none() {
-            let expiry = inner.queue_expiry(pool.wait_timeout);
-            let Ok(handle) = crate::runtime::handle() else { return false };
-            let _guard = handle.enter();
-            self.timer = Some(Box::pin(tokio::time::sleep_until(expiry.into())));
-        }
-        let fired = self.timer.as_mut().is_some_and(|t| t.as_mut().poll(cx).is_ready());
-        if fired {
-            self.timer = None;
-            pool.expire_queued(inner);
-        }
-        fired
-    }
 }
 
 /// Cancels through the pool so a queued job's slot is released under the
@@ -324,33 +320,20 @@ impl<T: JobOutput> Future for Job<T> {
             this.finished = true;
             return Poll::Ready(ready);
         }
-        loop {
-            let Some(rx) = this.rx.as_mut() else {
-                return Poll::Ready(Err(Error::Internal { message: "job polled after it completed".into() }));
-            };
-            match Pin::new(rx).poll(cx) {
-                Poll::Ready(Ok(outcome)) => {
-                    this.finished = true;
-                    this.rx = None;
-                    this.timer = None;
-                    return Poll::Ready(outcome.and_then(T::from_output));
-                }
-                Poll::Ready(Err(_)) => {
-                    this.finished = true;
-                    this.rx = None;
-                    return Poll::Ready(Err(Error::Internal {
-                        message: "job was dropped without an outcome (bifrost bug: please report)".into(),
-                    }));
-                }
-                Poll::Pending => {}
-            }
-            // If the expiry timer fired, the outcome is now in the channel
-            // (or a worker owns the job): poll the channel once more.
-            if this.poll_expiry(cx) {
-                continue;
-            }
-            return Poll::Pending;
-        }
+        let Some(rx) = this.rx.as_mut() else {
+            return Poll::Ready(Err(Error::Internal { message: "job polled after it completed".into() }));
+        };
+        // Queue expiry is the pool reaper's job: the handle only waits.
+        let outcome = match Pin::new(rx).poll(cx) {
+            Poll::Ready(Ok(outcome)) => outcome.and_then(T::from_output),
+            Poll::Ready(Err(_)) => Err(Error::Internal {
+                message: "job was dropped without an outcome (bifrost bug: please report)".into(),
+            }),
+            Poll::Pending => return Poll::Pending,
+        };
+        this.finished = true;
+        this.rx = None;
+        Poll::Ready(outcome)
     }
 }
 

@@ -12,6 +12,7 @@
 
 pub(crate) mod job;
 pub(crate) mod queue;
+pub(crate) mod reaper;
 pub(crate) mod worker;
 
 use std::pin::pin;
@@ -33,6 +34,15 @@ use crate::stats::{
 pub use job::{Job, JobOutput};
 pub(crate) use job::{JobInner, Output, Work};
 use queue::{JobQueue, Push};
+
+/// Counts a `block` submitter as waiting for space while it lives.
+struct SpaceWaiter<'a>(&'a AtomicUsize);
+
+impl Drop for SpaceWaiter<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
 
 /// Everything one provider pool's workers, submitters and handles share.
 pub(crate) struct PoolShared {
@@ -64,7 +74,10 @@ impl PoolShared {
             policy: cfg.queue.policy,
             wait_timeout: Duration::from_millis(cfg.queue.wait_timeout_ms),
             concurrency,
-            queue: JobQueue::new(cfg.concurrency_and_buffer_size.buffer_size),
+            queue: JobQueue::new(
+                cfg.concurrency_and_buffer_size.buffer_size,
+                Duration::from_millis(cfg.queue.wait_timeout_ms),
+            ),
             counters: PoolCounters::new(),
             provider,
             key_counters: (0..cfg.keys.len())
@@ -83,6 +96,7 @@ impl PoolShared {
         for _ in 0..concurrency {
             handle.spawn(worker::run(pool.clone()));
         }
+        handle.spawn(reaper::run(pool.clone()));
         Ok(pool)
     }
 
@@ -120,9 +134,7 @@ impl PoolShared {
         };
         let mut sleep = None;
         loop {
-            let mut space = pin!(self.queue.space.notified());
-            space.as_mut().enable();
-            match self.queue.push(&inner, false) {
+            match self.queue.push(&inner, false, Instant::now()) {
                 Push::Queued | Push::Evicted(_) => {
                     self.counters.submitted.fetch_add(1, Ordering::Relaxed);
                     return Ok(Job::pending(inner, self.clone(), rx));
@@ -143,6 +155,20 @@ impl PoolShared {
                     sleep.insert(Box::pin(tokio::time::sleep_until(limit.into())))
                 }
             };
+            // Register for a freed slot, then re-check before sleeping so a
+            // slot freed in between is not missed.
+            let mut space = pin!(self.queue.space.notified());
+            space.as_mut().enable();
+            self.queue.space_waiters.fetch_add(1, Ordering::SeqCst);
+            let _waiting = SpaceWaiter(&self.queue.space_waiters);
+            match self.queue.push(&inner, false, Instant::now()) {
+                Push::Queued | Push::Evicted(_) => {
+                    self.counters.submitted.fetch_add(1, Ordering::Relaxed);
+                    return Ok(Job::pending(inner, self.clone(), rx));
+                }
+                Push::Closed => return Err(Error::Shutdown { provider: Some(self.name.clone()) }),
+                Push::Full => {}
+            }
             tokio::select! {
                 _ = space => {}
                 _ = sleep.as_mut() => {}
@@ -161,7 +187,7 @@ impl PoolShared {
     ) -> Result<Job<T>> {
         let (inner, rx) = JobInner::new(id, work, model, submitted_at, timeout_ms);
         let evict = self.policy == QueuePolicy::DropOldest;
-        match self.queue.push(&inner, evict) {
+        match self.queue.push(&inner, evict, submitted_at) {
             Push::Queued => {
                 self.counters.submitted.fetch_add(1, Ordering::Relaxed);
                 Ok(Job::pending(inner, self.clone(), rx))
@@ -200,7 +226,7 @@ impl PoolShared {
             }
             _ => Error::QueueTimeout {
                 provider: self.name.clone(),
-                waited_ms: at.saturating_duration_since(job.enqueued_at).as_millis() as u64,
+                waited_ms: at.saturating_duration_since(job.enqueued_at()).as_millis() as u64,
                 wait_timeout_ms: self.wait_timeout.as_millis() as u64,
             },
         }
@@ -213,19 +239,6 @@ impl PoolShared {
         }
         self.finish(job, Err(Error::Cancelled { provider: self.name.clone() }), Outcome::Cancelled);
         true
-    }
-
-    /// Ends a queued job whose wait ran out; no-op if it left the queue.
-    pub fn expire_queued(&self, job: &JobInner) {
-        if self.queue.remove(job) {
-            let err = self.expiry_error(job, Instant::now());
-            self.finish(job, Err(err), Outcome::TimedOut);
-        }
-    }
-
-    /// True when a queued job has waited past its limit.
-    pub fn is_expired(&self, job: &JobInner, now: Instant) -> bool {
-        now >= job.queue_expiry(self.wait_timeout)
     }
 
     /// Stops accepting jobs; workers drain what is queued, then exit.

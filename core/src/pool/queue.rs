@@ -1,41 +1,80 @@
 //! The bounded job queue of one provider pool.
 //!
-//! A `VecDeque` behind one short-held mutex, plus two notifiers: `work` wakes
-//! workers when a job arrives, `space` wakes `block`-policy submitters when a
-//! slot frees. Capacity counts *live* jobs (`live`), not deque entries: a
-//! job cancelled or expired while queued leaves a tombstone (its state is
-//! `DONE`) that workers skip, so cancelling frees the slot at once without an
-//! O(n) removal. Tombstones are compacted away when they outnumber the
-//! capacity, so the deque's memory stays bounded.
+//! A `VecDeque` behind one short-held mutex, plus three notifiers: `work`
+//! wakes workers when a job arrives, `space` wakes `block`-policy submitters
+//! when a slot frees, `reaper` wakes the pool's expiry task when a job with
+//! an earlier expiry than it is sleeping for arrives.
 //!
-//! Invariant (under the lock): `live` = number of entries whose state is
-//! `QUEUED`, and `live <= capacity`.
+//! Capacity counts *live* jobs (`live`), not deque entries: a job cancelled
+//! or expired while queued leaves a tombstone (its state is `DONE`) that
+//! workers skip, so cancelling frees the slot at once without an O(n)
+//! removal. Tombstones are compacted away when they outnumber the capacity,
+//! so memory stays bounded.
+//!
+//! Jobs get their `enqueued_at` under the lock, so the deque is ordered by
+//! it and the job at the front is always the next to exceed the queue wait
+//! limit. Jobs with a request deadline are also kept in a min-heap by
+//! deadline. Together they let the reaper find the next expiry in O(log n).
+//!
+//! Invariant (under the lock): `live` = number of deque entries whose state
+//! is `QUEUED`, and `live <= capacity`.
 
-use std::collections::VecDeque;
+use std::cmp::{Ordering, Reverse};
+use std::collections::{BinaryHeap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
 use super::job::{JobInner, DONE, QUEUED, RUNNING};
 
+/// A queued job keyed by its request deadline (min-heap via `Reverse`).
+struct ByDeadline(Instant, Arc<JobInner>);
+
+impl PartialEq for ByDeadline {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+impl Eq for ByDeadline {}
+impl PartialOrd for ByDeadline {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for ByDeadline {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0.cmp(&other.0)
+    }
+}
+
 pub(crate) struct QueueState {
     deque: VecDeque<Arc<JobInner>>,
+    deadlines: BinaryHeap<Reverse<ByDeadline>>,
     pub live: usize,
     /// No more pushes: the pool is shutting down.
     pub closed: bool,
+    /// When the reaper will next wake by itself (`None`: it waits for a push).
+    reaper_at: Option<Instant>,
 }
 
 pub(crate) struct JobQueue {
-    pub state: Mutex<QueueState>,
+    state: Mutex<QueueState>,
     pub capacity: usize,
+    wait_timeout: Duration,
     /// Signalled when a job is pushed or the queue closes.
     pub work: Notify,
-    /// Signalled when a slot frees or the queue closes.
+    /// Signalled when a slot frees or the queue closes (only if someone waits).
     pub space: Notify,
+    /// Submitters currently waiting for space.
+    pub space_waiters: AtomicUsize,
+    /// Signalled when the reaper must recompute its next wake-up.
+    pub reaper: Notify,
 }
 
-/// What a push under a full queue found.
+/// What a push found.
 pub(crate) enum Push {
     Queued,
     Full,
@@ -44,23 +83,49 @@ pub(crate) enum Push {
     Evicted(Arc<JobInner>),
 }
 
+/// What a pop found.
+pub(crate) enum Popped {
+    Job(Arc<JobInner>),
+    Empty,
+    Closed,
+}
+
+/// What a reaper sweep found.
+pub(crate) struct Sweep {
+    /// When the next queued job expires, if any is queued.
+    pub next: Option<Instant>,
+    /// The queue is closed and empty: the reaper's work is over.
+    pub finished: bool,
+}
+
 impl JobQueue {
-    pub fn new(capacity: usize) -> Self {
+    pub fn new(capacity: usize, wait_timeout: Duration) -> Self {
         JobQueue {
             state: Mutex::new(QueueState {
                 deque: VecDeque::with_capacity(capacity.min(4096)),
+                deadlines: BinaryHeap::new(),
                 live: 0,
                 closed: false,
+                reaper_at: None,
             }),
             capacity,
+            wait_timeout,
             work: Notify::new(),
             space: Notify::new(),
+            space_waiters: AtomicUsize::new(0),
+            reaper: Notify::new(),
+        }
+    }
+
+    fn free_slot(&self) {
+        if self.space_waiters.load(Relaxed) > 0 {
+            self.space.notify_one();
         }
     }
 
     /// Queues `job` if there is room (or, with `evict_oldest`, makes room by
     /// evicting the oldest live job, which the caller must then finish).
-    pub fn push(&self, job: &Arc<JobInner>, evict_oldest: bool) -> Push {
+    pub fn push(&self, job: &Arc<JobInner>, evict_oldest: bool, now: Instant) -> Push {
         let mut st = self.state.lock();
         if st.closed {
             return Push::Closed;
@@ -82,26 +147,41 @@ impl JobQueue {
                 return Push::Full;
             }
         }
+        job.set_enqueued_at(now);
         st.deque.push_back(job.clone());
         st.live += 1;
+        let expiry = job.queue_expiry(self.wait_timeout);
+        if let Some(d) = job.deadline {
+            st.deadlines.push(Reverse(ByDeadline(d, job.clone())));
+            if st.deadlines.len() > 2 * self.capacity + 64 {
+                st.deadlines.retain(|Reverse(e)| e.1.state() == QUEUED);
+            }
+        }
+        let wake_reaper = st.reaper_at.is_none_or(|at| expiry < at);
+        if wake_reaper {
+            st.reaper_at = Some(expiry);
+        }
         drop(st);
         self.work.notify_one();
+        if wake_reaper {
+            self.reaper.notify_one();
+        }
         match evicted {
             Some(old) => Push::Evicted(old),
             None => Push::Queued,
         }
     }
 
-    /// Takes the oldest live job and marks it `RUNNING`, or returns `None`
-    /// when the queue is empty. Expired jobs are handed back separately
-    /// through `expired` (already marked `DONE`) for the caller to finish.
-    pub fn pop(&self, is_expired: impl Fn(&JobInner) -> bool, expired: &mut Vec<Arc<JobInner>>) -> Popped {
+    /// Takes the oldest live job and marks it `RUNNING`. Jobs found expired
+    /// on the way are marked `DONE` and handed back in `expired` for the
+    /// caller to finish.
+    pub fn pop(&self, now: Instant, expired: &mut Vec<Arc<JobInner>>) -> Popped {
         let mut st = self.state.lock();
         while let Some(job) = st.deque.pop_front() {
             if job.state() != QUEUED {
                 continue; // tombstone of a cancelled/expired job
             }
-            if is_expired(&job) {
+            if now >= job.queue_expiry(self.wait_timeout) {
                 if job.transition(QUEUED, DONE) {
                     st.live -= 1;
                     expired.push(job);
@@ -111,7 +191,7 @@ impl JobQueue {
             if job.transition(QUEUED, RUNNING) {
                 st.live -= 1;
                 drop(st);
-                self.space.notify_one();
+                self.free_slot();
                 return Popped::Job(job);
             }
         }
@@ -120,6 +200,59 @@ impl JobQueue {
         } else {
             Popped::Empty
         }
+    }
+
+    /// Ends every queued job whose wait or deadline ran out by `now` (marked
+    /// `DONE`, handed back in `expired`), and says when the next one expires.
+    pub fn sweep(&self, now: Instant, expired: &mut Vec<Arc<JobInner>>) -> Sweep {
+        let mut st = self.state.lock();
+        // Front of the deque: ordered by enqueued_at, so by wait expiry.
+        while let Some(front) = st.deque.front() {
+            if front.state() != QUEUED {
+                st.deque.pop_front();
+                continue;
+            }
+            if now < front.enqueued_at() + self.wait_timeout {
+                break;
+            }
+            if let Some(job) = st.deque.pop_front() {
+                if job.transition(QUEUED, DONE) {
+                    st.live -= 1;
+                    expired.push(job);
+                }
+            }
+        }
+        // Request deadlines, earliest first.
+        while let Some(Reverse(top)) = st.deadlines.peek() {
+            if top.1.state() != QUEUED {
+                st.deadlines.pop();
+                continue;
+            }
+            if now < top.0 {
+                break;
+            }
+            if let Some(Reverse(ByDeadline(_, job))) = st.deadlines.pop() {
+                if job.transition(QUEUED, DONE) {
+                    st.live -= 1;
+                    expired.push(job);
+                }
+            }
+        }
+        let by_wait = st.deque.front().map(|j| j.enqueued_at() + self.wait_timeout);
+        let by_deadline = st.deadlines.peek().map(|Reverse(e)| e.0);
+        let next = match (by_wait, by_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        st.reaper_at = next;
+        let finished = st.closed && st.live == 0;
+        drop(st);
+        if !expired.is_empty() {
+            for _ in 0..expired.len() {
+                self.free_slot();
+            }
+        }
+        Sweep { next, finished }
     }
 
     /// Moves a queued job to `DONE` and frees its slot; false if it was no
@@ -134,7 +267,7 @@ impl JobQueue {
             st.deque.retain(|j| j.state() == QUEUED);
         }
         drop(st);
-        self.space.notify_one();
+        self.free_slot();
         true
     }
 
@@ -143,6 +276,7 @@ impl JobQueue {
         self.state.lock().closed = true;
         self.work.notify_waiters();
         self.space.notify_waiters();
+        self.reaper.notify_one();
     }
 
     /// Takes every live job out (marking each `DONE`), for a hard shutdown.
@@ -154,6 +288,7 @@ impl JobQueue {
                 out.push(job);
             }
         }
+        st.deadlines.clear();
         st.live = 0;
         drop(st);
         self.space.notify_waiters();
@@ -168,10 +303,4 @@ impl JobQueue {
     pub fn is_closed(&self) -> bool {
         self.state.lock().closed
     }
-}
-
-pub(crate) enum Popped {
-    Job(Arc<JobInner>),
-    Empty,
-    Closed,
 }

@@ -41,28 +41,46 @@ pub(crate) async fn run(pool: Arc<PoolShared>) {
     let _alive = Alive(pool.clone());
     let mut expired = Vec::new();
     loop {
-        let mut work = std::pin::pin!(pool.queue.work.notified());
-        work.as_mut().enable();
-        let now = Instant::now();
-        let popped = pool.queue.pop(|j| pool.is_expired(j, now), &mut expired);
-        for job in expired.drain(..) {
-            let err = pool.expiry_error(&job, now);
-            pool.finish(&job, Err(err), Outcome::TimedOut);
-        }
+        // Fast path: take a job without touching the notifier.
+        let popped = match pop(&pool, &mut expired) {
+            Popped::Empty => {
+                // Register for a wake-up, then look again: a push between
+                // the first look and the registration is not missed.
+                let mut work = std::pin::pin!(pool.queue.work.notified());
+                work.as_mut().enable();
+                match pop(&pool, &mut expired) {
+                    Popped::Empty => {
+                        if pool.abort.is_cancelled() {
+                            return;
+                        }
+                        tokio::select! {
+                            _ = work => {}
+                            _ = pool.abort.cancelled() => return,
+                        }
+                        continue;
+                    }
+                    other => other,
+                }
+            }
+            other => other,
+        };
         match popped {
             Popped::Job(job) => run_job(&pool, job).await,
             Popped::Closed => return,
-            Popped::Empty => {
-                if pool.abort.is_cancelled() {
-                    return;
-                }
-                tokio::select! {
-                    _ = work => {}
-                    _ = pool.abort.cancelled() => return,
-                }
-            }
+            Popped::Empty => {}
         }
     }
+}
+
+/// Pops the next job, finishing any expired ones found on the way.
+fn pop(pool: &PoolShared, expired: &mut Vec<Arc<JobInner>>) -> Popped {
+    let now = Instant::now();
+    let popped = pool.queue.pop(now, expired);
+    for job in expired.drain(..) {
+        let err = pool.expiry_error(&job, now);
+        pool.finish(&job, Err(err), Outcome::TimedOut);
+    }
+    popped
 }
 
 fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
@@ -80,7 +98,7 @@ async fn run_job(pool: &PoolShared, job: Arc<JobInner>) {
     let c = &pool.counters;
     c.running.fetch_add(1, Ordering::Relaxed);
     let started = Instant::now();
-    c.queue_wait.record(started.saturating_duration_since(job.enqueued_at));
+    c.queue_wait.record(started.saturating_duration_since(job.enqueued_at()));
     let work = job.work.lock().take();
     let outcome: (Result<Output>, Outcome) = match work {
         None => (Err(Error::Internal { message: "job had no work to run".into() }), Outcome::Failed),
@@ -208,7 +226,7 @@ async fn execute(pool: &PoolShared, job: &JobInner, work: Work, started: Instant
                     provider: pool.name.clone(),
                     model: job.model.clone(),
                     latency_ms: job.submitted_at.elapsed().as_millis() as u64,
-                    queue_wait_us: started.saturating_duration_since(job.enqueued_at).as_micros() as u64,
+                    queue_wait_us: started.saturating_duration_since(job.enqueued_at()).as_micros() as u64,
                     attempts: attempt,
                     fallback_index: 0,
                     key_id: key.map(|i| pool.key_counters[i].id.clone()),
