@@ -77,18 +77,18 @@ impl Default for Content {
 
 impl Content {
     /// The text of the content: the string, or the `text` parts joined.
-    pub fn text(&self) -> String {
+    pub fn text(&self) -> std::borrow::Cow<'_, str> {
         match self {
-            Content::Text(s) => s.clone(),
+            Content::Text(s) => std::borrow::Cow::Borrowed(s),
             Content::Parts(parts) => {
                 let texts: Vec<&str> = parts
                     .iter()
                     .filter(|p| p.get("type").and_then(Value::as_str) == Some("text"))
                     .filter_map(|p| p.get("text").and_then(Value::as_str))
                     .collect();
-                texts.join(" ")
+                std::borrow::Cow::Owned(texts.join(" "))
             }
-            Content::Null => String::new(),
+            Content::Null => std::borrow::Cow::Borrowed(""),
         }
     }
 }
@@ -160,7 +160,7 @@ impl Request {
     }
 
     /// Text of the last `user` message (what the mock provider echoes).
-    pub fn last_user_text(&self) -> String {
+    pub fn last_user_text(&self) -> std::borrow::Cow<'_, str> {
         self.messages.iter().rev().find(|m| m.role == "user").map(|m| m.content.text()).unwrap_or_default()
     }
 }

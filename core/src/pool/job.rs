@@ -20,8 +20,9 @@ use std::sync::OnceLock;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use futures_util::task::AtomicWaker;
 use parking_lot::Mutex;
-use tokio::sync::{oneshot, Notify};
+use tokio::sync::Notify;
 
 use crate::error::{Error, Result};
 use crate::providers::ChunkStream;
@@ -67,7 +68,10 @@ pub(crate) struct JobInner {
     /// End-to-end deadline from the request's `timeout_ms`.
     pub deadline: Option<Instant>,
     pub timeout_ms: Option<u64>,
-    tx: Mutex<Option<oneshot::Sender<Result<Output>>>>,
+    /// The completion slot: written once by `deliver`, taken once by the handle.
+    outcome: Mutex<Option<Result<Output>>>,
+    delivered: AtomicBool,
+    waker: AtomicWaker,
 }
 
 impl JobInner {
@@ -77,9 +81,8 @@ impl JobInner {
         model: String,
         submitted_at: Instant,
         timeout_ms: Option<u64>,
-    ) -> (Arc<JobInner>, oneshot::Receiver<Result<Output>>) {
-        let (tx, rx) = oneshot::channel();
-        let inner = Arc::new(JobInner {
+    ) -> Arc<JobInner> {
+        Arc::new(JobInner {
             id,
             state: AtomicU8::new(QUEUED),
             cancel_requested: AtomicBool::new(false),
@@ -90,9 +93,10 @@ impl JobInner {
             enqueued_ns: AtomicU64::new(since_epoch(submitted_at)),
             deadline: timeout_ms.map(|t| submitted_at + Duration::from_millis(t)),
             timeout_ms,
-            tx: Mutex::new(Some(tx)),
-        });
-        (inner, rx)
+            outcome: Mutex::new(None),
+            delivered: AtomicBool::new(false),
+            waker: AtomicWaker::new(),
+        })
     }
 
     /// When the job entered the queue.
@@ -120,10 +124,9 @@ impl JobInner {
     /// Hands the outcome to the handle. Called exactly once, by the party
     /// that moved the job to `DONE`, after it updated the counters.
     pub(crate) fn deliver(&self, outcome: Result<Output>) {
-        if let Some(tx) = self.tx.lock().take() {
-            // The handle may be gone (dropped or detached): nothing to do.
-            let _ = tx.send(outcome);
-        }
+        *self.outcome.lock() = Some(outcome);
+        self.delivered.store(true, Ordering::Release);
+        self.waker.wake();
     }
 
     /// When the job, still queued, must stop waiting: the earlier of the
@@ -198,7 +201,6 @@ impl FromOutput for EmbedResponse {
 pub struct Job<T: JobOutput = Response> {
     inner: Option<Arc<JobInner>>,
     pool: Option<Arc<PoolShared>>,
-    rx: Option<oneshot::Receiver<Result<Output>>>,
     ready: Option<Result<T>>,
     id: u64,
     finished: bool,
@@ -211,14 +213,14 @@ impl<T: JobOutput> std::fmt::Debug for Job<T> {
 }
 
 impl<T: JobOutput> Job<T> {
-    pub(crate) fn pending(inner: Arc<JobInner>, pool: Arc<PoolShared>, rx: oneshot::Receiver<Result<Output>>) -> Self {
+    pub(crate) fn pending(inner: Arc<JobInner>, pool: Arc<PoolShared>) -> Self {
         let id = inner.id;
-        Job { inner: Some(inner), pool: Some(pool), rx: Some(rx), ready: None, id, finished: false }
+        Job { inner: Some(inner), pool: Some(pool), ready: None, id, finished: false }
     }
 
     /// A job that is already over (policy `drop` on a full queue).
     pub(crate) fn finished(id: u64, outcome: Result<T>) -> Self {
-        Job { inner: None, pool: None, rx: None, ready: Some(outcome), id, finished: false }
+        Job { inner: None, pool: None, ready: Some(outcome), id, finished: false }
     }
 
     /// The job's id, unique within its gateway.
@@ -320,20 +322,25 @@ impl<T: JobOutput> Future for Job<T> {
             this.finished = true;
             return Poll::Ready(ready);
         }
-        let Some(rx) = this.rx.as_mut() else {
+        if this.finished {
             return Poll::Ready(Err(Error::Internal { message: "job polled after it completed".into() }));
+        }
+        let Some(inner) = this.inner.as_ref() else {
+            return Poll::Ready(Err(Error::Internal { message: "job has no outcome slot".into() }));
         };
         // Queue expiry is the pool reaper's job: the handle only waits.
-        let outcome = match Pin::new(rx).poll(cx) {
-            Poll::Ready(Ok(outcome)) => outcome.and_then(T::from_output),
-            Poll::Ready(Err(_)) => Err(Error::Internal {
-                message: "job was dropped without an outcome (bifrost bug: please report)".into(),
-            }),
-            Poll::Pending => return Poll::Pending,
-        };
+        if !inner.delivered.load(Ordering::Acquire) {
+            inner.waker.register(cx.waker());
+            if !inner.delivered.load(Ordering::Acquire) {
+                return Poll::Pending;
+            }
+        }
+        let outcome = inner.outcome.lock().take();
         this.finished = true;
-        this.rx = None;
-        Poll::Ready(outcome)
+        Poll::Ready(match outcome {
+            Some(o) => o.and_then(T::from_output),
+            None => Err(Error::Internal { message: "job outcome was taken twice (bifrost bug: please report)".into() }),
+        })
     }
 }
 

@@ -21,7 +21,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 
 use crate::config::{KeyConfig, NetworkConfig, ProviderConfig, ProviderKind, QueuePolicy};
 use crate::error::{DropReason, Error, Result, TimeoutPhase};
@@ -34,6 +33,36 @@ use crate::stats::{
 pub use job::{Job, JobOutput};
 pub(crate) use job::{JobInner, Output, Work};
 use queue::{JobQueue, Push};
+
+/// A one-way signal: once tripped it stays tripped, and wakes every waiter.
+#[derive(Default)]
+pub(crate) struct Latch {
+    tripped: std::sync::atomic::AtomicBool,
+    notify: Notify,
+}
+
+impl Latch {
+    pub fn trip(&self) {
+        self.tripped.store(true, Ordering::SeqCst);
+        self.notify.notify_waiters();
+    }
+
+    pub fn is_tripped(&self) -> bool {
+        self.tripped.load(Ordering::Acquire)
+    }
+
+    /// Resolves once the latch is tripped.
+    pub async fn tripped(&self) {
+        loop {
+            let mut n = pin!(self.notify.notified());
+            n.as_mut().enable();
+            if self.is_tripped() {
+                return;
+            }
+            n.await;
+        }
+    }
+}
 
 /// Counts a `block` submitter as waiting for space while it lives.
 struct SpaceWaiter<'a>(&'a AtomicUsize);
@@ -57,7 +86,7 @@ pub(crate) struct PoolShared {
     pub key_counters: Vec<KeyCounters>,
     pub network: NetworkConfig,
     /// Cancelled at a shutdown's deadline: running jobs end SHUTDOWN.
-    pub abort: CancellationToken,
+    pub abort: Latch,
     pub workers_alive: AtomicUsize,
     /// Signalled when the last worker exits.
     pub workers_gone: Notify,
@@ -89,7 +118,7 @@ impl PoolShared {
                 .collect(),
             keys: cfg.keys.clone(),
             network: cfg.network_config.clone(),
-            abort: CancellationToken::new(),
+            abort: Latch::default(),
             workers_alive: AtomicUsize::new(concurrency),
             workers_gone: Notify::new(),
         });
@@ -126,7 +155,7 @@ impl PoolShared {
         if !block {
             return self.push_once(id, work, model, submitted_at, timeout_ms);
         }
-        let (inner, rx) = JobInner::new(id, work, model, submitted_at, timeout_ms);
+        let inner = JobInner::new(id, work, model, submitted_at, timeout_ms);
         let wait_limit = submitted_at + self.wait_timeout;
         let limit = match inner.deadline {
             Some(d) if d < wait_limit => d,
@@ -137,7 +166,7 @@ impl PoolShared {
             match self.queue.push(&inner, false, Instant::now()) {
                 Push::Queued | Push::Evicted(_) => {
                     self.counters.submitted.fetch_add(1, Ordering::Relaxed);
-                    return Ok(Job::pending(inner, self.clone(), rx));
+                    return Ok(Job::pending(inner, self.clone()));
                 }
                 Push::Closed => return Err(Error::Shutdown { provider: Some(self.name.clone()) }),
                 Push::Full => {}
@@ -164,7 +193,7 @@ impl PoolShared {
             match self.queue.push(&inner, false, Instant::now()) {
                 Push::Queued | Push::Evicted(_) => {
                     self.counters.submitted.fetch_add(1, Ordering::Relaxed);
-                    return Ok(Job::pending(inner, self.clone(), rx));
+                    return Ok(Job::pending(inner, self.clone()));
                 }
                 Push::Closed => return Err(Error::Shutdown { provider: Some(self.name.clone()) }),
                 Push::Full => {}
@@ -185,18 +214,18 @@ impl PoolShared {
         submitted_at: Instant,
         timeout_ms: Option<u64>,
     ) -> Result<Job<T>> {
-        let (inner, rx) = JobInner::new(id, work, model, submitted_at, timeout_ms);
+        let inner = JobInner::new(id, work, model, submitted_at, timeout_ms);
         let evict = self.policy == QueuePolicy::DropOldest;
         match self.queue.push(&inner, evict, submitted_at) {
             Push::Queued => {
                 self.counters.submitted.fetch_add(1, Ordering::Relaxed);
-                Ok(Job::pending(inner, self.clone(), rx))
+                Ok(Job::pending(inner, self.clone()))
             }
             Push::Evicted(old) => {
                 self.counters.submitted.fetch_add(1, Ordering::Relaxed);
                 let err = Error::Dropped { provider: self.name.clone(), reason: DropReason::Evicted };
                 self.finish(&old, Err(err), Outcome::Dropped);
-                Ok(Job::pending(inner, self.clone(), rx))
+                Ok(Job::pending(inner, self.clone()))
             }
             Push::Closed => Err(Error::Shutdown { provider: Some(self.name.clone()) }),
             Push::Full => {
@@ -269,7 +298,7 @@ impl PoolShared {
     /// Hard stop: running jobs end SHUTDOWN, queued ones too.
     pub fn abort_now(&self) {
         self.queue.close();
-        self.abort.cancel();
+        self.abort.trip();
         for job in self.queue.drain_all() {
             self.finish(&job, Err(Error::Shutdown { provider: Some(self.name.clone()) }), Outcome::Failed);
         }

@@ -27,7 +27,7 @@ pub(crate) async fn run(pool: Arc<PoolShared>) {
             let err = pool.expiry_error(&job, now);
             pool.finish(&job, Err(err), Outcome::TimedOut);
         }
-        if sweep.finished || pool.abort.is_cancelled() {
+        if sweep.finished || pool.abort.is_tripped() {
             return;
         }
         match sweep.next {
@@ -36,13 +36,13 @@ pub(crate) async fn run(pool: Arc<PoolShared>) {
                 tokio::select! {
                     _ = woken => {}
                     _ = sleep.as_mut() => {}
-                    _ = pool.abort.cancelled() => return,
+                    _ = pool.abort.tripped() => return,
                 }
             }
             None => {
                 tokio::select! {
                     _ = woken => {}
-                    _ = pool.abort.cancelled() => return,
+                    _ = pool.abort.tripped() => return,
                 }
             }
         }

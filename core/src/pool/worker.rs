@@ -42,20 +42,20 @@ pub(crate) async fn run(pool: Arc<PoolShared>) {
     let mut expired = Vec::new();
     loop {
         // Fast path: take a job without touching the notifier.
-        let popped = match pop(&pool, &mut expired) {
-            Popped::Empty => {
+        let (popped, now) = match pop(&pool, &mut expired) {
+            (Popped::Empty, _) => {
                 // Register for a wake-up, then look again: a push between
                 // the first look and the registration is not missed.
                 let mut work = std::pin::pin!(pool.queue.work.notified());
                 work.as_mut().enable();
                 match pop(&pool, &mut expired) {
-                    Popped::Empty => {
-                        if pool.abort.is_cancelled() {
+                    (Popped::Empty, _) => {
+                        if pool.abort.is_tripped() {
                             return;
                         }
                         tokio::select! {
                             _ = work => {}
-                            _ = pool.abort.cancelled() => return,
+                            _ = pool.abort.tripped() => return,
                         }
                         continue;
                     }
@@ -65,7 +65,7 @@ pub(crate) async fn run(pool: Arc<PoolShared>) {
             other => other,
         };
         match popped {
-            Popped::Job(job) => run_job(&pool, job).await,
+            Popped::Job(job) => run_job(&pool, job, now).await,
             Popped::Closed => return,
             Popped::Empty => {}
         }
@@ -73,14 +73,14 @@ pub(crate) async fn run(pool: Arc<PoolShared>) {
 }
 
 /// Pops the next job, finishing any expired ones found on the way.
-fn pop(pool: &PoolShared, expired: &mut Vec<Arc<JobInner>>) -> Popped {
+fn pop(pool: &PoolShared, expired: &mut Vec<Arc<JobInner>>) -> (Popped, Instant) {
     let now = Instant::now();
     let popped = pool.queue.pop(now, expired);
     for job in expired.drain(..) {
         let err = pool.expiry_error(&job, now);
         pool.finish(&job, Err(err), Outcome::TimedOut);
     }
-    popped
+    (popped, now)
 }
 
 fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
@@ -94,10 +94,9 @@ fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
 }
 
 /// Runs one job the worker has marked RUNNING, and finishes it.
-async fn run_job(pool: &PoolShared, job: Arc<JobInner>) {
+async fn run_job(pool: &PoolShared, job: Arc<JobInner>, started: Instant) {
     let c = &pool.counters;
     c.running.fetch_add(1, Ordering::Relaxed);
-    let started = Instant::now();
     c.queue_wait.record(started.saturating_duration_since(job.enqueued_at()));
     let work = job.work.lock().take();
     let outcome: (Result<Output>, Outcome) = match work {
@@ -129,7 +128,7 @@ async fn run_job(pool: &PoolShared, job: Arc<JobInner>) {
                 _ = job.cancel_signal.notified() => {
                     (Err(Error::Cancelled { provider: pool.name.clone() }), Outcome::Cancelled)
                 }
-                _ = pool.abort.cancelled() => {
+                _ = pool.abort.tripped() => {
                     (Err(Error::Shutdown { provider: Some(pool.name.clone()) }), Outcome::Failed)
                 }
                 _ = until_deadline => {
@@ -142,6 +141,13 @@ async fn run_job(pool: &PoolShared, job: Arc<JobInner>) {
     };
     let finished = Instant::now();
     c.processing.record(finished.saturating_duration_since(started));
+    let mut outcome = outcome;
+    let latency_ms = finished.saturating_duration_since(job.submitted_at).as_millis() as u64;
+    match &mut outcome.0 {
+        Ok(Output::Chat(r)) => r.extra_fields.latency_ms = latency_ms,
+        Ok(Output::Embed(r)) => r.extra_fields.latency_ms = latency_ms,
+        _ => {}
+    }
     if matches!(outcome.1, Outcome::Completed | Outcome::Failed) {
         c.throughput.record(finished);
     }
@@ -225,7 +231,7 @@ async fn execute(pool: &PoolShared, job: &JobInner, work: Work, started: Instant
                 let extra = ExtraFields {
                     provider: pool.name.clone(),
                     model: job.model.clone(),
-                    latency_ms: job.submitted_at.elapsed().as_millis() as u64,
+                    latency_ms: 0, // set by run_job when the job finishes
                     queue_wait_us: started.saturating_duration_since(job.enqueued_at()).as_micros() as u64,
                     attempts: attempt,
                     fallback_index: 0,
