@@ -56,8 +56,36 @@ impl fmt::Display for Secret {
 }
 
 impl<'de> Deserialize<'de> for Secret {
+    /// A string (literal or `env.NAME`), or Bifrost's object form
+    /// `{"value": "...", "env_var": "env.NAME", "from_env": true}`.
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        String::deserialize(d).map(Secret)
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct EnvVarObject {
+            #[serde(default)]
+            value: String,
+            #[serde(default)]
+            env_var: Option<String>,
+            #[serde(default)]
+            from_env: bool,
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Text(String),
+            Object(EnvVarObject),
+        }
+        match Raw::deserialize(d).map_err(|_| {
+            serde::de::Error::custom(
+                "expected a string (a value or \"env.NAME\") or {\"value\", \"env_var\", \"from_env\"}",
+            )
+        })? {
+            Raw::Text(s) => Ok(Secret(s)),
+            Raw::Object(o) => match (o.from_env, o.env_var) {
+                (true, Some(var)) => Ok(Secret(if var.starts_with("env.") { var } else { format!("env.{var}") })),
+                _ => Ok(Secret(o.value)),
+            },
+        }
     }
 }
 
@@ -144,6 +172,9 @@ pub struct ProviderConfig {
     /// Bifrost compatibility: accepted and ignored.
     #[serde(default)]
     pub store_raw_request_response: Option<bool>,
+    /// Bifrost compatibility (`{"disable_store": bool}`): accepted and ignored.
+    #[serde(default)]
+    pub openai_config: Option<serde_json::Value>,
 }
 
 /// Outbound proxy settings (Bifrost's `proxy_config`).
@@ -242,9 +273,10 @@ pub struct NetworkConfig {
     /// Overrides the provider's default endpoint.
     #[serde(default)]
     pub base_url: Option<String>,
-    /// Headers added to every upstream request.
+    /// Headers added to every upstream request (values may be `env.NAME`;
+    /// they never print, as they often carry credentials).
     #[serde(default)]
-    pub extra_headers: BTreeMap<String, String>,
+    pub extra_headers: BTreeMap<String, Secret>,
     /// Bound on one attempt (1..=3600 s).
     #[serde(default = "defaults::request_timeout_s")]
     pub default_request_timeout_in_seconds: u64,
@@ -296,20 +328,35 @@ fn millis<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<u64, D::Error>
     }
 }
 
+/// Parses a Go duration (`"500ms"`, `"1m30s"`, `"1.5h"`, `"100us"`) to ms.
 fn parse_duration_ms(s: &str) -> Option<u64> {
     let s = s.trim();
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num.parse().ok()?;
-    let factor = match unit {
-        "ms" => 1.0,
-        "s" => 1_000.0,
-        "m" => 60_000.0,
-        "h" => 3_600_000.0,
-        _ => return None,
-    };
-    let ms = n * factor;
-    (ms.is_finite() && ms >= 0.0).then_some(ms.round() as u64)
+    if s == "0" {
+        return Some(0);
+    }
+    let mut rest = s;
+    let mut total_ms = 0.0f64;
+    while !rest.is_empty() {
+        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+        if num_end == 0 {
+            return None;
+        }
+        let n: f64 = rest[..num_end].parse().ok()?;
+        rest = &rest[num_end..];
+        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let factor = match &rest[..unit_end] {
+            "ns" => 1e-6,
+            "us" | "µs" => 1e-3,
+            "ms" => 1.0,
+            "s" => 1_000.0,
+            "m" => 60_000.0,
+            "h" => 3_600_000.0,
+            _ => return None,
+        };
+        total_ms += n * factor;
+        rest = &rest[unit_end..];
+    }
+    (total_ms.is_finite() && total_ms >= 0.0).then_some(total_ms.round() as u64)
 }
 
 impl Default for NetworkConfig {
@@ -514,6 +561,12 @@ impl Config {
         Ok(self)
     }
 
+    /// Validates and reads `env.NAME` values (done by `from_json`/`from_value`;
+    /// needed for a `Config` built or deserialized another way).
+    pub fn resolved(self) -> Result<Config> {
+        self.finish()
+    }
+
     /// Checks ranges and cross-field rules; every message names its key path.
     pub fn validate(&self) -> Result<()> {
         check_range("initial_pool_size", self.initial_pool_size as u64, 0, 100_000)?;
@@ -600,6 +653,7 @@ impl Config {
         Ok(())
     }
 
+    /// Replaces every `env.NAME` secret by the variable's value.
     fn resolve_env(&mut self) -> Result<()> {
         for (name, p) in self.providers.iter_mut() {
             let base = format!("providers.{name}");
@@ -632,6 +686,9 @@ impl Config {
                         s.resolve(&format!("{base}.proxy_config.{field}"))?;
                     }
                 }
+            }
+            for (h, v) in p.network_config.extra_headers.iter_mut() {
+                v.resolve(&format!("{base}.network_config.extra_headers.{h}"))?;
             }
             if let Some(ca) = &mut p.network_config.ca_cert_pem {
                 ca.resolve(&format!("{base}.network_config.ca_cert_pem"))?;

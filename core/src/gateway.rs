@@ -74,7 +74,9 @@ impl Gateway {
     /// Starts a gateway: one pool per provider, workers on the shared runtime.
     /// Works from synchronous code and from inside any async runtime.
     pub fn new(config: Config) -> Result<Gateway> {
-        config.validate()?;
+        // Resolves `env.NAME` secrets of a Config that did not come from
+        // `Config::from_json` (a no-op for one that did).
+        let config = config.resolved()?;
         let mut pools = BTreeMap::new();
         for (name, p) in &config.providers {
             let kind =

@@ -452,7 +452,7 @@ fn bifrost_providers_section_loads_unchanged() {
     assert_eq!(k.weight, 1.0);
     let n = &openai.network_config;
     assert_eq!(n.base_url.as_deref(), Some("https://api.openai.com/v1"));
-    assert_eq!(n.extra_headers.get("x-team").map(String::as_str), Some("research"));
+    assert_eq!(n.extra_headers.get("x-team").map(bifrost_core::Secret::expose), Some("research"));
     assert_eq!(n.default_request_timeout_in_seconds, 60);
     assert_eq!(n.max_retries, 3);
     assert_eq!(n.retry_backoff_initial_ms, 500);
@@ -678,4 +678,33 @@ async fn request_parsed_from_json_with_bad_mock_is_rejected_at_submit() {
     assert_contains(&e.to_string(), &["timeout_ms must be 1..=3600000", "got 3600001"]);
     assert_nothing_counted(&gw);
     gw.shutdown(Duration::from_secs(1)).await;
+}
+
+#[test]
+fn go_durations_and_bifrost_secret_objects_load() {
+    std::env::set_var("BIFROST_TEST_OBJ_KEY", "sk-OBJ-777");
+    std::env::set_var("BIFROST_TEST_HEADER", "Bearer hdr-SECRET-42");
+    let cfg = Config::from_json(
+        r#"{"providers": {"openai": {
+            "keys": [{"name": "k", "value": {"value": "", "env_var": "env.BIFROST_TEST_OBJ_KEY", "from_env": true}, "weight": 1},
+                     {"name": "lit", "value": {"value": "sk-literal", "env_var": "", "from_env": false}, "weight": 1}],
+            "openai_config": {"disable_store": true},
+            "network_config": {"retry_backoff_initial": "1s500ms", "retry_backoff_max": "1m30s",
+                               "extra_headers": {"authorization": "env.BIFROST_TEST_HEADER", "x-team": "research"}}
+        }}}"#,
+    )
+    .unwrap();
+    let p = &cfg.providers["openai"];
+    assert_eq!(p.keys[0].value.expose(), "sk-OBJ-777");
+    assert_eq!(p.keys[1].value.expose(), "sk-literal");
+    assert_eq!(p.network_config.retry_backoff_initial_ms, 1_500);
+    assert_eq!(p.network_config.retry_backoff_max_ms, 90_000);
+    assert_eq!(p.network_config.extra_headers["authorization"].expose(), "Bearer hdr-SECRET-42");
+    let debug = format!("{cfg:?}");
+    assert!(!debug.contains("hdr-SECRET-42") && !debug.contains("sk-OBJ-777"), "{debug}");
+    let us = Config::from_json(
+        r#"{"providers": {"openai": {"keys": [{"value": "k"}], "network_config": {"retry_backoff_initial": "1500us"}}}}"#,
+    )
+    .unwrap();
+    assert_eq!(us.providers["openai"].network_config.retry_backoff_initial_ms, 2, "1.5 ms rounds to 2");
 }

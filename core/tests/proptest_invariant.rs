@@ -360,6 +360,12 @@ async fn run(sc: Scenario) -> Result<(), TestCaseError> {
         prop_assert_eq!(&bg_report, &report, "concurrent shutdowns must share one report");
     }
     prop_assert!(report.failed >= report.aborted, "report: {:?}", report);
+    // Once shutdown returned, every pool is idle: each outcome is already counted,
+    // before any handle is awaited (an unawaited, detached job included).
+    for (name, st) in &gw.stats().providers {
+        prop_assert!(st.jobs.invariant_holds(), "{} right after shutdown: {:?}", name, st.jobs);
+        prop_assert_eq!((st.jobs.queued, st.jobs.running), (0, 0), "{} right after shutdown", name);
+    }
     prop_assert_eq!(gw.health().status, "shutdown");
 
     // Every remaining handle has an outcome now, and resolves exactly once.

@@ -64,6 +64,23 @@ impl Latch {
     }
 }
 
+/// Counts a pool task as alive until it ends, however it ends.
+pub(crate) struct TaskAlive {
+    pub pool: Arc<PoolShared>,
+    pub is_worker: bool,
+}
+
+impl Drop for TaskAlive {
+    fn drop(&mut self) {
+        if self.is_worker {
+            self.pool.workers_alive.fetch_sub(1, Ordering::AcqRel);
+        }
+        if self.pool.tasks_alive.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.pool.workers_gone.notify_waiters();
+        }
+    }
+}
+
 /// Counts a `block` submitter as waiting for space while it lives.
 struct SpaceWaiter<'a>(&'a AtomicUsize);
 
@@ -87,8 +104,12 @@ pub(crate) struct PoolShared {
     pub network: NetworkConfig,
     /// Cancelled at a shutdown's deadline: running jobs end SHUTDOWN.
     pub abort: Latch,
+    /// Live worker tasks (what stats report).
     pub workers_alive: AtomicUsize,
-    /// Signalled when the last worker exits.
+    /// Live tasks of the pool: workers plus the reaper. Shutdown waits for
+    /// all of them, so every outcome is counted before it returns.
+    pub tasks_alive: AtomicUsize,
+    /// Signalled when the last task exits.
     pub workers_gone: Notify,
 }
 
@@ -120,6 +141,7 @@ impl PoolShared {
             network: cfg.network_config.clone(),
             abort: Latch::default(),
             workers_alive: AtomicUsize::new(concurrency),
+            tasks_alive: AtomicUsize::new(concurrency + 1),
             workers_gone: Notify::new(),
         });
         for _ in 0..concurrency {
@@ -163,7 +185,7 @@ impl PoolShared {
         };
         let mut sleep = None;
         loop {
-            match self.queue.push(&inner, false, Instant::now()) {
+            match self.queue.push(&inner, false) {
                 Push::Queued | Push::Evicted(_) => {
                     self.counters.submitted.fetch_add(1, Ordering::Relaxed);
                     return Ok(Job::pending(inner, self.clone()));
@@ -190,7 +212,7 @@ impl PoolShared {
             space.as_mut().enable();
             self.queue.space_waiters.fetch_add(1, Ordering::SeqCst);
             let _waiting = SpaceWaiter(&self.queue.space_waiters);
-            match self.queue.push(&inner, false, Instant::now()) {
+            match self.queue.push(&inner, false) {
                 Push::Queued | Push::Evicted(_) => {
                     self.counters.submitted.fetch_add(1, Ordering::Relaxed);
                     return Ok(Job::pending(inner, self.clone()));
@@ -216,7 +238,7 @@ impl PoolShared {
     ) -> Result<Job<T>> {
         let inner = JobInner::new(id, work, model, submitted_at, timeout_ms);
         let evict = self.policy == QueuePolicy::DropOldest;
-        match self.queue.push(&inner, evict, submitted_at) {
+        match self.queue.push(&inner, evict) {
             Push::Queued => {
                 self.counters.submitted.fetch_add(1, Ordering::Relaxed);
                 Ok(Job::pending(inner, self.clone()))
@@ -275,7 +297,8 @@ impl PoolShared {
         self.queue.close();
     }
 
-    /// Waits until every worker exited or `deadline` passed; true if they did.
+    /// Waits until every worker and the reaper exited, or `deadline` passed;
+    /// true if they did.
     pub async fn wait_workers(&self, deadline: Instant) -> bool {
         let Ok(handle) = crate::runtime::handle() else { return false };
         let mut sleep = {
@@ -285,12 +308,12 @@ impl PoolShared {
         loop {
             let mut gone = pin!(self.workers_gone.notified());
             gone.as_mut().enable();
-            if self.workers_alive.load(Ordering::Acquire) == 0 {
+            if self.tasks_alive.load(Ordering::Acquire) == 0 {
                 return true;
             }
             tokio::select! {
                 _ = gone => {}
-                _ = sleep.as_mut() => return self.workers_alive.load(Ordering::Acquire) == 0,
+                _ = sleep.as_mut() => return self.tasks_alive.load(Ordering::Acquire) == 0,
             }
         }
     }

@@ -125,7 +125,7 @@ impl JobQueue {
 
     /// Queues `job` if there is room (or, with `evict_oldest`, makes room by
     /// evicting the oldest live job, which the caller must then finish).
-    pub fn push(&self, job: &Arc<JobInner>, evict_oldest: bool, now: Instant) -> Push {
+    pub fn push(&self, job: &Arc<JobInner>, evict_oldest: bool) -> Push {
         let mut st = self.state.lock();
         if st.closed {
             return Push::Closed;
@@ -147,7 +147,8 @@ impl JobQueue {
                 return Push::Full;
             }
         }
-        job.set_enqueued_at(now);
+        // Stamped under the lock, so the deque is ordered by `enqueued_at`.
+        job.set_enqueued_at(Instant::now());
         st.deque.push_back(job.clone());
         st.live += 1;
         let expiry = job.queue_expiry(self.wait_timeout);
@@ -177,6 +178,7 @@ impl JobQueue {
     /// caller to finish.
     pub fn pop(&self, now: Instant, expired: &mut Vec<Arc<JobInner>>) -> Popped {
         let mut st = self.state.lock();
+        let mut popped = None;
         while let Some(job) = st.deque.pop_front() {
             if job.state() != QUEUED {
                 continue; // tombstone of a cancelled/expired job
@@ -190,15 +192,23 @@ impl JobQueue {
             }
             if job.transition(QUEUED, RUNNING) {
                 st.live -= 1;
-                drop(st);
-                self.free_slot();
-                return Popped::Job(job);
+                popped = Some(job);
+                break;
             }
         }
-        if st.closed {
-            Popped::Closed
-        } else {
-            Popped::Empty
+        let drained = st.closed && st.live == 0;
+        drop(st);
+        for _ in 0..expired.len() + usize::from(popped.is_some()) {
+            self.free_slot();
+        }
+        if drained {
+            // The reaper exits once a closed queue is empty.
+            self.reaper.notify_one();
+        }
+        match popped {
+            Some(job) => Popped::Job(job),
+            None if drained => Popped::Closed,
+            None => Popped::Empty,
         }
     }
 
@@ -247,10 +257,8 @@ impl JobQueue {
         st.reaper_at = next;
         let finished = st.closed && st.live == 0;
         drop(st);
-        if !expired.is_empty() {
-            for _ in 0..expired.len() {
-                self.free_slot();
-            }
+        for _ in 0..expired.len() {
+            self.free_slot();
         }
         Sweep { next, finished }
     }
@@ -266,8 +274,12 @@ impl JobQueue {
         if st.deque.len() > 2 * self.capacity + 64 {
             st.deque.retain(|j| j.state() == QUEUED);
         }
+        let drained = st.closed && st.live == 0;
         drop(st);
         self.free_slot();
+        if drained {
+            self.reaper.notify_one();
+        }
         true
     }
 

@@ -25,20 +25,9 @@ use super::job::{JobInner, Output, Work};
 use super::queue::Popped;
 use super::PoolShared;
 
-/// Decrements the live-worker count however the worker ends.
-struct Alive(Arc<PoolShared>);
-
-impl Drop for Alive {
-    fn drop(&mut self) {
-        if self.0.workers_alive.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.0.workers_gone.notify_waiters();
-        }
-    }
-}
-
 /// The worker task.
 pub(crate) async fn run(pool: Arc<PoolShared>) {
-    let _alive = Alive(pool.clone());
+    let _alive = super::TaskAlive { pool: pool.clone(), is_worker: true };
     let mut expired = Vec::new();
     loop {
         // Fast path: take a job without touching the notifier.
