@@ -106,8 +106,9 @@ pub enum Error {
     Shutdown { provider: Option<String> },
     /// The provider's circuit breaker is open.
     CircuitOpen { provider: String, retry_in_ms: u64 },
-    /// The provider answered with an error status.
-    Provider { provider: String, status: u16, message: String, body: String },
+    /// The provider answered with an error status. `retry_after_ms` is the
+    /// provider's `Retry-After`, when it sent one.
+    Provider { provider: String, status: u16, message: String, body: String, retry_after_ms: Option<u64> },
     /// The provider could not be reached, or the connection broke.
     Network { provider: String, message: String },
     /// The request is malformed; the message says what to fix.

@@ -77,11 +77,12 @@ impl Gateway {
         // Resolves `env.NAME` secrets of a Config that did not come from
         // `Config::from_json` (a no-op for one that did).
         let config = config.resolved()?;
+        let buffers = Buffers::new(config.initial_pool_size);
         let mut pools = BTreeMap::new();
         for (name, p) in &config.providers {
             let kind =
                 p.resolved_kind(name).ok_or_else(|| Error::config(format!("providers.{name}.kind"), "missing"))?;
-            match PoolShared::start(name, kind, p) {
+            match PoolShared::start(name, kind, p, buffers.request.clone()) {
                 Ok(pool) => {
                     pools.insert(name.clone(), pool);
                 }
@@ -93,12 +94,7 @@ impl Gateway {
                 }
             }
         }
-        Ok(Gateway {
-            pools,
-            next_id: AtomicU64::new(1),
-            buffers: Buffers::new(config.initial_pool_size),
-            shutdown: tokio::sync::OnceCell::new(),
-        })
+        Ok(Gateway { pools, next_id: AtomicU64::new(1), buffers, shutdown: tokio::sync::OnceCell::new() })
     }
 
     /// Parses, validates and starts a gateway from JSON text.

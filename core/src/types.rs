@@ -182,8 +182,11 @@ pub(crate) fn request_error(e: serde_path_to_error::Error<serde_json::Error>) ->
 /// Token counts of one call.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Usage {
+    #[serde(default)]
     pub prompt_tokens: u64,
+    #[serde(default)]
     pub completion_tokens: u64,
+    #[serde(default)]
     pub total_tokens: u64,
 }
 
@@ -209,7 +212,9 @@ pub struct ExtraFields {
 /// The assistant message of a choice.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct AssistantMessage {
+    #[serde(default)]
     pub role: String,
+    #[serde(default)]
     pub content: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_calls: Option<Value>,
@@ -218,20 +223,30 @@ pub struct AssistantMessage {
 /// One completion choice.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Choice {
+    #[serde(default)]
     pub index: u32,
+    #[serde(default)]
     pub message: AssistantMessage,
+    #[serde(default)]
     pub finish_reason: Option<String>,
 }
 
 /// An OpenAI `chat.completion` object plus `extra_fields`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Response {
+    #[serde(default)]
     pub id: String,
+    #[serde(default)]
     pub object: String,
+    #[serde(default)]
     pub created: u64,
+    #[serde(default)]
     pub model: String,
+    #[serde(default)]
     pub choices: Vec<Choice>,
+    #[serde(default)]
     pub usage: Usage,
+    #[serde(default)]
     pub extra_fields: ExtraFields,
 }
 
@@ -249,23 +264,33 @@ pub struct Delta {
     pub role: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<Value>,
 }
 
 /// One streamed choice.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ChunkChoice {
+    #[serde(default)]
     pub index: u32,
+    #[serde(default)]
     pub delta: Delta,
+    #[serde(default)]
     pub finish_reason: Option<String>,
 }
 
 /// An OpenAI `chat.completion.chunk` object.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Chunk {
+    #[serde(default)]
     pub id: String,
+    #[serde(default)]
     pub object: String,
+    #[serde(default)]
     pub created: u64,
+    #[serde(default)]
     pub model: String,
+    #[serde(default)]
     pub choices: Vec<ChunkChoice>,
     /// Present on the final chunk.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -341,7 +366,9 @@ impl EmbedRequest {
 /// One embedding vector.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Embedding {
+    #[serde(default)]
     pub object: String,
+    #[serde(default)]
     pub index: u32,
     pub embedding: Vec<f32>,
 }
@@ -349,9 +376,13 @@ pub struct Embedding {
 /// An OpenAI embeddings response (`object: "list"`) plus `extra_fields`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct EmbedResponse {
+    #[serde(default)]
     pub object: String,
     pub data: Vec<Embedding>,
+    #[serde(default)]
     pub model: String,
+    #[serde(default)]
     pub usage: Usage,
+    #[serde(default)]
     pub extra_fields: ExtraFields,
 }

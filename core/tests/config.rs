@@ -493,18 +493,15 @@ fn bifrost_providers_section_loads_unchanged() {
         Some("us.anthropic.claude-3-sonnet-20240229-v1:0")
     );
 
-    // The HTTP providers are not built yet: starting a gateway says so, as a CONFIG error.
-    let e = Gateway::new(cfg).unwrap_err();
+    // The whole Bifrost section starts a gateway with one pool per provider.
+    let gw = Gateway::new(cfg).unwrap();
+    assert_eq!(gw.providers(), vec!["anthropic", "bedrock", "openai"]);
+    let stats = serde_json::to_string(&gw.stats()).unwrap();
+    assert!(!stats.contains("aws-secret-test") && !stats.contains("AKIATEST"), "{stats}");
+    // A bad proxy type is caught when the client is built.
+    let e = Gateway::from_json(&openai_with(r#""proxy_config": {"type": "ftp", "url": "ftp://x"}"#)).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Config);
-    let msg = e.to_string();
-    assert_contains(&msg, &["is not available in this build yet", "only 'mock'"]);
-    assert!(
-        ["'openai'", "'anthropic'", "'bedrock'"].iter().any(|k| msg.contains(k)),
-        "message should name the unavailable kind: {msg}"
-    );
-    let e = Gateway::from_json(&openai_with("")).unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Config);
-    assert_contains(&e.to_string(), &["providers.openai.kind", "provider kind 'openai' is not available"]);
+    assert_contains(&e.to_string(), &["providers.openai.proxy_config.type", "none, http, socks5, environment"]);
 }
 
 // ------------------------------------------------------------ duration strings

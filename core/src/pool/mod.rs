@@ -115,8 +115,13 @@ pub(crate) struct PoolShared {
 
 impl PoolShared {
     /// Builds the pool and spawns its workers on the shared runtime.
-    pub fn start(name: &str, kind: ProviderKind, cfg: &ProviderConfig) -> Result<Arc<PoolShared>> {
-        let provider = ProviderImpl::new(name, kind, cfg)?;
+    pub fn start(
+        name: &str,
+        kind: ProviderKind,
+        cfg: &ProviderConfig,
+        buffers: Arc<crate::objpool::BufferPool>,
+    ) -> Result<Arc<PoolShared>> {
+        let provider = ProviderImpl::new(name, kind, cfg, buffers)?;
         let handle = crate::runtime::handle()?;
         let concurrency = cfg.concurrency_and_buffer_size.concurrency;
         let pool = Arc::new(PoolShared {

@@ -196,7 +196,15 @@ async fn execute(pool: &PoolShared, job: &JobInner, work: Work, started: Instant
     loop {
         attempt += 1;
         let key = choose_key(pool, &job.model)?;
-        let ctx = CallCtx { model: &job.model, job_id: job.id, attempt, key: key.map(|i| &pool.keys[i]) };
+        let ctx = CallCtx {
+            provider: &pool.name,
+            model: &job.model,
+            job_id: job.id,
+            attempt,
+            key: key.map(|i| &pool.keys[i]),
+            key_index: key,
+            deadline: job.deadline,
+        };
         if let Some(i) = key {
             pool.key_counters[i].requests.fetch_add(1, Ordering::Relaxed);
         }

@@ -98,6 +98,7 @@ impl MockProvider {
                 body: format!(
                     "{{\"error\":{{\"message\":\"mock failure\",\"type\":\"mock_error\",\"code\":{status}}}}}"
                 ),
+                retry_after_ms: None,
             });
         }
         Ok(())
@@ -151,7 +152,7 @@ impl MockProvider {
         };
         for (i, piece) in pieces.into_iter().enumerate() {
             let role = (i == 0).then(|| "assistant".to_string());
-            chunks.push_back(Ok(mk(Delta { role, content: Some(piece) }, None, None)));
+            chunks.push_back(Ok(mk(Delta { role, content: Some(piece), tool_calls: None }, None, None)));
         }
         chunks.push_back(Ok(mk(Delta::default(), Some("stop".into()), Some(usage))));
         Ok(ChunkStream::ready(chunks))

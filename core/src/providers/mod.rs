@@ -5,68 +5,99 @@
 //! isolation are the worker's job (`pool::worker`), so providers stay plain
 //! `async fn`s that turn a [`Request`] into a [`Response`] or an [`Error`].
 
+pub(crate) mod anthropic;
+pub(crate) mod bedrock;
+pub(crate) mod http;
 pub mod mock;
+pub(crate) mod openai;
 
 use std::collections::VecDeque;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use futures_util::Stream;
 use tokio::sync::mpsc;
 
-use crate::config::{KeyConfig, ProviderKind};
-use crate::error::{Error, Result};
+use crate::config::{KeyConfig, ProviderConfig, ProviderKind};
+use crate::error::Result;
+use crate::objpool::BufferPool;
 use crate::types::{Chunk, EmbedRequest, EmbedResponse, Request, Response};
 
 /// What a worker tells a provider about the attempt it is making.
 pub(crate) struct CallCtx<'a> {
+    pub provider: &'a str,
     pub model: &'a str,
     pub job_id: u64,
     /// 1 for the first attempt.
     pub attempt: u32,
     /// The key chosen for this attempt, if the provider has keys.
-    #[allow(dead_code)]
     pub key: Option<&'a KeyConfig>,
+    /// Its index among the provider's keys.
+    pub key_index: Option<usize>,
+    /// The request's end-to-end deadline (bounds a stream's life too).
+    pub deadline: Option<Instant>,
+}
+
+impl CallCtx<'_> {
+    /// The chosen key's non-secret id (`openai#0`), for messages.
+    pub fn key_id(&self) -> String {
+        match self.key_index {
+            Some(i) => format!("{}#{i}", self.provider),
+            None => format!("{}#-", self.provider),
+        }
+    }
 }
 
 /// The provider behind one pool.
 pub(crate) enum ProviderImpl {
     Mock(mock::MockProvider),
+    OpenAi(openai::OpenAi),
+    Anthropic(anthropic::Anthropic),
+    Bedrock(bedrock::Bedrock),
 }
 
 impl ProviderImpl {
     /// Builds the provider for a validated config entry.
-    pub fn new(name: &str, kind: ProviderKind, cfg: &crate::config::ProviderConfig) -> Result<Self> {
-        match kind {
+    pub fn new(name: &str, kind: ProviderKind, cfg: &ProviderConfig, buffers: Arc<BufferPool>) -> Result<Self> {
+        Ok(match kind {
             ProviderKind::Mock => {
-                Ok(ProviderImpl::Mock(mock::MockProvider::new(name, cfg.mock.clone().unwrap_or_default())))
+                ProviderImpl::Mock(mock::MockProvider::new(name, cfg.mock.clone().unwrap_or_default()))
             }
-            other => Err(Error::config(
-                format!("providers.{name}.kind"),
-                format!(
-                    "provider kind '{}' is not available in this build yet (only 'mock' is); \
-                     the HTTP providers land with the providers milestone",
-                    other.as_str()
-                ),
-            )),
-        }
+            ProviderKind::Openai => ProviderImpl::OpenAi(openai::OpenAi::new(name, cfg, buffers)?),
+            ProviderKind::Anthropic => ProviderImpl::Anthropic(anthropic::Anthropic::new(name, cfg, buffers)?),
+            ProviderKind::Bedrock => ProviderImpl::Bedrock(bedrock::Bedrock::new(name, cfg, buffers)?),
+        })
     }
 
     pub async fn chat(&self, req: &Request, ctx: &CallCtx<'_>) -> Result<Response> {
         match self {
-            ProviderImpl::Mock(m) => m.chat(req, ctx).await,
+            ProviderImpl::Mock(p) => p.chat(req, ctx).await,
+            ProviderImpl::OpenAi(p) => p.chat(req, ctx).await,
+            ProviderImpl::Anthropic(p) => p.chat(req, ctx).await,
+            ProviderImpl::Bedrock(p) => p.chat(req, ctx).await,
         }
     }
 
     pub async fn stream(&self, req: &Request, ctx: &CallCtx<'_>) -> Result<ChunkStream> {
         match self {
-            ProviderImpl::Mock(m) => m.stream(req, ctx).await,
+            ProviderImpl::Mock(p) => p.stream(req, ctx).await,
+            ProviderImpl::OpenAi(p) => p.stream(req, ctx).await,
+            ProviderImpl::Anthropic(p) => p.stream(req, ctx).await,
+            ProviderImpl::Bedrock(p) => p.stream(req, ctx).await,
         }
     }
 
     pub async fn embed(&self, req: &EmbedRequest, ctx: &CallCtx<'_>) -> Result<EmbedResponse> {
         match self {
-            ProviderImpl::Mock(m) => m.embed(req, ctx).await,
+            ProviderImpl::Mock(p) => p.embed(req, ctx).await,
+            ProviderImpl::OpenAi(p) => p.embed(req, ctx).await,
+            ProviderImpl::Anthropic(_) | ProviderImpl::Bedrock(_) => Err(crate::error::Error::invalid(format!(
+                "provider '{}' (kind {}) has no embeddings endpoint in bifrost; use an OpenAI-compatible provider",
+                ctx.provider,
+                if matches!(self, ProviderImpl::Anthropic(_)) { "anthropic" } else { "bedrock" }
+            ))),
         }
     }
 }
@@ -81,14 +112,27 @@ pub struct ChunkStream {
 enum Source {
     /// Every chunk is already known (the mock provider).
     Ready(VecDeque<Result<Chunk>>),
-    /// Chunks arrive from a task reading the upstream.
-    #[allow(dead_code)]
-    Channel(mpsc::Receiver<Result<Chunk>>),
+    /// Chunks arrive from a task reading the upstream; the task is aborted
+    /// (closing the upstream connection) when the stream is dropped.
+    Channel { rx: mpsc::Receiver<Result<Chunk>>, _reader: AbortOnDrop },
+}
+
+/// Aborts a spawned task when dropped.
+pub(crate) struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl ChunkStream {
     pub(crate) fn ready(chunks: VecDeque<Result<Chunk>>) -> Self {
         ChunkStream { source: Source::Ready(chunks) }
+    }
+
+    pub(crate) fn channel(rx: mpsc::Receiver<Result<Chunk>>, task: tokio::task::JoinHandle<()>) -> Self {
+        ChunkStream { source: Source::Channel { rx, _reader: AbortOnDrop(task) } }
     }
 
     /// The next chunk, or `None` after the last one.
@@ -109,7 +153,7 @@ impl Stream for ChunkStream {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         match &mut self.source {
             Source::Ready(q) => Poll::Ready(q.pop_front()),
-            Source::Channel(rx) => rx.poll_recv(cx),
+            Source::Channel { rx, .. } => rx.poll_recv(cx),
         }
     }
 }

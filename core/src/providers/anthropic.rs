@@ -1,0 +1,515 @@
+//! Anthropic's Messages API (`POST {base}/v1/messages`), unary and SSE
+//! streaming, mapped to and from the OpenAI shape.
+//!
+//! Requests: `system`/`developer` messages become the top-level `system`;
+//! text and image content parts, assistant `tool_calls` and `tool` results
+//! become Anthropic content blocks; `max_tokens` (or
+//! `max_completion_tokens`, default 1024), `temperature`, `top_p`, `top_k`,
+//! `stop`, `tools` and `tool_choice` are mapped; other OpenAI parameters
+//! have no Anthropic equivalent and are not sent. Responses: text blocks
+//! join into `content`, `tool_use` blocks become `tool_calls`, stop reasons
+//! map to OpenAI finish reasons, usage to prompt/completion tokens.
+//! Streams end with `message_stop`; an `error` event is a PROVIDER error.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use reqwest::header::{HeaderMap, HeaderValue};
+use serde_json::{json, Map, Value};
+
+use crate::config::ProviderConfig;
+use crate::error::{Error, Result};
+use crate::objpool::BufferPool;
+use crate::providers::http::{HttpClient, SseParser, StreamDecoder, StreamItem};
+use crate::providers::{CallCtx, ChunkStream};
+use crate::types::{
+    AssistantMessage, Choice, Chunk, ChunkChoice, Content, Delta, ExtraFields, Message, Request, Response, Usage,
+};
+
+const API_VERSION: &str = "2023-06-01";
+const DEFAULT_MAX_TOKENS: u64 = 1024;
+
+pub(crate) struct Anthropic {
+    http: HttpClient,
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// An OpenAI content part → an Anthropic content block.
+fn part_to_block(part: &Value) -> Result<Value> {
+    match part.get("type").and_then(Value::as_str) {
+        Some("text") => {
+            Ok(json!({"type": "text", "text": part.get("text").cloned().unwrap_or(Value::String(String::new()))}))
+        }
+        Some("image_url") => {
+            let url = part
+                .get("image_url")
+                .and_then(|u| u.get("url").or(Some(u)))
+                .and_then(Value::as_str)
+                .ok_or_else(|| Error::invalid("image_url content part needs image_url.url"))?;
+            if let Some(rest) = url.strip_prefix("data:") {
+                let (media, data) = rest
+                    .split_once(";base64,")
+                    .ok_or_else(|| Error::invalid("image data URLs must be base64 (data:<type>;base64,<data>)"))?;
+                Ok(json!({"type": "image", "source": {"type": "base64", "media_type": media, "data": data}}))
+            } else {
+                Ok(json!({"type": "image", "source": {"type": "url", "url": url}}))
+            }
+        }
+        other => Err(Error::invalid(format!(
+            "content part type {other:?} has no Anthropic equivalent (text and image_url are supported)"
+        ))),
+    }
+}
+
+fn content_blocks(content: &Content) -> Result<Vec<Value>> {
+    match content {
+        Content::Text(t) => Ok(vec![json!({"type": "text", "text": t})]),
+        Content::Parts(parts) => parts.iter().map(part_to_block).collect(),
+        Content::Null => Ok(Vec::new()),
+    }
+}
+
+/// Builds the Messages API body for `req` (`model` is the model name).
+pub(crate) fn request_body(req: &Request, model: &str, stream: bool) -> Result<Value> {
+    let mut system = Vec::new();
+    let mut messages: Vec<Value> = Vec::new();
+    for m in &req.messages {
+        match m.role.as_str() {
+            "system" | "developer" => {
+                let text = m.content.text();
+                if !text.is_empty() {
+                    system.push(json!({"type": "text", "text": text}));
+                }
+            }
+            "user" => messages.push(json!({"role": "user", "content": content_blocks(&m.content)?})),
+            "assistant" => {
+                let mut blocks = content_blocks(&m.content)?;
+                blocks.extend(tool_use_blocks(m)?);
+                messages.push(json!({"role": "assistant", "content": blocks}));
+            }
+            "tool" => {
+                let id =
+                    m.tool_call_id.as_deref().ok_or_else(|| Error::invalid("a tool message needs tool_call_id"))?;
+                let block = json!({"type": "tool_result", "tool_use_id": id, "content": m.content.text()});
+                // Consecutive tool results share one user turn.
+                match messages.last_mut() {
+                    Some(last) if last["role"] == "user" && last["content"][0]["type"] == "tool_result" => {
+                        if let Some(arr) = last["content"].as_array_mut() {
+                            arr.push(block);
+                        }
+                    }
+                    _ => messages.push(json!({"role": "user", "content": [block]})),
+                }
+            }
+            other => return Err(Error::invalid(format!("role {other:?} cannot be sent to Anthropic"))),
+        }
+    }
+    let p = &req.params;
+    let max_tokens = p
+        .get("max_tokens")
+        .or_else(|| p.get("max_completion_tokens"))
+        .and_then(Value::as_u64)
+        .unwrap_or(DEFAULT_MAX_TOKENS);
+    let mut body = Map::new();
+    body.insert("model".into(), json!(model));
+    body.insert("max_tokens".into(), json!(max_tokens));
+    body.insert("messages".into(), Value::Array(messages));
+    if !system.is_empty() {
+        body.insert("system".into(), Value::Array(system));
+    }
+    for key in ["temperature", "top_p", "top_k"] {
+        if let Some(v) = p.get(key) {
+            body.insert(key.into(), v.clone());
+        }
+    }
+    match p.get("stop") {
+        Some(Value::String(s)) => {
+            body.insert("stop_sequences".into(), json!([s]));
+        }
+        Some(Value::Array(a)) => {
+            body.insert("stop_sequences".into(), Value::Array(a.clone()));
+        }
+        _ => {}
+    }
+    if let Some(Value::Array(tools)) = p.get("tools") {
+        let mapped: Vec<Value> = tools
+            .iter()
+            .filter_map(|t| t.get("function"))
+            .map(|f| {
+                json!({
+                    "name": f.get("name").cloned().unwrap_or(Value::Null),
+                    "description": f.get("description").cloned().unwrap_or(Value::String(String::new())),
+                    "input_schema": f.get("parameters").cloned().unwrap_or(json!({"type": "object"})),
+                })
+            })
+            .collect();
+        body.insert("tools".into(), Value::Array(mapped));
+    }
+    match p.get("tool_choice") {
+        Some(Value::String(s)) if s == "auto" => {
+            body.insert("tool_choice".into(), json!({"type": "auto"}));
+        }
+        Some(Value::String(s)) if s == "required" => {
+            body.insert("tool_choice".into(), json!({"type": "any"}));
+        }
+        Some(Value::String(s)) if s == "none" => {
+            body.insert("tool_choice".into(), json!({"type": "none"}));
+        }
+        Some(Value::Object(o)) => {
+            if let Some(name) = o.get("function").and_then(|f| f.get("name")) {
+                body.insert("tool_choice".into(), json!({"type": "tool", "name": name}));
+            }
+        }
+        _ => {}
+    }
+    if stream {
+        body.insert("stream".into(), json!(true));
+    }
+    Ok(Value::Object(body))
+}
+
+fn tool_use_blocks(m: &Message) -> Result<Vec<Value>> {
+    let Some(Value::Array(calls)) = &m.tool_calls else { return Ok(Vec::new()) };
+    calls
+        .iter()
+        .map(|c| {
+            let f = c.get("function").ok_or_else(|| Error::invalid("tool_calls[].function is required"))?;
+            let args = f.get("arguments").and_then(Value::as_str).unwrap_or("{}");
+            let input: Value = serde_json::from_str(args)
+                .map_err(|e| Error::invalid(format!("tool_calls[].function.arguments is not JSON: {e}")))?;
+            Ok(json!({"type": "tool_use", "id": c.get("id").cloned().unwrap_or(Value::Null),
+                      "name": f.get("name").cloned().unwrap_or(Value::Null), "input": input}))
+        })
+        .collect()
+}
+
+/// Anthropic stop reason → OpenAI finish reason.
+pub(crate) fn finish_reason(stop: &str) -> String {
+    match stop {
+        "end_turn" | "stop_sequence" | "pause_turn" => "stop",
+        "max_tokens" => "length",
+        "tool_use" => "tool_calls",
+        "refusal" => "content_filter",
+        other => other,
+    }
+    .to_string()
+}
+
+/// Maps a Messages API response to a `chat.completion`.
+pub(crate) fn response_from(v: &Value, model: &str) -> Result<Response> {
+    let blocks = v.get("content").and_then(Value::as_array).ok_or_else(|| Error::Network {
+        provider: String::new(),
+        message: "Anthropic response has no content array".into(),
+    })?;
+    let mut text = String::new();
+    let mut tool_calls = Vec::new();
+    for b in blocks {
+        match b.get("type").and_then(Value::as_str) {
+            Some("text") => text.push_str(b.get("text").and_then(Value::as_str).unwrap_or("")),
+            Some("tool_use") => tool_calls.push(json!({
+                "id": b.get("id").cloned().unwrap_or(Value::Null),
+                "type": "function",
+                "function": {"name": b.get("name").cloned().unwrap_or(Value::Null),
+                             "arguments": b.get("input").map(Value::to_string).unwrap_or_else(|| "{}".into())},
+            })),
+            _ => {}
+        }
+    }
+    let usage = v.get("usage");
+    let prompt = usage.and_then(|u| u.get("input_tokens")).and_then(Value::as_u64).unwrap_or(0);
+    let completion = usage.and_then(|u| u.get("output_tokens")).and_then(Value::as_u64).unwrap_or(0);
+    Ok(Response {
+        id: v.get("id").and_then(Value::as_str).unwrap_or_default().to_string(),
+        object: "chat.completion".into(),
+        created: unix_now(),
+        model: v.get("model").and_then(Value::as_str).unwrap_or(model).to_string(),
+        choices: vec![Choice {
+            index: 0,
+            message: AssistantMessage {
+                role: "assistant".into(),
+                content: if text.is_empty() && !tool_calls.is_empty() { None } else { Some(text) },
+                tool_calls: (!tool_calls.is_empty()).then_some(Value::Array(tool_calls)),
+            },
+            finish_reason: v.get("stop_reason").and_then(Value::as_str).map(finish_reason),
+        }],
+        usage: Usage { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion },
+        extra_fields: ExtraFields::default(),
+    })
+}
+
+/// `{"type":"error","error":{"type":..,"message":..}}` → "type: message".
+pub(crate) fn error_message(body: &str) -> Option<String> {
+    let v: Value = serde_json::from_str(body).ok()?;
+    let e = v.get("error")?;
+    let msg = e.get("message").and_then(Value::as_str)?;
+    Some(match e.get("type").and_then(Value::as_str) {
+        Some(t) => format!("{t}: {msg}"),
+        None => msg.to_string(),
+    })
+}
+
+impl Anthropic {
+    pub fn new(name: &str, cfg: &ProviderConfig, buffers: Arc<BufferPool>) -> Result<Self> {
+        Ok(Anthropic { http: HttpClient::new(name, cfg, "https://api.anthropic.com".into(), buffers)? })
+    }
+
+    fn headers(&self, ctx: &CallCtx<'_>) -> Result<HeaderMap> {
+        let mut h = HeaderMap::new();
+        h.insert("anthropic-version", HeaderValue::from_static(API_VERSION));
+        if let Some(key) = ctx.key {
+            let v = HeaderValue::from_str(key.value.expose())
+                .map_err(|_| Error::invalid(format!("key {} is not a valid header value", ctx.key_id())))?;
+            h.insert("x-api-key", v);
+        }
+        Ok(h)
+    }
+
+    pub async fn chat(&self, req: &Request, ctx: &CallCtx<'_>) -> Result<Response> {
+        let body = self.http.json_body(&request_body(req, ctx.model, false)?)?;
+        let url = format!("{}/v1/messages", self.http.base_url);
+        let resp = self.http.post(&url, self.headers(ctx)?, body, error_message).await?;
+        let bytes = resp.bytes().await.map_err(|e| self.network(format!("reading the response failed: {e}")))?;
+        let v: Value =
+            serde_json::from_slice(&bytes).map_err(|e| self.network(format!("response is not JSON: {e}")))?;
+        response_from(&v, ctx.model).map_err(|_| self.network("response is not an Anthropic message".into()))
+    }
+
+    pub async fn stream(&self, req: &Request, ctx: &CallCtx<'_>) -> Result<ChunkStream> {
+        let body = self.http.json_body(&request_body(req, ctx.model, true)?)?;
+        let url = format!("{}/v1/messages", self.http.base_url);
+        let resp = self.http.post(&url, self.headers(ctx)?, body, error_message).await?;
+        let decoder = AnthropicDecoder::new(ctx.provider, ctx.model);
+        Ok(self.http.stream(resp, decoder, ctx.deadline))
+    }
+
+    fn network(&self, message: String) -> Error {
+        Error::Network { provider: self.http.provider.clone(), message }
+    }
+}
+
+/// Maps Anthropic's stream events to chunks; `message_stop` ends it.
+pub(crate) struct AnthropicDecoder {
+    sse: SseParser,
+    provider: String,
+    id: String,
+    model: String,
+    created: u64,
+    prompt_tokens: u64,
+    /// Tool-use block index → position in `tool_calls` deltas.
+    tool_index: Vec<(u64, u32)>,
+}
+
+impl AnthropicDecoder {
+    pub fn new(provider: &str, model: &str) -> Self {
+        AnthropicDecoder {
+            sse: SseParser::default(),
+            provider: provider.to_string(),
+            id: String::new(),
+            model: model.to_string(),
+            created: unix_now(),
+            prompt_tokens: 0,
+            tool_index: Vec::new(),
+        }
+    }
+
+    fn chunk(&self, delta: Delta, finish: Option<String>, usage: Option<Usage>) -> Chunk {
+        Chunk {
+            id: self.id.clone(),
+            object: "chat.completion.chunk".into(),
+            created: self.created,
+            model: self.model.clone(),
+            choices: vec![ChunkChoice { index: 0, delta, finish_reason: finish }],
+            usage,
+        }
+    }
+
+    fn bad(&self, what: &str) -> Error {
+        Error::Network { provider: self.provider.clone(), message: format!("malformed Anthropic stream event: {what}") }
+    }
+}
+
+impl StreamDecoder for AnthropicDecoder {
+    fn push(&mut self, bytes: &[u8]) {
+        self.sse.push(bytes);
+    }
+
+    fn next_item(&mut self) -> Result<Option<StreamItem>> {
+        while let Some(ev) = self.sse.next_event() {
+            let v: Value = match serde_json::from_str(&ev.data) {
+                Ok(v) => v,
+                Err(_) if ev.data.trim().is_empty() => continue,
+                Err(_) => return Err(self.bad("data is not JSON")),
+            };
+            let kind = v.get("type").and_then(Value::as_str).or(ev.event.as_deref()).unwrap_or("");
+            match kind {
+                "message_start" => {
+                    let m = v.get("message").ok_or_else(|| self.bad("message_start without message"))?;
+                    self.id = m.get("id").and_then(Value::as_str).unwrap_or_default().to_string();
+                    if let Some(model) = m.get("model").and_then(Value::as_str) {
+                        self.model = model.to_string();
+                    }
+                    self.prompt_tokens =
+                        m.get("usage").and_then(|u| u.get("input_tokens")).and_then(Value::as_u64).unwrap_or(0);
+                    let delta =
+                        Delta { role: Some("assistant".into()), content: Some(String::new()), tool_calls: None };
+                    return Ok(Some(StreamItem::Chunk(self.chunk(delta, None, None))));
+                }
+                "content_block_start" => {
+                    let block = v.get("content_block");
+                    if block.and_then(|b| b.get("type")).and_then(Value::as_str) == Some("tool_use") {
+                        let index = v.get("index").and_then(Value::as_u64).unwrap_or(0);
+                        let pos = self.tool_index.len() as u32;
+                        self.tool_index.push((index, pos));
+                        let b = block.unwrap_or(&Value::Null);
+                        let call = json!([{"index": pos, "id": b.get("id"), "type": "function",
+                                           "function": {"name": b.get("name"), "arguments": ""}}]);
+                        let delta = Delta { role: None, content: None, tool_calls: Some(call) };
+                        return Ok(Some(StreamItem::Chunk(self.chunk(delta, None, None))));
+                    }
+                }
+                "content_block_delta" => {
+                    let d = v.get("delta").ok_or_else(|| self.bad("content_block_delta without delta"))?;
+                    match d.get("type").and_then(Value::as_str) {
+                        Some("text_delta") => {
+                            let text = d.get("text").and_then(Value::as_str).unwrap_or("").to_string();
+                            let delta = Delta { role: None, content: Some(text), tool_calls: None };
+                            return Ok(Some(StreamItem::Chunk(self.chunk(delta, None, None))));
+                        }
+                        Some("input_json_delta") => {
+                            let index = v.get("index").and_then(Value::as_u64).unwrap_or(0);
+                            let pos = self.tool_index.iter().find(|(i, _)| *i == index).map(|(_, p)| *p).unwrap_or(0);
+                            let partial = d.get("partial_json").and_then(Value::as_str).unwrap_or("");
+                            let call = json!([{"index": pos, "function": {"arguments": partial}}]);
+                            let delta = Delta { role: None, content: None, tool_calls: Some(call) };
+                            return Ok(Some(StreamItem::Chunk(self.chunk(delta, None, None))));
+                        }
+                        _ => {}
+                    }
+                }
+                "message_delta" => {
+                    let stop = v.get("delta").and_then(|d| d.get("stop_reason")).and_then(Value::as_str);
+                    let out = v.get("usage").and_then(|u| u.get("output_tokens")).and_then(Value::as_u64).unwrap_or(0);
+                    let usage = Usage {
+                        prompt_tokens: self.prompt_tokens,
+                        completion_tokens: out,
+                        total_tokens: self.prompt_tokens + out,
+                    };
+                    return Ok(Some(StreamItem::Chunk(self.chunk(
+                        Delta::default(),
+                        stop.map(finish_reason),
+                        Some(usage),
+                    ))));
+                }
+                "message_stop" => return Ok(Some(StreamItem::Done)),
+                "error" => {
+                    let message = error_message(&ev.data).unwrap_or_else(|| ev.data.clone());
+                    let status = match v.get("error").and_then(|e| e.get("type")).and_then(Value::as_str) {
+                        Some("overloaded_error") => 529,
+                        Some("rate_limit_error") => 429,
+                        Some("invalid_request_error") => 400,
+                        _ => 500,
+                    };
+                    return Err(Error::Provider {
+                        provider: self.provider.clone(),
+                        status,
+                        message: format!("error inside the stream: {message}"),
+                        body: ev.data,
+                        retry_after_ms: None,
+                    });
+                }
+                _ => {} // ping, content_block_stop
+            }
+        }
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The example request/response pair of Anthropic's Messages API docs.
+    #[test]
+    fn golden_request_and_response_mapping() {
+        let req: Request = serde_json::from_value(json!({
+            "model": "anthropic/claude-3-5-haiku-latest",
+            "messages": [
+                {"role": "system", "content": "You are terse."},
+                {"role": "user", "content": [{"type": "text", "text": "Hello, Claude"},
+                                             {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBOR"}}]},
+                {"role": "assistant", "content": null, "tool_calls": [{"id": "toolu_1", "type": "function",
+                    "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}]},
+                {"role": "tool", "tool_call_id": "toolu_1", "content": "sunny"}
+            ],
+            "params": {"max_tokens": 256, "temperature": 0.2, "stop": "END", "frequency_penalty": 1,
+                       "tools": [{"type": "function", "function": {"name": "get_weather", "description": "w",
+                                  "parameters": {"type": "object"}}}], "tool_choice": "required"}
+        }))
+        .unwrap();
+        let body = request_body(&req, "claude-3-5-haiku-latest", false).unwrap();
+        assert_eq!(
+            body,
+            json!({
+                "model": "claude-3-5-haiku-latest",
+                "max_tokens": 256,
+                "system": [{"type": "text", "text": "You are terse."}],
+                "messages": [
+                    {"role": "user", "content": [{"type": "text", "text": "Hello, Claude"},
+                        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBOR"}}]},
+                    {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "get_weather",
+                                                       "input": {"city": "Paris"}}]},
+                    {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "sunny"}]}
+                ],
+                "temperature": 0.2,
+                "stop_sequences": ["END"],
+                "tools": [{"name": "get_weather", "description": "w", "input_schema": {"type": "object"}}],
+                "tool_choice": {"type": "any"}
+            })
+        );
+        let resp = response_from(
+            &json!({
+                "id": "msg_01XFDUDYJgAACzvnptvVoYEL", "type": "message", "role": "assistant",
+                "content": [{"type": "text", "text": "Hello!"}], "model": "claude-3-5-haiku-20241022",
+                "stop_reason": "end_turn", "stop_sequence": null,
+                "usage": {"input_tokens": 12, "output_tokens": 6}
+            }),
+            "claude-3-5-haiku-latest",
+        )
+        .unwrap();
+        assert_eq!(resp.id, "msg_01XFDUDYJgAACzvnptvVoYEL");
+        assert_eq!(resp.text(), Some("Hello!"));
+        assert_eq!(resp.choices[0].finish_reason.as_deref(), Some("stop"));
+        assert_eq!((resp.usage.prompt_tokens, resp.usage.completion_tokens, resp.usage.total_tokens), (12, 6, 18));
+    }
+
+    #[test]
+    fn stream_events_map_to_chunks() {
+        let mut d = AnthropicDecoder::new("anthropic", "claude");
+        d.push(
+            b"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"model\":\"claude-x\",\"usage\":{\"input_tokens\":25,\"output_tokens\":1}}}\n\n\
+event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n\
+event: ping\ndata: {\"type\": \"ping\"}\n\n\
+event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hello\"}}\n\n\
+event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n\
+event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"max_tokens\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":15}}\n\n\
+event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+        );
+        let mut chunks = Vec::new();
+        loop {
+            match d.next_item().unwrap() {
+                Some(StreamItem::Chunk(c)) => chunks.push(c),
+                Some(StreamItem::Done) => break,
+                None => panic!("ended without message_stop"),
+            }
+        }
+        assert_eq!(chunks.len(), 3);
+        assert_eq!(chunks[0].choices[0].delta.role.as_deref(), Some("assistant"));
+        assert_eq!(chunks[1].choices[0].delta.content.as_deref(), Some("Hello"));
+        assert_eq!(chunks[2].choices[0].finish_reason.as_deref(), Some("length"));
+        assert_eq!(chunks[2].usage, Some(Usage { prompt_tokens: 25, completion_tokens: 15, total_tokens: 40 }));
+        assert!(chunks.iter().all(|c| c.id == "msg_1" && c.model == "claude-x"));
+    }
+}

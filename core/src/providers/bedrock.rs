@@ -1,0 +1,464 @@
+//! AWS Bedrock's Converse and ConverseStream APIs
+//! (`POST {base}/model/{modelId}/converse` and `/converse-stream`), signed
+//! with SigV4 (`aws-sigv4`), mapped to and from the OpenAI shape.
+//!
+//! Keys carry `bedrock_key_config` (`access_key`, `secret_key`,
+//! `session_token`, `region`, optional `deployments` and `arn`); a key with
+//! only a `value` is sent as a Bedrock API key (`Authorization: Bearer`).
+//! The endpoint defaults to `https://bedrock-runtime.{region}.amazonaws.com`.
+//! Streams are AWS event-stream frames (decoded with
+//! `aws-smithy-eventstream`, CRCs checked); `messageStop` ends the content,
+//! `metadata` carries usage, an exception frame is a PROVIDER error.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use aws_credential_types::Credentials;
+use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
+use aws_sigv4::sign::v4;
+use aws_smithy_eventstream::frame::{DecodedFrame, MessageFrameDecoder};
+use aws_smithy_types::event_stream::{HeaderValue as EsHeaderValue, Message as EsMessage};
+use bytes::{Bytes, BytesMut};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use serde_json::{json, Map, Value};
+
+use crate::config::{KeyConfig, ProviderConfig};
+use crate::error::{Error, Result};
+use crate::objpool::BufferPool;
+use crate::providers::http::{HttpClient, StreamDecoder, StreamItem};
+use crate::providers::{CallCtx, ChunkStream};
+use crate::types::{
+    AssistantMessage, Choice, Chunk, ChunkChoice, Content, Delta, ExtraFields, Request, Response, Usage,
+};
+
+pub(crate) struct Bedrock {
+    http: HttpClient,
+    /// True when `network_config.base_url` was set (else per-key region).
+    custom_base: bool,
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// Percent-encodes a path segment (RFC 3986 unreserved characters stay).
+fn encode_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 3);
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn content_blocks(content: &Content) -> Result<Vec<Value>> {
+    match content {
+        Content::Text(t) => Ok(vec![json!({"text": t})]),
+        Content::Null => Ok(Vec::new()),
+        Content::Parts(parts) => parts
+            .iter()
+            .map(|p| match p.get("type").and_then(Value::as_str) {
+                Some("text") => Ok(json!({"text": p.get("text").and_then(Value::as_str).unwrap_or("")})),
+                Some("image_url") => {
+                    let url =
+                        p.get("image_url").and_then(|u| u.get("url").or(Some(u))).and_then(Value::as_str).unwrap_or("");
+                    let (media, data) = url
+                        .strip_prefix("data:")
+                        .and_then(|r| r.split_once(";base64,"))
+                        .ok_or_else(|| Error::invalid("Bedrock takes images only as base64 data URLs"))?;
+                    let format = media.strip_prefix("image/").unwrap_or(media);
+                    Ok(json!({"image": {"format": format, "source": {"bytes": data}}}))
+                }
+                other => Err(Error::invalid(format!("content part type {other:?} has no Bedrock equivalent"))),
+            })
+            .collect(),
+    }
+}
+
+/// Builds the Converse body for `req`.
+pub(crate) fn request_body(req: &Request) -> Result<Value> {
+    let mut system = Vec::new();
+    let mut messages = Vec::new();
+    for m in &req.messages {
+        match m.role.as_str() {
+            "system" | "developer" => {
+                let t = m.content.text();
+                if !t.is_empty() {
+                    system.push(json!({"text": t}));
+                }
+            }
+            "user" | "assistant" => messages.push(json!({"role": m.role, "content": content_blocks(&m.content)?})),
+            other => {
+                return Err(Error::invalid(format!(
+                    "role {other:?} is not supported for Bedrock by bifrost (system, user and assistant are)"
+                )))
+            }
+        }
+    }
+    let p = &req.params;
+    let mut inference = Map::new();
+    if let Some(v) = p.get("max_tokens").or_else(|| p.get("max_completion_tokens")) {
+        inference.insert("maxTokens".into(), v.clone());
+    }
+    if let Some(v) = p.get("temperature") {
+        inference.insert("temperature".into(), v.clone());
+    }
+    if let Some(v) = p.get("top_p") {
+        inference.insert("topP".into(), v.clone());
+    }
+    match p.get("stop") {
+        Some(Value::String(s)) => {
+            inference.insert("stopSequences".into(), json!([s]));
+        }
+        Some(Value::Array(a)) => {
+            inference.insert("stopSequences".into(), Value::Array(a.clone()));
+        }
+        _ => {}
+    }
+    let mut body = Map::new();
+    body.insert("messages".into(), Value::Array(messages));
+    if !system.is_empty() {
+        body.insert("system".into(), Value::Array(system));
+    }
+    if !inference.is_empty() {
+        body.insert("inferenceConfig".into(), Value::Object(inference));
+    }
+    Ok(Value::Object(body))
+}
+
+/// Converse stop reason → OpenAI finish reason.
+pub(crate) fn finish_reason(stop: &str) -> String {
+    match stop {
+        "end_turn" | "stop_sequence" => "stop",
+        "max_tokens" => "length",
+        "tool_use" => "tool_calls",
+        "content_filtered" | "guardrail_intervened" => "content_filter",
+        other => other,
+    }
+    .to_string()
+}
+
+fn usage_from(u: Option<&Value>) -> Usage {
+    let get = |k: &str| u.and_then(|u| u.get(k)).and_then(Value::as_u64).unwrap_or(0);
+    let (i, o) = (get("inputTokens"), get("outputTokens"));
+    Usage {
+        prompt_tokens: i,
+        completion_tokens: o,
+        total_tokens: u.and_then(|u| u.get("totalTokens")).and_then(Value::as_u64).unwrap_or(i + o),
+    }
+}
+
+/// Maps a Converse response to a `chat.completion`.
+pub(crate) fn response_from(v: &Value, model: &str, id: String) -> Option<Response> {
+    let blocks = v.get("output")?.get("message")?.get("content")?.as_array()?;
+    let text: String = blocks.iter().filter_map(|b| b.get("text").and_then(Value::as_str)).collect();
+    Some(Response {
+        id,
+        object: "chat.completion".into(),
+        created: unix_now(),
+        model: model.to_string(),
+        choices: vec![Choice {
+            index: 0,
+            message: AssistantMessage { role: "assistant".into(), content: Some(text), tool_calls: None },
+            finish_reason: v.get("stopReason").and_then(Value::as_str).map(finish_reason),
+        }],
+        usage: usage_from(v.get("usage")),
+        extra_fields: ExtraFields::default(),
+    })
+}
+
+/// `{"message": ...}` (or `Message`) → the message.
+pub(crate) fn error_message(body: &str) -> Option<String> {
+    let v: Value = serde_json::from_str(body).ok()?;
+    v.get("message").or_else(|| v.get("Message")).and_then(Value::as_str).map(str::to_string)
+}
+
+impl Bedrock {
+    pub fn new(name: &str, cfg: &ProviderConfig, buffers: Arc<BufferPool>) -> Result<Self> {
+        for (i, k) in cfg.keys.iter().enumerate() {
+            if k.bedrock_key_config.is_none() && k.value.expose().is_empty() {
+                return Err(Error::config(
+                    format!("providers.{name}.keys[{i}]"),
+                    "a bedrock key needs bedrock_key_config {access_key, secret_key, region} or an API key in value",
+                ));
+            }
+        }
+        let custom_base = cfg.network_config.base_url.is_some();
+        // Without a base_url, the region comes from each key (see `base_for`).
+        let http = HttpClient::new(name, cfg, String::new(), buffers)?;
+        Ok(Bedrock { http, custom_base })
+    }
+
+    fn base_for(&self, key: &KeyConfig) -> String {
+        if self.custom_base {
+            return self.http.base_url.clone();
+        }
+        let region = key.bedrock_key_config.as_ref().map(|b| b.region.expose()).unwrap_or("us-east-1");
+        format!("https://bedrock-runtime.{region}.amazonaws.com")
+    }
+
+    /// The model id for the URL: a deployment (prefixed with `arn`) if the
+    /// key maps this model, else the model name itself.
+    fn model_id(key: &KeyConfig, model: &str) -> String {
+        match &key.bedrock_key_config {
+            Some(b) => match b.deployments.get(model) {
+                Some(dep) => match &b.arn {
+                    Some(arn) => format!("{}/{dep}", arn.expose().trim_end_matches('/')),
+                    None => dep.clone(),
+                },
+                None => model.to_string(),
+            },
+            None => model.to_string(),
+        }
+    }
+
+    /// Signs (SigV4) or authorizes (API key) one POST of `body` to `url`.
+    fn auth_headers(&self, key: &KeyConfig, ctx: &CallCtx<'_>, url: &str, body: &[u8]) -> Result<HeaderMap> {
+        let mut out = HeaderMap::new();
+        let Some(b) = &key.bedrock_key_config else {
+            let v = HeaderValue::from_str(&format!("Bearer {}", key.value.expose()))
+                .map_err(|_| Error::invalid(format!("key {} is not a valid header value", ctx.key_id())))?;
+            out.insert(reqwest::header::AUTHORIZATION, v);
+            return Ok(out);
+        };
+        let (Some(ak), Some(sk)) = (&b.access_key, &b.secret_key) else {
+            return Err(Error::invalid(format!(
+                "key {} of provider '{}' has bedrock_key_config without access_key/secret_key",
+                ctx.key_id(),
+                ctx.provider
+            )));
+        };
+        let identity = Credentials::new(
+            ak.expose(),
+            sk.expose(),
+            b.session_token.as_ref().map(|t| t.expose().to_string()),
+            None,
+            "bifrost-config",
+        )
+        .into();
+        let params = v4::SigningParams::builder()
+            .identity(&identity)
+            .region(b.region.expose())
+            .name("bedrock")
+            .time(SystemTime::now())
+            .settings(SigningSettings::default())
+            .build()
+            .map_err(|e| Error::Internal { message: format!("SigV4 parameters: {e}") })?
+            .into();
+        let headers = [("content-type", "application/json")];
+        let signable = SignableRequest::new("POST", url, headers.into_iter(), SignableBody::Bytes(body))
+            .map_err(|e| Error::invalid(format!("cannot sign the Bedrock request URL {url}: {e}")))?;
+        let (instructions, _sig) = sign(signable, &params)
+            .map_err(|e| Error::Internal { message: format!("SigV4 signing failed: {e}") })?
+            .into_parts();
+        for (name, value) in instructions.headers() {
+            let n = HeaderName::from_bytes(name.as_bytes()).map_err(|e| Error::Internal { message: e.to_string() })?;
+            let v = HeaderValue::from_str(value).map_err(|e| Error::Internal { message: e.to_string() })?;
+            out.insert(n, v);
+        }
+        Ok(out)
+    }
+
+    async fn send(&self, req: &Request, ctx: &CallCtx<'_>, stream: bool) -> Result<reqwest::Response> {
+        let key = ctx.key.ok_or_else(|| Error::invalid(format!("provider '{}' has no key", ctx.provider)))?;
+        let route = if stream { "converse-stream" } else { "converse" };
+        let url = format!("{}/model/{}/{route}", self.base_for(key), encode_segment(&Self::model_id(key, ctx.model)));
+        let body: Bytes = self.http.json_body(&request_body(req)?)?;
+        let headers = self.auth_headers(key, ctx, &url, &body)?;
+        self.http.post(&url, headers, body, error_message).await
+    }
+
+    pub async fn chat(&self, req: &Request, ctx: &CallCtx<'_>) -> Result<Response> {
+        let resp = self.send(req, ctx, false).await?;
+        let id = resp
+            .headers()
+            .get("x-amzn-requestid")
+            .and_then(|v| v.to_str().ok())
+            .map(|s| format!("bedrock-{s}"))
+            .unwrap_or_else(|| format!("bedrock-{}", ctx.job_id));
+        let bytes = resp.bytes().await.map_err(|e| self.network(format!("reading the response failed: {e}")))?;
+        let v: Value =
+            serde_json::from_slice(&bytes).map_err(|e| self.network(format!("response is not JSON: {e}")))?;
+        response_from(&v, ctx.model, id).ok_or_else(|| self.network("response is not a Converse output".into()))
+    }
+
+    pub async fn stream(&self, req: &Request, ctx: &CallCtx<'_>) -> Result<ChunkStream> {
+        let resp = self.send(req, ctx, true).await?;
+        let decoder = BedrockDecoder::new(ctx.provider, ctx.model, format!("bedrock-{}", ctx.job_id));
+        Ok(self.http.stream(resp, decoder, ctx.deadline))
+    }
+
+    fn network(&self, message: String) -> Error {
+        Error::Network { provider: self.http.provider.clone(), message }
+    }
+}
+
+/// Decodes ConverseStream's event-stream frames into chunks.
+pub(crate) struct BedrockDecoder {
+    buf: BytesMut,
+    frames: MessageFrameDecoder,
+    provider: String,
+    model: String,
+    id: String,
+    created: u64,
+    /// `messageStop` seen: the content is complete.
+    stopped: bool,
+    /// `metadata` seen: report the end on the next call.
+    done: bool,
+}
+
+fn header<'a>(m: &'a EsMessage, name: &str) -> Option<&'a str> {
+    m.headers().iter().find(|h| h.name().as_str() == name).and_then(|h| match h.value() {
+        EsHeaderValue::String(s) => Some(s.as_str()),
+        _ => None,
+    })
+}
+
+impl BedrockDecoder {
+    pub fn new(provider: &str, model: &str, id: String) -> Self {
+        BedrockDecoder {
+            buf: BytesMut::new(),
+            frames: MessageFrameDecoder::new(),
+            provider: provider.to_string(),
+            model: model.to_string(),
+            id,
+            created: unix_now(),
+            stopped: false,
+            done: false,
+        }
+    }
+
+    fn chunk(&self, delta: Delta, finish: Option<String>, usage: Option<Usage>) -> Chunk {
+        Chunk {
+            id: self.id.clone(),
+            object: "chat.completion.chunk".into(),
+            created: self.created,
+            model: self.model.clone(),
+            choices: if usage.is_some() && finish.is_none() && delta == Delta::default() {
+                Vec::new()
+            } else {
+                vec![ChunkChoice { index: 0, delta, finish_reason: finish }]
+            },
+            usage,
+        }
+    }
+}
+
+impl StreamDecoder for BedrockDecoder {
+    fn push(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    fn complete_at_eof(&self) -> bool {
+        // `metadata` is optional in practice; `messageStop` ends the content.
+        self.stopped
+    }
+
+    fn next_item(&mut self) -> Result<Option<StreamItem>> {
+        if self.done {
+            return Ok(Some(StreamItem::Done));
+        }
+        loop {
+            let frame = self.frames.decode_frame(&mut self.buf).map_err(|e| Error::Network {
+                provider: self.provider.clone(),
+                message: format!("malformed event-stream frame: {e}"),
+            })?;
+            let msg = match frame {
+                DecodedFrame::Incomplete => return Ok(None),
+                DecodedFrame::Complete(m) => m,
+            };
+            let payload: Value = serde_json::from_slice(msg.payload()).unwrap_or(Value::Null);
+            match header(&msg, ":message-type") {
+                Some("exception") | Some("error") => {
+                    let kind = header(&msg, ":exception-type").or(header(&msg, ":error-code")).unwrap_or("exception");
+                    let status = match kind {
+                        "throttlingException" => 429,
+                        "validationException" => 400,
+                        "serviceUnavailableException" => 503,
+                        "modelStreamErrorException" => 424,
+                        _ => 500,
+                    };
+                    let text = payload.get("message").and_then(Value::as_str).unwrap_or("").to_string();
+                    return Err(Error::Provider {
+                        provider: self.provider.clone(),
+                        status,
+                        message: format!("error inside the stream: {kind}: {text}"),
+                        body: String::from_utf8_lossy(msg.payload()).into_owned(),
+                        retry_after_ms: None,
+                    });
+                }
+                _ => {}
+            }
+            match header(&msg, ":event-type").unwrap_or("") {
+                "messageStart" => {
+                    let delta =
+                        Delta { role: Some("assistant".into()), content: Some(String::new()), tool_calls: None };
+                    return Ok(Some(StreamItem::Chunk(self.chunk(delta, None, None))));
+                }
+                "contentBlockDelta" => {
+                    if let Some(t) = payload.get("delta").and_then(|d| d.get("text")).and_then(Value::as_str) {
+                        let delta = Delta { role: None, content: Some(t.to_string()), tool_calls: None };
+                        return Ok(Some(StreamItem::Chunk(self.chunk(delta, None, None))));
+                    }
+                }
+                "messageStop" => {
+                    self.stopped = true;
+                    let reason = payload.get("stopReason").and_then(Value::as_str).map(finish_reason);
+                    return Ok(Some(StreamItem::Chunk(self.chunk(Delta::default(), reason, None))));
+                }
+                "metadata" => {
+                    if !self.stopped {
+                        return Err(Error::Network {
+                            provider: self.provider.clone(),
+                            message: "Bedrock stream sent metadata before messageStop".into(),
+                        });
+                    }
+                    // Usage is the last event: the stream is complete.
+                    self.done = true;
+                    let usage = usage_from(payload.get("usage"));
+                    return Ok(Some(StreamItem::Chunk(self.chunk(Delta::default(), None, Some(usage)))));
+                }
+                _ => {} // contentBlockStart / contentBlockStop
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn golden_converse_mapping() {
+        let req: Request = serde_json::from_value(json!({
+            "model": "bedrock/anthropic.claude-3-haiku-20240307-v1:0",
+            "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello"}],
+            "params": {"max_tokens": 100, "temperature": 0.5, "top_p": 0.9, "stop": ["END"], "seed": 1}
+        }))
+        .unwrap();
+        assert_eq!(
+            request_body(&req).unwrap(),
+            json!({"messages": [{"role": "user", "content": [{"text": "Hello"}]}],
+                   "system": [{"text": "Be brief."}],
+                   "inferenceConfig": {"maxTokens": 100, "temperature": 0.5, "topP": 0.9, "stopSequences": ["END"]}})
+        );
+        let resp = response_from(
+            &json!({"output": {"message": {"role": "assistant", "content": [{"text": "Hi there."}]}},
+                    "stopReason": "end_turn", "usage": {"inputTokens": 10, "outputTokens": 3, "totalTokens": 13},
+                    "metrics": {"latencyMs": 300}}),
+            "anthropic.claude-3-haiku-20240307-v1:0",
+            "bedrock-1".into(),
+        )
+        .unwrap();
+        assert_eq!(resp.text(), Some("Hi there."));
+        assert_eq!(resp.choices[0].finish_reason.as_deref(), Some("stop"));
+        assert_eq!(resp.usage.total_tokens, 13);
+        assert_eq!(
+            encode_segment("anthropic.claude-3-haiku-20240307-v1:0"),
+            "anthropic.claude-3-haiku-20240307-v1%3A0"
+        );
+    }
+}

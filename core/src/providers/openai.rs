@@ -1,0 +1,199 @@
+//! OpenAI and every OpenAI-compatible server (vLLM, Ollama, Groq, Mistral,
+//! OpenRouter, …) through `network_config.base_url`.
+//!
+//! `POST {base}/chat/completions` unary and streaming (SSE ending with
+//! `data: [DONE]`), `POST {base}/embeddings`. The request's `params` are
+//! forwarded unchanged, unknown ones included; only `model`, `messages`
+//! and `stream` are set by bifrost. Streams ask for usage
+//! (`stream_options.include_usage`) unless the caller set `stream_options`.
+
+use std::sync::Arc;
+
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION};
+use serde::ser::{SerializeMap, Serializer};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::config::ProviderConfig;
+use crate::error::{Error, Result};
+use crate::objpool::BufferPool;
+use crate::providers::http::{HttpClient, SseParser, StreamDecoder, StreamItem};
+use crate::providers::{CallCtx, ChunkStream};
+use crate::types::{Chunk, EmbedRequest, EmbedResponse, Message, Request, Response};
+
+pub(crate) struct OpenAi {
+    http: HttpClient,
+}
+
+/// The wire body of a chat request.
+struct ChatBody<'a> {
+    model: &'a str,
+    messages: &'a [Message],
+    params: &'a Map<String, Value>,
+    stream: bool,
+}
+
+impl Serialize for ChatBody<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("model", self.model)?;
+        m.serialize_entry("messages", self.messages)?;
+        for (k, v) in self.params {
+            if !matches!(k.as_str(), "model" | "messages" | "stream") && !(k == "stream_options" && !self.stream) {
+                m.serialize_entry(k, v)?;
+            }
+        }
+        if self.stream {
+            m.serialize_entry("stream", &true)?;
+            if !self.params.contains_key("stream_options") {
+                m.serialize_entry("stream_options", &serde_json::json!({"include_usage": true}))?;
+            }
+        }
+        m.end()
+    }
+}
+
+/// The wire body of an embeddings request.
+struct EmbedBody<'a> {
+    model: &'a str,
+    req: &'a EmbedRequest,
+}
+
+impl Serialize for EmbedBody<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("model", self.model)?;
+        m.serialize_entry("input", &self.req.input)?;
+        for (k, v) in &self.req.params {
+            if !matches!(k.as_str(), "model" | "input") {
+                m.serialize_entry(k, v)?;
+            }
+        }
+        m.end()
+    }
+}
+
+/// `{"error": {"message": ...}}` → the message.
+pub(crate) fn error_message(body: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Wrapper {
+        error: Inner,
+    }
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Inner {
+        Object { message: String },
+        Text(String),
+    }
+    match serde_json::from_str::<Wrapper>(body).ok()?.error {
+        Inner::Object { message } | Inner::Text(message) => Some(message),
+    }
+}
+
+impl OpenAi {
+    pub fn new(name: &str, cfg: &ProviderConfig, buffers: Arc<BufferPool>) -> Result<Self> {
+        Ok(OpenAi { http: HttpClient::new(name, cfg, "https://api.openai.com/v1".into(), buffers)? })
+    }
+
+    fn headers(&self, ctx: &CallCtx<'_>) -> Result<HeaderMap> {
+        let mut h = HeaderMap::new();
+        if let Some(key) = ctx.key {
+            if !key.value.expose().is_empty() {
+                let v = HeaderValue::from_str(&format!("Bearer {}", key.value.expose())).map_err(|_| {
+                    Error::invalid(format!(
+                        "key {} of provider '{}' is not a valid header value",
+                        ctx.key_id(),
+                        ctx.provider
+                    ))
+                })?;
+                h.insert(AUTHORIZATION, v);
+            }
+        }
+        Ok(h)
+    }
+
+    pub async fn chat(&self, req: &Request, ctx: &CallCtx<'_>) -> Result<Response> {
+        let body = self.http.json_body(&ChatBody {
+            model: ctx.model,
+            messages: &req.messages,
+            params: &req.params,
+            stream: false,
+        })?;
+        let url = format!("{}/chat/completions", self.http.base_url);
+        let resp = self.http.post(&url, self.headers(ctx)?, body, error_message).await?;
+        let bytes = resp.bytes().await.map_err(|e| self.network(format!("reading the response failed: {e}")))?;
+        let mut out: Response = serde_json::from_slice(&bytes)
+            .map_err(|e| self.network(format!("response is not a chat.completion object: {e}")))?;
+        if out.object.is_empty() {
+            out.object = "chat.completion".into();
+        }
+        Ok(out)
+    }
+
+    pub async fn stream(&self, req: &Request, ctx: &CallCtx<'_>) -> Result<ChunkStream> {
+        let body = self.http.json_body(&ChatBody {
+            model: ctx.model,
+            messages: &req.messages,
+            params: &req.params,
+            stream: true,
+        })?;
+        let url = format!("{}/chat/completions", self.http.base_url);
+        let resp = self.http.post(&url, self.headers(ctx)?, body, error_message).await?;
+        Ok(self.http.stream(
+            resp,
+            OpenAiDecoder { sse: SseParser::default(), provider: ctx.provider.to_string() },
+            ctx.deadline,
+        ))
+    }
+
+    pub async fn embed(&self, req: &EmbedRequest, ctx: &CallCtx<'_>) -> Result<EmbedResponse> {
+        let body = self.http.json_body(&EmbedBody { model: ctx.model, req })?;
+        let url = format!("{}/embeddings", self.http.base_url);
+        let resp = self.http.post(&url, self.headers(ctx)?, body, error_message).await?;
+        let bytes = resp.bytes().await.map_err(|e| self.network(format!("reading the response failed: {e}")))?;
+        serde_json::from_slice(&bytes).map_err(|e| self.network(format!("response is not an embeddings list: {e}")))
+    }
+
+    fn network(&self, message: String) -> Error {
+        Error::Network { provider: self.http.provider.clone(), message }
+    }
+}
+
+/// Decodes OpenAI's SSE chunks; `data: [DONE]` is the terminal event.
+pub(crate) struct OpenAiDecoder {
+    sse: SseParser,
+    provider: String,
+}
+
+impl StreamDecoder for OpenAiDecoder {
+    fn push(&mut self, bytes: &[u8]) {
+        self.sse.push(bytes);
+    }
+
+    fn next_item(&mut self) -> Result<Option<StreamItem>> {
+        while let Some(ev) = self.sse.next_event() {
+            let data = ev.data.trim();
+            if data.is_empty() {
+                continue;
+            }
+            if data == "[DONE]" {
+                return Ok(Some(StreamItem::Done));
+            }
+            if let Some(message) = error_message(data) {
+                return Err(Error::Provider {
+                    provider: self.provider.clone(),
+                    status: 500,
+                    message: format!("error inside the stream: {message}"),
+                    body: data.to_string(),
+                    retry_after_ms: None,
+                });
+            }
+            let chunk: Chunk = serde_json::from_str(data).map_err(|e| Error::Network {
+                provider: self.provider.clone(),
+                message: format!("stream event is not a chat.completion.chunk: {e}"),
+            })?;
+            return Ok(Some(StreamItem::Chunk(chunk)));
+        }
+        Ok(None)
+    }
+}

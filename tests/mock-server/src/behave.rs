@@ -1,0 +1,193 @@
+//! The part of every request that does not depend on the provider: resolving
+//! the directives, counting the scenario, waiting the latency, rolling the
+//! injected failure, and the response helpers.
+//!
+//! A handler runs: count the route → check auth → parse the body → resolve
+//! directives → [`behave`] → answer. Anything that goes wrong becomes a
+//! [`Failure`], which each provider renders in its own error format.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::body::Body;
+use axum::http::header::{HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde::Serialize;
+
+use crate::directives::Directives;
+use crate::stats::{Counters, Route};
+
+/// State shared by every connection of one server.
+pub(crate) struct Shared {
+    pub keys: Vec<String>,
+    pub defaults: Directives,
+    pub counters: Counters,
+    next_id: AtomicU64,
+}
+
+impl Shared {
+    pub(crate) fn new(keys: Vec<String>, defaults: Directives) -> Shared {
+        Shared { keys, defaults, counters: Counters::default(), next_id: AtomicU64::new(1) }
+    }
+
+    /// Whether `key` is an accepted API key (or Bedrock access key id).
+    pub(crate) fn accepts(&self, key: &str) -> bool {
+        self.keys.iter().any(|k| k == key)
+    }
+
+    /// A fresh number for response ids.
+    pub(crate) fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Relaxed)
+    }
+
+    /// Counts a request to `route` (before anything can fail).
+    pub(crate) fn hit(&self, route: Route) {
+        self.counters.record(route);
+    }
+}
+
+/// Why a request is answered with an error, before or instead of a normal reply.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    pub status: u16,
+    pub message: String,
+    /// The provider's error type/code when the status alone does not decide it.
+    pub kind: Option<&'static str>,
+    /// Seconds for a `Retry-After` header (429 only).
+    pub retry_after: Option<u64>,
+}
+
+impl Failure {
+    pub(crate) fn new(status: u16, message: impl Into<String>) -> Failure {
+        Failure { status, message: message.into(), kind: None, retry_after: None }
+    }
+
+    pub(crate) fn kind(mut self, kind: &'static str) -> Failure {
+        self.kind = Some(kind);
+        self
+    }
+
+    /// A malformed request body (the serde message says where).
+    pub(crate) fn body(e: serde_json::Error) -> Failure {
+        Failure::new(400, format!("invalid request body: {e}"))
+    }
+}
+
+/// The request's directives: server defaults, then the model suffix, then the `x-mock` header.
+pub(crate) fn resolve(shared: &Shared, model_spec: Option<&str>, headers: &HeaderMap) -> Result<Directives, Failure> {
+    let header = match headers.get("x-mock") {
+        None => None,
+        Some(v) => Some(v.to_str().map_err(|_| Failure::new(400, "x-mock header is not valid UTF-8"))?),
+    };
+    if model_spec.is_none() && header.is_none() {
+        return Ok(shared.defaults.clone());
+    }
+    let mut d = shared.defaults.clone();
+    for spec in model_spec.into_iter().chain(header) {
+        d.apply(spec).map_err(|e| Failure::new(400, e.to_string()))?;
+    }
+    if d.fail_first.is_some() && d.scenario.is_none() {
+        return Err(Failure::new(400, "mock directive 'fail_first' needs a 'scenario' id to count requests in"));
+    }
+    Ok(d)
+}
+
+/// Counts the scenario, hangs or waits as told, then rolls the injected failure.
+pub(crate) async fn behave(shared: &Shared, d: &Directives) -> Result<(), Failure> {
+    let seen = match &d.scenario {
+        Some(s) => shared.counters.scenario_hit(s),
+        None => 0,
+    };
+    if d.hang {
+        std::future::pending::<()>().await;
+    }
+    let wait = d.latency_ms + if d.jitter_ms > 0 { fastrand::u64(0..=d.jitter_ms) } else { 0 };
+    if wait > 0 {
+        tokio::time::sleep(Duration::from_millis(wait)).await;
+    }
+    let status = match d.fail_first {
+        Some(n) if seen <= n => Some(d.fail_status.unwrap_or(500)),
+        Some(_) => None,
+        None => match d.fail_status {
+            Some(s) if fastrand::f64() < d.fail_rate.unwrap_or(1.0) => Some(s),
+            _ => None,
+        },
+    };
+    match status {
+        None => Ok(()),
+        Some(status) => {
+            let mut f = Failure::new(status, injected_message(status, d, seen));
+            if status == 429 {
+                f.retry_after = d.retry_after;
+            }
+            Err(f)
+        }
+    }
+}
+
+fn injected_message(status: u16, d: &Directives, seen: u64) -> String {
+    match (d.fail_first, &d.scenario) {
+        (Some(n), Some(s)) => format!("mock: injected {status} (request {seen} of scenario '{s}', fail_first={n})"),
+        _ => format!("mock: injected {status} (fail_status={status}, fail_rate={})", d.fail_rate.unwrap_or(1.0)),
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub(crate) fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// A response with a body and content type.
+pub(crate) fn respond(status: u16, content_type: &'static str, body: impl Into<Body>) -> Response {
+    let mut r = Response::new(body.into());
+    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
+/// A JSON response serialized from `value`.
+pub(crate) fn json<T: Serialize>(status: u16, value: &T) -> Response {
+    match serde_json::to_vec(value) {
+        Ok(v) => respond(status, "application/json", v),
+        Err(e) => respond(500, "text/plain", format!("mock: cannot serialize response: {e}")),
+    }
+}
+
+/// Adds `Retry-After` when the failure carries one.
+pub(crate) fn with_retry_after(mut r: Response, f: &Failure) -> Response {
+    if let Some(s) = f.retry_after {
+        r.headers_mut().insert(RETRY_AFTER, HeaderValue::from(s));
+    }
+    r
+}
+
+/// Adds a header whose value is a static string.
+pub(crate) fn with_header(mut r: Response, name: &'static str, value: &'static str) -> Response {
+    r.headers_mut().insert(HeaderName::from_static(name), HeaderValue::from_static(value));
+    r
+}
+
+/// How a stream ends: normally, cut without its terminal event, or with an in-stream error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Ending {
+    Normal,
+    Truncated,
+    Error,
+}
+
+/// How many of `pieces` content chunks to send, and how the stream then ends.
+pub(crate) fn ending(d: &Directives, pieces: usize) -> (usize, Ending) {
+    match (d.truncate_after, d.stream_error_after) {
+        (None, None) => (pieces, Ending::Normal),
+        (t, e) => {
+            let t = t.map_or(usize::MAX, |n| n as usize);
+            let e = e.map_or(usize::MAX, |n| n as usize);
+            if e <= t {
+                (e.min(pieces), Ending::Error)
+            } else {
+                (t.min(pieces), Ending::Truncated)
+            }
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! The HTTP server: the route table, the accept loop and [`MockServer`].
+//!
+//! Each accepted connection (with `TCP_NODELAY`, so small stream chunks leave
+//! at once) is served by hyper's HTTP/1.1 connection driver on its own task.
+//! Every connection task also watches one shutdown signal; dropping the
+//! [`MockServer`] fires it, which stops the accept loop and drops every
+//! connection — including requests told to `hang` — so the port is released
+//! without waiting for clients.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::{TcpListener, ToSocketAddrs};
+use tokio::sync::watch;
+
+use crate::behave::{json, respond, Shared};
+use crate::directives::Directives;
+use crate::stats::MockStats;
+use crate::{anthropic, bedrock, openai};
+
+/// Largest accepted request body.
+const BODY_LIMIT: usize = 64 << 20;
+
+/// What a server accepts and how it behaves by default.
+#[derive(Clone, Debug)]
+pub struct MockConfig {
+    /// Accepted API keys (OpenAI bearer keys, Anthropic `x-api-key`, Bedrock access key ids).
+    pub api_keys: Vec<String>,
+    /// Directives every request starts from (a request's own directives override them).
+    pub defaults: Directives,
+}
+
+impl Default for MockConfig {
+    /// Accepts exactly `mock-key`, no latency, no failures, 4 stream chunks.
+    fn default() -> Self {
+        MockConfig { api_keys: vec!["mock-key".to_string()], defaults: Directives::default() }
+    }
+}
+
+/// A running mock provider server; dropping it stops the server.
+///
+/// ```no_run
+/// # async fn demo() -> std::io::Result<()> {
+/// let server = bifrost_mock::MockServer::start(bifrost_mock::MockConfig::default()).await?;
+/// let base_url = format!("{}/v1", server.url()); // point an OpenAI client here, key "mock-key"
+/// # let _ = base_url;
+/// assert_eq!(server.stats().requests, 0);
+/// # Ok(()) }
+/// ```
+pub struct MockServer {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    shutdown: watch::Sender<bool>,
+}
+
+impl MockServer {
+    /// Binds `127.0.0.1:0` and serves on the current tokio runtime.
+    pub async fn start(config: MockConfig) -> std::io::Result<MockServer> {
+        MockServer::bind("127.0.0.1:0", config).await
+    }
+
+    /// Binds `addr` and serves on the current tokio runtime.
+    pub async fn bind(addr: impl ToSocketAddrs, config: MockConfig) -> std::io::Result<MockServer> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared::new(config.api_keys, config.defaults));
+        let (shutdown, rx) = watch::channel(false);
+        tokio::spawn(accept_loop(listener, router(shared.clone()), rx));
+        Ok(MockServer { addr, shared, shutdown })
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://<addr>`, without a trailing slash.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A snapshot of the counters (the `/_mock/stats` JSON).
+    pub fn stats(&self) -> MockStats {
+        self.shared.counters.snapshot()
+    }
+
+    /// Zeroes the counters (like `POST /_mock/reset`).
+    pub fn reset(&self) {
+        self.shared.counters.reset();
+    }
+}
+
+impl Drop for MockServer {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+    }
+}
+
+impl std::fmt::Debug for MockServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MockServer").field("addr", &self.addr).finish_non_exhaustive()
+    }
+}
+
+fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/v1/chat/completions", post(openai::chat))
+        .route("/chat/completions", post(openai::chat))
+        .route("/v1/embeddings", post(openai::embeddings))
+        .route("/embeddings", post(openai::embeddings))
+        .route("/v1/messages", post(anthropic::messages))
+        .route("/model/{model_id}/converse", post(bedrock::converse))
+        .route("/model/{model_id}/converse-stream", post(bedrock::converse_stream))
+        .route("/_mock/stats", get(stats))
+        .route("/_mock/reset", post(reset))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(shared)
+}
+
+async fn stats(State(shared): State<Arc<Shared>>) -> Response {
+    json(200, &shared.counters.snapshot())
+}
+
+async fn reset(State(shared): State<Arc<Shared>>) -> Response {
+    shared.counters.reset();
+    json(200, &shared.counters.snapshot())
+}
+
+async fn not_found() -> Response {
+    respond(404, "application/json", r#"{"message":"mock: no such route"}"#)
+}
+
+async fn accept_loop(listener: TcpListener, router: Router, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = shutdown.changed() => return,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            // Out of file descriptors or a connection reset while queued: back off briefly.
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(router.clone());
+        let mut stop = shutdown.clone();
+        tokio::spawn(async move {
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::select! {
+                _ = conn => {}
+                _ = stop.changed() => {}
+            }
+        });
+    }
+}
