@@ -260,6 +260,7 @@ fn httpdate(s: &str) -> Option<u64> {
 }
 
 /// What a stream decoder produced from the bytes so far.
+#[derive(Debug)]
 pub(crate) enum StreamItem {
     Chunk(Chunk),
     /// The provider's terminal event: the stream ended properly.

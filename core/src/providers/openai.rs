@@ -197,3 +197,71 @@ impl StreamDecoder for OpenAiDecoder {
         Ok(None)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// The chat.completion and chunk examples of OpenAI's API reference.
+    #[test]
+    fn golden_openai_shapes() {
+        let resp: Response = serde_json::from_value(json!({
+            "id": "chatcmpl-123", "object": "chat.completion", "created": 1677652288,
+            "model": "gpt-4o-mini", "system_fingerprint": "fp_44709d6fcb",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "\n\nHello there, how may I assist you today?",
+                         "refusal": null}, "logprobs": null, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 9, "completion_tokens": 12, "total_tokens": 21,
+                      "completion_tokens_details": {"reasoning_tokens": 0}}
+        }))
+        .unwrap();
+        assert_eq!(resp.id, "chatcmpl-123");
+        assert_eq!(resp.text(), Some("\n\nHello there, how may I assist you today?"));
+        assert_eq!(resp.usage.total_tokens, 21);
+        let chunk: Chunk = serde_json::from_value(json!({
+            "id": "chatcmpl-123", "object": "chat.completion.chunk", "created": 1694268190,
+            "model": "gpt-4o-mini", "system_fingerprint": "fp_44709d6fcb",
+            "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": null, "finish_reason": null}]
+        }))
+        .unwrap();
+        assert_eq!(chunk.choices[0].delta.role.as_deref(), Some("assistant"));
+        let usage_chunk: Chunk = serde_json::from_value(json!({
+            "id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": [],
+            "usage": {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12}
+        }))
+        .unwrap();
+        assert_eq!(usage_chunk.usage.unwrap().completion_tokens, 7);
+    }
+
+    #[test]
+    fn request_body_forwards_params_and_forces_stream_fields() {
+        let req: Request = serde_json::from_value(json!({
+            "model": "openai/gpt-4o-mini",
+            "messages": [{"role": "user", "content": "hi"}],
+            "params": {"temperature": 0.2, "response_format": {"type": "json_object"}, "some_new_param": 1,
+                       "stream": false, "model": "ignored"}
+        }))
+        .unwrap();
+        let body = ChatBody { model: "gpt-4o-mini", messages: &req.messages, params: &req.params, stream: true };
+        assert_eq!(
+            serde_json::to_value(&body).unwrap(),
+            json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "temperature": 0.2,
+                   "response_format": {"type": "json_object"}, "some_new_param": 1, "stream": true,
+                   "stream_options": {"include_usage": true}})
+        );
+    }
+
+    #[test]
+    fn sse_decoder_stops_at_done_and_reports_errors() {
+        let mut d = OpenAiDecoder { sse: SseParser::default(), provider: "openai".into() };
+        d.push(b"data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"},\"finish_reason\":null}]}\n\ndata: [DONE]\n\n");
+        assert!(
+            matches!(d.next_item().unwrap(), Some(StreamItem::Chunk(c)) if c.choices[0].delta.content.as_deref() == Some("Hi"))
+        );
+        assert!(matches!(d.next_item().unwrap(), Some(StreamItem::Done)));
+        let mut d = OpenAiDecoder { sse: SseParser::default(), provider: "openai".into() };
+        d.push(b"data: {\"error\":{\"message\":\"overloaded\",\"type\":\"server_error\"}}\n\n");
+        let err = d.next_item().unwrap_err();
+        assert!(err.to_string().contains("overloaded"), "{err}");
+    }
+}
