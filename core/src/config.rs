@@ -159,6 +159,9 @@ pub struct ProviderConfig {
     /// Knobs of the in-process mock provider (`kind: "mock"` only).
     #[serde(default)]
     pub mock: Option<MockConfig>,
+    /// Circuit breaker; absent means disabled.
+    #[serde(default)]
+    pub circuit_breaker: Option<CircuitBreakerConfig>,
     /// Outbound proxy (Bifrost's `proxy_config`), used by HTTP providers.
     #[serde(default)]
     pub proxy_config: Option<ProxyConfig>,
@@ -175,6 +178,31 @@ pub struct ProviderConfig {
     /// Bifrost compatibility (`{"disable_store": bool}`): accepted and ignored.
     #[serde(default)]
     pub openai_config: Option<serde_json::Value>,
+}
+
+/// When a provider's circuit opens and how it recovers.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CircuitBreakerConfig {
+    /// Consecutive failures that open the circuit (1..=10000, default 5).
+    #[serde(default = "defaults::failure_threshold")]
+    pub failure_threshold: u32,
+    /// Also open when this share of calls in `window_ms` failed (0..=1).
+    #[serde(default)]
+    pub error_rate: Option<f64>,
+    /// Window for `error_rate` (1..=3600000 ms, default 10000).
+    #[serde(default = "defaults::window_ms")]
+    pub window_ms: u64,
+    /// Calls needed in the window before `error_rate` applies (1..=100000, default 20).
+    #[serde(default = "defaults::min_requests")]
+    pub min_requests: u64,
+    /// How long the circuit stays open (1..=3600000 ms, default 30000).
+    #[serde(default = "defaults::open_ms")]
+    pub open_ms: u64,
+    /// Probe calls allowed when half-open; that many successes close it
+    /// (1..=1000, default 1).
+    #[serde(default = "defaults::half_open_probes")]
+    pub half_open_probes: u32,
 }
 
 /// Outbound proxy settings (Bifrost's `proxy_config`).
@@ -247,6 +275,10 @@ pub struct KeyConfig {
     /// A disabled key is never chosen (default true).
     #[serde(default = "defaults::enabled")]
     pub enabled: bool,
+    /// How long a key the provider rejected (401/403) is skipped
+    /// (0..=86400000 ms, default 60000).
+    #[serde(default = "defaults::cooldown_ms")]
+    pub cooldown_ms: u64,
     /// Bifrost compatibility: accepted and ignored.
     #[serde(default)]
     pub description: Option<String>,
@@ -517,6 +549,24 @@ mod defaults {
     pub fn enabled() -> bool {
         true
     }
+    pub fn cooldown_ms() -> u64 {
+        60_000
+    }
+    pub fn failure_threshold() -> u32 {
+        5
+    }
+    pub fn window_ms() -> u64 {
+        10_000
+    }
+    pub fn min_requests() -> u64 {
+        20
+    }
+    pub fn open_ms() -> u64 {
+        30_000
+    }
+    pub fn half_open_probes() -> u32 {
+        1
+    }
     pub fn request_timeout_s() -> u64 {
         30
     }
@@ -622,8 +672,20 @@ impl Config {
                     ));
                 }
             }
+            if let Some(cb) = &p.circuit_breaker {
+                let cp = format!("{base}.circuit_breaker");
+                check_range(&format!("{cp}.failure_threshold"), cb.failure_threshold as u64, 1, 10_000)?;
+                if let Some(r) = cb.error_rate {
+                    check_rate(&format!("{cp}.error_rate"), r)?;
+                }
+                check_range(&format!("{cp}.window_ms"), cb.window_ms, 1, 3_600_000)?;
+                check_range(&format!("{cp}.min_requests"), cb.min_requests, 1, 100_000)?;
+                check_range(&format!("{cp}.open_ms"), cb.open_ms, 1, 3_600_000)?;
+                check_range(&format!("{cp}.half_open_probes"), cb.half_open_probes as u64, 1, 1_000)?;
+            }
             for (i, k) in p.keys.iter().enumerate() {
                 let kp = format!("{base}.keys[{i}]");
+                check_range(&format!("{kp}.cooldown_ms"), k.cooldown_ms, 0, 86_400_000)?;
                 if !(k.weight.is_finite() && k.weight >= 0.0) {
                     return Err(Error::config(
                         format!("{kp}.weight"),

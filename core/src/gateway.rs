@@ -39,14 +39,24 @@ pub struct ShutdownReport {
 /// Health of one provider pool.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ProviderHealth {
-    /// `ok`, `degraded` (queue ≥ 90 % full or workers missing) or `shutdown`.
+    /// `ok`; `degraded` when the circuit is not closed, no key is usable,
+    /// the queue is ≥ 90 % full or workers are missing; `shutdown`.
     pub status: String,
+    /// Circuit breaker state (`disabled`, `closed`, `open`, `half_open`).
+    pub circuit: String,
     /// Queue depth / capacity.
     pub queue_utilization: f64,
     /// Live worker tasks.
     pub workers: u64,
-    /// Circuit breaker state.
-    pub circuit: String,
+    /// Keys usable now (not cooling down after a 401/403; disabled ones excluded).
+    pub live_keys: u64,
+    /// Configured keys.
+    pub keys: u64,
+    /// Last job that completed, Unix ms (0: none yet).
+    pub last_success_unix_ms: u64,
+    /// Last job that failed, Unix ms (0: none yet), and its error.
+    pub last_error_unix_ms: u64,
+    pub last_error: Option<String>,
 }
 
 /// Health of the gateway: `ok` when every provider is `ok`.
@@ -209,20 +219,37 @@ impl Gateway {
     /// Per-provider health and an overall status.
     pub fn health(&self) -> Health {
         let mut providers = BTreeMap::new();
-        for (name, p) in &self.pools {
-            let depth = p.queue.depth() as f64;
-            let util = depth / p.queue.capacity as f64;
+        for (name, p) in self.pools.iter() {
+            let util = p.queue.depth() as f64 / p.queue.capacity as f64;
             let workers = p.workers_alive.load(Ordering::Relaxed) as u64;
+            let circuit = p.breaker.state();
+            let keys = p.keys.len() as u64;
+            let live_keys = p.keys.live_count() as u64;
+            let (last_error_unix_ms, last_error) = p.last_error();
             let status = if p.queue.is_closed() {
                 "shutdown"
-            } else if util >= 0.9 || workers < p.concurrency as u64 {
+            } else if util >= 0.9
+                || workers < p.concurrency as u64
+                || matches!(circuit, "open" | "half_open")
+                || (keys > 0 && live_keys == 0)
+            {
                 "degraded"
             } else {
                 "ok"
             };
             providers.insert(
                 name.clone(),
-                ProviderHealth { status: status.into(), queue_utilization: util, workers, circuit: "disabled".into() },
+                ProviderHealth {
+                    status: status.into(),
+                    circuit: circuit.into(),
+                    queue_utilization: util,
+                    workers,
+                    live_keys,
+                    keys,
+                    last_success_unix_ms: p.last_success_unix_ms.load(Ordering::Relaxed),
+                    last_error_unix_ms,
+                    last_error,
+                },
             );
         }
         let status = if providers.values().all(|p| p.status == "ok") {

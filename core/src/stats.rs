@@ -226,13 +226,6 @@ impl PoolCounters {
     }
 }
 
-/// Per-key request and error counters.
-pub(crate) struct KeyCounters {
-    pub id: String,
-    pub requests: AtomicU64,
-    pub errors: AtomicU64,
-}
-
 /// p50/p90/p99/max of a latency, µs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Quantiles {
@@ -311,6 +304,9 @@ pub struct KeyStats {
     pub id: String,
     pub requests: u64,
     pub errors: u64,
+    /// `alive`, `cooldown` (rejected with 401/403) or `disabled`.
+    pub state: String,
+    pub cooldown_remaining_ms: u64,
 }
 
 /// Everything about one provider pool.
@@ -416,6 +412,24 @@ pub(crate) fn render_prometheus(stats: &Stats, histograms: &[(&str, &Histogram, 
     family(&mut o, "bifrost_throughput_per_second", "gauge", "Jobs finished per second over the last 10 s.");
     for (p, s) in &stats.providers {
         let _ = writeln!(o, "bifrost_throughput_per_second{{provider=\"{}\"}} {:.3}", esc(p), s.throughput_per_s);
+    }
+    family(&mut o, "bifrost_circuit_state", "gauge", "1 for the circuit breaker's current state.");
+    for (p, s) in &stats.providers {
+        for state in ["disabled", "closed", "open", "half_open"] {
+            let v = u8::from(s.circuit.state == state);
+            let _ = writeln!(o, "bifrost_circuit_state{{provider=\"{}\",state=\"{state}\"}} {v}", esc(p));
+        }
+    }
+    family(&mut o, "bifrost_circuit_opened_total", "counter", "Times the circuit breaker opened.");
+    for (p, s) in &stats.providers {
+        let _ = writeln!(o, "bifrost_circuit_opened_total{{provider=\"{}\"}} {}", esc(p), s.circuit.opened_total);
+    }
+    family(&mut o, "bifrost_key_cooldown", "gauge", "1 while a key is cooling down after a 401/403.");
+    for (p, s) in &stats.providers {
+        for k in &s.keys {
+            let v = u8::from(k.state == "cooldown");
+            let _ = writeln!(o, "bifrost_key_cooldown{{provider=\"{}\",key=\"{}\"}} {v}", esc(p), esc(&k.id));
+        }
     }
     family(&mut o, "bifrost_key_requests_total", "counter", "Provider calls per key.");
     for (p, s) in &stats.providers {

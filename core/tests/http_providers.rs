@@ -161,8 +161,16 @@ async fn auth_failures_are_reported_without_the_key() {
         assert_eq!(err.kind(), ErrorKind::Provider, "{p}: {err}");
         let expected = if p == "bedrock" { 403 } else { 401 };
         assert_eq!(err.status(), Some(expected), "{p}: {err}");
+        assert!(err.to_string().contains("credentials exhausted"), "{p}: {err}");
         assert!(!err.to_string().contains("wrong-key-SECRET"), "{p}: key leaked: {err}");
         assert!(!format!("{err:?}").contains("wrong-key-SECRET"), "{p}: key leaked in Debug");
+        let keys = &gw.stats().providers[p].keys;
+        assert_eq!(keys[0].state, "cooldown", "{p}");
+        // While the only key cools down, jobs fail at once without a call.
+        let before = srv.stats().requests;
+        let err = gw.chat(req(p, "", "x")).await.unwrap_err();
+        assert!(err.to_string().contains("credentials exhausted"), "{err}");
+        assert_eq!(srv.stats().requests, before, "{p}: no call with every key cooling down");
     }
 }
 

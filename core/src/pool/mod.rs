@@ -10,7 +10,10 @@
 //! [`PoolShared::finish`]; every path that ends a job goes through it, after
 //! winning the job's transition to `DONE`.
 
+pub(crate) mod attempts;
+pub(crate) mod breaker;
 pub(crate) mod job;
+pub(crate) mod keys;
 pub(crate) mod queue;
 pub(crate) mod reaper;
 pub(crate) mod worker;
@@ -22,17 +25,20 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
-use crate::config::{KeyConfig, NetworkConfig, ProviderConfig, ProviderKind, QueuePolicy};
+use crate::config::{NetworkConfig, ProviderConfig, ProviderKind, QueuePolicy};
 use crate::error::{DropReason, Error, Result, TimeoutPhase};
 use crate::providers::ProviderImpl;
 use crate::stats::{
-    CircuitStats, JobStats, KeyCounters, KeyStats, LatencyStats, Outcome, PoolCounters, ProviderStats, QueueStats,
-    WorkerStats,
+    CircuitStats, JobStats, LatencyStats, Outcome, PoolCounters, ProviderStats, QueueStats, WorkerStats,
 };
 
 pub use job::{Job, JobOutput};
 pub(crate) use job::{JobInner, Output, Work};
 use queue::{JobQueue, Push};
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
 
 /// A one-way signal: once tripped it stays tripped, and wakes every waiter.
 #[derive(Default)]
@@ -99,8 +105,12 @@ pub(crate) struct PoolShared {
     pub queue: JobQueue,
     pub counters: PoolCounters,
     pub provider: ProviderImpl,
-    pub keys: Vec<KeyConfig>,
-    pub key_counters: Vec<KeyCounters>,
+    pub keys: keys::KeyRing,
+    pub breaker: breaker::Breaker,
+    /// Unix ms of the last completed job (0: none).
+    pub last_success_unix_ms: AtomicU64,
+    /// Unix ms and message of the last failed job.
+    last_error: parking_lot::Mutex<(u64, Option<String>)>,
     pub network: NetworkConfig,
     /// Cancelled at a shutdown's deadline: running jobs end SHUTDOWN.
     pub abort: Latch,
@@ -135,14 +145,10 @@ impl PoolShared {
             ),
             counters: PoolCounters::new(),
             provider,
-            key_counters: (0..cfg.keys.len())
-                .map(|i| KeyCounters {
-                    id: format!("{name}#{i}"),
-                    requests: AtomicU64::new(0),
-                    errors: AtomicU64::new(0),
-                })
-                .collect(),
-            keys: cfg.keys.clone(),
+            keys: keys::KeyRing::new(name, &cfg.keys),
+            breaker: breaker::Breaker::new(cfg.circuit_breaker.clone()),
+            last_success_unix_ms: AtomicU64::new(0),
+            last_error: parking_lot::Mutex::new((0, None)),
             network: cfg.network_config.clone(),
             abort: Latch::default(),
             workers_alive: AtomicUsize::new(concurrency),
@@ -161,6 +167,11 @@ impl PoolShared {
     pub fn finish(&self, job: &JobInner, outcome: Result<Output>, bucket: Outcome) {
         if matches!(outcome, Err(Error::Shutdown { .. })) {
             self.counters.aborted.fetch_add(1, Ordering::Relaxed);
+        }
+        match (&outcome, bucket) {
+            (Ok(_), _) => self.last_success_unix_ms.store(unix_ms(), Ordering::Relaxed),
+            (Err(e), Outcome::Failed) => *self.last_error.lock() = (unix_ms(), Some(e.to_string())),
+            _ => {}
         }
         self.counters.record(bucket);
         job.deliver(outcome);
@@ -332,6 +343,11 @@ impl PoolShared {
         }
     }
 
+    /// Unix ms and message of the last failed job.
+    pub fn last_error(&self) -> (u64, Option<String>) {
+        self.last_error.lock().clone()
+    }
+
     /// A snapshot for `stats()`.
     pub fn snapshot(&self) -> ProviderStats {
         let c = &self.counters;
@@ -363,12 +379,11 @@ impl PoolShared {
             },
             latency_us: LatencyStats { queue_wait: c.queue_wait.summary(), processing: c.processing.summary() },
             throughput_per_s: c.throughput.per_second(),
-            circuit: CircuitStats { state: "disabled".into(), opened_total: 0 },
-            keys: self
-                .key_counters
-                .iter()
-                .map(|k| KeyStats { id: k.id.clone(), requests: ld(&k.requests), errors: ld(&k.errors) })
-                .collect(),
+            circuit: CircuitStats {
+                state: self.breaker.state().to_string(),
+                opened_total: self.breaker.opened_total(),
+            },
+            keys: self.keys.snapshot(),
         }
     }
 }

@@ -1,0 +1,182 @@
+//! One job's provider calls: key choice, the circuit breaker, retries with
+//! backoff, key rotation.
+//!
+//! Retryable failures (network errors, attempt timeouts, HTTP 408, 429,
+//! 500, 502, 503, 504) get up to `max_retries` more attempts after a pause
+//! of `min(initial·2^n, max)` ±20 %, or the provider's `Retry-After` when it
+//! sent one; a pause that would pass the request deadline ends the job with
+//! the last error instead. A 429 makes the next attempt prefer another key.
+//! A 401/403 puts the key in cooldown and retries at once on another key
+//! (bounded by the number of keys, not by `max_retries`); with none left the
+//! job fails "credentials exhausted". Every attempt asks the breaker first.
+//! Cancellation and the deadline are enforced around this whole function by
+//! the worker, so backoff sleeps end with them.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result, TimeoutPhase};
+use crate::providers::CallCtx;
+use crate::types::ExtraFields;
+
+use super::breaker::Admit;
+use super::job::{JobInner, Output, Work};
+use super::PoolShared;
+
+/// True for failures worth another attempt.
+pub(crate) fn retryable(e: &Error) -> bool {
+    match e {
+        Error::Provider { status, .. } => matches!(status, 408 | 429 | 500 | 502 | 503 | 504),
+        Error::Network { .. } => true,
+        Error::Timeout { phase: TimeoutPhase::Processing, .. } => true,
+        _ => false,
+    }
+}
+
+/// True when a failure says the provider itself is unwell (for the breaker).
+fn unhealthy(e: &Error) -> bool {
+    match e {
+        Error::Provider { status, .. } => *status >= 500 || matches!(status, 408 | 429),
+        Error::Network { .. } | Error::Timeout { .. } | Error::Internal { .. } => true,
+        _ => false,
+    }
+}
+
+/// `min(initial·2^n, max)` ±20 %, never above max.
+pub(crate) fn backoff(initial_ms: u64, max_ms: u64, retry: u32) -> Duration {
+    let base = initial_ms.saturating_mul(1u64 << retry.min(30)).min(max_ms);
+    let jittered = (base as f64 * (0.8 + fastrand::f64() * 0.4)) as u64;
+    Duration::from_millis(jittered.min(max_ms))
+}
+
+/// Runs the provider call with retries; fills `extra_fields`.
+pub(crate) async fn execute(pool: &PoolShared, job: &JobInner, work: Work, started: Instant) -> Result<Output> {
+    let net = &pool.network;
+    let attempt_limit = Duration::from_secs(net.default_request_timeout_in_seconds);
+    let mut attempt = 0u32;
+    let mut retries_used = 0u32;
+    let mut avoid = None;
+    let mut last_err: Option<Error> = None;
+    loop {
+        attempt += 1;
+        let admit = pool.breaker.admit();
+        if let Admit::Reject { retry_in_ms } = admit {
+            return Err(last_err.unwrap_or(Error::CircuitOpen { provider: pool.name.clone(), retry_in_ms }));
+        }
+        let key = match pool.keys.choose(&job.model, avoid) {
+            Ok(k) => k,
+            Err(e) => {
+                pool.breaker.release(admit);
+                return Err(e);
+            }
+        };
+        if let Some(i) = key {
+            pool.keys.record_request(i);
+        }
+        let ctx = CallCtx {
+            provider: &pool.name,
+            model: &job.model,
+            job_id: job.id,
+            attempt,
+            key: key.map(|i| pool.keys.key(i)),
+            key_index: key,
+            deadline: job.deadline,
+        };
+        let call = async {
+            match &work {
+                Work::Chat(r) => pool.provider.chat(r, &ctx).await.map(Output::Chat),
+                Work::Stream(r) => pool.provider.stream(r, &ctx).await.map(Output::Stream),
+                Work::Embed(r) => pool.provider.embed(r, &ctx).await.map(Output::Embed),
+            }
+        };
+        let result = match tokio::time::timeout(attempt_limit, call).await {
+            Ok(r) => r,
+            Err(_) => Err(Error::Timeout {
+                provider: pool.name.clone(),
+                phase: TimeoutPhase::Processing,
+                timeout_ms: attempt_limit.as_millis() as u64,
+            }),
+        };
+        let e = match result {
+            Ok(mut out) => {
+                pool.breaker.record(admit, true);
+                let extra = ExtraFields {
+                    provider: pool.name.clone(),
+                    model: job.model.clone(),
+                    latency_ms: 0, // set by the worker when the job finishes
+                    queue_wait_us: started.saturating_duration_since(job.enqueued_at()).as_micros() as u64,
+                    attempts: attempt,
+                    fallback_index: 0,
+                    key_id: key.map(|i| pool.keys.id(i).to_string()),
+                };
+                match &mut out {
+                    Output::Chat(r) => r.extra_fields = extra,
+                    Output::Embed(r) => r.extra_fields = extra,
+                    Output::Stream(_) => {}
+                }
+                return Ok(out);
+            }
+            Err(e) => e,
+        };
+        pool.breaker.record(admit, !unhealthy(&e));
+        if let Some(i) = key {
+            pool.keys.record_error(i);
+            if matches!(e.status(), Some(401 | 403)) {
+                pool.keys.mark_rejected(i);
+                if pool.keys.has_alternative(&job.model, i) {
+                    pool.counters.retries.fetch_add(1, Ordering::Relaxed);
+                    last_err = Some(e);
+                    continue;
+                }
+                // Every key for this model is cooling down now.
+                return Err(match e {
+                    Error::Provider { provider, status, message, body, .. } => Error::Provider {
+                        message: format!(
+                            "credentials exhausted: every key of provider '{provider}' for model '{}' was \
+                             rejected and is cooling down; the provider said: {message}",
+                            job.model
+                        ),
+                        provider,
+                        status,
+                        body,
+                        retry_after_ms: None,
+                    },
+                    other => other,
+                });
+            }
+            if e.status() == Some(429) {
+                avoid = Some(i);
+            }
+        }
+        if retries_used >= net.max_retries || !retryable(&e) {
+            return Err(e);
+        }
+        let pause = match &e {
+            Error::Provider { retry_after_ms: Some(ms), .. } => Duration::from_millis(*ms),
+            _ => backoff(net.retry_backoff_initial_ms, net.retry_backoff_max_ms, retries_used),
+        };
+        if job.deadline.is_some_and(|d| Instant::now() + pause >= d) {
+            return Err(e);
+        }
+        retries_used += 1;
+        pool.counters.retries.fetch_add(1, Ordering::Relaxed);
+        last_err = Some(e);
+        tokio::time::sleep(pause).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_stays_within_jitter_bounds_and_below_max() {
+        for retry in 0..12 {
+            for _ in 0..200 {
+                let d = backoff(100, 2_000, retry).as_millis() as u64;
+                let base = (100u64 << retry).min(2_000);
+                assert!(d >= base * 8 / 10 && d <= (base * 12 / 10).min(2_000), "retry {retry}: {d} for base {base}");
+            }
+        }
+    }
+}

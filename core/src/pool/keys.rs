@@ -1,0 +1,169 @@
+//! A provider's keys: weighted choice, per-key counters, and cooldown of
+//! keys the provider rejected.
+//!
+//! A key is chosen by weight among the enabled keys whose `models` allow the
+//! request's model and that are not cooling down. A 401/403 puts the key in
+//! cooldown for `keys[].cooldown_ms` (default 60 s); a 429 asks the next
+//! attempt to prefer another key. When every eligible key is cooling down
+//! the call fails with PROVIDER 401 "credentials exhausted". Keys are named
+//! by `<provider>#<index>` everywhere; values never leave [`KeyConfig`].
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Instant;
+
+use crate::config::KeyConfig;
+use crate::error::{Error, Result};
+use crate::stats::KeyStats;
+
+struct Slot {
+    id: String,
+    requests: AtomicU64,
+    errors: AtomicU64,
+    /// Cooling down until this many ms after `KeyRing::epoch` (0: alive).
+    dead_until_ms: AtomicU64,
+}
+
+/// The keys of one provider pool.
+pub(crate) struct KeyRing {
+    provider: String,
+    keys: Vec<KeyConfig>,
+    slots: Vec<Slot>,
+    epoch: Instant,
+}
+
+impl KeyRing {
+    pub fn new(provider: &str, keys: &[KeyConfig]) -> Self {
+        KeyRing {
+            provider: provider.to_string(),
+            keys: keys.to_vec(),
+            slots: (0..keys.len())
+                .map(|i| Slot {
+                    id: format!("{provider}#{i}"),
+                    requests: AtomicU64::new(0),
+                    errors: AtomicU64::new(0),
+                    dead_until_ms: AtomicU64::new(0),
+                })
+                .collect(),
+            epoch: Instant::now(),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// Configured keys.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn key(&self, i: usize) -> &KeyConfig {
+        &self.keys[i]
+    }
+
+    pub fn id(&self, i: usize) -> &str {
+        &self.slots[i].id
+    }
+
+    fn alive(&self, i: usize, now: u64) -> bool {
+        self.slots[i].dead_until_ms.load(Relaxed) <= now
+    }
+
+    /// Picks a key for `model`, avoiding `avoid` when another is usable.
+    /// `Ok(None)` for a provider without keys (the mock).
+    pub fn choose(&self, model: &str, avoid: Option<usize>) -> Result<Option<usize>> {
+        if self.keys.is_empty() {
+            return Ok(None);
+        }
+        let eligible: Vec<usize> =
+            (0..self.keys.len()).filter(|&i| self.keys[i].allows(model) && self.keys[i].weight > 0.0).collect();
+        if eligible.is_empty() {
+            return Err(Error::invalid(format!(
+                "provider '{}' has no enabled key with weight > 0 whose models allow model '{model}'",
+                self.provider
+            )));
+        }
+        let now = self.now_ms();
+        let alive: Vec<usize> = eligible.iter().copied().filter(|&i| self.alive(i, now)).collect();
+        if alive.is_empty() {
+            let next = eligible.iter().map(|&i| self.slots[i].dead_until_ms.load(Relaxed)).min().unwrap_or(now);
+            return Err(Error::Provider {
+                provider: self.provider.clone(),
+                status: 401,
+                message: format!(
+                    "credentials exhausted: all {} keys for model '{model}' were rejected (401/403) and are \
+                     cooling down; the first is usable again in {} ms",
+                    eligible.len(),
+                    next.saturating_sub(now)
+                ),
+                body: String::new(),
+                retry_after_ms: Some(next.saturating_sub(now)),
+            });
+        }
+        let preferred: Vec<usize> = match avoid {
+            Some(a) if alive.len() > 1 => alive.iter().copied().filter(|&i| i != a).collect(),
+            _ => alive,
+        };
+        let total: f64 = preferred.iter().map(|&i| self.keys[i].weight).sum();
+        let mut pick = fastrand::f64() * total;
+        for &i in &preferred {
+            pick -= self.keys[i].weight;
+            if pick < 0.0 {
+                return Ok(Some(i));
+            }
+        }
+        Ok(preferred.last().copied())
+    }
+
+    /// True if some key other than `i` could serve `model` now.
+    pub fn has_alternative(&self, model: &str, i: usize) -> bool {
+        let now = self.now_ms();
+        (0..self.keys.len())
+            .any(|j| j != i && self.keys[j].allows(model) && self.keys[j].weight > 0.0 && self.alive(j, now))
+    }
+
+    pub fn record_request(&self, i: usize) {
+        self.slots[i].requests.fetch_add(1, Relaxed);
+    }
+
+    pub fn record_error(&self, i: usize) {
+        self.slots[i].errors.fetch_add(1, Relaxed);
+    }
+
+    /// Puts key `i` in cooldown after the provider rejected it.
+    pub fn mark_rejected(&self, i: usize) {
+        let until = self.now_ms() + self.keys[i].cooldown_ms;
+        self.slots[i].dead_until_ms.fetch_max(until, Relaxed);
+    }
+
+    /// Keys usable now.
+    pub fn live_count(&self) -> usize {
+        let now = self.now_ms();
+        (0..self.keys.len()).filter(|&i| self.keys[i].enabled && self.alive(i, now)).count()
+    }
+
+    pub fn snapshot(&self) -> Vec<KeyStats> {
+        let now = self.now_ms();
+        self.slots
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let until = s.dead_until_ms.load(Relaxed);
+                let state = if !self.keys[i].enabled {
+                    "disabled"
+                } else if until > now {
+                    "cooldown"
+                } else {
+                    "alive"
+                };
+                KeyStats {
+                    id: s.id.clone(),
+                    requests: s.requests.load(Relaxed),
+                    errors: s.errors.load(Relaxed),
+                    state: state.to_string(),
+                    cooldown_remaining_ms: until.saturating_sub(now),
+                }
+            })
+            .collect()
+    }
+}
