@@ -119,6 +119,10 @@ pub enum Error {
     Config { path: String, message: String },
     /// A bug or a panic inside bifrost or a provider, caught and isolated.
     Internal { message: String },
+    /// The primary provider failed and so did every fallback: the primary's
+    /// error (which gives this error its kind, status and body) with each
+    /// fallback target's error attached.
+    WithFallbacks { primary: Box<Error>, fallbacks: Vec<(String, Error)> },
 }
 
 /// Shorthand used across the crate.
@@ -128,6 +132,7 @@ impl Error {
     /// The stable category of this error.
     pub fn kind(&self) -> ErrorKind {
         match self {
+            Error::WithFallbacks { primary, .. } => primary.kind(),
             Error::QueueFull { .. } => ErrorKind::QueueFull,
             Error::Dropped { .. } => ErrorKind::Dropped,
             Error::QueueTimeout { .. } => ErrorKind::QueueTimeout,
@@ -148,6 +153,7 @@ impl Error {
     pub fn status(&self) -> Option<u16> {
         match self {
             Error::Provider { status, .. } => Some(*status),
+            Error::WithFallbacks { primary, .. } => primary.status(),
             _ => None,
         }
     }
@@ -156,6 +162,7 @@ impl Error {
     pub fn body(&self) -> Option<&str> {
         match self {
             Error::Provider { body, .. } => Some(body),
+            Error::WithFallbacks { primary, .. } => primary.body(),
             _ => None,
         }
     }
@@ -173,7 +180,24 @@ impl Error {
             | Error::Network { provider, .. }
             | Error::UnknownProvider { provider, .. } => Some(provider),
             Error::Shutdown { provider } => provider.as_deref(),
+            Error::WithFallbacks { primary, .. } => primary.provider(),
             _ => None,
+        }
+    }
+
+    /// The primary provider's error (itself, unless fallbacks were tried).
+    pub fn primary(&self) -> &Error {
+        match self {
+            Error::WithFallbacks { primary, .. } => primary,
+            other => other,
+        }
+    }
+
+    /// Each fallback target tried, with its error (empty without fallbacks).
+    pub fn fallback_errors(&self) -> &[(String, Error)] {
+        match self {
+            Error::WithFallbacks { fallbacks, .. } => fallbacks,
+            _ => &[],
         }
     }
 
@@ -241,6 +265,16 @@ impl fmt::Display for Error {
                 }
             }
             Error::Internal { message } => write!(f, "internal error: {message}"),
+            Error::WithFallbacks { primary, fallbacks } => {
+                write!(f, "{primary}; fallbacks failed too: ")?;
+                for (i, (target, e)) in fallbacks.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str("; ")?;
+                    }
+                    write!(f, "[{target}] {e}")?;
+                }
+                Ok(())
+            }
         }
     }
 }

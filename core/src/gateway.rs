@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::objpool::{Buffers, PooledBuf};
+use crate::pool::fallback::{plan_for, Pools};
 use crate::pool::{Job, JobOutput, PoolShared, Work};
 use crate::providers::ChunkStream;
 use crate::stats::{RuntimeStats, Stats};
@@ -68,8 +69,8 @@ pub struct Health {
 
 /// Provider-isolated worker pools behind one routing front.
 pub struct Gateway {
-    pools: BTreeMap<String, Arc<PoolShared>>,
-    next_id: AtomicU64,
+    pools: Pools,
+    next_id: Arc<AtomicU64>,
     buffers: Buffers,
     shutdown: tokio::sync::OnceCell<ShutdownReport>,
 }
@@ -104,7 +105,12 @@ impl Gateway {
                 }
             }
         }
-        Ok(Gateway { pools, next_id: AtomicU64::new(1), buffers, shutdown: tokio::sync::OnceCell::new() })
+        Ok(Gateway {
+            pools: Arc::new(pools),
+            next_id: Arc::new(AtomicU64::new(1)),
+            buffers,
+            shutdown: tokio::sync::OnceCell::new(),
+        })
     }
 
     /// Parses, validates and starts a gateway from JSON text.
@@ -130,16 +136,6 @@ impl Gateway {
         }
     }
 
-    fn check_request(req: &Request) -> Result<()> {
-        req.validate()?;
-        if !req.fallbacks.is_empty() {
-            return Err(Error::invalid(
-                "fallbacks are not supported by this version of bifrost yet; remove the \"fallbacks\" field",
-            ));
-        }
-        Ok(())
-    }
-
     async fn submit_work<T: JobOutput>(
         &self,
         model: &str,
@@ -152,23 +148,37 @@ impl Gateway {
         pool.submit(id, work, model, timeout_ms, wait).await
     }
 
+    /// Submits a request (chat or stream) with its fallbacks attached: a
+    /// primary refused at submit (QUEUE_FULL, QUEUE_TIMEOUT …) still yields a
+    /// job, which goes straight to the fallbacks when awaited.
+    async fn submit_routed<T: JobOutput>(&self, request: Request, wait: bool) -> Result<Job<T>> {
+        request.validate()?;
+        let plan = plan_for(&self.pools, &self.next_id, &request, std::time::Instant::now())?;
+        let (model, t) = (request.model.clone(), request.timeout_ms);
+        let Some(work) = T::work_for(request) else {
+            return Err(Error::Internal { message: "output kind without a work item".into() });
+        };
+        match self.submit_work::<T>(&model, work, t, wait).await {
+            Ok(job) => Ok(job.with_fallbacks(plan)),
+            Err(e) if plan.is_some() && crate::pool::fallback::fallback_worthy(&e) => {
+                Ok(Job::finished(0, Err(e)).with_fallbacks(plan))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// Submits a chat request, honouring the provider's queue policy (under
     /// `block` this waits for queue space up to `queue.wait_timeout_ms`).
+    /// The request's `fallbacks` run, in order, as the job is awaited.
     pub async fn submit(&self, request: Request) -> Result<Job<Response>> {
-        Self::check_request(&request)?;
-        let model = request.model.clone();
-        let t = request.timeout_ms;
-        self.submit_work(&model, Work::Chat(request), t, true).await
+        self.submit_routed(request, true).await
     }
 
     /// Submits without ever waiting: a full queue is QUEUE_FULL under
     /// `block` and `error`, and handled by `drop`/`drop_oldest` as usual.
     pub fn try_submit(&self, request: Request) -> Result<Job<Response>> {
-        Self::check_request(&request)?;
-        let model = request.model.clone();
-        let t = request.timeout_ms;
         // With `wait = false` the submit future never awaits: poll it once.
-        futures_util::FutureExt::now_or_never(self.submit_work(&model, Work::Chat(request), t, false))
+        futures_util::FutureExt::now_or_never(self.submit_routed(request, false))
             .unwrap_or_else(|| Err(Error::Internal { message: "non-waiting submit unexpectedly waited".into() }))
     }
 
@@ -180,10 +190,7 @@ impl Gateway {
     /// Starts a streamed chat; the job completes when the stream is
     /// established, and chunks then flow without holding a worker.
     pub async fn stream(&self, request: Request) -> Result<ChunkStream> {
-        Self::check_request(&request)?;
-        let model = request.model.clone();
-        let t = request.timeout_ms;
-        let job: Job<ChunkStream> = self.submit_work(&model, Work::Stream(request), t, true).await?;
+        let job: Job<ChunkStream> = self.submit_routed(request, true).await?;
         job.await
     }
 
@@ -287,7 +294,7 @@ impl Gateway {
     async fn drain(&self, timeout: Duration) -> ShutdownReport {
         let start = Instant::now();
         let deadline = start + timeout;
-        let totals = |pools: &BTreeMap<String, Arc<PoolShared>>| {
+        let totals = |pools: &Pools| {
             pools.values().fold([0u64; 4], |mut acc, p| {
                 let c = &p.counters;
                 acc[0] += c.completed.load(Ordering::Relaxed);

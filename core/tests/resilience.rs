@@ -195,3 +195,193 @@ async fn breaker_opens_fails_fast_half_opens_and_closes() {
     assert!(text.contains("bifrost_circuit_opened_total{provider=\"openai\"} 1"), "{text}");
     assert!(text.contains("bifrost_circuit_state{provider=\"openai\",state=\"closed\"} 1"));
 }
+
+/// Three HTTP providers on `srv` plus two in-process mocks.
+fn mixed(srv: &MockServer) -> Gateway {
+    let url = srv.url();
+    Gateway::from_value(json!({"providers": {
+        "openai": {"keys": [{"value": "mock-key"}], "network_config": {"base_url": format!("{url}/v1")}},
+        "anthropic": {"keys": [{"value": "mock-key"}], "network_config": {"base_url": url}},
+        "bedrock": {"keys": [{"bedrock_key_config": {"access_key": "mock-key", "secret_key": "s", "region": "us-east-1"}}],
+                    "network_config": {"base_url": url}},
+        "tight": {"kind": "mock", "mock": {"latency_ms": 300},
+                  "concurrency_and_buffer_size": {"concurrency": 1, "buffer_size": 1}, "queue": {"policy": "error"}},
+        "local": {"kind": "mock"}
+    }}))
+    .unwrap()
+}
+
+fn with_fallbacks(model: &str, fallbacks: &[&str]) -> Request {
+    let mut r = Request::new(model, "hello");
+    r.fallbacks = fallbacks.iter().map(|s| s.to_string()).collect();
+    r
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fallbacks_are_tried_in_order_and_the_first_success_wins() {
+    let srv = server(&["mock-key"]).await;
+    let gw = mixed(&srv);
+    let r = with_fallbacks(
+        "openai/gpt~fail_status=500&scenario=p",
+        &["anthropic/claude~fail_status=503&scenario=q", "bedrock/titan~scenario=r", "local/never"],
+    );
+    let resp = gw.chat(r).await.unwrap();
+    assert_eq!(resp.extra_fields.provider, "bedrock");
+    assert_eq!(resp.extra_fields.fallback_index, 2);
+    assert_eq!(resp.text(), Some("echo: hello"));
+    assert_eq!((calls(&srv, "p"), calls(&srv, "q"), calls(&srv, "r")), (1, 1, 1));
+    let st = gw.stats();
+    assert_eq!(st.providers["openai"].jobs.failed, 1, "the primary counts its job as failed");
+    assert_eq!(st.providers["anthropic"].jobs.failed, 1);
+    assert_eq!(st.providers["bedrock"].jobs.completed, 1);
+    assert_eq!(st.providers["local"].jobs.submitted, 0, "later fallbacks are not tried");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_all_fail_the_primary_error_is_returned_with_the_others_attached() {
+    let srv = server(&["mock-key"]).await;
+    let gw = mixed(&srv);
+    let r = with_fallbacks("openai/gpt~fail_status=502", &["anthropic/claude~fail_status=503", "local/m"]);
+    let mut r = r;
+    r.mock =
+        Some(bifrost_core::MockConfig { failure_rate: Some(1.0), failure_status: Some(500), ..Default::default() });
+    let err = gw.chat(r).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Provider);
+    assert_eq!(err.status(), Some(502), "the primary's status");
+    assert_eq!(err.primary().provider(), Some("openai"));
+    let f = err.fallback_errors();
+    assert_eq!(f.len(), 2);
+    assert_eq!((f[0].0.as_str(), f[0].1.status()), ("anthropic/claude~fail_status=503", Some(503)));
+    assert_eq!((f[1].0.as_str(), f[1].1.status()), ("local/m", Some(500)));
+    assert!(err.to_string().contains("fallbacks failed too"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fallback_after_queue_full_but_not_after_a_client_error() {
+    let srv = server(&["mock-key"]).await;
+    let gw = mixed(&srv);
+    let busy = gw.submit(Request::new("tight/m", "busy")).await.unwrap();
+    let started = Instant::now();
+    while gw.stats().providers["tight"].jobs.running == 0 {
+        assert!(started.elapsed() < Duration::from_secs(5));
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let queued = gw.submit(Request::new("tight/m", "queued")).await.unwrap();
+    // The tight queue is full: QUEUE_FULL at submit still falls back.
+    let resp = gw.chat(with_fallbacks("tight/m", &["local/m"])).await.unwrap();
+    assert_eq!((resp.extra_fields.provider.as_str(), resp.extra_fields.fallback_index), ("local", 1));
+    assert_eq!(gw.stats().providers["tight"].jobs.rejected, 1);
+    // A 400 is the request's fault: no fallback.
+    let err = gw.chat(with_fallbacks("openai/gpt~fail_status=400", &["local/m"])).await.unwrap_err();
+    assert_eq!(err.status(), Some(400));
+    assert!(err.fallback_errors().is_empty());
+    assert_eq!(gw.stats().providers["local"].jobs.submitted, 1);
+    // Unknown fallback providers are refused up front.
+    let err = gw.chat(with_fallbacks("local/m", &["nope/m"])).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidRequest);
+    assert!(err.to_string().contains("fallbacks[0]"), "{err}");
+    busy.await.unwrap();
+    queued.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_falls_back_only_before_its_first_content() {
+    use futures_util::StreamExt;
+    let srv = server(&["mock-key"]).await;
+    let gw = mixed(&srv);
+    let mut s = gw
+        .stream(with_fallbacks("openai/gpt~stream_error_after=0&fail_status=503&fail_rate=0", &["anthropic/claude"]))
+        .await
+        .unwrap();
+    assert_eq!(s.fallback_index(), 1);
+    let mut text = String::new();
+    while let Some(c) = s.next().await {
+        text.extend(c.unwrap().choices.iter().filter_map(|ch| ch.delta.content.clone()));
+    }
+    assert_eq!(text, "echo: hello");
+    // After content has flowed, an error is the caller's to see.
+    let mut s =
+        gw.stream(with_fallbacks("openai/gpt~chunks=4&stream_error_after=2", &["anthropic/claude"])).await.unwrap();
+    assert_eq!(s.fallback_index(), 0);
+    let mut saw_error = false;
+    while let Some(c) = s.next().await {
+        if c.is_err() {
+            saw_error = true;
+        }
+    }
+    assert!(saw_error);
+    assert_eq!(srv.stats().by_route.anthropic_messages, 1, "the second stream did not fall back");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_during_fallbacks_cancels_the_fallback_job() {
+    let gw = Gateway::from_value(json!({"providers": {
+        "bad": {"kind": "mock", "mock": {"failure_rate": 1.0}},
+        "slow": {"kind": "mock", "mock": {"latency_ms": 30000}}
+    }}))
+    .unwrap();
+    let job = gw.submit(with_fallbacks("bad/m", &["slow/m"])).await.unwrap();
+    let job = tokio::spawn(job);
+    let started = Instant::now();
+    while gw.stats().providers["slow"].jobs.running == 0 {
+        assert!(started.elapsed() < Duration::from_secs(5), "fallback never started");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    job.abort(); // drops the awaiting task, and with it the handle
+    while gw.stats().providers["slow"].jobs.cancelled == 0 {
+        assert!(started.elapsed() < Duration::from_secs(5), "fallback job not cancelled");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let st = gw.stats();
+    assert!(st.providers["slow"].jobs.invariant_holds() && st.providers["bad"].jobs.invariant_holds());
+    assert_eq!(st.providers["slow"].jobs.running, 0);
+}
+
+/// 5k jobs, 30% injected faults, fallbacks everywhere: every handle resolves
+/// exactly once and every pool's invariant holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_thousand_jobs_with_faults_and_fallbacks() {
+    let gw = std::sync::Arc::new(
+        Gateway::from_value(json!({"providers": {
+            "a": {"kind": "mock", "mock": {"latency_ms": 1, "jitter_ms": 3, "failure_rate": 0.3, "failure_status": 503},
+                  "concurrency_and_buffer_size": {"concurrency": 8, "buffer_size": 200}, "queue": {"policy": "error"}},
+            "b": {"kind": "mock", "mock": {"latency_ms": 1, "failure_rate": 0.3, "panic_rate": 0.02},
+                  "concurrency_and_buffer_size": {"concurrency": 8, "buffer_size": 200}, "queue": {"policy": "drop_oldest"}},
+            "c": {"kind": "mock", "mock": {"failure_rate": 0.3, "failure_status": 500},
+                  "concurrency_and_buffer_size": {"concurrency": 4, "buffer_size": 5000}}
+        }}))
+        .unwrap(),
+    );
+    let mut tasks = Vec::new();
+    for i in 0..5000 {
+        let gw = gw.clone();
+        tasks.push(tokio::spawn(async move {
+            let order = [["a", "b", "c"], ["b", "c", "a"], ["c", "a", "b"]][i % 3];
+            let mut r =
+                with_fallbacks(&format!("{}/m", order[0]), &[&format!("{}/m", order[1]), &format!("{}/m", order[2])]);
+            r.messages[0] = bifrost_core::Message::new("user", format!("job {i}"));
+            gw.chat(r).await.map(|resp| resp.extra_fields.fallback_index)
+        }));
+    }
+    let (mut ok, mut failed, mut by_index) = (0, 0, [0u32; 3]);
+    for t in tasks {
+        match tokio::time::timeout(Duration::from_secs(60), t).await.expect("a handle hung").unwrap() {
+            Ok(i) => {
+                ok += 1;
+                by_index[i as usize] += 1;
+            }
+            Err(_) => failed += 1,
+        }
+    }
+    assert_eq!(ok + failed, 5000);
+    assert!(by_index[1] > 0 && by_index[2] > 0, "fallbacks served: {by_index:?}");
+    let st = gw.stats();
+    let mut completed = 0;
+    for p in ["a", "b", "c"] {
+        let j = st.providers[p].jobs;
+        assert!(j.invariant_holds(), "{p}: {j:?}");
+        assert_eq!((j.queued, j.running), (0, 0));
+        completed += j.completed;
+    }
+    assert_eq!(completed, ok, "each success is exactly one completed job somewhere");
+}

@@ -17,7 +17,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::sync::OnceLock;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
 use futures_util::task::AtomicWaker;
@@ -28,6 +28,7 @@ use crate::error::{Error, Result};
 use crate::providers::ChunkStream;
 use crate::types::{EmbedRequest, EmbedResponse, Request, Response};
 
+use super::fallback::{fallback_worthy, run_chain, ChainCancel, FallbackPlan};
 use super::PoolShared;
 
 pub(crate) const QUEUED: u8 = 0;
@@ -35,7 +36,8 @@ pub(crate) const RUNNING: u8 = 1;
 pub(crate) const DONE: u8 = 2;
 
 /// What a worker is asked to do.
-pub(crate) enum Work {
+#[doc(hidden)]
+pub enum Work {
     Chat(Request),
     Stream(Request),
     Embed(EmbedRequest),
@@ -154,8 +156,19 @@ pub(crate) mod sealed {
     /// Converts a worker's output into the type a handle promises.
     pub trait FromOutput: Sized {
         fn from_output(output: super::Output) -> crate::error::Result<Self>;
+        /// The work item that produces this output from a chat request
+        /// (for fallbacks; `None` where fallbacks do not apply).
+        fn work_for(req: crate::types::Request) -> Option<super::Work>;
+        /// Records which fallback served (0 = the primary).
+        fn set_fallback_index(&mut self, index: u32);
+        /// Confirms a successful output before fallbacks are given up: a
+        /// stream must deliver its first content (or end cleanly) first.
+        fn confirm(self) -> super::BoxResult<Self>;
     }
 }
+
+/// A boxed future of a result (fallback chains and stream confirmation).
+pub type BoxResult<T> = Pin<Box<dyn Future<Output = Result<T>> + Send>>;
 use sealed::FromOutput;
 
 /// What a [`Job`] can resolve to: [`Response`], [`ChunkStream`] or
@@ -172,6 +185,15 @@ impl FromOutput for Response {
             _ => Err(Error::Internal { message: "job produced a different output kind than requested".into() }),
         }
     }
+    fn work_for(req: Request) -> Option<Work> {
+        Some(Work::Chat(req))
+    }
+    fn set_fallback_index(&mut self, index: u32) {
+        self.extra_fields.fallback_index = index;
+    }
+    fn confirm(self) -> BoxResult<Self> {
+        Box::pin(std::future::ready(Ok(self)))
+    }
 }
 
 impl FromOutput for ChunkStream {
@@ -181,6 +203,18 @@ impl FromOutput for ChunkStream {
             _ => Err(Error::Internal { message: "job produced a different output kind than requested".into() }),
         }
     }
+    fn work_for(req: Request) -> Option<Work> {
+        Some(Work::Stream(req))
+    }
+    fn set_fallback_index(&mut self, index: u32) {
+        self.set_fallback_index(index);
+    }
+    fn confirm(mut self) -> BoxResult<Self> {
+        Box::pin(async move {
+            self.peek_first_content().await?;
+            Ok(self)
+        })
+    }
 }
 
 impl FromOutput for EmbedResponse {
@@ -189,6 +223,15 @@ impl FromOutput for EmbedResponse {
             Output::Embed(r) => Ok(r),
             _ => Err(Error::Internal { message: "job produced a different output kind than requested".into() }),
         }
+    }
+    fn work_for(_req: Request) -> Option<Work> {
+        None
+    }
+    fn set_fallback_index(&mut self, index: u32) {
+        self.extra_fields.fallback_index = index;
+    }
+    fn confirm(self) -> BoxResult<Self> {
+        Box::pin(std::future::ready(Ok(self)))
     }
 }
 
@@ -204,6 +247,11 @@ pub struct Job<T: JobOutput = Response> {
     ready: Option<Result<T>>,
     id: u64,
     finished: bool,
+    /// The request's fallbacks, used if the primary fails.
+    plan: Option<Box<FallbackPlan>>,
+    /// The running fallback chain (or stream confirmation).
+    chain: Option<BoxResult<T>>,
+    chain_cancel: Option<Arc<ChainCancel>>,
 }
 
 impl<T: JobOutput> std::fmt::Debug for Job<T> {
@@ -215,12 +263,40 @@ impl<T: JobOutput> std::fmt::Debug for Job<T> {
 impl<T: JobOutput> Job<T> {
     pub(crate) fn pending(inner: Arc<JobInner>, pool: Arc<PoolShared>) -> Self {
         let id = inner.id;
-        Job { inner: Some(inner), pool: Some(pool), ready: None, id, finished: false }
+        Job {
+            inner: Some(inner),
+            pool: Some(pool),
+            ready: None,
+            id,
+            finished: false,
+            plan: None,
+            chain: None,
+            chain_cancel: None,
+        }
     }
 
     /// A job that is already over (policy `drop` on a full queue).
     pub(crate) fn finished(id: u64, outcome: Result<T>) -> Self {
-        Job { inner: None, pool: None, ready: Some(outcome), id, finished: false }
+        Job {
+            inner: None,
+            pool: None,
+            ready: Some(outcome),
+            id,
+            finished: false,
+            plan: None,
+            chain: None,
+            chain_cancel: None,
+        }
+    }
+
+    /// Attaches the request's fallbacks: they run, as the handle is
+    /// awaited, if the primary fails with a fallback-worthy error.
+    pub(crate) fn with_fallbacks(mut self, plan: Option<FallbackPlan>) -> Self {
+        if let Some(plan) = plan {
+            self.plan = Some(Box::new(plan));
+            self.chain_cancel = Some(Arc::new(ChainCancel::default()));
+        }
+        self
     }
 
     /// The job's id, unique within its gateway.
@@ -230,9 +306,12 @@ impl<T: JobOutput> Job<T> {
 
     /// True once the job has an outcome (awaiting it will not wait).
     pub fn is_done(&self) -> bool {
+        if self.chain.is_some() {
+            return false;
+        }
         match &self.inner {
-            None => true,
-            Some(inner) => inner.state() == DONE,
+            None => self.plan.is_none(),
+            Some(inner) => inner.state() == DONE && self.plan.is_none(),
         }
     }
 
@@ -241,9 +320,18 @@ impl<T: JobOutput> Job<T> {
     /// `CANCELLED` as soon as its worker notices (immediately, unless the
     /// call finishes first). Returns false if the job had already finished.
     pub fn cancel(&self) -> bool {
-        match (&self.inner, &self.pool) {
+        let primary = match (&self.inner, &self.pool) {
             (Some(inner), Some(pool)) => cancel_job(pool, inner),
             _ => false,
+        };
+        match &self.chain_cancel {
+            Some(c) if !self.finished => {
+                // Stops a fallback chain (now, or before it starts).
+                c.requested.store(true, Ordering::Release);
+                c.waker.wake();
+                true
+            }
+            _ => primary,
         }
     }
 
@@ -318,13 +406,56 @@ impl<T: JobOutput> Future for Job<T> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
         let this = &mut *self;
-        if let Some(ready) = this.ready.take() {
-            this.finished = true;
-            return Poll::Ready(ready);
-        }
         if this.finished {
             return Poll::Ready(Err(Error::Internal { message: "job polled after it completed".into() }));
         }
+        loop {
+            if let Some(chain) = this.chain.as_mut() {
+                if let Some(c) = &this.chain_cancel {
+                    c.waker.register(cx.waker());
+                    if c.requested.load(Ordering::Acquire) {
+                        // Dropping the chain cancels the fallback job it awaits.
+                        this.chain = None;
+                        this.finished = true;
+                        let provider = this.pool.as_ref().map(|p| p.name.clone()).unwrap_or_default();
+                        return Poll::Ready(Err(Error::Cancelled { provider }));
+                    }
+                }
+                let out = ready!(chain.as_mut().poll(cx));
+                this.chain = None;
+                this.finished = true;
+                return Poll::Ready(out);
+            }
+            let primary = match this.ready.take() {
+                Some(r) => r,
+                None => ready!(Self::poll_slot(this, cx)),
+            };
+            let cancelled = this.chain_cancel.as_ref().is_some_and(|c| c.requested.load(Ordering::Acquire));
+            match (primary, this.plan.take()) {
+                (Err(e), Some(plan)) if fallback_worthy(&e) && !cancelled => {
+                    this.chain = Some(Box::pin(run_chain::<T>(*plan, e)));
+                }
+                (Ok(out), Some(plan)) if !cancelled => {
+                    // A stream may still fall back until its first content.
+                    this.chain = Some(Box::pin(async move {
+                        match out.confirm().await {
+                            Err(e) if fallback_worthy(&e) => run_chain::<T>(*plan, e).await,
+                            other => other,
+                        }
+                    }));
+                }
+                (outcome, _) => {
+                    this.finished = true;
+                    return Poll::Ready(outcome);
+                }
+            }
+        }
+    }
+}
+
+impl<T: JobOutput> Job<T> {
+    /// Waits for the primary job's completion slot.
+    fn poll_slot(this: &mut Self, cx: &mut Context<'_>) -> Poll<Result<T>> {
         let Some(inner) = this.inner.as_ref() else {
             return Poll::Ready(Err(Error::Internal { message: "job has no outcome slot".into() }));
         };
@@ -336,7 +467,6 @@ impl<T: JobOutput> Future for Job<T> {
             }
         }
         let outcome = inner.outcome.lock().take();
-        this.finished = true;
         Poll::Ready(match outcome {
             Some(o) => o.and_then(T::from_output),
             None => Err(Error::Internal { message: "job outcome was taken twice (bifrost bug: please report)".into() }),

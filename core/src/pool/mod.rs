@@ -12,6 +12,7 @@
 
 pub(crate) mod attempts;
 pub(crate) mod breaker;
+pub(crate) mod fallback;
 pub(crate) mod job;
 pub(crate) mod keys;
 pub(crate) mod queue;

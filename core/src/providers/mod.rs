@@ -107,6 +107,9 @@ impl ProviderImpl {
 /// Dropping it stops the upstream.
 pub struct ChunkStream {
     source: Source,
+    /// Items read ahead (to confirm a stream before giving up fallbacks).
+    prefix: VecDeque<Result<Chunk>>,
+    fallback_index: u32,
 }
 
 enum Source {
@@ -128,11 +131,55 @@ impl Drop for AbortOnDrop {
 
 impl ChunkStream {
     pub(crate) fn ready(chunks: VecDeque<Result<Chunk>>) -> Self {
-        ChunkStream { source: Source::Ready(chunks) }
+        ChunkStream { source: Source::Ready(chunks), prefix: VecDeque::new(), fallback_index: 0 }
     }
 
     pub(crate) fn channel(rx: mpsc::Receiver<Result<Chunk>>, task: tokio::task::JoinHandle<()>) -> Self {
-        ChunkStream { source: Source::Channel { rx, _reader: AbortOnDrop(task) } }
+        ChunkStream {
+            source: Source::Channel { rx, _reader: AbortOnDrop(task) },
+            prefix: VecDeque::new(),
+            fallback_index: 0,
+        }
+    }
+
+    /// 0 if the primary provider serves this stream, i + 1 for `fallbacks[i]`.
+    pub fn fallback_index(&self) -> u32 {
+        self.fallback_index
+    }
+
+    pub(crate) fn set_fallback_index(&mut self, index: u32) {
+        self.fallback_index = index;
+    }
+
+    /// Reads ahead until the first chunk with content, a finish reason, or
+    /// the end; an error before any content is returned (and the stream is
+    /// then spent). Read chunks are replayed by `next_chunk`.
+    pub(crate) async fn peek_first_content(&mut self) -> Result<()> {
+        loop {
+            let item = std::future::poll_fn(|cx| self.poll_source(cx)).await;
+            match item {
+                None => return Ok(()),
+                Some(Err(e)) => return Err(e),
+                Some(Ok(c)) => {
+                    let done = c.choices.iter().any(|ch| {
+                        ch.delta.content.as_deref().is_some_and(|t| !t.is_empty())
+                            || ch.delta.tool_calls.is_some()
+                            || ch.finish_reason.is_some()
+                    });
+                    self.prefix.push_back(Ok(c));
+                    if done {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+
+    fn poll_source(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Chunk>>> {
+        match &mut self.source {
+            Source::Ready(q) => Poll::Ready(q.pop_front()),
+            Source::Channel { rx, .. } => rx.poll_recv(cx),
+        }
     }
 
     /// The next chunk, or `None` after the last one.
@@ -151,9 +198,9 @@ impl Stream for ChunkStream {
     type Item = Result<Chunk>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        match &mut self.source {
-            Source::Ready(q) => Poll::Ready(q.pop_front()),
-            Source::Channel { rx, .. } => rx.poll_recv(cx),
+        if let Some(item) = self.prefix.pop_front() {
+            return Poll::Ready(Some(item));
         }
+        self.poll_source(cx)
     }
 }
