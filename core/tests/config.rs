@@ -621,7 +621,18 @@ async fn invalid_requests_are_typed_and_never_counted() {
             ErrorKind::InvalidRequest,
             vec!["mock.failure_rate", "0..=1", "got 2"],
         ),
-        ("fallbacks", with(&|r| r.fallbacks = vec!["other/m".into()]), ErrorKind::InvalidRequest, vec!["fallbacks"]),
+        (
+            "fallback to an unconfigured provider",
+            with(&|r| r.fallbacks = vec!["other/m".into(), "nope/m".into()]),
+            ErrorKind::InvalidRequest,
+            vec!["fallbacks[1]", "'nope'", "not configured"],
+        ),
+        (
+            "malformed fallback",
+            with(&|r| r.fallbacks = vec!["no-slash".into()]),
+            ErrorKind::InvalidRequest,
+            vec!["fallbacks[0]", "\"<provider>/<model>\""],
+        ),
     ];
 
     for (what, req, kind, parts) in cases {
