@@ -162,6 +162,9 @@ pub struct ProviderConfig {
     /// Circuit breaker; absent means disabled.
     #[serde(default)]
     pub circuit_breaker: Option<CircuitBreakerConfig>,
+    /// Adaptive worker count; absent means a fixed `concurrency`.
+    #[serde(default)]
+    pub scaling: Option<ScalingConfig>,
     /// Outbound proxy (Bifrost's `proxy_config`), used by HTTP providers.
     #[serde(default)]
     pub proxy_config: Option<ProxyConfig>,
@@ -203,6 +206,38 @@ pub struct CircuitBreakerConfig {
     /// (1..=1000, default 1).
     #[serde(default = "defaults::half_open_probes")]
     pub half_open_probes: u32,
+}
+
+/// Adaptive worker scaling of one pool.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScalingConfig {
+    /// Fewest workers (1..=10000); the pool starts at `concurrency` clamped
+    /// to `min_workers..=max_workers`.
+    pub min_workers: usize,
+    /// Most workers (min_workers..=10000).
+    pub max_workers: usize,
+    /// Scale up when queue depth / capacity reaches this (0..=1, default 0.8).
+    #[serde(default = "defaults::scale_up_threshold")]
+    pub scale_up_threshold: f64,
+    /// Idle workers may retire when queue depth / capacity is at or below
+    /// this (0..=1, below the up threshold, default 0.3).
+    #[serde(default = "defaults::scale_down_threshold")]
+    pub scale_down_threshold: f64,
+    /// Also scale up when the recent average processing time exceeds this (ms).
+    #[serde(default)]
+    pub max_latency_ms: Option<u64>,
+    /// How often the controller looks, and the least time between two
+    /// scale-ups (10..=600000 ms, default 1000).
+    #[serde(default = "defaults::min_scale_interval_ms")]
+    pub min_scale_interval_ms: u64,
+    /// A worker idle this long retires, down to `min_workers`
+    /// (10..=86400000 ms, default 30000).
+    #[serde(default = "defaults::idle_timeout_ms")]
+    pub idle_timeout_ms: u64,
+    /// Workers multiply by this on each scale-up (1..=10, default 2).
+    #[serde(default = "defaults::scale_up_factor")]
+    pub scale_up_factor: f64,
 }
 
 /// Outbound proxy settings (Bifrost's `proxy_config`).
@@ -567,6 +602,21 @@ mod defaults {
     pub fn half_open_probes() -> u32 {
         1
     }
+    pub fn scale_up_threshold() -> f64 {
+        0.8
+    }
+    pub fn scale_down_threshold() -> f64 {
+        0.3
+    }
+    pub fn min_scale_interval_ms() -> u64 {
+        1_000
+    }
+    pub fn idle_timeout_ms() -> u64 {
+        30_000
+    }
+    pub fn scale_up_factor() -> f64 {
+        2.0
+    }
     pub fn request_timeout_s() -> u64 {
         30
     }
@@ -682,6 +732,33 @@ impl Config {
                 check_range(&format!("{cp}.min_requests"), cb.min_requests, 1, 100_000)?;
                 check_range(&format!("{cp}.open_ms"), cb.open_ms, 1, 3_600_000)?;
                 check_range(&format!("{cp}.half_open_probes"), cb.half_open_probes as u64, 1, 1_000)?;
+            }
+            if let Some(sc) = &p.scaling {
+                let sp = format!("{base}.scaling");
+                check_range(&format!("{sp}.min_workers"), sc.min_workers as u64, 1, 10_000)?;
+                check_range(&format!("{sp}.max_workers"), sc.max_workers as u64, sc.min_workers as u64, 10_000)?;
+                check_rate(&format!("{sp}.scale_up_threshold"), sc.scale_up_threshold)?;
+                check_rate(&format!("{sp}.scale_down_threshold"), sc.scale_down_threshold)?;
+                if sc.scale_down_threshold >= sc.scale_up_threshold {
+                    return Err(Error::config(
+                        format!("{sp}.scale_down_threshold"),
+                        format!(
+                            "must be below scale_up_threshold ({}), got {}",
+                            sc.scale_up_threshold, sc.scale_down_threshold
+                        ),
+                    ));
+                }
+                if let Some(l) = sc.max_latency_ms {
+                    check_range(&format!("{sp}.max_latency_ms"), l, 1, 3_600_000)?;
+                }
+                check_range(&format!("{sp}.min_scale_interval_ms"), sc.min_scale_interval_ms, 10, 600_000)?;
+                check_range(&format!("{sp}.idle_timeout_ms"), sc.idle_timeout_ms, 10, 86_400_000)?;
+                if !(1.0..=10.0).contains(&sc.scale_up_factor) || sc.scale_up_factor.is_nan() {
+                    return Err(Error::config(
+                        format!("{sp}.scale_up_factor"),
+                        format!("must be 1..=10, got {}", sc.scale_up_factor),
+                    ));
+                }
             }
             for (i, k) in p.keys.iter().enumerate() {
                 let kp = format!("{base}.keys[{i}]");

@@ -236,7 +236,7 @@ impl Gateway {
             let status = if p.queue.is_closed() {
                 "shutdown"
             } else if util >= 0.9
-                || workers < p.concurrency as u64
+                || workers < p.min_workers as u64
                 || matches!(circuit, "open" | "half_open")
                 || (keys > 0 && live_keys == 0)
             {

@@ -24,6 +24,7 @@ pub mod objpool;
 mod pool;
 pub mod providers;
 pub mod runtime;
+pub mod sizing;
 pub mod stats;
 pub mod types;
 
@@ -32,5 +33,6 @@ pub use error::{DropReason, Error, ErrorKind, Result, TimeoutPhase};
 pub use gateway::{Gateway, Health, ProviderHealth, ShutdownReport};
 pub use pool::{Job, JobOutput};
 pub use providers::ChunkStream;
+pub use sizing::{optimal_concurrency, Sizing};
 pub use stats::{JobStats, Stats};
 pub use types::{Chunk, Content, EmbedInput, EmbedRequest, EmbedResponse, Message, Request, Response, Usage};

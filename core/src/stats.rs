@@ -188,6 +188,10 @@ pub(crate) struct PoolCounters {
     pub running: AtomicU64,
     /// Jobs that ended with SHUTDOWN.
     pub aborted: AtomicU64,
+    pub scale_ups: AtomicU64,
+    pub scale_downs: AtomicU64,
+    /// Moving average of processing time, µs (for the scaler).
+    recent_processing_us: AtomicU64,
     pub queue_wait: Histogram,
     pub processing: Histogram,
     pub throughput: Throughput,
@@ -207,10 +211,27 @@ impl PoolCounters {
             panics: AtomicU64::new(0),
             running: AtomicU64::new(0),
             aborted: AtomicU64::new(0),
+            scale_ups: AtomicU64::new(0),
+            scale_downs: AtomicU64::new(0),
+            recent_processing_us: AtomicU64::new(0),
             queue_wait: Histogram::new(),
             processing: Histogram::new(),
             throughput: Throughput::new(),
         }
+    }
+
+    /// Records one job's processing time (histogram and moving average).
+    pub fn record_processing(&self, d: Duration) {
+        self.processing.record(d);
+        let us = d.as_micros().min(u64::MAX as u128) as u64;
+        let old = self.recent_processing_us.load(Relaxed);
+        // An exponential moving average over ~16 jobs; races lose an update, harmlessly.
+        self.recent_processing_us.store(old - old / 16 + us / 16, Relaxed);
+    }
+
+    /// Recent average processing time, µs.
+    pub fn recent_processing_us(&self) -> u64 {
+        self.recent_processing_us.load(Relaxed)
     }
 
     pub fn record(&self, outcome: Outcome) {
@@ -243,6 +264,9 @@ pub struct WorkerStats {
     pub idle: u64,
     pub min: u64,
     pub max: u64,
+    /// Adaptive scaling events (zero without a `scaling` section).
+    pub scale_ups: u64,
+    pub scale_downs: u64,
 }
 
 /// Queue occupancy and policy.
@@ -408,6 +432,21 @@ pub(crate) fn render_prometheus(stats: &Stats, histograms: &[(&str, &Histogram, 
     for (p, s) in &stats.providers {
         let _ = writeln!(o, "bifrost_workers{{provider=\"{}\",state=\"busy\"}} {}", esc(p), s.workers.busy);
         let _ = writeln!(o, "bifrost_workers{{provider=\"{}\",state=\"idle\"}} {}", esc(p), s.workers.idle);
+    }
+    family(&mut o, "bifrost_worker_scale_events_total", "counter", "Adaptive scaling events.");
+    for (p, s) in &stats.providers {
+        let _ = writeln!(
+            o,
+            "bifrost_worker_scale_events_total{{provider=\"{}\",direction=\"up\"}} {}",
+            esc(p),
+            s.workers.scale_ups
+        );
+        let _ = writeln!(
+            o,
+            "bifrost_worker_scale_events_total{{provider=\"{}\",direction=\"down\"}} {}",
+            esc(p),
+            s.workers.scale_downs
+        );
     }
     family(&mut o, "bifrost_throughput_per_second", "gauge", "Jobs finished per second over the last 10 s.");
     for (p, s) in &stats.providers {

@@ -385,3 +385,52 @@ async fn five_thousand_jobs_with_faults_and_fallbacks() {
     }
     assert_eq!(completed, ok, "each success is exactly one completed job somewhere");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scaling_up_under_a_burst_and_down_when_idle_loses_no_job() {
+    let gw = std::sync::Arc::new(
+        Gateway::from_value(json!({"providers": {"p": {
+            "kind": "mock", "mock": {"latency_ms": 20},
+            "concurrency_and_buffer_size": {"concurrency": 2, "buffer_size": 400},
+            "scaling": {"min_workers": 2, "max_workers": 32, "scale_up_threshold": 0.2, "scale_down_threshold": 0.05,
+                        "min_scale_interval_ms": 20, "idle_timeout_ms": 100, "scale_up_factor": 2.0}
+        }}}))
+        .unwrap(),
+    );
+    assert_eq!(gw.stats().providers["p"].workers.total, 2);
+    let jobs: Vec<_> = futures_util::future::join_all((0..400).map(|i| gw.submit(Request::new("p/m", format!("{i}")))))
+        .await
+        .into_iter()
+        .map(|j| j.expect("queued"))
+        .collect();
+    let started = Instant::now();
+    let mut peak = 0;
+    while peak < 32 && started.elapsed() < Duration::from_secs(5) {
+        peak = peak.max(gw.stats().providers["p"].workers.total);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(peak, 32, "scaled up to max_workers under the burst");
+    for j in jobs {
+        j.await.expect("no job lost while scaling");
+    }
+    // Idle: workers retire back to min_workers.
+    let started = Instant::now();
+    while gw.stats().providers["p"].workers.total > 2 {
+        assert!(started.elapsed() < Duration::from_secs(5), "{:?}", gw.stats().providers["p"].workers);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let w = gw.stats().providers["p"].workers.clone();
+    assert_eq!((w.total, w.min, w.max), (2, 2, 32));
+    assert!(w.scale_ups >= 4 && w.scale_downs == 30, "{w:?}");
+    let j = gw.stats().providers["p"].jobs;
+    assert_eq!((j.completed, j.failed), (400, 0));
+    assert!(j.invariant_holds());
+    assert!(gw.prometheus().contains("bifrost_worker_scale_events_total{provider=\"p\",direction=\"down\"} 30"));
+}
+
+#[test]
+fn optimal_concurrency_follows_littles_law() {
+    let s = bifrost_core::optimal_concurrency(100.0, 0.5, 0.2).unwrap();
+    assert_eq!((s.concurrency, s.buffer_size, s.timeout_ms), (60, 180, 1000));
+    assert_eq!(bifrost_core::optimal_concurrency(-1.0, 0.5, 0.2).unwrap_err().kind(), ErrorKind::InvalidRequest);
+}

@@ -17,6 +17,7 @@ pub(crate) mod job;
 pub(crate) mod keys;
 pub(crate) mod queue;
 pub(crate) mod reaper;
+pub(crate) mod scaler;
 pub(crate) mod worker;
 
 use std::pin::pin;
@@ -102,7 +103,10 @@ pub(crate) struct PoolShared {
     pub name: String,
     pub policy: QueuePolicy,
     pub wait_timeout: Duration,
-    pub concurrency: usize,
+    /// Worker bounds (both `concurrency` without a `scaling` section).
+    pub min_workers: usize,
+    pub max_workers: usize,
+    pub scaling: Option<crate::config::ScalingConfig>,
     pub queue: JobQueue,
     pub counters: PoolCounters,
     pub provider: ProviderImpl,
@@ -134,12 +138,19 @@ impl PoolShared {
     ) -> Result<Arc<PoolShared>> {
         let provider = ProviderImpl::new(name, kind, cfg, buffers)?;
         let handle = crate::runtime::handle()?;
-        let concurrency = cfg.concurrency_and_buffer_size.concurrency;
+        let (min_workers, max_workers) = match &cfg.scaling {
+            Some(sc) => (sc.min_workers, sc.max_workers),
+            None => (cfg.concurrency_and_buffer_size.concurrency, cfg.concurrency_and_buffer_size.concurrency),
+        };
+        let concurrency = cfg.concurrency_and_buffer_size.concurrency.clamp(min_workers, max_workers);
+        let scaling = cfg.scaling.clone().filter(|sc| sc.min_workers < sc.max_workers);
         let pool = Arc::new(PoolShared {
             name: name.to_string(),
             policy: cfg.queue.policy,
             wait_timeout: Duration::from_millis(cfg.queue.wait_timeout_ms),
-            concurrency,
+            min_workers,
+            max_workers,
+            scaling: scaling.clone(),
             queue: JobQueue::new(
                 cfg.concurrency_and_buffer_size.buffer_size,
                 Duration::from_millis(cfg.queue.wait_timeout_ms),
@@ -153,13 +164,16 @@ impl PoolShared {
             network: cfg.network_config.clone(),
             abort: Latch::default(),
             workers_alive: AtomicUsize::new(concurrency),
-            tasks_alive: AtomicUsize::new(concurrency + 1),
+            tasks_alive: AtomicUsize::new(concurrency + 1 + usize::from(scaling.is_some())),
             workers_gone: Notify::new(),
         });
         for _ in 0..concurrency {
             handle.spawn(worker::run(pool.clone()));
         }
         handle.spawn(reaper::run(pool.clone()));
+        if let Some(sc) = scaling {
+            handle.spawn(scaler::run(pool.clone(), sc));
+        }
         Ok(pool)
     }
 
@@ -344,6 +358,19 @@ impl PoolShared {
         }
     }
 
+    /// Adds `n` workers (scale-up); none once the pool is closing.
+    pub fn spawn_workers(self: &Arc<Self>, n: usize) {
+        let Ok(handle) = crate::runtime::handle() else { return };
+        if self.queue.is_closed() {
+            return;
+        }
+        self.workers_alive.fetch_add(n, Ordering::AcqRel);
+        self.tasks_alive.fetch_add(n, Ordering::AcqRel);
+        for _ in 0..n {
+            handle.spawn(worker::run(self.clone()));
+        }
+    }
+
     /// Unix ms and message of the last failed job.
     pub fn last_error(&self) -> (u64, Option<String>) {
         self.last_error.lock().clone()
@@ -361,8 +388,10 @@ impl PoolShared {
                 total: alive,
                 busy: running.min(alive),
                 idle: alive.saturating_sub(running),
-                min: self.concurrency as u64,
-                max: self.concurrency as u64,
+                min: self.min_workers as u64,
+                max: self.max_workers as u64,
+                scale_ups: ld(&c.scale_ups),
+                scale_downs: ld(&c.scale_downs),
             },
             queue: QueueStats { depth, capacity: self.queue.capacity as u64, policy: self.policy.as_str().to_string() },
             jobs: JobStats {

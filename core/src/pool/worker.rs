@@ -26,7 +26,7 @@ use super::PoolShared;
 
 /// The worker task.
 pub(crate) async fn run(pool: Arc<PoolShared>) {
-    let _alive = super::TaskAlive { pool: pool.clone(), is_worker: true };
+    let mut alive = super::TaskAlive { pool: pool.clone(), is_worker: true };
     let mut expired = Vec::new();
     loop {
         // Fast path: take a job without touching the notifier.
@@ -41,9 +41,21 @@ pub(crate) async fn run(pool: Arc<PoolShared>) {
                         if pool.abort.is_tripped() {
                             return;
                         }
-                        tokio::select! {
-                            _ = work => {}
-                            _ = pool.abort.tripped() => return,
+                        match &pool.scaling {
+                            None => tokio::select! {
+                                _ = work => {}
+                                _ = pool.abort.tripped() => return,
+                            },
+                            Some(sc) => tokio::select! {
+                                _ = work => {}
+                                _ = pool.abort.tripped() => return,
+                                _ = tokio::time::sleep(std::time::Duration::from_millis(sc.idle_timeout_ms)) => {
+                                    if super::scaler::try_retire(&pool, sc) {
+                                        alive.is_worker = false; // already counted out
+                                        return;
+                                    }
+                                }
+                            },
                         }
                         continue;
                     }
@@ -128,7 +140,7 @@ async fn run_job(pool: &PoolShared, job: Arc<JobInner>, started: Instant) {
         }
     };
     let finished = Instant::now();
-    c.processing.record(finished.saturating_duration_since(started));
+    c.record_processing(finished.saturating_duration_since(started));
     let mut outcome = outcome;
     let latency_ms = finished.saturating_duration_since(job.submitted_at).as_millis() as u64;
     match &mut outcome.0 {
