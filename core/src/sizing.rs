@@ -34,7 +34,8 @@ pub fn optimal_concurrency(rate_limit_rps: f64, avg_latency_s: f64, error_rate: 
     if !(0.0..1.0).contains(&error_rate) {
         return Err(Error::invalid(format!("error_rate must be 0 <= rate < 1, got {error_rate}")));
     }
-    let workers = (rate_limit_rps * avg_latency_s * (1.0 + error_rate)).ceil().clamp(1.0, 10_000.0) as u64;
+    // The epsilon keeps 50 × 2 × 1.1 = 110.00000000000001 at 110.
+    let workers = (rate_limit_rps * avg_latency_s * (1.0 + error_rate) - 1e-9).ceil().clamp(1.0, 10_000.0) as u64;
     Ok(Sizing {
         concurrency: workers,
         buffer_size: (workers * 3).min(1_000_000),
