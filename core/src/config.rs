@@ -165,6 +165,10 @@ pub struct ProviderConfig {
     /// Adaptive worker count; absent means a fixed `concurrency`.
     #[serde(default)]
     pub scaling: Option<ScalingConfig>,
+    /// Startup probe: `true` (model from the first key's `models`, or any
+    /// model for `mock`) or `{"model": "..."}`. Its result shows in `health()`.
+    #[serde(default)]
+    pub health_check: Option<HealthCheck>,
     /// Outbound proxy (Bifrost's `proxy_config`), used by HTTP providers.
     #[serde(default)]
     pub proxy_config: Option<ProxyConfig>,
@@ -206,6 +210,44 @@ pub struct CircuitBreakerConfig {
     /// (1..=1000, default 1).
     #[serde(default = "defaults::half_open_probes")]
     pub half_open_probes: u32,
+}
+
+/// The startup probe setting.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum HealthCheck {
+    Enabled(bool),
+    Model {
+        /// Model the probe asks (one token, prompt "ping").
+        model: String,
+    },
+}
+
+impl ProviderConfig {
+    /// The model the startup probe uses, if the probe is on.
+    pub fn probe_model(&self, name: &str, kind: ProviderKind) -> Result<Option<String>> {
+        match &self.health_check {
+            None | Some(HealthCheck::Enabled(false)) => Ok(None),
+            Some(HealthCheck::Model { model }) => Ok(Some(model.clone())),
+            Some(HealthCheck::Enabled(true)) => {
+                if kind == ProviderKind::Mock {
+                    return Ok(Some("health-check".into()));
+                }
+                self.keys
+                    .iter()
+                    .flat_map(|k| k.models.iter())
+                    .find(|m| m.as_str() != "*")
+                    .cloned()
+                    .map(Some)
+                    .ok_or_else(|| {
+                        Error::config(
+                            format!("providers.{name}.health_check"),
+                            "true needs a model to probe: set {\"model\": \"...\"} (no key lists a model)",
+                        )
+                    })
+            }
+        }
+    }
 }
 
 /// Adaptive worker scaling of one pool.
@@ -531,6 +573,10 @@ pub struct MockConfig {
     /// Chunks a streamed reply is split into (1..=10000, default 4).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream_chunks: Option<u32>,
+    /// Blocks the worker's thread this long (ms) without yielding, like a
+    /// broken provider would: for exercising the stall detector (0..=60000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stall_ms: Option<u64>,
     /// Makes the random choices reproducible.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
@@ -546,6 +592,7 @@ impl MockConfig {
             failure_status: over.failure_status.or(self.failure_status),
             panic_rate: over.panic_rate.or(self.panic_rate),
             stream_chunks: over.stream_chunks.or(self.stream_chunks),
+            stall_ms: over.stall_ms.or(self.stall_ms),
             seed: over.seed.or(self.seed),
         }
     }
@@ -569,6 +616,9 @@ impl MockConfig {
         }
         if let Some(v) = self.stream_chunks {
             check_range(&format!("{path}.stream_chunks"), v as u64, 1, 10_000)?;
+        }
+        if let Some(v) = self.stall_ms {
+            check_range(&format!("{path}.stall_ms"), v, 0, 60_000)?;
         }
         Ok(())
     }
@@ -733,6 +783,7 @@ impl Config {
                 check_range(&format!("{cp}.open_ms"), cb.open_ms, 1, 3_600_000)?;
                 check_range(&format!("{cp}.half_open_probes"), cb.half_open_probes as u64, 1, 1_000)?;
             }
+            p.probe_model(name, kind)?;
             if let Some(sc) = &p.scaling {
                 let sp = format!("{base}.scaling");
                 check_range(&format!("{sp}.min_workers"), sc.min_workers as u64, 1, 10_000)?;

@@ -58,6 +58,12 @@ pub struct ProviderHealth {
     /// Last job that failed, Unix ms (0: none yet), and its error.
     pub last_error_unix_ms: u64,
     pub last_error: Option<String>,
+    /// The `health_check` probe: `off`, `pending`, `ok` or `failed`.
+    pub startup_probe: String,
+    /// The probe's error, when it failed.
+    pub startup_probe_error: Option<String>,
+    /// Workers busy past their job's deadline plus grace (see `jobs.stalled`).
+    pub stalled_workers: u64,
 }
 
 /// Health of the gateway: `ok` when every provider is `ok`.
@@ -233,12 +239,16 @@ impl Gateway {
             let keys = p.keys.len() as u64;
             let live_keys = p.keys.live_count() as u64;
             let (last_error_unix_ms, last_error) = p.last_error();
+            let probe = p.probe.lock().clone();
+            let stalled_workers = p.counters.stalled.load(Ordering::Relaxed);
             let status = if p.queue.is_closed() {
                 "shutdown"
             } else if util >= 0.9
                 || workers < p.min_workers as u64
                 || matches!(circuit, "open" | "half_open")
                 || (keys > 0 && live_keys == 0)
+                || matches!(probe, crate::pool::probe::ProbeState::Failed { .. })
+                || stalled_workers > 0
             {
                 "degraded"
             } else {
@@ -256,6 +266,12 @@ impl Gateway {
                     last_success_unix_ms: p.last_success_unix_ms.load(Ordering::Relaxed),
                     last_error_unix_ms,
                     last_error,
+                    startup_probe: probe.label().into(),
+                    startup_probe_error: match probe {
+                        crate::pool::probe::ProbeState::Failed { error } => Some(error),
+                        _ => None,
+                    },
+                    stalled_workers,
                 },
             );
         }

@@ -190,6 +190,9 @@ pub(crate) struct PoolCounters {
     pub aborted: AtomicU64,
     pub scale_ups: AtomicU64,
     pub scale_downs: AtomicU64,
+    /// Workers past their job's bound now, and ever (the watchdog's count).
+    pub stalled: AtomicU64,
+    pub stalls_total: AtomicU64,
     /// Moving average of processing time, µs (for the scaler).
     recent_processing_us: AtomicU64,
     pub queue_wait: Histogram,
@@ -213,6 +216,8 @@ impl PoolCounters {
             aborted: AtomicU64::new(0),
             scale_ups: AtomicU64::new(0),
             scale_downs: AtomicU64::new(0),
+            stalled: AtomicU64::new(0),
+            stalls_total: AtomicU64::new(0),
             recent_processing_us: AtomicU64::new(0),
             queue_wait: Histogram::new(),
             processing: Histogram::new(),
@@ -291,6 +296,10 @@ pub struct JobStats {
     pub panics: u64,
     pub running: u64,
     pub queued: u64,
+    /// Workers busy past their job's deadline plus a grace second (a
+    /// provider call blocking its thread), now and since start.
+    pub stalled: u64,
+    pub stalls_total: u64,
 }
 
 impl JobStats {
@@ -405,6 +414,10 @@ pub(crate) fn render_prometheus(stats: &Stats, histograms: &[(&str, &Histogram, 
     for (p, s) in &stats.providers {
         let _ = writeln!(o, "bifrost_jobs_in_flight{{provider=\"{}\",state=\"queued\"}} {}", esc(p), s.jobs.queued);
         let _ = writeln!(o, "bifrost_jobs_in_flight{{provider=\"{}\",state=\"running\"}} {}", esc(p), s.jobs.running);
+    }
+    family(&mut o, "bifrost_stalled_workers", "gauge", "Workers busy past their job's deadline plus grace.");
+    for (p, s) in &stats.providers {
+        let _ = writeln!(o, "bifrost_stalled_workers{{provider=\"{}\"}} {}", esc(p), s.jobs.stalled);
     }
     family(&mut o, "bifrost_retries_total", "counter", "Provider call retries.");
     for (p, s) in &stats.providers {

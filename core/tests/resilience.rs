@@ -434,3 +434,60 @@ fn optimal_concurrency_follows_littles_law() {
     assert_eq!((s.concurrency, s.buffer_size, s.timeout_ms), (60, 180, 1000));
     assert_eq!(bifrost_core::optimal_concurrency(-1.0, 0.5, 0.2).unwrap_err().kind(), ErrorKind::InvalidRequest);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn startup_probe_reports_in_health() {
+    let srv = server(&["mock-key"]).await;
+    let url = format!("{}/v1", srv.url());
+    let gw = Gateway::from_value(json!({"providers": {
+        "good": {"kind": "openai", "keys": [{"value": "mock-key", "models": ["gpt-4o"]}],
+                 "network_config": {"base_url": url.clone()}, "health_check": true},
+        "bad": {"kind": "openai", "keys": [{"value": "wrong"}], "network_config": {"base_url": url},
+                "health_check": {"model": "gpt-4o"}},
+        "quiet": {"kind": "mock"}
+    }}))
+    .unwrap();
+    let started = Instant::now();
+    loop {
+        let h = gw.health();
+        if h.providers["good"].startup_probe != "pending" && h.providers["bad"].startup_probe != "pending" {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "probes never finished");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let h = gw.health();
+    assert_eq!((h.providers["good"].startup_probe.as_str(), h.providers["good"].status.as_str()), ("ok", "ok"));
+    assert_eq!(h.providers["bad"].startup_probe, "failed");
+    assert!(h.providers["bad"].startup_probe_error.as_deref().unwrap().contains("401"), "{:?}", h.providers["bad"]);
+    assert_eq!(h.providers["bad"].status, "degraded");
+    assert_eq!(h.providers["quiet"].startup_probe, "off");
+    assert_eq!(h.status, "degraded");
+    assert_eq!(gw.stats().providers["good"].jobs.submitted, 0, "the probe is not a job");
+    // `true` without a model to probe is a config error that says what to set.
+    let err = Gateway::from_value(json!({"providers": {"openai": {"keys": [{"value": "k"}], "health_check": true}}}))
+        .unwrap_err();
+    assert!(err.to_string().contains("providers.openai.health_check"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_blocked_past_its_deadline_is_reported_as_stalled() {
+    let gw = Gateway::from_value(json!({"providers": {"p": {"kind": "mock",
+        "concurrency_and_buffer_size": {"concurrency": 1, "buffer_size": 10}}}}))
+    .unwrap();
+    let mut r = Request::new("p/m", "x");
+    r.timeout_ms = Some(50);
+    r.mock = Some(bifrost_core::MockConfig { stall_ms: Some(3500), ..Default::default() });
+    let job = gw.submit(r).await.unwrap();
+    let started = Instant::now();
+    while gw.stats().providers["p"].jobs.stalled == 0 {
+        assert!(started.elapsed() < Duration::from_secs(3), "stall not detected");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let j = gw.stats().providers["p"].jobs;
+    assert_eq!((j.stalled, j.stalls_total), (1, 1));
+    assert_eq!(gw.health().providers["p"].stalled_workers, 1);
+    assert!(gw.prometheus().contains("bifrost_stalled_workers{provider=\"p\"} 1"));
+    // Once the call returns, the worker resolves the job (its deadline passed).
+    assert_eq!(job.await.unwrap_err().kind(), ErrorKind::Timeout);
+}

@@ -15,9 +15,11 @@ pub(crate) mod breaker;
 pub(crate) mod fallback;
 pub(crate) mod job;
 pub(crate) mod keys;
+pub(crate) mod probe;
 pub(crate) mod queue;
 pub(crate) mod reaper;
 pub(crate) mod scaler;
+pub(crate) mod watchdog;
 pub(crate) mod worker;
 
 use std::pin::pin;
@@ -112,6 +114,12 @@ pub(crate) struct PoolShared {
     pub provider: ProviderImpl,
     pub keys: keys::KeyRing,
     pub breaker: breaker::Breaker,
+    /// The startup probe's result.
+    pub probe: parking_lot::Mutex<probe::ProbeState>,
+    /// Workers' current jobs, for the stall detector.
+    pub worker_slots: parking_lot::Mutex<Vec<std::sync::Weak<watchdog::WorkerSlot>>>,
+    /// When the pool started (time base of the worker slots).
+    pub epoch: Instant,
     /// Unix ms of the last completed job (0: none).
     pub last_success_unix_ms: AtomicU64,
     /// Unix ms and message of the last failed job.
@@ -137,6 +145,7 @@ impl PoolShared {
         buffers: Arc<crate::objpool::BufferPool>,
     ) -> Result<Arc<PoolShared>> {
         let provider = ProviderImpl::new(name, kind, cfg, buffers)?;
+        let probe_model = cfg.probe_model(name, kind)?;
         let handle = crate::runtime::handle()?;
         let (min_workers, max_workers) = match &cfg.scaling {
             Some(sc) => (sc.min_workers, sc.max_workers),
@@ -159,11 +168,20 @@ impl PoolShared {
             provider,
             keys: keys::KeyRing::new(name, &cfg.keys),
             breaker: breaker::Breaker::new(cfg.circuit_breaker.clone()),
+            probe: parking_lot::Mutex::new(if probe_model.is_some() {
+                probe::ProbeState::Pending
+            } else {
+                probe::ProbeState::Off
+            }),
+            worker_slots: parking_lot::Mutex::new(Vec::new()),
+            epoch: Instant::now(),
             last_success_unix_ms: AtomicU64::new(0),
             last_error: parking_lot::Mutex::new((0, None)),
             network: cfg.network_config.clone(),
             abort: Latch::default(),
             workers_alive: AtomicUsize::new(concurrency),
+            // Workers, the reaper and the scaler if any (not the watchdog,
+            // which finishes no job).
             tasks_alive: AtomicUsize::new(concurrency + 1 + usize::from(scaling.is_some())),
             workers_gone: Notify::new(),
         });
@@ -171,6 +189,10 @@ impl PoolShared {
             handle.spawn(worker::run(pool.clone()));
         }
         handle.spawn(reaper::run(pool.clone()));
+        handle.spawn(watchdog::run(pool.clone()));
+        if let Some(model) = probe_model {
+            handle.spawn(probe::run(pool.clone(), model));
+        }
         if let Some(sc) = scaling {
             handle.spawn(scaler::run(pool.clone(), sc));
         }
@@ -406,6 +428,8 @@ impl PoolShared {
                 panics: ld(&c.panics),
                 running,
                 queued: depth,
+                stalled: ld(&c.stalled),
+                stalls_total: ld(&c.stalls_total),
             },
             latency_us: LatencyStats { queue_wait: c.queue_wait.summary(), processing: c.processing.summary() },
             throughput_per_s: c.throughput.per_second(),

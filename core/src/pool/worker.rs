@@ -27,6 +27,7 @@ use super::PoolShared;
 /// The worker task.
 pub(crate) async fn run(pool: Arc<PoolShared>) {
     let mut alive = super::TaskAlive { pool: pool.clone(), is_worker: true };
+    let slot = super::watchdog::register(&pool);
     let mut expired = Vec::new();
     loop {
         // Fast path: take a job without touching the notifier.
@@ -65,7 +66,11 @@ pub(crate) async fn run(pool: Arc<PoolShared>) {
             other => other,
         };
         match popped {
-            Popped::Job(job) => run_job(&pool, job, now).await,
+            Popped::Job(job) => {
+                slot.start(&pool, job.id, super::watchdog::job_bound(&pool, now, job.deadline));
+                run_job(&pool, job, now).await;
+                slot.finish();
+            }
             Popped::Closed => return,
             Popped::Empty => {}
         }
@@ -142,6 +147,14 @@ async fn run_job(pool: &PoolShared, job: Arc<JobInner>, started: Instant) {
     let finished = Instant::now();
     c.record_processing(finished.saturating_duration_since(started));
     let mut outcome = outcome;
+    // A call that blocked its thread past the deadline still misses it.
+    if outcome.0.is_ok() && job.deadline.is_some_and(|d| finished > d) {
+        let timeout_ms = job.timeout_ms.unwrap_or_default();
+        outcome = (
+            Err(Error::Timeout { provider: pool.name.clone(), phase: TimeoutPhase::Processing, timeout_ms }),
+            Outcome::Failed,
+        );
+    }
     let latency_ms = finished.saturating_duration_since(job.submitted_at).as_millis() as u64;
     match &mut outcome.0 {
         Ok(Output::Chat(r)) => r.extra_fields.latency_ms = latency_ms,

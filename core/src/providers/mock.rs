@@ -83,6 +83,10 @@ impl MockProvider {
 
     /// Waits the drawn latency, then panics or fails if the draw says so.
     async fn behave(&self, d: &Draw) -> Result<()> {
+        if let Some(ms) = d.cfg.stall_ms.filter(|ms| *ms > 0) {
+            // Deliberately blocks the thread: a broken provider, for the stall detector.
+            std::thread::sleep(Duration::from_millis(ms));
+        }
         if !d.latency.is_zero() {
             tokio::time::sleep(d.latency).await;
         }
