@@ -193,6 +193,8 @@ pub(crate) struct PoolCounters {
     /// Workers past their job's bound now, and ever (the watchdog's count).
     pub stalled: AtomicU64,
     pub stalls_total: AtomicU64,
+    /// Requests this pool served as a fallback for another provider.
+    pub fallbacks_served: AtomicU64,
     /// Moving average of processing time, µs (for the scaler).
     recent_processing_us: AtomicU64,
     pub queue_wait: Histogram,
@@ -218,6 +220,7 @@ impl PoolCounters {
             scale_downs: AtomicU64::new(0),
             stalled: AtomicU64::new(0),
             stalls_total: AtomicU64::new(0),
+            fallbacks_served: AtomicU64::new(0),
             recent_processing_us: AtomicU64::new(0),
             queue_wait: Histogram::new(),
             processing: Histogram::new(),
@@ -300,6 +303,8 @@ pub struct JobStats {
     /// provider call blocking its thread), now and since start.
     pub stalled: u64,
     pub stalls_total: u64,
+    /// Requests this pool served as a fallback for another provider.
+    pub fallbacks_served: u64,
 }
 
 impl JobStats {
@@ -422,6 +427,10 @@ pub(crate) fn render_prometheus(stats: &Stats, histograms: &[(&str, &Histogram, 
     family(&mut o, "bifrost_retries_total", "counter", "Provider call retries.");
     for (p, s) in &stats.providers {
         let _ = writeln!(o, "bifrost_retries_total{{provider=\"{}\"}} {}", esc(p), s.jobs.retries);
+    }
+    family(&mut o, "bifrost_fallbacks_served_total", "counter", "Requests served as a fallback for another provider.");
+    for (p, s) in &stats.providers {
+        let _ = writeln!(o, "bifrost_fallbacks_served_total{{provider=\"{}\"}} {}", esc(p), s.jobs.fallbacks_served);
     }
     family(&mut o, "bifrost_panics_total", "counter", "Panics caught inside provider calls.");
     for (p, s) in &stats.providers {

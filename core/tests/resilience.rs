@@ -234,7 +234,9 @@ async fn fallbacks_are_tried_in_order_and_the_first_success_wins() {
     assert_eq!(st.providers["openai"].jobs.failed, 1, "the primary counts its job as failed");
     assert_eq!(st.providers["anthropic"].jobs.failed, 1);
     assert_eq!(st.providers["bedrock"].jobs.completed, 1);
+    assert_eq!(st.providers["bedrock"].jobs.fallbacks_served, 1);
     assert_eq!(st.providers["local"].jobs.submitted, 0, "later fallbacks are not tried");
+    assert!(gw.prometheus().contains("bifrost_fallbacks_served_total{provider=\"bedrock\"} 1"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -99,6 +99,7 @@ pub(crate) async fn run_chain<T: JobOutput>(plan: FallbackPlan, primary: Error) 
         match outcome {
             Ok(mut out) => {
                 out.set_fallback_index(i as u32 + 1);
+                pool.counters.fallbacks_served.fetch_add(1, Ordering::Relaxed);
                 return Ok(out);
             }
             Err(e @ Error::Cancelled { .. }) => return Err(e),

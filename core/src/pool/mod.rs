@@ -430,6 +430,7 @@ impl PoolShared {
                 queued: depth,
                 stalled: ld(&c.stalled),
                 stalls_total: ld(&c.stalls_total),
+                fallbacks_served: ld(&c.fallbacks_served),
             },
             latency_us: LatencyStats { queue_wait: c.queue_wait.summary(), processing: c.processing.summary() },
             throughput_per_s: c.throughput.per_second(),
