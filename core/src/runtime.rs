@@ -6,8 +6,13 @@
 //! executor, because every timer bifrost creates is registered on this
 //! runtime, not on the caller's.
 //!
+//! A binding whose host insists on owning the runtime (napi-rs) calls
+//! [`build`], gives the core the handle with [`adopt`] before anything else
+//! runs, and hands the runtime itself to its host: there is still one
+//! thread pool. Everyone else gets the runtime bifrost builds and owns.
+//!
 //! A tokio runtime does not survive `fork()`: its threads exist only in the
-//! parent. [`handle`] records the pid that built the runtime and returns
+//! parent. [`handle`] records the pid that started the runtime and returns
 //! [`Error::Internal`] in a forked child instead of letting it hang.
 
 use std::sync::OnceLock;
@@ -18,7 +23,9 @@ use crate::error::{Error, Result};
 
 struct Shared {
     pid: u32,
-    runtime: Runtime,
+    handle: Handle,
+    /// The runtime itself, when bifrost owns it (see [`adopt`]).
+    owned: Option<Runtime>,
 }
 
 static SHARED: OnceLock<std::result::Result<Shared, String>> = OnceLock::new();
@@ -34,23 +41,45 @@ fn configured_threads() -> std::result::Result<usize, String> {
     }
 }
 
-fn build() -> std::result::Result<Shared, String> {
-    let threads = configured_threads()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+/// Builds a runtime configured as bifrost's shared one (threads from
+/// `BIFROST_WORKER_THREADS`), for a binding that must hand it to its host.
+pub fn build() -> Result<Runtime> {
+    let threads = configured_threads().map_err(|m| Error::config("BIFROST_WORKER_THREADS", m))?;
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)
         .thread_name("bifrost-rt")
         .enable_time()
         .enable_io()
         .build()
-        .map_err(|e| format!("cannot start the bifrost runtime: {e}"))?;
-    Ok(Shared { pid: std::process::id(), runtime })
+        .map_err(|e| Error::Internal { message: format!("cannot start the bifrost runtime: {e}") })
+}
+
+/// Makes `handle` the shared runtime (its owner keeps it alive for the
+/// process). Returns false if the shared runtime already exists.
+pub fn adopt(handle: Handle) -> bool {
+    let mut adopted = false;
+    SHARED.get_or_init(|| {
+        adopted = true;
+        Ok(Shared { pid: std::process::id(), handle, owned: None })
+    });
+    adopted
+}
+
+fn shared() -> &'static std::result::Result<Shared, String> {
+    SHARED.get_or_init(|| {
+        build().map_err(|e| e.to_string()).map(|rt| Shared {
+            pid: std::process::id(),
+            handle: rt.handle().clone(),
+            owned: Some(rt),
+        })
+    })
 }
 
 /// The shared runtime's handle; errors in a forked child or on a bad
 /// `BIFROST_WORKER_THREADS`.
 pub fn handle() -> Result<&'static Handle> {
-    match SHARED.get_or_init(build) {
-        Ok(shared) if shared.pid == std::process::id() => Ok(shared.runtime.handle()),
+    match shared() {
+        Ok(s) if s.pid == std::process::id() => Ok(&s.handle),
         Ok(_) => Err(Error::Internal {
             message: "bifrost was started in a parent process and this process is a fork() child; \
                       its runtime threads do not exist here. Create gateways only after forking \
@@ -61,10 +90,20 @@ pub fn handle() -> Result<&'static Handle> {
     }
 }
 
+/// The shared runtime itself when bifrost owns it (for bindings whose
+/// async bridge needs a `&'static Runtime`, such as pyo3-async-runtimes).
+pub fn runtime() -> Result<&'static Runtime> {
+    handle()?;
+    match shared() {
+        Ok(Shared { owned: Some(rt), .. }) => Ok(rt),
+        _ => Err(Error::Internal { message: "the shared runtime is owned by the host (adopted)".into() }),
+    }
+}
+
 /// Number of worker threads of the shared runtime (0 if it failed to start).
 pub fn worker_threads() -> usize {
     match SHARED.get() {
-        Some(Ok(s)) => s.runtime.metrics().num_workers(),
+        Some(Ok(s)) => s.handle.metrics().num_workers(),
         _ => configured_threads().unwrap_or(0),
     }
 }
@@ -73,7 +112,22 @@ pub fn worker_threads() -> usize {
 /// a blocking wait could starve the very jobs it waits for.
 pub fn on_runtime_thread() -> bool {
     match (SHARED.get(), Handle::try_current()) {
-        (Some(Ok(s)), Ok(h)) => s.runtime.handle().id() == h.id(),
+        (Some(Ok(s)), Ok(h)) => s.handle.id() == h.id(),
         _ => false,
     }
+}
+
+/// Runs `fut` to completion from synchronous code (a binding's blocking
+/// call): on the caller's thread, with bifrost's timers on the shared
+/// runtime. Refuses (INTERNAL) on a runtime thread, where it would deadlock.
+pub fn block_on<F: std::future::Future>(fut: F) -> Result<F::Output> {
+    if on_runtime_thread() {
+        return Err(Error::Internal {
+            message: "a blocking bifrost call was made on a bifrost runtime thread (e.g. inside a \
+                      callback); use the async API there"
+                .into(),
+        });
+    }
+    let _guard = handle()?.enter();
+    Ok(futures_executor::block_on(fut))
 }
