@@ -4,14 +4,29 @@ CARGO ?= cargo
 # One target dir and one target triple for every tool (cargo, maturin, napi).
 export CARGO_TARGET_DIR ?= $(CURDIR)/target
 
-.PHONY: test test-rust demo bench lint fmt mock-server
+PYTHON ?= python3
+PIP := $(PYTHON) -m pip
 
-test: test-rust
+.PHONY: test test-rust test-python python-deps python-dev demo bench lint fmt mock-server
+
+test: test-rust test-python
 
 test-rust:
 	$(CARGO) test -p bifrost-core --lib --tests --examples
 	$(CARGO) test -p bifrost-core --doc
 	$(CARGO) test -p bifrost-mock
+
+# Python: tools from PyPI, then the package built from source (dev profile, so
+# it shares compiled dependencies with the Rust tests) and its pytest suite.
+python-deps:
+	$(PIP) install -q --disable-pip-version-check "maturin>=1.16,<2" "pytest>=8" "pytest-asyncio>=1.0"
+
+python-dev: python-deps
+	MATURIN_PEP517_ARGS="--profile dev" $(PIP) install -q --disable-pip-version-check --no-build-isolation --force-reinstall --no-deps .
+
+test-python: python-dev
+	$(CARGO) build -p bifrost-mock
+	cd tests/python && $(PYTHON) -m pytest -q -p no:cacheprovider
 
 demo:
 	$(CARGO) run -p bifrost-core --release --example demo

@@ -335,6 +335,12 @@ impl<T: JobOutput> Job<T> {
         }
     }
 
+    /// A handle that can cancel this job (and see whether it is done) from
+    /// elsewhere, e.g. while another task awaits the job.
+    pub fn canceller(&self) -> Canceller {
+        Canceller { inner: self.inner.clone(), pool: self.pool.clone(), chain: self.chain_cancel.clone() }
+    }
+
     /// Lets the job run to its end without a handle; its outcome is counted
     /// in stats and then discarded.
     pub fn detach(mut self) {
@@ -378,6 +384,39 @@ impl<T: JobOutput> Job<T> {
                 }
             }
         })
+    }
+}
+
+/// Cancels a [`Job`] from anywhere (see [`Job::canceller`]).
+#[derive(Clone)]
+pub struct Canceller {
+    inner: Option<Arc<JobInner>>,
+    pool: Option<Arc<PoolShared>>,
+    chain: Option<Arc<ChainCancel>>,
+}
+
+impl std::fmt::Debug for Canceller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Canceller")
+    }
+}
+
+impl Canceller {
+    /// Like [`Job::cancel`]; false if the primary job had finished and no
+    /// fallback chain can still be stopped.
+    pub fn cancel(&self) -> bool {
+        let primary = match (&self.inner, &self.pool) {
+            (Some(inner), Some(pool)) => cancel_job(pool, inner),
+            _ => false,
+        };
+        match &self.chain {
+            Some(c) => {
+                c.requested.store(true, Ordering::Release);
+                c.waker.wake();
+                true
+            }
+            None => primary,
+        }
     }
 }
 

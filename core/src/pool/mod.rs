@@ -36,7 +36,7 @@ use crate::stats::{
     CircuitStats, JobStats, LatencyStats, Outcome, PoolCounters, ProviderStats, QueueStats, WorkerStats,
 };
 
-pub use job::{Job, JobOutput};
+pub use job::{Canceller, Job, JobOutput};
 pub(crate) use job::{JobInner, Output, Work};
 use queue::{JobQueue, Push};
 

@@ -1,0 +1,34 @@
+"""The public :class:`Gateway`: the native gateway plus coroutine wrappers.
+
+The native ``a*`` methods return asyncio futures bound to the running loop;
+wrapping them in ``async def`` makes them ordinary coroutines, so
+``asyncio.run(gw.achat(...))`` works like any other coroutine call.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import _bifrost
+
+
+class Gateway(_bifrost.Gateway):
+    """Provider-isolated worker pools behind one routing front (see the README)."""
+
+    __slots__ = ()
+
+    async def achat(self, request: Any) -> Any:
+        """Sends a chat request; the awaiting task's cancellation cancels the job."""
+        return await super().achat(request)
+
+    async def asubmit(self, request: Any) -> Any:
+        """Submits a chat request (waits without blocking the loop under policy block)."""
+        return await super().asubmit(request)
+
+    async def aembed(self, request: Any) -> Any:
+        """Computes embeddings."""
+        return await super().aembed(request)
+
+    async def ashutdown(self, timeout: float = 10.0) -> Any:
+        """Graceful shutdown; returns the report."""
+        return await super().ashutdown(timeout)
