@@ -28,8 +28,9 @@ test-python: python-dev
 	$(CARGO) build -p bifrost-mock
 	cd tests/python && $(PYTHON) -m pytest -q -p no:cacheprovider
 
-demo:
+demo: python-dev
 	$(CARGO) run -p bifrost-core --release --example demo
+	$(PYTHON) examples/python/demo.py
 
 bench:
 	$(CARGO) bench -p bifrost-core --bench pool

@@ -244,3 +244,66 @@ async def _enumerate(aiter):
     async for x in aiter:
         yield i, x
         i += 1
+
+
+async def test_ten_thousand_achat_with_failures_and_shutdown_midway():
+    g = bifrost.Gateway({"providers": {
+        "a": {"kind": "mock", "mock": {"latency_ms": 1, "jitter_ms": 3, "failure_rate": 0.2, "panic_rate": 0.01},
+              "concurrency_and_buffer_size": {"concurrency": 16, "buffer_size": 10000}},
+        "b": {"kind": "mock", "mock": {"latency_ms": 2, "failure_rate": 0.1},
+              "concurrency_and_buffer_size": {"concurrency": 8, "buffer_size": 10000}},
+    }})
+
+    async def one(i):
+        try:
+            await g.achat(req(f"{i}", model=f"{'ab'[i % 2]}/m"))
+            return "ok"
+        except bifrost.BifrostError as e:
+            return e.kind
+
+    tasks = [asyncio.create_task(one(i)) for i in range(10_000)]
+    await asyncio.sleep(0.2)
+    report = await g.ashutdown(0.1)
+    results = await asyncio.wait_for(asyncio.gather(*tasks), timeout=30)
+    assert len(results) == 10_000
+    kinds = {k: results.count(k) for k in set(results)}
+    assert kinds.get("SHUTDOWN", 0) > 0 and kinds.get("ok", 0) > 0, kinds
+    assert set(kinds) <= {"ok", "PROVIDER", "INTERNAL", "SHUTDOWN"}, kinds
+    s = g.stats()
+    invariant(s)
+    assert sum(p["jobs"]["completed"] for p in s["providers"].values()) == kinds["ok"]
+    # SHUTDOWN = jobs the shutdown ended (aborted) + calls refused at submit.
+    refused = kinds["SHUTDOWN"] - report["aborted"]
+    assert refused >= 0
+    assert sum(p["jobs"]["submitted"] for p in s["providers"].values()) == 10_000 - refused
+
+
+async def test_cancelling_a_task_aborts_the_http_request(mock_server):
+    g = http_gateway(mock_server)
+    before = mock_server.stats()["streams_aborted_by_client"]
+
+    async def consume():
+        async for _ in g.astream(req("a b c", model="openai/gpt~chunks=100&chunk_delay_ms=50")):
+            pass
+
+    task = asyncio.create_task(consume())
+    await asyncio.sleep(0.3)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    deadline = time.monotonic() + 5
+    while mock_server.stats()["streams_aborted_by_client"] < before + 1:
+        assert time.monotonic() < deadline, "the server never saw the request aborted"
+        await asyncio.sleep(0.01)
+    # A unary achat cancelled mid-flight frees its worker and counts as cancelled.
+    task = asyncio.create_task(g.achat(req(model="openai/gpt~latency_ms=5000")))
+    await asyncio.sleep(0.2)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    deadline = time.monotonic() + 5
+    while g.stats()["providers"]["openai"]["jobs"]["cancelled"] < 1:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.01)
+    assert g.stats()["providers"]["openai"]["jobs"]["running"] == 0
+    await g.ashutdown(1)
