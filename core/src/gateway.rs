@@ -263,7 +263,7 @@ impl Gateway {
                     workers,
                     live_keys,
                     keys,
-                    last_success_unix_ms: p.last_success_unix_ms.load(Ordering::Relaxed),
+                    last_success_unix_ms: p.last_success_unix_ms(),
                     last_error_unix_ms,
                     last_error,
                     startup_probe: probe.label().into(),

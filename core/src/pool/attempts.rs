@@ -89,13 +89,19 @@ pub(crate) async fn execute(pool: &PoolShared, job: &JobInner, work: Work, start
                 Work::Embed(r) => pool.provider.embed(r, &ctx).await.map(Output::Embed),
             }
         };
-        let result = match tokio::time::timeout(attempt_limit, call).await {
-            Ok(r) => r,
-            Err(_) => Err(Error::Timeout {
-                provider: pool.name.clone(),
-                phase: TimeoutPhase::Processing,
-                timeout_ms: attempt_limit.as_millis() as u64,
-            }),
+        // The attempt timer is armed only if the call does not finish on its
+        // first poll (an in-process provider usually does).
+        let mut call = std::pin::pin!(call);
+        let result = match futures_util::FutureExt::now_or_never(call.as_mut()) {
+            Some(r) => r,
+            None => match tokio::time::timeout(attempt_limit, call).await {
+                Ok(r) => r,
+                Err(_) => Err(Error::Timeout {
+                    provider: pool.name.clone(),
+                    phase: TimeoutPhase::Processing,
+                    timeout_ms: attempt_limit.as_millis() as u64,
+                }),
+            },
         };
         let e = match result {
             Ok(mut out) => {

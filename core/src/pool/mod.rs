@@ -120,9 +120,9 @@ pub(crate) struct PoolShared {
     pub worker_slots: parking_lot::Mutex<Vec<std::sync::Weak<watchdog::WorkerSlot>>>,
     /// When the pool started (time base of the worker slots).
     pub epoch: Instant,
-    /// Unix ms of the last completed job (0: none).
-    pub last_success_unix_ms: AtomicU64,
-    /// Unix ms and message of the last failed job.
+    /// Ms after `epoch` of the last completed job (0: none).
+    last_success_ms: AtomicU64,
+    /// Ms after `epoch` and message of the last failed job.
     last_error: parking_lot::Mutex<(u64, Option<String>)>,
     pub network: NetworkConfig,
     /// Cancelled at a shutdown's deadline: running jobs end SHUTDOWN.
@@ -175,7 +175,7 @@ impl PoolShared {
             }),
             worker_slots: parking_lot::Mutex::new(Vec::new()),
             epoch: Instant::now(),
-            last_success_unix_ms: AtomicU64::new(0),
+            last_success_ms: AtomicU64::new(0),
             last_error: parking_lot::Mutex::new((0, None)),
             network: cfg.network_config.clone(),
             abort: Latch::default(),
@@ -205,11 +205,7 @@ impl PoolShared {
         if matches!(outcome, Err(Error::Shutdown { .. })) {
             self.counters.aborted.fetch_add(1, Ordering::Relaxed);
         }
-        match (&outcome, bucket) {
-            (Ok(_), _) => self.last_success_unix_ms.store(unix_ms(), Ordering::Relaxed),
-            (Err(e), Outcome::Failed) => *self.last_error.lock() = (unix_ms(), Some(e.to_string())),
-            _ => {}
-        }
+
         self.counters.record(bucket);
         job.deliver(outcome);
     }
@@ -393,9 +389,34 @@ impl PoolShared {
         }
     }
 
+    /// Records when a worker finished its last job (for `health()`); uses
+    /// the worker's own timestamp, so no extra clock read per job.
+    pub fn note_outcome(&self, outcome: &Result<Output>, bucket: Outcome, at: Instant) {
+        let ms = at.saturating_duration_since(self.epoch).as_millis() as u64;
+        match (outcome, bucket) {
+            (Ok(_), _) => self.last_success_ms.store(ms.max(1), Ordering::Relaxed),
+            (Err(e), Outcome::Failed) => *self.last_error.lock() = (ms.max(1), Some(e.to_string())),
+            _ => {}
+        }
+    }
+
+    fn to_unix_ms(&self, pool_ms: u64) -> u64 {
+        if pool_ms == 0 {
+            return 0;
+        }
+        let age = self.epoch.elapsed().as_millis() as u64 - pool_ms.min(self.epoch.elapsed().as_millis() as u64);
+        unix_ms().saturating_sub(age)
+    }
+
+    /// Unix ms of the last completed job (0: none).
+    pub fn last_success_unix_ms(&self) -> u64 {
+        self.to_unix_ms(self.last_success_ms.load(Ordering::Relaxed))
+    }
+
     /// Unix ms and message of the last failed job.
     pub fn last_error(&self) -> (u64, Option<String>) {
-        self.last_error.lock().clone()
+        let (ms, e) = self.last_error.lock().clone();
+        (self.to_unix_ms(ms), e)
     }
 
     /// A snapshot for `stats()`.

@@ -98,6 +98,40 @@ fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
+type CallResult = std::thread::Result<Result<Output>>;
+
+/// Races a pending provider call against the job's cancel signal, the
+/// pool's abort and the request deadline; `Err` carries the outcome when
+/// the call lost (and is dropped).
+async fn race(
+    pool: &PoolShared,
+    job: &JobInner,
+    call: std::pin::Pin<&mut impl std::future::Future<Output = CallResult>>,
+) -> std::result::Result<CallResult, (Result<Output>, Outcome)> {
+    let deadline = job.deadline;
+    let until_deadline = async move {
+        match deadline {
+            Some(d) => tokio::time::sleep_until(d.into()).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        biased;
+        r = call => Ok(r),
+        _ = job.cancel_signal.notified() => {
+            Err((Err(Error::Cancelled { provider: pool.name.clone() }), Outcome::Cancelled))
+        }
+        _ = pool.abort.tripped() => {
+            Err((Err(Error::Shutdown { provider: Some(pool.name.clone()) }), Outcome::Failed))
+        }
+        _ = until_deadline => {
+            let timeout_ms = job.timeout_ms.unwrap_or_default();
+            let e = Error::Timeout { provider: pool.name.clone(), phase: TimeoutPhase::Processing, timeout_ms };
+            Err((Err(e), Outcome::Failed))
+        }
+    }
+}
+
 /// Runs one job the worker has marked RUNNING, and finishes it.
 async fn run_job(pool: &PoolShared, job: Arc<JobInner>, started: Instant) {
     let c = &pool.counters;
@@ -110,37 +144,23 @@ async fn run_job(pool: &PoolShared, job: Arc<JobInner>, started: Instant) {
             (Err(Error::Cancelled { provider: pool.name.clone() }), Outcome::Cancelled)
         }
         Some(work) => {
-            let call = AssertUnwindSafe(execute(pool, &job, work, started)).catch_unwind();
-            let deadline = job.deadline;
-            let until_deadline = async move {
-                match deadline {
-                    Some(d) => tokio::time::sleep_until(d.into()).await,
-                    None => std::future::pending().await,
-                }
+            let mut call = std::pin::pin!(AssertUnwindSafe(execute(pool, &job, work, started)).catch_unwind());
+            // Most zero-latency calls finish on their first poll: then the
+            // cancel/abort/deadline race below is never set up.
+            let result = match call.as_mut().now_or_never() {
+                Some(r) => Ok(r),
+                None => race(pool, &job, call).await,
             };
-            tokio::select! {
-                biased;
-                r = call => match r {
-                    Ok(Ok(out)) => (Ok(out), Outcome::Completed),
-                    Ok(Err(e @ Error::Cancelled { .. })) => (Err(e), Outcome::Cancelled),
-                    Ok(Err(e)) => (Err(e), Outcome::Failed),
-                    Err(payload) => {
-                        c.panics.fetch_add(1, Ordering::Relaxed);
-                        let message = format!("provider '{}' panicked: {}", pool.name, panic_text(&*payload));
-                        (Err(Error::Internal { message }), Outcome::Failed)
-                    }
-                },
-                _ = job.cancel_signal.notified() => {
-                    (Err(Error::Cancelled { provider: pool.name.clone() }), Outcome::Cancelled)
+            match result {
+                Ok(Ok(Ok(out))) => (Ok(out), Outcome::Completed),
+                Ok(Ok(Err(e @ Error::Cancelled { .. }))) => (Err(e), Outcome::Cancelled),
+                Ok(Ok(Err(e))) => (Err(e), Outcome::Failed),
+                Ok(Err(payload)) => {
+                    c.panics.fetch_add(1, Ordering::Relaxed);
+                    let message = format!("provider '{}' panicked: {}", pool.name, panic_text(&*payload));
+                    (Err(Error::Internal { message }), Outcome::Failed)
                 }
-                _ = pool.abort.tripped() => {
-                    (Err(Error::Shutdown { provider: Some(pool.name.clone()) }), Outcome::Failed)
-                }
-                _ = until_deadline => {
-                    let timeout_ms = job.timeout_ms.unwrap_or_default();
-                    let e = Error::Timeout { provider: pool.name.clone(), phase: TimeoutPhase::Processing, timeout_ms };
-                    (Err(e), Outcome::Failed)
-                }
+                Err(stopped) => stopped,
             }
         }
     };
@@ -165,6 +185,7 @@ async fn run_job(pool: &PoolShared, job: Arc<JobInner>, started: Instant) {
         c.throughput.record(finished);
     }
     c.running.fetch_sub(1, Ordering::Relaxed);
+    pool.note_outcome(&outcome.0, outcome.1, finished);
     // The worker owns a RUNNING job: this transition cannot fail.
     job.transition(super::job::RUNNING, super::job::DONE);
     pool.finish(&job, outcome.0, outcome.1);
