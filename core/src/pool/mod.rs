@@ -234,13 +234,8 @@ impl PoolShared {
         };
         let mut sleep = None;
         loop {
-            match self.queue.push(&inner, false) {
-                Push::Queued | Push::Evicted(_) => {
-                    self.counters.submitted.fetch_add(1, Ordering::Relaxed);
-                    return Ok(Job::pending(inner, self.clone()));
-                }
-                Push::Closed => return Err(Error::Shutdown { provider: Some(self.name.clone()) }),
-                Push::Full => {}
+            if let Some(done) = self.enqueue_blocking(&inner) {
+                return done;
             }
             if Instant::now() >= limit {
                 self.counters.submitted.fetch_add(1, Ordering::Relaxed);
@@ -261,18 +256,25 @@ impl PoolShared {
             space.as_mut().enable();
             self.queue.space_waiters.fetch_add(1, Ordering::SeqCst);
             let _waiting = SpaceWaiter(&self.queue.space_waiters);
-            match self.queue.push(&inner, false) {
-                Push::Queued | Push::Evicted(_) => {
-                    self.counters.submitted.fetch_add(1, Ordering::Relaxed);
-                    return Ok(Job::pending(inner, self.clone()));
-                }
-                Push::Closed => return Err(Error::Shutdown { provider: Some(self.name.clone()) }),
-                Push::Full => {}
+            if let Some(done) = self.enqueue_blocking(&inner) {
+                return done;
             }
             tokio::select! {
                 _ = space => {}
                 _ = sleep.as_mut() => {}
             }
+        }
+    }
+
+    /// One push under policy `block`: `None` while the queue is full.
+    fn enqueue_blocking<T: JobOutput>(self: &Arc<Self>, inner: &Arc<JobInner>) -> Option<Result<Job<T>>> {
+        match self.queue.push(inner, false) {
+            Push::Queued | Push::Evicted(_) => {
+                self.counters.submitted.fetch_add(1, Ordering::Relaxed);
+                Some(Ok(Job::pending(inner.clone(), self.clone())))
+            }
+            Push::Closed => Some(Err(Error::Shutdown { provider: Some(self.name.clone()) })),
+            Push::Full => None,
         }
     }
 

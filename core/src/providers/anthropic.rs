@@ -271,10 +271,11 @@ impl Anthropic {
         let body = self.http.json_body(&request_body(req, ctx.model, false)?)?;
         let url = format!("{}/v1/messages", self.http.base_url);
         let resp = self.http.post(&url, self.headers(ctx)?, body, error_message).await?;
-        let bytes = resp.bytes().await.map_err(|e| self.network(format!("reading the response failed: {e}")))?;
-        let v: Value =
-            serde_json::from_slice(&bytes).map_err(|e| self.network(format!("response is not JSON: {e}")))?;
-        response_from(&v, ctx.model).map_err(|_| self.network("response is not an Anthropic message".into()))
+        let bytes =
+            resp.bytes().await.map_err(|e| self.http.network_error(format!("reading the response failed: {e}")))?;
+        let v: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| self.http.network_error(format!("response is not JSON: {e}")))?;
+        response_from(&v, ctx.model).map_err(|_| self.http.network_error("response is not an Anthropic message".into()))
     }
 
     pub async fn stream(&self, req: &Request, ctx: &CallCtx<'_>) -> Result<ChunkStream> {
@@ -283,10 +284,6 @@ impl Anthropic {
         let resp = self.http.post(&url, self.headers(ctx)?, body, error_message).await?;
         let decoder = AnthropicDecoder::new(ctx.provider, ctx.model);
         Ok(self.http.stream(resp, decoder, ctx.deadline))
-    }
-
-    fn network(&self, message: String) -> Error {
-        Error::Network { provider: self.http.provider.clone(), message }
     }
 }
 

@@ -279,20 +279,18 @@ impl Bedrock {
             .and_then(|v| v.to_str().ok())
             .map(|s| format!("bedrock-{s}"))
             .unwrap_or_else(|| format!("bedrock-{}", ctx.job_id));
-        let bytes = resp.bytes().await.map_err(|e| self.network(format!("reading the response failed: {e}")))?;
-        let v: Value =
-            serde_json::from_slice(&bytes).map_err(|e| self.network(format!("response is not JSON: {e}")))?;
-        response_from(&v, ctx.model, id).ok_or_else(|| self.network("response is not a Converse output".into()))
+        let bytes =
+            resp.bytes().await.map_err(|e| self.http.network_error(format!("reading the response failed: {e}")))?;
+        let v: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| self.http.network_error(format!("response is not JSON: {e}")))?;
+        response_from(&v, ctx.model, id)
+            .ok_or_else(|| self.http.network_error("response is not a Converse output".into()))
     }
 
     pub async fn stream(&self, req: &Request, ctx: &CallCtx<'_>) -> Result<ChunkStream> {
         let resp = self.send(req, ctx, true).await?;
         let decoder = BedrockDecoder::new(ctx.provider, ctx.model, format!("bedrock-{}", ctx.job_id));
         Ok(self.http.stream(resp, decoder, ctx.deadline))
-    }
-
-    fn network(&self, message: String) -> Error {
-        Error::Network { provider: self.http.provider.clone(), message }
     }
 }
 

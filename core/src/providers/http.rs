@@ -191,6 +191,11 @@ impl HttpClient {
         Err(Error::Provider { provider: self.provider.clone(), status: status.as_u16(), message, body, retry_after_ms })
     }
 
+    /// A NETWORK error of this provider (unreadable or malformed answers).
+    pub fn network_error(&self, message: String) -> Error {
+        Error::Network { provider: self.provider.clone(), message }
+    }
+
     fn transport_error(&self, e: reqwest::Error) -> Error {
         if e.is_timeout() {
             return Error::Timeout { provider: self.provider.clone(), phase: TimeoutPhase::Processing, timeout_ms: 0 };

@@ -121,9 +121,10 @@ impl OpenAi {
         })?;
         let url = format!("{}/chat/completions", self.http.base_url);
         let resp = self.http.post(&url, self.headers(ctx)?, body, error_message).await?;
-        let bytes = resp.bytes().await.map_err(|e| self.network(format!("reading the response failed: {e}")))?;
+        let bytes =
+            resp.bytes().await.map_err(|e| self.http.network_error(format!("reading the response failed: {e}")))?;
         let mut out: Response = serde_json::from_slice(&bytes)
-            .map_err(|e| self.network(format!("response is not a chat.completion object: {e}")))?;
+            .map_err(|e| self.http.network_error(format!("response is not a chat.completion object: {e}")))?;
         if out.object.is_empty() {
             out.object = "chat.completion".into();
         }
@@ -150,12 +151,10 @@ impl OpenAi {
         let body = self.http.json_body(&EmbedBody { model: ctx.model, req })?;
         let url = format!("{}/embeddings", self.http.base_url);
         let resp = self.http.post(&url, self.headers(ctx)?, body, error_message).await?;
-        let bytes = resp.bytes().await.map_err(|e| self.network(format!("reading the response failed: {e}")))?;
-        serde_json::from_slice(&bytes).map_err(|e| self.network(format!("response is not an embeddings list: {e}")))
-    }
-
-    fn network(&self, message: String) -> Error {
-        Error::Network { provider: self.http.provider.clone(), message }
+        let bytes =
+            resp.bytes().await.map_err(|e| self.http.network_error(format!("reading the response failed: {e}")))?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| self.http.network_error(format!("response is not an embeddings list: {e}")))
     }
 }
 
