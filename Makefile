@@ -7,9 +7,9 @@ export CARGO_TARGET_DIR ?= $(CURDIR)/target
 PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 
-.PHONY: test test-rust test-python python-deps python-dev demo bench lint fmt mock-server
+.PHONY: test test-rust test-python test-c python-deps python-dev demo bench lint fmt mock-server
 
-test: test-rust test-python
+test: test-rust test-python test-c
 
 test-rust:
 	$(CARGO) test -p bifrost-core --lib --tests --examples
@@ -28,14 +28,21 @@ test-python: python-dev
 	$(CARGO) build -p bifrost-mock
 	cd tests/python && $(PYTHON) -m pytest -q -p no:cacheprovider
 
+# C: header freshness, C11/C++ header checks, the C tests (shared and static
+# libbifrost), then again under valgrind and AddressSanitizer.
+test-c:
+	bash tests/c/run.sh
+
 demo: python-dev
 	$(CARGO) run -p bifrost-core --release --example demo
 	$(PYTHON) examples/python/demo.py
+	bash examples/c/run.sh
 
 bench:
 	$(CARGO) bench -p bifrost-core --bench pool
 	$(CARGO) bench -p bifrost-core --bench alloc
 	$(CARGO) bench -p bifrost-core --bench http
+	bash bench/c/run.sh
 
 mock-server:
 	$(CARGO) run -p bifrost-mock --release -- --port 0

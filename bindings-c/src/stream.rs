@@ -1,0 +1,127 @@
+//! Streamed chat: `bifrost_stream` yields `chat.completion.chunk` JSON.
+//!
+//! Opening waits (on the caller's thread) until the provider has accepted
+//! the stream; each `next` waits for one chunk. The stream is a core
+//! [`ChunkStream`] behind a mutex, so concurrent `next` calls take turns.
+//! Freeing it closes the upstream connection.
+
+use std::ffi::c_char;
+use std::sync::Arc;
+
+use bifrost_core::objpool::BufferPool;
+use bifrost_core::{runtime, ChunkStream, Error, Request};
+use parking_lot::Mutex;
+
+use crate::boundary::{c_string_from_bytes, check_out, check_ptr, check_str, clear, ffi_boundary};
+use crate::errors::{fail, BifrostStatus};
+use crate::gateway::BifrostGateway;
+
+/// An open chat stream. Opaque; created by bifrost_stream_open, released
+/// with bifrost_stream_free.
+pub struct BifrostStream {
+    inner: Mutex<Option<ChunkStream>>,
+    buffers: Arc<BufferPool>,
+}
+
+/// Opens a streamed chat for `request_json` (the same JSON as
+/// bifrost_submit) and waits until the provider accepted it (queue wait,
+/// connection, response headers; fallbacks apply until the first content).
+///
+/// - `stream_out`: receives the stream on BIFROST_OK (else NULL); the caller
+///   owns it: release with bifrost_stream_free.
+/// - `err`: optional; receives the message on failure.
+///
+/// Returns BIFROST_OK; BIFROST_INVALID_REQUEST (NULL argument, invalid
+/// UTF-8 or JSON, malformed request); BIFROST_UNKNOWN_PROVIDER; any job
+/// error status (BIFROST_PROVIDER, BIFROST_NETWORK, BIFROST_TIMEOUT,
+/// BIFROST_QUEUE_FULL, BIFROST_SHUTDOWN, ...); BIFROST_INTERNAL (also when
+/// called on a bifrost runtime thread). Blocks; thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn bifrost_stream_open(
+    gateway: *const BifrostGateway,
+    request_json: *const c_char,
+    stream_out: *mut *mut BifrostStream,
+    err: *mut *mut c_char,
+) -> BifrostStatus {
+    clear(err);
+    ffi_boundary!(err, {
+        check_out!(stream_out, err, "stream_out");
+        check_ptr!(gateway, err, "gateway");
+        let text = check_str!(request_json, err, "request_json");
+        let gw = &(*gateway).gw;
+        let opened = Request::from_json(text).and_then(|req| runtime::block_on(gw.stream(req))?);
+        match opened {
+            Ok(s) => {
+                let stream = BifrostStream { inner: Mutex::new(Some(s)), buffers: gw.buffers().response.clone() };
+                *stream_out = Box::into_raw(Box::new(stream));
+                BifrostStatus::BIFROST_OK
+            }
+            Err(e) => fail(err, &e),
+        }
+    })
+}
+
+/// Waits for the next chunk (`chat.completion.chunk` JSON; the last one
+/// carries `finish_reason` and `usage`).
+///
+/// - `chunk_json`: receives the chunk on BIFROST_OK (caller-owned, free with
+///   bifrost_string_free), or NULL with BIFROST_OK at the end of the stream
+///   (and on every later call).
+/// - `err`: optional; receives the message on failure.
+///
+/// A stream the provider cut off, an in-stream error, an idle stream past
+/// `stream_idle_timeout_in_seconds` or the request's `timeout_ms` give an
+/// error status (BIFROST_NETWORK, BIFROST_PROVIDER, BIFROST_TIMEOUT, ...),
+/// never a silent end; the stream is over after it. BIFROST_INVALID_REQUEST
+/// for NULL arguments; BIFROST_INTERNAL on a bifrost runtime thread.
+/// Blocks; thread-safe (concurrent calls take turns).
+#[no_mangle]
+pub unsafe extern "C" fn bifrost_stream_next(
+    stream: *const BifrostStream,
+    chunk_json: *mut *mut c_char,
+    err: *mut *mut c_char,
+) -> BifrostStatus {
+    clear(err);
+    ffi_boundary!(err, {
+        check_out!(chunk_json, err, "chunk_json");
+        check_ptr!(stream, err, "stream");
+        let stream = &*stream;
+        let mut guard = stream.inner.lock();
+        let Some(s) = guard.as_mut() else { return BifrostStatus::BIFROST_OK };
+        let item = match runtime::block_on(s.next_chunk()) {
+            Ok(item) => item,
+            Err(e) => return fail(err, &e),
+        };
+        match item {
+            Some(Ok(chunk)) => {
+                let mut buf = stream.buffers.get();
+                match serde_json::to_writer(&mut *buf, &chunk) {
+                    Ok(()) => {
+                        *chunk_json = c_string_from_bytes(&buf);
+                        BifrostStatus::BIFROST_OK
+                    }
+                    Err(e) => fail(err, &Error::Internal { message: format!("serialize chunk: {e}") }),
+                }
+            }
+            None => {
+                *guard = None;
+                BifrostStatus::BIFROST_OK
+            }
+            Some(Err(e)) => {
+                *guard = None;
+                fail(err, &e)
+            }
+        }
+    })
+}
+
+/// Releases a stream (closing the upstream connection if it is still
+/// open). NULL is a no-op. No other thread may be using it.
+#[no_mangle]
+pub unsafe extern "C" fn bifrost_stream_free(stream: *mut BifrostStream) {
+    ffi_boundary!({
+        if !stream.is_null() {
+            drop(Box::from_raw(stream));
+        }
+    })
+}
