@@ -1,15 +1,18 @@
 # bifrost: `make test` runs every suite, `make demo` the demo, `make bench` the benchmarks.
 SHELL := /bin/bash
 CARGO ?= cargo
-# One target dir and one target triple for every tool (cargo, maturin, napi).
+# One target dir and one target triple for every tool (cargo, maturin, napi):
+# the napi CLI always passes --target, so everything else uses it too and all
+# builds share one set of compiled dependencies.
 export CARGO_TARGET_DIR ?= $(CURDIR)/target
+export CARGO_BUILD_TARGET ?= $(shell rustc -vV | sed -n 's/^host: //p')
 
 PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 
-.PHONY: test test-rust test-python test-c python-deps python-dev demo bench lint fmt mock-server
+.PHONY: test test-rust test-python test-c test-node node-dev python-deps python-dev demo bench lint fmt mock-server
 
-test: test-rust test-python test-c
+test: test-rust test-python test-c test-node
 
 test-rust:
 	$(CARGO) test -p bifrost-core --lib --tests --examples
@@ -33,9 +36,18 @@ test-python: python-dev
 test-c:
 	bash tests/c/run.sh
 
-demo: python-dev
+# Node: `npm install` builds the addon from source (debug inside this
+# repository), then node:test and a tsc type check of a typed example.
+node-dev:
+	npm install --no-audit --no-fund
+
+test-node: node-dev
+	npm test
+
+demo: python-dev node-dev
 	$(CARGO) run -p bifrost-core --release --example demo
 	$(PYTHON) examples/python/demo.py
+	node examples/node/quickstart.mjs
 	bash examples/c/run.sh
 
 bench:
@@ -43,6 +55,7 @@ bench:
 	$(CARGO) bench -p bifrost-core --bench alloc
 	$(CARGO) bench -p bifrost-core --bench http
 	bash bench/c/run.sh
+	npm run bench
 
 mock-server:
 	$(CARGO) run -p bifrost-mock --release -- --port 0

@@ -11,7 +11,7 @@ ROUNDS=${1:-5}
 N=${2:-20000}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
 ${CARGO:-cargo} build -q --release -p bifrost-c --example rust_roundtrip
-REL=$CARGO_TARGET_DIR/release
+REL=$CARGO_TARGET_DIR/${CARGO_BUILD_TARGET:+$CARGO_BUILD_TARGET/}release
 mkdir -p "$CARGO_TARGET_DIR/c-bench"
 gcc -std=c11 -O2 -Wall -Wextra -Werror -Iinclude bench/c/roundtrip.c -o "$CARGO_TARGET_DIR/c-bench/roundtrip" \
     -L"$REL" -Wl,-rpath,"$REL" -lbifrost -lpthread

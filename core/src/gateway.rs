@@ -349,5 +349,10 @@ impl Drop for Gateway {
         for pool in self.pools.values() {
             pool.abort_now();
         }
+        // Aborted tasks end at their next poll; give them a moment so a
+        // process exiting right after this finds nothing still running.
+        for pool in self.pools.values() {
+            pool.wait_tasks_blocking(Duration::from_millis(250));
+        }
     }
 }

@@ -15,6 +15,7 @@
 //! parent. [`handle`] records the pid that started the runtime and returns
 //! [`Error::Internal`] in a forked child instead of letting it hang.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
 use tokio::runtime::{Handle, Runtime};
@@ -29,6 +30,24 @@ struct Shared {
 }
 
 static SHARED: OnceLock<std::result::Result<Shared, String>> = OnceLock::new();
+
+/// Set in a `fork()` child (by a `pthread_atfork` handler), so the check on
+/// every call is one atomic load, not a `getpid` system call.
+static FORKED: AtomicBool = AtomicBool::new(false);
+
+#[cfg(unix)]
+extern "C" fn mark_forked() {
+    FORKED.store(true, Ordering::SeqCst);
+}
+
+fn watch_forks() {
+    #[cfg(unix)]
+    // SAFETY: registers a handler that only stores to an atomic, which is
+    // async-signal-safe as a fork child handler must be.
+    unsafe {
+        libc::pthread_atfork(None, None, Some(mark_forked));
+    }
+}
 
 /// Threads the shared runtime uses: `BIFROST_WORKER_THREADS` or the CPU count.
 fn configured_threads() -> std::result::Result<usize, String> {
@@ -60,6 +79,7 @@ pub fn adopt(handle: Handle) -> bool {
     let mut adopted = false;
     SHARED.get_or_init(|| {
         adopted = true;
+        watch_forks();
         Ok(Shared { pid: std::process::id(), handle, owned: None })
     });
     adopted
@@ -67,6 +87,7 @@ pub fn adopt(handle: Handle) -> bool {
 
 fn shared() -> &'static std::result::Result<Shared, String> {
     SHARED.get_or_init(|| {
+        watch_forks();
         build().map_err(|e| e.to_string()).map(|rt| Shared {
             pid: std::process::id(),
             handle: rt.handle().clone(),
@@ -79,7 +100,7 @@ fn shared() -> &'static std::result::Result<Shared, String> {
 /// `BIFROST_WORKER_THREADS`.
 pub fn handle() -> Result<&'static Handle> {
     match shared() {
-        Ok(s) if s.pid == std::process::id() => Ok(&s.handle),
+        Ok(s) if !FORKED.load(Ordering::Relaxed) || s.pid == std::process::id() => Ok(&s.handle),
         Ok(_) => Err(Error::Internal {
             message: "bifrost was started in a parent process and this process is a fork() child; \
                       its runtime threads do not exist here. Create gateways only after forking \

@@ -122,13 +122,16 @@ impl Request {
 
     /// Parses the §5 JSON, with the failing key's path in the message.
     pub fn from_json(text: &str) -> Result<Request> {
-        let mut de = serde_json::Deserializer::from_str(text);
-        serde_path_to_error::deserialize(&mut de).map_err(request_error)
+        // The fast parse first; only a failure pays for path tracking.
+        serde_json::from_str(text).or_else(|_| {
+            let mut de = serde_json::Deserializer::from_str(text);
+            serde_path_to_error::deserialize(&mut de).map_err(request_error)
+        })
     }
 
     /// Like [`Request::from_json`] from a parsed value.
     pub fn from_value(v: Value) -> Result<Request> {
-        serde_path_to_error::deserialize(v).map_err(request_error)
+        Request::deserialize(&v).or_else(|_| serde_path_to_error::deserialize(&v).map_err(request_error))
     }
 
     /// Checks the request's shape; the message says what to fix.
@@ -343,7 +346,15 @@ impl EmbedInput {
 impl EmbedRequest {
     /// Parses the JSON shape, with the failing key's path in the message.
     pub fn from_value(v: Value) -> Result<EmbedRequest> {
-        serde_path_to_error::deserialize(v).map_err(request_error)
+        EmbedRequest::deserialize(&v).or_else(|_| serde_path_to_error::deserialize(&v).map_err(request_error))
+    }
+
+    /// Like [`EmbedRequest::from_value`] from JSON text.
+    pub fn from_json(text: &str) -> Result<EmbedRequest> {
+        serde_json::from_str(text).or_else(|_| {
+            let mut de = serde_json::Deserializer::from_str(text);
+            serde_path_to_error::deserialize(&mut de).map_err(request_error)
+        })
     }
 
     /// Checks the request's shape.

@@ -11,7 +11,8 @@ cd "$(dirname "$0")/../.."
 ROOT=$PWD
 CARGO=${CARGO:-cargo}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-LIBDIR=$CARGO_TARGET_DIR/debug
+# cargo puts artifacts under <target>/<triple>/ when CARGO_BUILD_TARGET is set (make exports it).
+LIBDIR=$CARGO_TARGET_DIR/${CARGO_BUILD_TARGET:+$CARGO_BUILD_TARGET/}debug
 OUT=$CARGO_TARGET_DIR/c-tests
 mkdir -p "$OUT"
 export RUST_BACKTRACE=0               # injected mock panics print one line each, not a backtrace
@@ -57,7 +58,7 @@ if ldd "$OUT/test_api_static" | grep -q libbifrost; then echo "test_api_static l
 
 echo "== start bifrost-mock"
 MOCK_LOG=$OUT/mock.log
-"$CARGO_TARGET_DIR/debug/bifrost-mock" --port 0 >"$MOCK_LOG" 2>&1 &
+"$LIBDIR/bifrost-mock" --port 0 >"$MOCK_LOG" 2>&1 &
 MOCK_PID=$!
 trap 'kill $MOCK_PID 2>/dev/null || true' EXIT
 for _ in $(seq 100); do [ -s "$MOCK_LOG" ] && break; sleep 0.1; done

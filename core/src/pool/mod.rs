@@ -127,6 +127,8 @@ pub(crate) struct PoolShared {
     pub network: NetworkConfig,
     /// Cancelled at a shutdown's deadline: running jobs end SHUTDOWN.
     pub abort: Latch,
+    /// Tripped when the pool stops accepting jobs (graceful or not).
+    pub closing: Latch,
     /// Live worker tasks (what stats report).
     pub workers_alive: AtomicUsize,
     /// Live tasks of the pool: workers plus the reaper. Shutdown waits for
@@ -179,10 +181,10 @@ impl PoolShared {
             last_error: parking_lot::Mutex::new((0, None)),
             network: cfg.network_config.clone(),
             abort: Latch::default(),
+            closing: Latch::default(),
             workers_alive: AtomicUsize::new(concurrency),
-            // Workers, the reaper and the scaler if any (not the watchdog,
-            // which finishes no job).
-            tasks_alive: AtomicUsize::new(concurrency + 1 + usize::from(scaling.is_some())),
+            // Workers, the reaper, the watchdog and the scaler if any.
+            tasks_alive: AtomicUsize::new(concurrency + 2 + usize::from(scaling.is_some())),
             workers_gone: Notify::new(),
         });
         for _ in 0..concurrency {
@@ -346,6 +348,7 @@ impl PoolShared {
     /// Stops accepting jobs; workers drain what is queued, then exit.
     pub fn close(&self) {
         self.queue.close();
+        self.closing.trip();
     }
 
     /// Waits until every worker and the reaper exited, or `deadline` passed;
@@ -372,9 +375,24 @@ impl PoolShared {
     /// Hard stop: running jobs end SHUTDOWN, queued ones too.
     pub fn abort_now(&self) {
         self.queue.close();
+        self.closing.trip();
         self.abort.trip();
         for job in self.queue.drain_all() {
             self.finish(&job, Err(Error::Shutdown { provider: Some(self.name.clone()) }), Outcome::Failed);
+        }
+    }
+
+    /// Waits, from synchronous code, up to `limit` for the pool's tasks to
+    /// end (after an abort they end at their next poll), so a process that
+    /// exits right after dropping a gateway leaves nothing behind. Returns
+    /// at once on a runtime thread, where waiting could block them.
+    pub fn wait_tasks_blocking(&self, limit: Duration) {
+        if crate::runtime::on_runtime_thread() {
+            return;
+        }
+        let until = Instant::now() + limit;
+        while self.tasks_alive.load(Ordering::Acquire) > 0 && Instant::now() < until {
+            std::thread::sleep(Duration::from_micros(200));
         }
     }
 

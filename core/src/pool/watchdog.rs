@@ -7,6 +7,8 @@
 //! or never yields — a bug worth seeing. Once a second, while jobs run, the
 //! watchdog counts such workers (`jobs.stalled` now, `jobs.stalls_total`
 //! ever) and logs each new stall at `warn` level through the `log` facade.
+//! It stops when the pool starts closing (stalls during a drain end at the
+//! shutdown deadline anyway).
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Weak};
@@ -62,16 +64,13 @@ pub(crate) fn job_bound(pool: &PoolShared, started: Instant, deadline: Option<In
         + Duration::from_millis(pause * n.max_retries as u64)
 }
 
-/// The watchdog task; ends when the pool closes and its workers are gone.
-/// It finishes no jobs, so shutdown does not wait for it.
+/// The watchdog task; ends when the pool starts closing.
 pub(crate) async fn run(pool: Arc<PoolShared>) {
+    let _alive = super::TaskAlive { pool: pool.clone(), is_worker: false };
     loop {
         tokio::select! {
             _ = tokio::time::sleep(TICK) => {}
-            _ = pool.abort.tripped() => return,
-        }
-        if pool.queue.is_closed() && pool.workers_alive.load(Relaxed) == 0 {
-            return;
+            _ = pool.closing.tripped() => return,
         }
         if pool.counters.running.load(Relaxed) == 0 {
             pool.counters.stalled.store(0, Relaxed);

@@ -1,0 +1,83 @@
+//! Settling JavaScript promises from the runtime's threads, in batches.
+//!
+//! Every asynchronous call made from JS carries an id. The task that runs
+//! it on bifrost's runtime serializes its outcome as one JSON event
+//! (`{"i": id, "k": kind, "v": value}` or `{"i": id, "e": error}`) and
+//! appends it to the gateway's [`Hub`]. The first event appended after a
+//! drain wakes the JS thread through one threadsafe function; the JS side
+//! then calls `drain()`, gets every event since the last drain as one JSON
+//! array and settles all of them. So a burst of N completions costs one
+//! wake-up and one `JSON.parse`, not N.
+//!
+//! Synchronisation: `pending` (the serialized events) is guarded by its
+//! mutex; `scheduled` is true from the wake-up call until the drain starts.
+//! A producer appends, then schedules if `scheduled` was false; the drain
+//! clears `scheduled` before taking the events, so no event is ever left
+//! without a wake-up to come.
+//!
+//! The threadsafe function is created weak (it does not keep the event loop
+//! alive). `index.js` refs it while any call is pending and unrefs it when
+//! none is, so the process exits by itself once nothing is in flight.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use napi::bindgen_prelude::Unknown;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use parking_lot::Mutex;
+use serde::Serialize;
+
+pub type Wake = ThreadsafeFunction<(), Unknown<'static>, (), napi::Status, false, true, 0>;
+
+pub struct Hub {
+    pending: Mutex<String>,
+    scheduled: AtomicBool,
+    wake: Wake,
+}
+
+impl Hub {
+    pub fn new(wake: Wake) -> Self {
+        Hub { pending: Mutex::new(String::with_capacity(4096)), scheduled: AtomicBool::new(false), wake }
+    }
+
+    pub fn wake_fn(&self) -> &Wake {
+        &self.wake
+    }
+
+    fn push_raw(&self, event: &str) {
+        {
+            let mut p = self.pending.lock();
+            if !p.is_empty() {
+                p.push(',');
+            }
+            p.push_str(event);
+        }
+        if !self.scheduled.swap(true, Ordering::AcqRel) {
+            // A closed function (its thread is gone) has nobody to settle.
+            let _ = self.wake.call((), ThreadsafeFunctionCallMode::NonBlocking);
+        }
+    }
+
+    /// Appends a success event of `kind` carrying `value`.
+    pub fn ok<T: Serialize + ?Sized>(&self, id: u32, kind: &str, value: &T) {
+        match serde_json::to_string(value) {
+            Ok(v) => self.push_raw(&format!("{{\"i\":{id},\"k\":\"{kind}\",\"v\":{v}}}")),
+            Err(e) => self.err(id, &bifrost_core::Error::Internal { message: format!("serialize: {e}") }),
+        }
+    }
+
+    /// Appends an error event.
+    pub fn err(&self, id: u32, e: &bifrost_core::Error) {
+        self.push_raw(&format!("{{\"i\":{id},\"e\":{}}}", crate::errors::to_json(e)));
+    }
+
+    /// Every event since the last drain, as a JSON array text.
+    pub fn drain(&self) -> String {
+        self.scheduled.store(false, Ordering::Release);
+        let body = std::mem::take(&mut *self.pending.lock());
+        let mut out = String::with_capacity(body.len() + 2);
+        out.push('[');
+        out.push_str(&body);
+        out.push(']');
+        out
+    }
+}

@@ -1,0 +1,343 @@
+//! `NativeGateway`: the core [`Gateway`] as `index.js` drives it.
+//!
+//! Each asynchronous method takes the call's id and returns at once: it
+//! spawns one task on bifrost's shared runtime that parses the request
+//! (off the JS thread), runs the core call and appends the outcome to the
+//! gateway's [`Hub`]. Nothing here waits on the JS thread.
+//!
+//! Cancellation (`cancel(id)`, from `job.cancel()` or an `AbortSignal`):
+//! - a submitted chat job sits in its [`Ctl`] slot, and the task polls it
+//!   through that slot, so `cancel` reaches the core `Job::cancel` and
+//!   returns its answer; the job then ends CANCELLED in the core's own
+//!   accounting, and that outcome settles the promise;
+//! - an embed, a stream being opened or a submit still waiting for queue
+//!   space is stopped by dropping its future (a dropped core `Job` is
+//!   cancelled and counted `cancelled`); the promise settles CANCELLED;
+//! - an open stream is closed by `close(id)`: its task ends and drops the
+//!   core `ChunkStream`, which closes the upstream connection.
+
+use std::collections::HashMap;
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bifrost_core::{EmbedRequest, Error, Gateway, Job, Request, Response};
+use napi::bindgen_prelude::{Function, Unknown};
+use napi::Env;
+use napi_derive::napi;
+use parking_lot::Mutex;
+use tokio::sync::{mpsc, Notify};
+
+use crate::errors;
+use crate::events::Hub;
+
+/// Cancellation state of one cancellable call.
+#[derive(Default)]
+struct Ctl {
+    state: Mutex<CtlState>,
+    notify: Notify,
+}
+
+#[derive(Default)]
+struct CtlState {
+    cancelled: bool,
+    /// The submitted chat job, while it runs.
+    job: Option<Job<Response>>,
+}
+
+type Ops = Arc<Mutex<HashMap<u32, Arc<Ctl>>>>;
+type Streams = Arc<Mutex<HashMap<u32, mpsc::UnboundedSender<()>>>>;
+
+fn cancelled(model: &str) -> Error {
+    Error::Cancelled { provider: model.split('/').next().unwrap_or_default().to_string() }
+}
+
+/// Resolves once every sender of `rx` is gone (the stream was closed).
+async fn closed(rx: &mut mpsc::UnboundedReceiver<()>) {
+    while rx.recv().await.is_some() {}
+}
+
+#[napi]
+pub struct NativeGateway {
+    gw: Arc<Gateway>,
+    hub: Arc<Hub>,
+    ops: Ops,
+    streams: Streams,
+    rt: tokio::runtime::Handle,
+}
+
+#[napi]
+impl NativeGateway {
+    /// `config`: JSON text. `wake`: called (on the JS thread) when events
+    /// are ready to `drain()`.
+    #[napi(constructor)]
+    pub fn new(config: String, wake: Function<'_, (), Unknown<'static>>) -> napi::Result<Self> {
+        let rt = bifrost_core::runtime::handle().map_err(|e| errors::to_napi(&e))?.clone();
+        let wake = wake
+            .build_threadsafe_function::<()>()
+            .callee_handled::<false>()
+            .weak::<true>()
+            .build_callback(|_ctx| Ok(()))?;
+        let gw = Gateway::from_json(&config).map_err(|e| errors::to_napi(&e))?;
+        Ok(NativeGateway {
+            gw: Arc::new(gw),
+            hub: Arc::new(Hub::new(wake)),
+            ops: Arc::default(),
+            streams: Arc::default(),
+            rt,
+        })
+    }
+
+    /// Configured provider names, sorted.
+    #[napi]
+    pub fn providers(&self) -> Vec<String> {
+        self.gw.providers()
+    }
+
+    /// Every event since the last drain, as JSON array text.
+    #[napi]
+    pub fn drain(&self) -> String {
+        self.hub.drain()
+    }
+
+    /// Keeps the event loop alive (`true`) while calls are pending.
+    #[napi]
+    pub fn keep_alive(&self, env: Env, on: bool) {
+        let raw = self.hub.wake_fn().raw();
+        // SAFETY: called on the JS thread that owns the function (a napi
+        // method), with a live threadsafe function held by `hub`.
+        unsafe {
+            if on {
+                napi::sys::napi_ref_threadsafe_function(env.raw(), raw);
+            } else {
+                napi::sys::napi_unref_threadsafe_function(env.raw(), raw);
+            }
+        }
+    }
+
+    /// Chat: settles `id` with a `chat.completion` ("r"). With
+    /// `cancellable`, `cancel(id)` reaches the core job.
+    #[napi]
+    pub fn chat(&self, id: u32, request: String, cancellable: bool) {
+        let (gw, hub) = (self.gw.clone(), self.hub.clone());
+        if !cancellable {
+            self.rt.spawn(async move {
+                let out = match Request::from_json(&request) {
+                    Ok(r) => gw.chat(r).await,
+                    Err(e) => Err(e),
+                };
+                match out {
+                    Ok(resp) => hub.ok(id, "r", &resp),
+                    Err(e) => hub.err(id, &e),
+                }
+            });
+            return;
+        }
+        self.run_job(id, request, false);
+    }
+
+    /// Submit: settles `id` first with the job id ("s"), then with the
+    /// response ("r"); errors before submission settle it once.
+    #[napi]
+    pub fn submit(&self, id: u32, request: String) {
+        self.run_job(id, request, true);
+    }
+
+    fn register(&self, id: u32) -> Arc<Ctl> {
+        let ctl = Arc::new(Ctl::default());
+        self.ops.lock().insert(id, ctl.clone());
+        ctl
+    }
+
+    fn run_job(&self, id: u32, request: String, announce: bool) {
+        let ctl = self.register(id);
+        let (gw, hub, ops) = (self.gw.clone(), self.hub.clone(), self.ops.clone());
+        self.rt.spawn(async move {
+            let out = async {
+                let r = Request::from_json(&request)?;
+                let model = r.model.clone();
+                if ctl.state.lock().cancelled {
+                    return Err(cancelled(&model));
+                }
+                let job = tokio::select! {
+                    j = gw.submit(r) => j?,
+                    _ = ctl.notify.notified() => return Err(cancelled(&model)),
+                };
+                let job_id = job.id();
+                {
+                    let mut st = ctl.state.lock();
+                    if st.cancelled {
+                        job.cancel();
+                    }
+                    st.job = Some(job);
+                }
+                if announce {
+                    hub.ok(id, "s", &job_id);
+                }
+                poll_fn(|cx| {
+                    let mut st = ctl.state.lock();
+                    match st.job.as_mut() {
+                        Some(job) => Pin::new(job).poll(cx),
+                        None => std::task::Poll::Ready(Err(cancelled(&model))),
+                    }
+                })
+                .await
+            }
+            .await;
+            ops.lock().remove(&id);
+            // The finished job handle is dropped here, outside every lock.
+            ctl.state.lock().job.take();
+            match out {
+                Ok(resp) => hub.ok(id, "r", &resp),
+                Err(e) => hub.err(id, &e),
+            }
+        });
+    }
+
+    /// Embeddings: settles `id` with an embeddings list ("r").
+    #[napi]
+    pub fn embed(&self, id: u32, request: String, cancellable: bool) {
+        let ctl = if cancellable { Some(self.register(id)) } else { None };
+        let (gw, hub, ops) = (self.gw.clone(), self.hub.clone(), self.ops.clone());
+        self.rt.spawn(async move {
+            let out = async {
+                let v: serde_json::Value = serde_json::from_str(&request)
+                    .map_err(|e| Error::InvalidRequest { message: format!("request is not JSON: {e}") })?;
+                let r = EmbedRequest::from_value(v)?;
+                let model = r.model.clone();
+                match &ctl {
+                    None => gw.embed(r).await,
+                    Some(ctl) => {
+                        if ctl.state.lock().cancelled {
+                            return Err(cancelled(&model));
+                        }
+                        tokio::select! {
+                            out = gw.embed(r) => out,
+                            _ = ctl.notify.notified() => Err(cancelled(&model)),
+                        }
+                    }
+                }
+            }
+            .await;
+            if ctl.is_some() {
+                ops.lock().remove(&id);
+            }
+            match out {
+                Ok(resp) => hub.ok(id, "r", &resp),
+                Err(e) => hub.err(id, &e),
+            }
+        });
+    }
+
+    /// Opens a stream: settles `id` with "o" (the fallback index) once it
+    /// is established; then each `pull(id)` yields one "c" event (a
+    /// `chat.completion.chunk`, or `null` after the last) or an error.
+    #[napi]
+    pub fn stream(&self, id: u32, request: String) {
+        let (tx, mut rx) = mpsc::unbounded_channel::<()>();
+        self.streams.lock().insert(id, tx);
+        let (gw, hub, streams) = (self.gw.clone(), self.hub.clone(), self.streams.clone());
+        self.rt.spawn(async move {
+            let opened = match Request::from_json(&request) {
+                Err(e) => Err(e),
+                Ok(r) => {
+                    let model = r.model.clone();
+                    tokio::select! {
+                        s = gw.stream(r) => s,
+                        _ = closed(&mut rx) => Err(cancelled(&model)),
+                    }
+                }
+            };
+            let mut s = match opened {
+                Ok(s) => s,
+                Err(e) => {
+                    streams.lock().remove(&id);
+                    hub.err(id, &e);
+                    return;
+                }
+            };
+            hub.ok(id, "o", &s.fallback_index());
+            while rx.recv().await.is_some() {
+                let item = tokio::select! {
+                    item = s.next_chunk() => item,
+                    _ = closed(&mut rx) => break,
+                };
+                match item {
+                    Some(Ok(chunk)) => hub.ok(id, "c", &chunk),
+                    Some(Err(e)) => {
+                        hub.err(id, &e);
+                        break;
+                    }
+                    None => {
+                        hub.ok(id, "c", &serde_json::Value::Null);
+                        break;
+                    }
+                }
+            }
+            streams.lock().remove(&id);
+            // Dropping `s` here closes the upstream connection.
+            drop(s);
+        });
+    }
+
+    /// Asks an open stream for its next chunk. False if it is over.
+    #[napi]
+    pub fn pull(&self, id: u32) -> bool {
+        self.streams.lock().get(&id).is_some_and(|tx| tx.send(()).is_ok())
+    }
+
+    /// Closes a stream (opening or open); its upstream request stops.
+    #[napi]
+    pub fn close(&self, id: u32) -> bool {
+        self.streams.lock().remove(&id).is_some()
+    }
+
+    /// Cancels call `id`. For a submitted job, the core `Job::cancel`
+    /// answer (false if the job had already finished).
+    #[napi]
+    pub fn cancel(&self, id: u32) -> bool {
+        let Some(ctl) = self.ops.lock().get(&id).cloned() else {
+            return false;
+        };
+        let answer = {
+            let mut st = ctl.state.lock();
+            st.cancelled = true;
+            match &st.job {
+                Some(job) => job.cancel(),
+                None => true,
+            }
+        };
+        ctl.notify.notify_one();
+        answer
+    }
+
+    /// Graceful shutdown; settles `id` with the shutdown report ("r").
+    #[napi]
+    pub fn shutdown(&self, id: u32, timeout_ms: f64) {
+        let (gw, hub) = (self.gw.clone(), self.hub.clone());
+        let timeout = Duration::from_secs_f64(timeout_ms.max(0.0) / 1000.0);
+        self.rt.spawn(async move {
+            let report = gw.shutdown(timeout).await;
+            hub.ok(id, "r", &report);
+        });
+    }
+
+    /// Stats (DESIGN §8) as JSON text.
+    #[napi]
+    pub fn stats(&self) -> napi::Result<String> {
+        serde_json::to_string(&self.gw.stats()).map_err(|e| napi::Error::from_reason(e.to_string()))
+    }
+
+    /// Health as JSON text.
+    #[napi]
+    pub fn health(&self) -> napi::Result<String> {
+        serde_json::to_string(&self.gw.health()).map_err(|e| napi::Error::from_reason(e.to_string()))
+    }
+
+    /// Prometheus text.
+    #[napi]
+    pub fn prometheus(&self) -> String {
+        self.gw.prometheus()
+    }
+}

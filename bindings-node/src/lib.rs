@@ -1,0 +1,34 @@
+//! bifrost-node: the Node binding of bifrost (napi-rs).
+//!
+//! Thin by design: `gateway.rs` forwards each call to the core `Gateway`
+//! on bifrost's shared runtime, `events.rs` settles JS promises in batches
+//! through one threadsafe function per gateway, `errors.rs` maps core
+//! errors. The public JS API (`Gateway`, `Job`, `BifrostError`, streams as
+//! async iterables, `AbortSignal`) lives in the package's `index.js`.
+//!
+//! Runtime: this crate does not enable napi's `async` feature, so napi
+//! starts no tokio runtime of its own; every task runs on the core's shared
+//! runtime (`bifrost_core::runtime::handle()`). Handing that runtime to
+//! napi (`create_custom_tokio_runtime`) would let napi shut it down when
+//! its last environment is torn down (e.g. the only worker thread that
+//! loaded the addon exits), leaving the core holding a dead handle.
+
+mod errors;
+mod events;
+mod gateway;
+
+use napi_derive::napi;
+
+/// `optimal_concurrency` as JSON text (`{concurrency, buffer_size, timeout_ms}`).
+#[napi]
+pub fn optimal_concurrency(rate_limit_rps: f64, avg_latency_s: f64, error_rate: f64) -> napi::Result<String> {
+    let s = bifrost_core::optimal_concurrency(rate_limit_rps, avg_latency_s, error_rate)
+        .map_err(|e| errors::to_napi(&e))?;
+    serde_json::to_string(&s).map_err(|e| napi::Error::from_reason(e.to_string()))
+}
+
+/// The crate version.
+#[napi]
+pub fn version() -> String {
+    env!("CARGO_PKG_VERSION").to_string()
+}
