@@ -7,7 +7,7 @@
 //! drops the core job handle, which cancels the job.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Once};
+use std::sync::Arc;
 use std::time::Duration;
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -17,20 +17,16 @@ use pyo3::types::{PyDict, PyString, PyType};
 use bifrost_core::runtime;
 use bifrost_core::{EmbedRequest, Error, Request};
 
+use crate::bridge;
 use crate::convert::{from_py, json_from_py, to_py};
 use crate::errors::{to_py as err, to_py_async as err_async};
 use crate::job::Job;
 use crate::stream::{AsyncStream, Stream};
 
-/// Points pyo3-async-runtimes at the core's runtime (once), so there is one
-/// thread pool; done at the first Gateway, not at import.
+/// Starts (or checks) the core's runtime; in a forked child this is the
+/// clear error, not a hang.
 fn ensure_runtime(py: Python<'_>) -> PyResult<()> {
-    static INIT: Once = Once::new();
-    let rt = runtime::runtime().map_err(|e| err(py, e))?;
-    INIT.call_once(|| {
-        let _ = pyo3_async_runtimes::tokio::init_with_runtime(rt);
-    });
-    Ok(())
+    runtime::handle().map(|_| ()).map_err(|e| err(py, e))
 }
 
 /// A dict (or JSON text) request; any other type is a TypeError.
@@ -109,12 +105,9 @@ impl Gateway {
     fn achat<'py>(&self, py: Python<'py>, request: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         let req: Request = request_from(py, request, "request")?;
         let gw = self.inner.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
-            let r = gw.chat(req).await;
-            Python::attach(|py| match r {
-                Ok(v) => to_py(py, &v),
-                Err(e) => Err(err_async(py, e)),
-            })
+        bridge::spawn(py, async move { gw.chat(req).await }, |py, r| match r {
+            Ok(v) => to_py(py, &v),
+            Err(e) => Err(err_async(py, e)),
         })
     }
 
@@ -131,12 +124,9 @@ impl Gateway {
     fn asubmit<'py>(&self, py: Python<'py>, request: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         let req: Request = request_from(py, request, "request")?;
         let gw = self.inner.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
-            let r = gw.submit(req).await;
-            Python::attach(|py| match r {
-                Ok(job) => Job::start(py, job),
-                Err(e) => Err(err_async(py, e)),
-            })
+        bridge::spawn(py, async move { gw.submit(req).await }, |py, r| match r {
+            Ok(job) => Job::start(py, job).and_then(|j| Ok(Py::new(py, j)?.into_any())),
+            Err(e) => Err(err_async(py, e)),
         })
     }
 
@@ -166,12 +156,9 @@ impl Gateway {
     fn aembed<'py>(&self, py: Python<'py>, request: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         let req: EmbedRequest = request_from(py, request, "request")?;
         let gw = self.inner.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
-            let r = gw.embed(req).await;
-            Python::attach(|py| match r {
-                Ok(v) => to_py(py, &v),
-                Err(e) => Err(err_async(py, e)),
-            })
+        bridge::spawn(py, async move { gw.embed(req).await }, |py, r| match r {
+            Ok(v) => to_py(py, &v),
+            Err(e) => Err(err_async(py, e)),
         })
     }
 
@@ -211,10 +198,7 @@ impl Gateway {
     fn ashutdown<'py>(&self, py: Python<'py>, timeout: f64) -> PyResult<Bound<'py, PyAny>> {
         let d = duration(timeout, "timeout")?;
         let gw = self.inner.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
-            let report = gw.shutdown(d).await;
-            Python::attach(|py| to_py(py, &report))
-        })
+        bridge::spawn(py, async move { gw.shutdown(d).await }, |py, report| to_py(py, &report))
     }
 
     fn __enter__(slf: Py<Self>) -> Py<Self> {
@@ -230,15 +214,14 @@ impl Gateway {
     fn __aenter__<'py>(slf: Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
         let py = slf.py();
         let obj: Py<PyAny> = slf.into_any().unbind();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move { Ok(obj) })
+        bridge::spawn(py, async {}, move |_py, ()| Ok(obj))
     }
 
     #[pyo3(signature = (*_exc))]
     fn __aexit__<'py>(&self, py: Python<'py>, _exc: &Bound<'py, pyo3::types::PyTuple>) -> PyResult<Bound<'py, PyAny>> {
         let gw = self.inner.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
-            gw.shutdown(Duration::from_secs(10)).await;
-            Ok(false)
+        bridge::spawn(py, async move { gw.shutdown(Duration::from_secs(10)).await }, |py, _| {
+            Ok(false.into_pyobject(py)?.to_owned().into_any().unbind())
         })
     }
 

@@ -144,9 +144,9 @@ impl Job {
     fn __await__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let done = self.done.clone();
         let guard = CancelOnDrop { canceller: self.canceller.clone(), done: done.clone() };
-        let fut = pyo3_async_runtimes::tokio::future_into_py(py, async move {
+        let wait = async move {
             let _guard = guard;
-            let outcome = loop {
+            loop {
                 let notified = done.notify.notified();
                 tokio::pin!(notified);
                 notified.as_mut().enable();
@@ -154,11 +154,11 @@ impl Job {
                     break v;
                 }
                 notified.await;
-            };
-            Python::attach(|py| match outcome {
-                Ok(resp) => to_py(py, &resp),
-                Err(e) => Err(err_async(py, e)),
-            })
+            }
+        };
+        let fut = crate::bridge::spawn(py, wait, |py, outcome| match outcome {
+            Ok(resp) => to_py(py, &resp),
+            Err(e) => Err(err_async(py, e)),
         })?;
         fut.call_method0("__await__")
     }

@@ -2,9 +2,11 @@
 //!
 //! Thin by design: each file converts values and maps errors; routing,
 //! retries and accounting live in the core. One tokio runtime (the core's)
-//! serves every Gateway and asyncio bridge; it starts with the first
-//! Gateway, not at import, so `import bifrost` stays cheap.
+//! serves every Gateway; asyncio gets its results through one completion
+//! thread (`bridge`). The runtime starts with the first Gateway, not at
+//! import, so `import bifrost` stays cheap.
 
+mod bridge;
 mod convert;
 mod errors;
 mod gateway;
@@ -34,6 +36,7 @@ fn _bifrost(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<job::Job>()?;
     m.add_class::<stream::Stream>()?;
     m.add_class::<stream::AsyncStream>()?;
+    m.add_class::<bridge::CancelHook>()?;
     m.add_function(wrap_pyfunction!(optimal_concurrency, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

@@ -103,13 +103,13 @@ impl AsyncStream {
 
     fn __anext__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let state = self.state.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+        let next = async move {
             let mut st = state.lock().await;
             if matches!(*st, State::Pending(..)) {
                 if let State::Pending(gw, req) = std::mem::replace(&mut *st, State::Done) {
                     match gw.stream(*req).await {
                         Ok(s) => *st = State::Open(s),
-                        Err(e) => return Python::attach(|py| Err(err_async(py, e))),
+                        Err(e) => return Some(Err(e)),
                     }
                 }
             }
@@ -120,20 +120,24 @@ impl AsyncStream {
             if !matches!(item, Some(Ok(_))) {
                 *st = State::Done; // drops the stream: upstream closed
             }
-            Python::attach(|py| match item {
-                None => Err(PyStopAsyncIteration::new_err(())),
-                Some(Ok(chunk)) => to_py(py, &chunk),
-                Some(Err(e)) => Err(err_async(py, e)),
-            })
+            item
+        };
+        crate::bridge::spawn(py, next, |py, item| match item {
+            None => Err(PyStopAsyncIteration::new_err(())),
+            Some(Ok(chunk)) => to_py(py, &chunk),
+            Some(Err(e)) => Err(err_async(py, e)),
         })
     }
 
     /// Stops the stream and cancels the upstream request; awaitable.
     fn aclose<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let state = self.state.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
-            *state.lock().await = State::Done;
-            Ok(())
-        })
+        crate::bridge::spawn(
+            py,
+            async move {
+                *state.lock().await = State::Done;
+            },
+            |py, ()| Ok(py.None()),
+        )
     }
 }

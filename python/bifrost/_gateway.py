@@ -12,6 +12,18 @@ from typing import Any
 from . import _bifrost
 
 
+def _resolve_batch(items) -> None:
+    """Resolves a batch of asyncio futures (called on their loop by bifrost's
+    completion thread: one wake-up per batch)."""
+    for future, ok, value in items:
+        if future.cancelled():
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+
+
 class Gateway(_bifrost.Gateway):
     """Provider-isolated worker pools behind one routing front (see the README)."""
 
