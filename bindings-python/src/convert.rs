@@ -12,9 +12,16 @@ use bifrost_core::Error;
 pub fn from_py<T: DeserializeOwned>(obj: &Bound<'_, PyAny>, what: &str) -> Result<T, Error> {
     if let Ok(text) = obj.cast::<PyString>() {
         let text = text.to_cow().map_err(|e| Error::InvalidRequest { message: format!("{what}: {e}") })?;
+        // The fast parse first; only a failure pays for path tracking.
+        if let Ok(v) = serde_json::from_str(&text) {
+            return Ok(v);
+        }
         let mut de = serde_json::Deserializer::from_str(&text);
         return serde_path_to_error::deserialize(&mut de)
             .map_err(|e| shape_error(what, e.path().to_string(), e.inner()));
+    }
+    if let Ok(v) = pythonize::depythonize(obj) {
+        return Ok(v);
     }
     let mut de = pythonize::Depythonizer::from_object(obj);
     serde_path_to_error::deserialize(&mut de).map_err(|e| shape_error(what, e.path().to_string(), e.inner()))

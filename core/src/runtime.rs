@@ -6,10 +6,12 @@
 //! executor, because every timer bifrost creates is registered on this
 //! runtime, not on the caller's.
 //!
-//! A binding whose host insists on owning the runtime (napi-rs) calls
-//! [`build`], gives the core the handle with [`adopt`] before anything else
-//! runs, and hands the runtime itself to its host: there is still one
-//! thread pool. Everyone else gets the runtime bifrost builds and owns.
+//! A host that must own the runtime can call [`build`], give the core its
+//! handle with [`adopt`] before anything else runs, and keep the runtime
+//! alive for the whole process: there is still one thread pool. (The Node
+//! binding does not: napi shuts a runtime it owns down when the last JS
+//! environment that loaded the addon exits, which would strand the core, so
+//! it runs on the runtime bifrost builds and owns, like everyone else.)
 //!
 //! A tokio runtime does not survive `fork()`: its threads exist only in the
 //! parent. [`handle`] records the pid that started the runtime and returns
