@@ -50,12 +50,11 @@ demo: python-dev node-dev
 	node examples/node/quickstart.mjs
 	bash examples/c/run.sh
 
+# Every benchmark side by side in one run (Rust, Python, Node, C, Bifrost's Go
+# core, wrk), then bench/report.py writes bench/results/<date>.json,
+# docs/benchmarks.md and the plots in docs/img/. About 5 minutes warm.
 bench:
-	$(CARGO) bench -p bifrost-core --bench pool
-	$(CARGO) bench -p bifrost-core --bench alloc
-	$(CARGO) bench -p bifrost-core --bench http
-	bash bench/c/run.sh
-	npm run bench
+	bash bench/run.sh
 
 mock-server:
 	$(CARGO) run -p bifrost-mock --release -- --port 0
