@@ -60,6 +60,7 @@ mock-server:
 	$(CARGO) run -p bifrost-mock --release -- --port 0
 
 lint:
+	$(CARGO) clippy -p bifrost-core -p bifrost-mock -p bifrost-python -p bifrost-c -p bifrost-node -- -D warnings
 	$(CARGO) clippy -p bifrost-core --all-targets -- -D warnings
 	$(CARGO) fmt --check
 

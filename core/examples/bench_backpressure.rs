@@ -212,7 +212,7 @@ fn growth(rt: &tokio::runtime::Handle, mock_url: Option<&str>, small: u64, large
     eprintln!("#   memory: {large} requests done in {secs:.1}s, RSS {after_large} KiB");
     let stats = gw.stats();
     let pools = serde_json::to_value(&stats.object_pools).unwrap_or(Value::Null);
-    let js = serde_json::to_value(&stats.providers.values().next().map(|p| p.jobs)).unwrap_or(Value::Null);
+    let js = serde_json::to_value(stats.providers.values().next().map(|p| p.jobs)).unwrap_or(Value::Null);
     rt.block_on(gw.shutdown(Duration::from_secs(5)));
     json!({
         "upstream": upstream, "requests_small": small, "requests_large": large,
@@ -234,14 +234,14 @@ fn main() {
 
     let mut bursts = Vec::new();
     for policy in ["block", "error", "drop", "drop_oldest"] {
-        let r = burst(&rt, policy);
+        let r = burst(rt, policy);
         eprintln!(
             "# backpressure {policy:>11}: accepted {} dropped {} rejected {} timed_out {} other {} | p99 accepted {} µs | RSS peak {} KiB",
             r["accepted"], r["dropped"], r["rejected"], r["timed_out"], r["other"], r["accepted_p99_us"], r["rss_peak_kib"]
         );
         bursts.push(r);
     }
-    let q = queued_10k(&rt);
+    let q = queued_10k(rt);
     eprintln!(
         "# memory: {} queued jobs: RSS {} KiB (before {} KiB, ~{:.0} B/job)",
         q["queued"],
@@ -249,7 +249,7 @@ fn main() {
         q["rss_before_kib"],
         q["bytes_per_queued_job"].as_f64().unwrap_or(0.0)
     );
-    let g = growth(&rt, mock_url.as_deref(), small, large);
+    let g = growth(rt, mock_url.as_deref(), small, large);
     eprintln!(
         "# memory: RSS after {small} = {} KiB, after {large} = {} KiB, growth {} KiB",
         g["rss_after_small_kib"], g["rss_after_large_kib"], g["growth_kib"]

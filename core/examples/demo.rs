@@ -109,7 +109,7 @@ async fn main() -> Result<(), bifrost_core::Error> {
         TOTAL as f64 / elapsed.as_secs_f64()
     );
     println!(
-        "{:<8} {:>6} {:>9} {:>9} {:>7} {:>7} {:>8} {:>9} {:>7}  {:>14} {:>14}  {}",
+        "{:<8} {:>6} {:>9} {:>9} {:>7} {:>7} {:>8} {:>9} {:>7}  {:>14} {:>14}  invariant",
         "provider",
         "policy",
         "submitted",
@@ -120,8 +120,7 @@ async fn main() -> Result<(), bifrost_core::Error> {
         "timed_out",
         "retries",
         "queue p50/p99",
-        "proc p50/p99",
-        "invariant"
+        "proc p50/p99"
     );
     for (name, p) in &st.providers {
         let j = &p.jobs;

@@ -63,16 +63,12 @@ impl Message {
 /// Message content: a string, or OpenAI content parts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
+#[derive(Default)]
 pub enum Content {
     Text(String),
     Parts(Vec<Value>),
+    #[default]
     Null,
-}
-
-impl Default for Content {
-    fn default() -> Self {
-        Content::Null
-    }
 }
 
 impl Content {

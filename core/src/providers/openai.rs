@@ -39,7 +39,9 @@ impl Serialize for ChatBody<'_> {
         m.serialize_entry("model", self.model)?;
         m.serialize_entry("messages", self.messages)?;
         for (k, v) in self.params {
-            if !matches!(k.as_str(), "model" | "messages" | "stream") && !(k == "stream_options" && !self.stream) {
+            // stream_options only means something on a streamed request.
+            let reserved = matches!(k.as_str(), "model" | "messages" | "stream");
+            if !reserved && (k != "stream_options" || self.stream) {
                 m.serialize_entry(k, v)?;
             }
         }
