@@ -132,11 +132,13 @@ test('stats, health and prometheus have the core keys', async () => {
 
 test('shutdown drains running jobs and is idempotent', async () => {
   const gw = new Gateway(config)
-  const p = gw.chat({ model: 'local/m', messages: user('x'), mock: { latency_ms: 100 } })
+  // Submitted (queued) before the shutdown starts: a bare chat() call
+  // reaches the pool asynchronously and could lose that race.
+  const job = await gw.submit({ model: 'local/m', messages: user('x'), mock: { latency_ms: 100 } })
   const [r1, r2] = await Promise.all([gw.shutdown(5000), gw.shutdown()])
   assert.deepEqual(r1, r2)
   assert.equal(r1.completed, 1)
-  assert.equal((await p).choices[0].message.content, 'echo: x')
+  assert.equal((await job.result()).choices[0].message.content, 'echo: x')
 })
 
 test('optimalConcurrency follows Little\'s law', () => {

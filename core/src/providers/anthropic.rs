@@ -125,14 +125,8 @@ pub(crate) fn request_body(req: &Request, model: &str, stream: bool) -> Result<V
             body.insert(key.into(), v.clone());
         }
     }
-    match p.get("stop") {
-        Some(Value::String(s)) => {
-            body.insert("stop_sequences".into(), json!([s]));
-        }
-        Some(Value::Array(a)) => {
-            body.insert("stop_sequences".into(), Value::Array(a.clone()));
-        }
-        _ => {}
+    if let Some(stops) = super::stop_sequences(p) {
+        body.insert("stop_sequences".into(), stops);
     }
     if let Some(Value::Array(tools)) = p.get("tools") {
         let mapped: Vec<Value> = tools

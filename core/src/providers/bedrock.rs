@@ -109,14 +109,8 @@ pub(crate) fn request_body(req: &Request) -> Result<Value> {
     if let Some(v) = p.get("top_p") {
         inference.insert("topP".into(), v.clone());
     }
-    match p.get("stop") {
-        Some(Value::String(s)) => {
-            inference.insert("stopSequences".into(), json!([s]));
-        }
-        Some(Value::Array(a)) => {
-            inference.insert("stopSequences".into(), Value::Array(a.clone()));
-        }
-        _ => {}
+    if let Some(stops) = super::stop_sequences(p) {
+        inference.insert("stopSequences".into(), stops);
     }
     let mut body = Map::new();
     body.insert("messages".into(), Value::Array(messages));

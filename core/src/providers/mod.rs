@@ -40,6 +40,16 @@ pub(crate) struct CallCtx<'a> {
     pub deadline: Option<Instant>,
 }
 
+/// OpenAI's `stop` (a string or a list) as a list, for providers that
+/// name it differently.
+pub(crate) fn stop_sequences(params: &serde_json::Map<String, serde_json::Value>) -> Option<serde_json::Value> {
+    match params.get("stop")? {
+        serde_json::Value::String(s) => Some(serde_json::Value::Array(vec![serde_json::Value::String(s.clone())])),
+        serde_json::Value::Array(a) => Some(serde_json::Value::Array(a.clone())),
+        _ => None,
+    }
+}
+
 impl CallCtx<'_> {
     /// The chosen key's non-secret id (`openai#0`), for messages.
     pub fn key_id(&self) -> String {
