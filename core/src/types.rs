@@ -296,6 +296,29 @@ pub struct Chunk {
     pub usage: Option<Usage>,
 }
 
+impl Chunk {
+    /// A `chat.completion.chunk` with one choice; a chunk that only carries
+    /// usage (no delta, no finish reason) has no choices, as OpenAI sends it.
+    pub(crate) fn of(
+        id: &str,
+        created: u64,
+        model: &str,
+        delta: Delta,
+        finish_reason: Option<String>,
+        usage: Option<Usage>,
+    ) -> Chunk {
+        let usage_only = usage.is_some() && finish_reason.is_none() && delta == Delta::default();
+        Chunk {
+            id: id.to_string(),
+            object: "chat.completion.chunk".into(),
+            created,
+            model: model.to_string(),
+            choices: if usage_only { Vec::new() } else { vec![ChunkChoice { index: 0, delta, finish_reason }] },
+            usage,
+        }
+    }
+}
+
 /// An embeddings request in the OpenAI shape, routed by `model`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

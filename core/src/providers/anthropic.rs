@@ -22,9 +22,7 @@ use crate::error::{Error, Result};
 use crate::objpool::BufferPool;
 use crate::providers::http::{HttpClient, SseParser, StreamDecoder, StreamItem};
 use crate::providers::{CallCtx, ChunkStream};
-use crate::types::{
-    AssistantMessage, Choice, Chunk, ChunkChoice, Content, Delta, ExtraFields, Message, Request, Response, Usage,
-};
+use crate::types::{AssistantMessage, Choice, Chunk, Content, Delta, ExtraFields, Message, Request, Response, Usage};
 
 const API_VERSION: &str = "2023-06-01";
 const DEFAULT_MAX_TOKENS: u64 = 1024;
@@ -307,14 +305,7 @@ impl AnthropicDecoder {
     }
 
     fn chunk(&self, delta: Delta, finish: Option<String>, usage: Option<Usage>) -> Chunk {
-        Chunk {
-            id: self.id.clone(),
-            object: "chat.completion.chunk".into(),
-            created: self.created,
-            model: self.model.clone(),
-            choices: vec![ChunkChoice { index: 0, delta, finish_reason: finish }],
-            usage,
-        }
+        Chunk::of(&self.id, self.created, &self.model, delta, finish, usage)
     }
 
     fn bad(&self, what: &str) -> Error {

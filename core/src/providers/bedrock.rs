@@ -27,9 +27,7 @@ use crate::error::{Error, Result};
 use crate::objpool::BufferPool;
 use crate::providers::http::{HttpClient, StreamDecoder, StreamItem};
 use crate::providers::{CallCtx, ChunkStream};
-use crate::types::{
-    AssistantMessage, Choice, Chunk, ChunkChoice, Content, Delta, ExtraFields, Request, Response, Usage,
-};
+use crate::types::{AssistantMessage, Choice, Chunk, Content, Delta, ExtraFields, Request, Response, Usage};
 
 pub(crate) struct Bedrock {
     http: HttpClient,
@@ -324,18 +322,7 @@ impl BedrockDecoder {
     }
 
     fn chunk(&self, delta: Delta, finish: Option<String>, usage: Option<Usage>) -> Chunk {
-        Chunk {
-            id: self.id.clone(),
-            object: "chat.completion.chunk".into(),
-            created: self.created,
-            model: self.model.clone(),
-            choices: if usage.is_some() && finish.is_none() && delta == Delta::default() {
-                Vec::new()
-            } else {
-                vec![ChunkChoice { index: 0, delta, finish_reason: finish }]
-            },
-            usage,
-        }
+        Chunk::of(&self.id, self.created, &self.model, delta, finish, usage)
     }
 }
 

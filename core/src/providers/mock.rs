@@ -17,8 +17,8 @@ use crate::config::MockConfig;
 use crate::error::{Error, Result};
 use crate::providers::{CallCtx, ChunkStream};
 use crate::types::{
-    AssistantMessage, Choice, Chunk, ChunkChoice, Delta, EmbedRequest, EmbedResponse, Embedding, ExtraFields, Request,
-    Response, Usage,
+    AssistantMessage, Choice, Chunk, Delta, EmbedRequest, EmbedResponse, Embedding, ExtraFields, Request, Response,
+    Usage,
 };
 
 pub(crate) struct MockProvider {
@@ -146,13 +146,8 @@ impl MockProvider {
         let created = unix_now();
         let mut chunks = VecDeque::with_capacity(n + 1);
         let pieces: Vec<String> = chars.chunks(per).map(|c| c.iter().collect()).collect();
-        let mk = |delta: Delta, finish: Option<String>, usage: Option<Usage>| Chunk {
-            id: id.clone(),
-            object: "chat.completion.chunk".into(),
-            created,
-            model: ctx.model.to_string(),
-            choices: vec![ChunkChoice { index: 0, delta, finish_reason: finish }],
-            usage,
+        let mk = |delta: Delta, finish: Option<String>, usage: Option<Usage>| {
+            Chunk::of(&id, created, ctx.model, delta, finish, usage)
         };
         for (i, piece) in pieces.into_iter().enumerate() {
             let role = (i == 0).then(|| "assistant".to_string());
