@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::objpool::{Buffers, PooledBuf};
 use crate::pool::fallback::{plan_for, Pools};
-use crate::pool::{Job, JobOutput, PoolShared, Work};
+use crate::pool::{Admission, Job, JobInner, JobOutput, PoolShared, Work};
 use crate::providers::ChunkStream;
 use crate::stats::{RuntimeStats, Stats};
 use crate::types::{split_model, EmbedRequest, EmbedResponse, Request, Response};
@@ -71,6 +71,13 @@ pub struct ProviderHealth {
 pub struct Health {
     pub status: String,
     pub providers: BTreeMap<String, ProviderHealth>,
+}
+
+/// What routing plus [`PoolShared::admit`] did with a job.
+enum Admitted<T: JobOutput> {
+    Done(Result<Job<T>>),
+    /// Policy `block`, queue full: the pool and the job that waits for space.
+    Full(Arc<PoolShared>, Arc<JobInner>),
 }
 
 /// Provider-isolated worker pools behind one routing front.
@@ -142,29 +149,51 @@ impl Gateway {
         }
     }
 
-    async fn submit_work<T: JobOutput>(
+    /// Submits `work` to `pool` without waiting; `Full` is a `block`-policy
+    /// job waiting for queue space.
+    fn admit_to<T: JobOutput>(
         &self,
-        model: &str,
+        pool: &Arc<PoolShared>,
+        model: String,
         work: Work,
         timeout_ms: Option<u64>,
         wait: bool,
-    ) -> Result<Job<T>> {
-        let (pool, model) = self.route(model)?;
+    ) -> Admitted<T> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        pool.submit(id, work, model, timeout_ms, wait).await
+        match pool.admit(id, work, model, timeout_ms, wait) {
+            Admission::Done(done) => Admitted::Done(done),
+            Admission::Full(inner) => Admitted::Full(pool.clone(), inner),
+        }
+    }
+
+    /// Waits out an admission (only a full `block` queue waits; that slow
+    /// path is boxed so its state stays out of every submit's future).
+    async fn admitted<T: JobOutput>(admitted: Admitted<T>) -> Result<Job<T>> {
+        match admitted {
+            Admitted::Done(done) => done,
+            Admitted::Full(pool, inner) => Box::pin(async move { pool.wait_for_space(inner).await }).await,
+        }
     }
 
     /// Submits a request (chat or stream) with its fallbacks attached: a
     /// primary refused at submit (QUEUE_FULL, QUEUE_TIMEOUT …) still yields a
-    /// job, which goes straight to the fallbacks when awaited.
+    /// job, which goes straight to the fallbacks when awaited. Everything up
+    /// to a full `block` queue runs synchronously.
     async fn submit_routed<T: JobOutput>(&self, request: Request, wait: bool) -> Result<Job<T>> {
         request.validate()?;
         let plan = plan_for(&self.pools, &self.next_id, &request, std::time::Instant::now())?;
-        let (model, t) = (request.model.clone(), request.timeout_ms);
-        let Some(work) = T::work_for(request) else {
-            return Err(Error::Internal { message: "output kind without a work item".into() });
+        let admitted = match self.route(&request.model) {
+            Err(e) => Admitted::Done(Err(e)),
+            Ok((pool, model)) => {
+                let pool = pool.clone();
+                let t = request.timeout_ms;
+                let Some(work) = T::work_for(request) else {
+                    return Err(Error::Internal { message: "output kind without a work item".into() });
+                };
+                self.admit_to::<T>(&pool, model, work, t, wait)
+            }
         };
-        match self.submit_work::<T>(&model, work, t, wait).await {
+        match Self::admitted(admitted).await {
             Ok(job) => Ok(job.with_fallbacks(plan)),
             Err(e) if plan.is_some() && crate::pool::fallback::fallback_worthy(&e) => {
                 Ok(Job::finished(0, Err(e)).with_fallbacks(plan))
@@ -176,8 +205,8 @@ impl Gateway {
     /// Submits a chat request, honouring the provider's queue policy (under
     /// `block` this waits for queue space up to `queue.wait_timeout_ms`).
     /// The request's `fallbacks` run, in order, as the job is awaited.
-    pub async fn submit(&self, request: Request) -> Result<Job<Response>> {
-        self.submit_routed(request, true).await
+    pub fn submit(&self, request: Request) -> impl std::future::Future<Output = Result<Job<Response>>> + Send + '_ {
+        self.submit_routed(request, true)
     }
 
     /// Submits without ever waiting: a full queue is QUEUE_FULL under
@@ -203,9 +232,11 @@ impl Gateway {
     /// Computes embeddings (OpenAI embeddings shape).
     pub async fn embed(&self, request: EmbedRequest) -> Result<EmbedResponse> {
         request.validate()?;
-        let model = request.model.clone();
+        let (pool, model) = self.route(&request.model)?;
+        let pool = pool.clone();
         let t = request.timeout_ms;
-        let job: Job<EmbedResponse> = self.submit_work(&model, Work::Embed(request), t, true).await?;
+        let job: Job<EmbedResponse> =
+            Self::admitted(self.admit_to(&pool, model, Work::Embed(request), t, true)).await?;
         job.await
     }
 

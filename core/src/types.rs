@@ -6,6 +6,8 @@
 //! catches malformed requests before they reach a queue, with messages that
 //! say what to fix.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -211,8 +213,9 @@ pub struct ExtraFields {
 /// The assistant message of a choice.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct AssistantMessage {
+    /// `assistant` (borrowed when it is the well-known value: no allocation).
     #[serde(default)]
-    pub role: String,
+    pub role: Cow<'static, str>,
     #[serde(default)]
     pub content: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -226,8 +229,9 @@ pub struct Choice {
     pub index: u32,
     #[serde(default)]
     pub message: AssistantMessage,
+    /// `stop`, `length`, `tool_calls`, `content_filter` (borrowed when well known).
     #[serde(default)]
-    pub finish_reason: Option<String>,
+    pub finish_reason: Option<Cow<'static, str>>,
 }
 
 /// An OpenAI `chat.completion` object plus `extra_fields`.
@@ -235,8 +239,9 @@ pub struct Choice {
 pub struct Response {
     #[serde(default)]
     pub id: String,
+    /// `chat.completion` (borrowed: no allocation per response).
     #[serde(default)]
-    pub object: String,
+    pub object: Cow<'static, str>,
     #[serde(default)]
     pub created: u64,
     #[serde(default)]
@@ -260,7 +265,7 @@ impl Response {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Delta {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub role: Option<String>,
+    pub role: Option<Cow<'static, str>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -275,7 +280,7 @@ pub struct ChunkChoice {
     #[serde(default)]
     pub delta: Delta,
     #[serde(default)]
-    pub finish_reason: Option<String>,
+    pub finish_reason: Option<Cow<'static, str>>,
 }
 
 /// An OpenAI `chat.completion.chunk` object.
@@ -283,8 +288,9 @@ pub struct ChunkChoice {
 pub struct Chunk {
     #[serde(default)]
     pub id: String,
+    /// `chat.completion.chunk` (borrowed: no allocation per chunk).
     #[serde(default)]
-    pub object: String,
+    pub object: Cow<'static, str>,
     #[serde(default)]
     pub created: u64,
     #[serde(default)]
@@ -304,13 +310,13 @@ impl Chunk {
         created: u64,
         model: &str,
         delta: Delta,
-        finish_reason: Option<String>,
+        finish_reason: Option<Cow<'static, str>>,
         usage: Option<Usage>,
     ) -> Chunk {
         let usage_only = usage.is_some() && finish_reason.is_none() && delta == Delta::default();
         Chunk {
             id: id.to_string(),
-            object: "chat.completion.chunk".into(),
+            object: Cow::Borrowed("chat.completion.chunk"),
             created,
             model: model.to_string(),
             choices: if usage_only { Vec::new() } else { vec![ChunkChoice { index: 0, delta, finish_reason }] },
@@ -415,4 +421,14 @@ pub struct EmbedResponse {
     pub usage: Usage,
     #[serde(default)]
     pub extra_fields: ExtraFields,
+}
+
+/// `s` as a `Cow`, borrowed (no allocation) when it is one of the values
+/// responses repeat on every call: roles and finish reasons.
+pub(crate) fn well_known(s: &str) -> Cow<'static, str> {
+    const KNOWN: [&str; 7] = ["assistant", "stop", "length", "tool_calls", "content_filter", "user", "function_call"];
+    match KNOWN.iter().find(|k| **k == s) {
+        Some(k) => Cow::Borrowed(k),
+        None => Cow::Owned(s.to_string()),
+    }
 }

@@ -497,3 +497,41 @@ async fn worker_expiry_wakes_blocked_submitter() {
     }
     assert!(jobs(&gw, "p").invariant_holds());
 }
+
+/// Parked workers are woken one per job, never lost and never handed to a
+/// busy worker: after thousands of park/unpark cycles on both runtime
+/// threads (which leave stale wake-ups behind), a short job submitted while
+/// one worker is stuck on a long job is run by another worker at once — it
+/// finishes while the long job is still running, every time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parked_workers_wake_for_every_job_and_never_queue_behind_a_busy_one() {
+    let gw = Arc::new(single("block", 4, 64, 10_000, 0));
+    for round in 0..8 {
+        // Churn: 8 submitters × 100 zero-latency jobs park and unpark workers.
+        let churn: Vec<_> = (0..8)
+            .map(|_| {
+                let gw = gw.clone();
+                tokio::spawn(async move {
+                    for _ in 0..100 {
+                        gw.chat(req("x")).await.expect("churn job");
+                    }
+                })
+            })
+            .collect();
+        for c in churn {
+            c.await.expect("churn task");
+        }
+        let long = gw.submit(with_mock(req("long"), MockConfig { latency_ms: Some(250), ..Default::default() }));
+        let long = long.await.expect("long submitted");
+        until(&gw, "p", |j| j.running == 1).await;
+        for i in 0..3 {
+            let r = gw.chat(req("short")).await.expect("short job");
+            assert_eq!(r.text(), Some("echo: short"));
+            assert!(!long.is_done(), "round {round}, short job {i} waited for the busy worker");
+        }
+        long.await.expect("long job");
+    }
+    let j = jobs(&gw, "p");
+    assert_eq!(j.completed, 8 * (800 + 1 + 3));
+    assert_eq!(j.submitted, j.completed);
+}

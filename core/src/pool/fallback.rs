@@ -116,7 +116,7 @@ pub(crate) fn plan_for(
     next_id: &Arc<AtomicU64>,
     req: &Request,
     submitted_at: Instant,
-) -> Result<Option<FallbackPlan>> {
+) -> Result<Option<Box<FallbackPlan>>> {
     if req.fallbacks.is_empty() {
         return Ok(None);
     }
@@ -131,11 +131,11 @@ pub(crate) fn plan_for(
     }
     let mut request = req.clone();
     let targets = std::mem::take(&mut request.fallbacks);
-    Ok(Some(FallbackPlan {
+    Ok(Some(Box::new(FallbackPlan {
         pools: pools.clone(),
         next_id: next_id.clone(),
         targets,
         deadline: req.timeout_ms.map(|t| submitted_at + std::time::Duration::from_millis(t)),
         request,
-    }))
+    })))
 }

@@ -244,7 +244,9 @@ impl FromOutput for EmbedResponse {
 pub struct Job<T: JobOutput = Response> {
     inner: Option<Arc<JobInner>>,
     pool: Option<Arc<PoolShared>>,
-    ready: Option<Result<T>>,
+    /// The outcome of a job that was over at submit (boxed: rare, and it
+    /// would otherwise make every handle as large as a response).
+    ready: Option<Box<Result<T>>>,
     id: u64,
     finished: bool,
     /// The request's fallbacks, used if the primary fails.
@@ -280,7 +282,7 @@ impl<T: JobOutput> Job<T> {
         Job {
             inner: None,
             pool: None,
-            ready: Some(outcome),
+            ready: Some(Box::new(outcome)),
             id,
             finished: false,
             plan: None,
@@ -291,9 +293,9 @@ impl<T: JobOutput> Job<T> {
 
     /// Attaches the request's fallbacks: they run, as the handle is
     /// awaited, if the primary fails with a fallback-worthy error.
-    pub(crate) fn with_fallbacks(mut self, plan: Option<FallbackPlan>) -> Self {
+    pub(crate) fn with_fallbacks(mut self, plan: Option<Box<FallbackPlan>>) -> Self {
         if let Some(plan) = plan {
-            self.plan = Some(Box::new(plan));
+            self.plan = Some(plan);
             self.chain_cancel = Some(Arc::new(ChainCancel::default()));
         }
         self
@@ -466,7 +468,7 @@ impl<T: JobOutput> Future for Job<T> {
                 return Poll::Ready(out);
             }
             let primary = match this.ready.take() {
-                Some(r) => r,
+                Some(r) => *r,
                 None => ready!(Self::poll_slot(this, cx)),
             };
             let cancelled = this.chain_cancel.as_ref().is_some_and(|c| c.requested.load(Ordering::Acquire));

@@ -138,6 +138,14 @@ pub(crate) struct PoolShared {
     pub workers_gone: Notify,
 }
 
+/// What [`PoolShared::admit`] did with a job.
+pub(crate) enum Admission<T: JobOutput> {
+    /// Queued, refused or dropped: the submit is over.
+    Done(Result<Job<T>>),
+    /// Policy `block`, queue full: wait with [`PoolShared::wait_for_space`].
+    Full(Arc<JobInner>),
+}
+
 impl PoolShared {
     /// Builds the pool and spawns its workers on the shared runtime.
     pub fn start(
@@ -223,20 +231,47 @@ impl PoolShared {
         timeout_ms: Option<u64>,
         wait: bool,
     ) -> Result<Job<T>> {
+        match self.admit(id, work, model, timeout_ms, wait) {
+            Admission::Done(done) => done,
+            Admission::Full(inner) => self.wait_for_space(inner).await,
+        }
+    }
+
+    /// The part of a submit that never waits: builds the job and pushes it
+    /// once. Only a `block`-policy submit that may wait and found the queue
+    /// full comes back with the job, for [`PoolShared::wait_for_space`].
+    /// Kept synchronous so the common path costs no future state.
+    pub fn admit<T: JobOutput>(
+        self: &Arc<Self>,
+        id: u64,
+        work: Work,
+        model: String,
+        timeout_ms: Option<u64>,
+        wait: bool,
+    ) -> Admission<T> {
         let submitted_at = Instant::now();
-        let block = wait && self.policy == QueuePolicy::Block;
-        if !block {
-            return self.push_once(id, work, model, submitted_at, timeout_ms);
+        if !(wait && self.policy == QueuePolicy::Block) {
+            return Admission::Done(self.push_once(id, work, model, submitted_at, timeout_ms));
         }
         let inner = JobInner::new(id, work, model, submitted_at, timeout_ms);
-        let wait_limit = submitted_at + self.wait_timeout;
+        match self.enqueue_blocking(&inner, submitted_at) {
+            Some(done) => Admission::Done(done),
+            None => Admission::Full(inner),
+        }
+    }
+
+    /// Policy `block` on a full queue: waits for a slot until the queue wait
+    /// limit or the request deadline, whichever is first (QUEUE_TIMEOUT or
+    /// TIMEOUT after it).
+    pub async fn wait_for_space<T: JobOutput>(self: &Arc<Self>, inner: Arc<JobInner>) -> Result<Job<T>> {
+        let wait_limit = inner.submitted_at + self.wait_timeout;
         let limit = match inner.deadline {
             Some(d) if d < wait_limit => d,
             _ => wait_limit,
         };
         let mut sleep = None;
         loop {
-            if let Some(done) = self.enqueue_blocking(&inner) {
+            if let Some(done) = self.enqueue_blocking(&inner, Instant::now()) {
                 return done;
             }
             if Instant::now() >= limit {
@@ -258,7 +293,7 @@ impl PoolShared {
             space.as_mut().enable();
             self.queue.space_waiters.fetch_add(1, Ordering::SeqCst);
             let _waiting = SpaceWaiter(&self.queue.space_waiters);
-            if let Some(done) = self.enqueue_blocking(&inner) {
+            if let Some(done) = self.enqueue_blocking(&inner, Instant::now()) {
                 return done;
             }
             tokio::select! {
@@ -269,8 +304,8 @@ impl PoolShared {
     }
 
     /// One push under policy `block`: `None` while the queue is full.
-    fn enqueue_blocking<T: JobOutput>(self: &Arc<Self>, inner: &Arc<JobInner>) -> Option<Result<Job<T>>> {
-        match self.queue.push(inner, false) {
+    fn enqueue_blocking<T: JobOutput>(self: &Arc<Self>, inner: &Arc<JobInner>, at: Instant) -> Option<Result<Job<T>>> {
+        match self.queue.push(inner, false, at) {
             Push::Queued | Push::Evicted(_) => {
                 self.counters.submitted.fetch_add(1, Ordering::Relaxed);
                 Some(Ok(Job::pending(inner.clone(), self.clone())))
@@ -291,7 +326,7 @@ impl PoolShared {
     ) -> Result<Job<T>> {
         let inner = JobInner::new(id, work, model, submitted_at, timeout_ms);
         let evict = self.policy == QueuePolicy::DropOldest;
-        match self.queue.push(&inner, evict) {
+        match self.queue.push(&inner, evict, submitted_at) {
             Push::Queued => {
                 self.counters.submitted.fetch_add(1, Ordering::Relaxed);
                 Ok(Job::pending(inner, self.clone()))
@@ -414,7 +449,12 @@ impl PoolShared {
     pub fn note_outcome(&self, outcome: &Result<Output>, bucket: Outcome, at: Instant) {
         let ms = at.saturating_duration_since(self.epoch).as_millis() as u64;
         match (outcome, bucket) {
-            (Ok(_), _) => self.last_success_ms.store(ms.max(1), Ordering::Relaxed),
+            // Written only when the millisecond changed: a store per job
+            // would bounce this line between cores.
+            (Ok(_), _) if self.last_success_ms.load(Ordering::Relaxed) != ms.max(1) => {
+                self.last_success_ms.store(ms.max(1), Ordering::Relaxed)
+            }
+            (Ok(_), _) => {}
             (Err(e), Outcome::Failed) => *self.last_error.lock() = (ms.max(1), Some(e.to_string())),
             _ => {}
         }
@@ -458,20 +498,20 @@ impl PoolShared {
             },
             queue: QueueStats { depth, capacity: self.queue.capacity as u64, policy: self.policy.as_str().to_string() },
             jobs: JobStats {
-                submitted: ld(&c.submitted),
-                completed: ld(&c.completed),
-                failed: ld(&c.failed),
-                dropped: ld(&c.dropped),
-                rejected: ld(&c.rejected),
-                timed_out: ld(&c.timed_out),
-                cancelled: ld(&c.cancelled),
-                retries: ld(&c.retries),
-                panics: ld(&c.panics),
+                submitted: c.submitted.load(Ordering::Relaxed),
+                completed: c.completed.load(Ordering::Relaxed),
+                failed: c.failed.load(Ordering::Relaxed),
+                dropped: c.dropped.load(Ordering::Relaxed),
+                rejected: c.rejected.load(Ordering::Relaxed),
+                timed_out: c.timed_out.load(Ordering::Relaxed),
+                cancelled: c.cancelled.load(Ordering::Relaxed),
+                retries: c.retries.load(Ordering::Relaxed),
+                panics: c.panics.load(Ordering::Relaxed),
                 running,
                 queued: depth,
                 stalled: ld(&c.stalled),
                 stalls_total: ld(&c.stalls_total),
-                fallbacks_served: ld(&c.fallbacks_served),
+                fallbacks_served: c.fallbacks_served.load(Ordering::Relaxed),
             },
             latency_us: LatencyStats { queue_wait: c.queue_wait.summary(), processing: c.processing.summary() },
             throughput_per_s: c.throughput.per_second(),

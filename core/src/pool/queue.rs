@@ -1,9 +1,16 @@
 //! The bounded job queue of one provider pool.
 //!
-//! A `VecDeque` behind one short-held mutex, plus three notifiers: `work`
-//! wakes workers when a job arrives, `space` wakes `block`-policy submitters
-//! when a slot frees, `reaper` wakes the pool's expiry task when a job with
-//! an earlier expiry than it is sleeping for arrives.
+//! A `VecDeque` behind one short-held mutex. Idle workers wait in stacks
+//! kept under the same lock ([`Parking`]): a push hands its job's wake-up to
+//! exactly one parked worker, chosen while the lock is held, so no wake-up
+//! is lost or wasted on a worker that is already busy. There is one stack
+//! per thread stripe, and a push prefers a worker that parked on its own
+//! thread: the woken worker then runs on that thread, next to the job it
+//! was handed and the submitter that awaits it, instead of dragging both
+//! across cores. Two notifiers:
+//! `space` wakes `block`-policy submitters when a slot frees, `reaper` wakes
+//! the pool's expiry task when a job with an earlier expiry than it is
+//! sleeping for arrives.
 //!
 //! Capacity counts *live* jobs (`live`), not deque entries: a job cancelled
 //! or expired while queued leaves a tombstone (its state is `DONE`) that
@@ -11,24 +18,30 @@
 //! removal. Tombstones are compacted away when they outnumber the capacity,
 //! so memory stays bounded.
 //!
-//! Jobs get their `enqueued_at` under the lock, so the deque is ordered by
-//! it and the job at the front is always the next to exceed the queue wait
-//! limit. Jobs with a request deadline are also kept in a min-heap by
+//! Jobs are stamped `enqueued_at` just before the lock is taken (the clock
+//! read stays out of the critical section), so the deque is ordered by it
+//! up to that gap of nanoseconds, and the job at the front is the next to
+//! exceed the queue wait limit up to the same gap. Jobs with a request deadline are also kept in a min-heap by
 //! deadline. Together they let the reaper find the next expiry in O(log n).
 //!
-//! Invariant (under the lock): `live` = number of deque entries whose state
-//! is `QUEUED`, and `live <= capacity`.
+//! Invariants (under the lock): `live` = number of deque entries whose
+//! state is `QUEUED`, and `live <= capacity`; a worker is in `idle` at most
+//! once, and never while it holds a job.
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BinaryHeap, VecDeque};
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
+use futures_util::task::AtomicWaker;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
 use super::job::{JobInner, DONE, QUEUED, RUNNING};
+use crate::stats::{thread_stripe, STRIPES};
 
 /// A queued job keyed by its request deadline (min-heap via `Reverse`).
 struct ByDeadline(Instant, Arc<JobInner>);
@@ -50,8 +63,45 @@ impl Ord for ByDeadline {
     }
 }
 
+/// One worker's wake-up cell: it parks on it when the queue is empty, and a
+/// push (or the queue closing) unparks it.
+#[derive(Default)]
+pub(crate) struct Parking {
+    unparked: AtomicBool,
+    /// In the queue's idle stacks (changed only under the queue lock).
+    listed: AtomicBool,
+    /// Which stack (changed only under the queue lock).
+    stack: AtomicUsize,
+    waker: AtomicWaker,
+}
+
+impl Parking {
+    fn unpark(&self) {
+        self.unparked.store(true, Release);
+        self.waker.wake();
+    }
+
+    /// Resolves once the worker was unparked (since it last parked).
+    pub fn parked(&self) -> impl Future<Output = ()> + '_ {
+        std::future::poll_fn(move |cx| {
+            if self.unparked.load(Acquire) {
+                return Poll::Ready(());
+            }
+            self.waker.register(cx.waker());
+            if self.unparked.load(Acquire) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+    }
+}
+
 pub(crate) struct QueueState {
     deque: VecDeque<Arc<JobInner>>,
+    /// Parked workers by the thread stripe they parked on, most recently
+    /// parked last (woken first: its cache is warm).
+    idle: [Vec<Arc<Parking>>; STRIPES],
     deadlines: BinaryHeap<Reverse<ByDeadline>>,
     pub live: usize,
     /// No more pushes: the pool is shutting down.
@@ -64,8 +114,6 @@ pub(crate) struct JobQueue {
     state: Mutex<QueueState>,
     pub capacity: usize,
     wait_timeout: Duration,
-    /// Signalled when a job is pushed or the queue closes.
-    pub work: Notify,
     /// Signalled when a slot frees or the queue closes (only if someone waits).
     pub space: Notify,
     /// Submitters currently waiting for space.
@@ -86,6 +134,7 @@ pub(crate) enum Push {
 /// What a pop found.
 pub(crate) enum Popped {
     Job(Arc<JobInner>),
+    /// Nothing to run: the worker is now parked (wait on [`Parking::parked`]).
     Empty,
     Closed,
 }
@@ -98,11 +147,36 @@ pub(crate) struct Sweep {
     pub finished: bool,
 }
 
+impl QueueState {
+    /// A parked worker to hand a job to: one that parked on this thread if
+    /// any, else any. Unlisted on the way out.
+    fn take_idle(&mut self) -> Option<Arc<Parking>> {
+        let here = thread_stripe();
+        let w = match self.idle[here].pop() {
+            Some(w) => w,
+            None => self.idle.iter_mut().find_map(|s| s.pop())?,
+        };
+        w.listed.store(false, Relaxed);
+        Some(w)
+    }
+
+    /// Takes `worker` out of the idle stacks; false if it was not listed.
+    fn unlist(&mut self, worker: &Arc<Parking>) -> bool {
+        if !worker.listed.swap(false, Relaxed) {
+            return false;
+        }
+        let stack = &mut self.idle[worker.stack.load(Relaxed)];
+        stack.retain(|w| !Arc::ptr_eq(w, worker));
+        true
+    }
+}
+
 impl JobQueue {
     pub fn new(capacity: usize, wait_timeout: Duration) -> Self {
         JobQueue {
             state: Mutex::new(QueueState {
                 deque: VecDeque::with_capacity(capacity.min(4096)),
+                idle: Default::default(),
                 deadlines: BinaryHeap::new(),
                 live: 0,
                 closed: false,
@@ -110,7 +184,6 @@ impl JobQueue {
             }),
             capacity,
             wait_timeout,
-            work: Notify::new(),
             space: Notify::new(),
             space_waiters: AtomicUsize::new(0),
             reaper: Notify::new(),
@@ -123,9 +196,10 @@ impl JobQueue {
         }
     }
 
-    /// Queues `job` if there is room (or, with `evict_oldest`, makes room by
-    /// evicting the oldest live job, which the caller must then finish).
-    pub fn push(&self, job: &Arc<JobInner>, evict_oldest: bool) -> Push {
+    /// Queues `job`, stamped as enqueued `at` (now), if there is room (or,
+    /// with `evict_oldest`, makes room by evicting the oldest live job,
+    /// which the caller must then finish).
+    pub fn push(&self, job: &Arc<JobInner>, evict_oldest: bool, at: Instant) -> Push {
         let mut st = self.state.lock();
         if st.closed {
             return Push::Closed;
@@ -147,8 +221,7 @@ impl JobQueue {
                 return Push::Full;
             }
         }
-        // Stamped under the lock, so the deque is ordered by `enqueued_at`.
-        job.set_enqueued_at(Instant::now());
+        job.set_enqueued_at(at);
         st.deque.push_back(job.clone());
         st.live += 1;
         let expiry = job.queue_expiry(self.wait_timeout);
@@ -162,8 +235,11 @@ impl JobQueue {
         if wake_reaper {
             st.reaper_at = Some(expiry);
         }
+        let worker = st.take_idle();
         drop(st);
-        self.work.notify_one();
+        if let Some(w) = worker {
+            w.unpark();
+        }
         if wake_reaper {
             self.reaper.notify_one();
         }
@@ -173,10 +249,11 @@ impl JobQueue {
         }
     }
 
-    /// Takes the oldest live job and marks it `RUNNING`. Jobs found expired
-    /// on the way are marked `DONE` and handed back in `expired` for the
-    /// caller to finish.
-    pub fn pop(&self, now: Instant, expired: &mut Vec<Arc<JobInner>>) -> Popped {
+    /// Takes the oldest live job and marks it `RUNNING`; with none to take,
+    /// parks `worker` (in the same critical section, so a push cannot slip
+    /// between the look and the parking). Jobs found expired on the way are
+    /// marked `DONE` and handed back in `expired` for the caller to finish.
+    pub fn pop(&self, now: Instant, expired: &mut Vec<Arc<JobInner>>, worker: &Arc<Parking>) -> Popped {
         let mut st = self.state.lock();
         let mut popped = None;
         while let Some(job) = st.deque.pop_front() {
@@ -197,6 +274,18 @@ impl JobQueue {
             }
         }
         let drained = st.closed && st.live == 0;
+        if popped.is_some() {
+            // Woken by a stale unpark while still listed: a busy worker must
+            // not be handed the next job's wake-up.
+            st.unlist(worker);
+        } else if !drained {
+            worker.unparked.store(false, Relaxed);
+            if !worker.listed.swap(true, Relaxed) {
+                let here = thread_stripe();
+                worker.stack.store(here, Relaxed);
+                st.idle[here].push(worker.clone());
+            }
+        }
         drop(st);
         for _ in 0..expired.len() + usize::from(popped.is_some()) {
             self.free_slot();
@@ -283,10 +372,29 @@ impl JobQueue {
         true
     }
 
+    /// Takes a parked worker out of the idle stack (to retire it); false if
+    /// a push already unparked it, in which case it has a job to look for.
+    pub fn unlist(&self, worker: &Arc<Parking>) -> bool {
+        self.state.lock().unlist(worker)
+    }
+
     /// Stops accepting pushes and wakes every waiter so it re-checks.
     pub fn close(&self) {
-        self.state.lock().closed = true;
-        self.work.notify_waiters();
+        let idle = {
+            let mut st = self.state.lock();
+            st.closed = true;
+            let mut all = Vec::new();
+            for stack in &mut st.idle {
+                all.append(stack);
+            }
+            for w in &all {
+                w.listed.store(false, Relaxed);
+            }
+            all
+        };
+        for w in idle {
+            w.unpark();
+        }
         self.space.notify_waiters();
         self.reaper.notify_one();
     }

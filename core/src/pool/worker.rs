@@ -6,7 +6,7 @@
 //! signal, its end-to-end deadline and the pool's abort token. The provider
 //! future runs inside `catch_unwind`, so a panic ends only that job (as
 //! INTERNAL, counted in `panics`) and the worker carries on: the pool keeps
-//! its full worker count. An idle worker is parked on the queue's notifier
+//! its full worker count. An idle worker is parked in the queue's idle stack
 //! and costs no CPU.
 
 use std::panic::AssertUnwindSafe;
@@ -21,7 +21,7 @@ use crate::stats::Outcome;
 
 use super::attempts::execute;
 use super::job::{JobInner, Output};
-use super::queue::Popped;
+use super::queue::{Parking, Popped};
 use super::PoolShared;
 
 /// The worker task.
@@ -29,42 +29,9 @@ pub(crate) async fn run(pool: Arc<PoolShared>) {
     let mut alive = super::TaskAlive { pool: pool.clone(), is_worker: true };
     let slot = super::watchdog::register(&pool);
     let mut expired = Vec::new();
+    let parking = Arc::new(Parking::default());
     loop {
-        // Fast path: take a job without touching the notifier.
-        let (popped, now) = match pop(&pool, &mut expired) {
-            (Popped::Empty, _) => {
-                // Register for a wake-up, then look again: a push between
-                // the first look and the registration is not missed.
-                let mut work = std::pin::pin!(pool.queue.work.notified());
-                work.as_mut().enable();
-                match pop(&pool, &mut expired) {
-                    (Popped::Empty, _) => {
-                        if pool.abort.is_tripped() {
-                            return;
-                        }
-                        match &pool.scaling {
-                            None => tokio::select! {
-                                _ = work => {}
-                                _ = pool.abort.tripped() => return,
-                            },
-                            Some(sc) => tokio::select! {
-                                _ = work => {}
-                                _ = pool.abort.tripped() => return,
-                                _ = tokio::time::sleep(std::time::Duration::from_millis(sc.idle_timeout_ms)) => {
-                                    if super::scaler::try_retire(&pool, sc) {
-                                        alive.is_worker = false; // already counted out
-                                        return;
-                                    }
-                                }
-                            },
-                        }
-                        continue;
-                    }
-                    other => other,
-                }
-            }
-            other => other,
-        };
+        let (popped, now) = pop(&pool, &mut expired, &parking);
         match popped {
             Popped::Job(job) => {
                 slot.start(&pool, job.id, super::watchdog::job_bound(&pool, now, job.deadline));
@@ -72,15 +39,35 @@ pub(crate) async fn run(pool: Arc<PoolShared>) {
                 slot.finish();
             }
             Popped::Closed => return,
-            Popped::Empty => {}
+            // Parked: wait for a push or the queue closing (an abort closes
+            // the queue first, so it unparks every worker too). No notifier
+            // shared by all workers is touched on this path.
+            Popped::Empty => {
+                if pool.abort.is_tripped() {
+                    return;
+                }
+                match &pool.scaling {
+                    None => parking.parked().await,
+                    Some(sc) => tokio::select! {
+                        _ = parking.parked() => {}
+                        _ = tokio::time::sleep(std::time::Duration::from_millis(sc.idle_timeout_ms)) => {
+                            // Unparked meanwhile: there is a job to look for.
+                            if pool.queue.unlist(&parking) && super::scaler::try_retire(&pool, sc) {
+                                alive.is_worker = false; // already counted out
+                                return;
+                            }
+                        }
+                    },
+                }
+            }
         }
     }
 }
 
 /// Pops the next job, finishing any expired ones found on the way.
-fn pop(pool: &PoolShared, expired: &mut Vec<Arc<JobInner>>) -> (Popped, Instant) {
+fn pop(pool: &PoolShared, expired: &mut Vec<Arc<JobInner>>, parking: &Arc<Parking>) -> (Popped, Instant) {
     let now = Instant::now();
-    let popped = pool.queue.pop(now, expired);
+    let popped = pool.queue.pop(now, expired, parking);
     for job in expired.drain(..) {
         let err = pool.expiry_error(&job, now);
         pool.finish(&job, Err(err), Outcome::TimedOut);

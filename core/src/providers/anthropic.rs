@@ -179,15 +179,14 @@ fn tool_use_blocks(m: &Message) -> Result<Vec<Value>> {
 }
 
 /// Anthropic stop reason → OpenAI finish reason.
-pub(crate) fn finish_reason(stop: &str) -> String {
-    match stop {
+pub(crate) fn finish_reason(stop: &str) -> std::borrow::Cow<'static, str> {
+    crate::types::well_known(match stop {
         "end_turn" | "stop_sequence" | "pause_turn" => "stop",
         "max_tokens" => "length",
         "tool_use" => "tool_calls",
         "refusal" => "content_filter",
         other => other,
-    }
-    .to_string()
+    })
 }
 
 /// Maps a Messages API response to a `chat.completion`.
@@ -304,7 +303,7 @@ impl AnthropicDecoder {
         }
     }
 
-    fn chunk(&self, delta: Delta, finish: Option<String>, usage: Option<Usage>) -> Chunk {
+    fn chunk(&self, delta: Delta, finish: Option<std::borrow::Cow<'static, str>>, usage: Option<Usage>) -> Chunk {
         Chunk::of(&self.id, self.created, &self.model, delta, finish, usage)
     }
 

@@ -122,15 +122,14 @@ pub(crate) fn request_body(req: &Request) -> Result<Value> {
 }
 
 /// Converse stop reason → OpenAI finish reason.
-pub(crate) fn finish_reason(stop: &str) -> String {
-    match stop {
+pub(crate) fn finish_reason(stop: &str) -> std::borrow::Cow<'static, str> {
+    crate::types::well_known(match stop {
         "end_turn" | "stop_sequence" => "stop",
         "max_tokens" => "length",
         "tool_use" => "tool_calls",
         "content_filtered" | "guardrail_intervened" => "content_filter",
         other => other,
-    }
-    .to_string()
+    })
 }
 
 fn usage_from(u: Option<&Value>) -> Usage {
@@ -321,7 +320,7 @@ impl BedrockDecoder {
         }
     }
 
-    fn chunk(&self, delta: Delta, finish: Option<String>, usage: Option<Usage>) -> Chunk {
+    fn chunk(&self, delta: Delta, finish: Option<std::borrow::Cow<'static, str>>, usage: Option<Usage>) -> Chunk {
         Chunk::of(&self.id, self.created, &self.model, delta, finish, usage)
     }
 }

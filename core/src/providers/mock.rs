@@ -42,6 +42,26 @@ fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
+/// `chatcmpl-mock-<job id>`, without the formatting machinery (hot path).
+fn completion_id(job_id: u64) -> String {
+    const PREFIX: &str = "chatcmpl-mock-";
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut n = job_id;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let mut id = String::with_capacity(PREFIX.len() + digits.len() - i);
+    id.push_str(PREFIX);
+    id.extend(digits[i..].iter().map(|&d| d as char));
+    id
+}
+
 /// SplitMix64: mixes a seed with job and attempt numbers.
 fn mix(mut x: u64) -> u64 {
     x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -109,9 +129,12 @@ impl MockProvider {
     }
 
     fn reply(req: &Request) -> (String, Usage) {
-        let content = format!("echo: {}", req.last_user_text());
+        let last = req.last_user_text();
+        let mut content = String::with_capacity(6 + last.len());
+        content.push_str("echo: ");
+        content.push_str(&last);
         let prompt: u64 = req.messages.iter().map(|m| words(&m.content.text())).sum();
-        let completion = words(&content);
+        let completion = 1 + words(&last);
         (content, Usage { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion })
     }
 
@@ -120,7 +143,7 @@ impl MockProvider {
         self.behave(&d).await?;
         let (content, usage) = Self::reply(req);
         Ok(Response {
-            id: format!("chatcmpl-mock-{}", ctx.job_id),
+            id: completion_id(ctx.job_id),
             object: "chat.completion".into(),
             created: unix_now(),
             model: ctx.model.to_string(),
@@ -142,15 +165,15 @@ impl MockProvider {
         let n = d.cfg.stream_chunks.unwrap_or(4).max(1) as usize;
         let chars: Vec<char> = content.chars().collect();
         let per = chars.len().div_ceil(n).max(1);
-        let id = format!("chatcmpl-mock-{}", ctx.job_id);
+        let id = completion_id(ctx.job_id);
         let created = unix_now();
         let mut chunks = VecDeque::with_capacity(n + 1);
         let pieces: Vec<String> = chars.chunks(per).map(|c| c.iter().collect()).collect();
-        let mk = |delta: Delta, finish: Option<String>, usage: Option<Usage>| {
+        let mk = |delta: Delta, finish: Option<std::borrow::Cow<'static, str>>, usage: Option<Usage>| {
             Chunk::of(&id, created, ctx.model, delta, finish, usage)
         };
         for (i, piece) in pieces.into_iter().enumerate() {
-            let role = (i == 0).then(|| "assistant".to_string());
+            let role = (i == 0).then_some(std::borrow::Cow::Borrowed("assistant"));
             chunks.push_back(Ok(mk(Delta { role, content: Some(piece), tool_calls: None }, None, None)));
         }
         chunks.push_back(Ok(mk(Delta::default(), Some("stop".into()), Some(usage))));
@@ -186,5 +209,27 @@ impl MockProvider {
             usage: Usage { prompt_tokens: tokens, completion_tokens: 0, total_tokens: tokens },
             extra_fields: ExtraFields::default(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn completion_ids_match_the_formatted_ones() {
+        for id in [0, 7, 10, 99, 1_234_567_890, u64::MAX] {
+            assert_eq!(completion_id(id), format!("chatcmpl-mock-{id}"));
+        }
+    }
+
+    #[test]
+    fn reply_echoes_and_counts_words() {
+        let (content, usage) = MockProvider::reply(&Request::new("mock/m", "hello big world"));
+        assert_eq!(content, "echo: hello big world");
+        assert_eq!((usage.prompt_tokens, usage.completion_tokens, usage.total_tokens), (3, 4, 7));
+        let (content, usage) = MockProvider::reply(&Request::new("mock/m", ""));
+        assert_eq!(content, "echo: ");
+        assert_eq!(usage.completion_tokens, 1);
     }
 }

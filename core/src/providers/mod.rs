@@ -81,28 +81,30 @@ impl ProviderImpl {
         })
     }
 
+    // HTTP calls are boxed: their futures are kilobytes, and an unboxed one
+    // would make every job's future (mock included) that large to move.
     pub async fn chat(&self, req: &Request, ctx: &CallCtx<'_>) -> Result<Response> {
         match self {
             ProviderImpl::Mock(p) => p.chat(req, ctx).await,
-            ProviderImpl::OpenAi(p) => p.chat(req, ctx).await,
-            ProviderImpl::Anthropic(p) => p.chat(req, ctx).await,
-            ProviderImpl::Bedrock(p) => p.chat(req, ctx).await,
+            ProviderImpl::OpenAi(p) => Box::pin(p.chat(req, ctx)).await,
+            ProviderImpl::Anthropic(p) => Box::pin(p.chat(req, ctx)).await,
+            ProviderImpl::Bedrock(p) => Box::pin(p.chat(req, ctx)).await,
         }
     }
 
     pub async fn stream(&self, req: &Request, ctx: &CallCtx<'_>) -> Result<ChunkStream> {
         match self {
             ProviderImpl::Mock(p) => p.stream(req, ctx).await,
-            ProviderImpl::OpenAi(p) => p.stream(req, ctx).await,
-            ProviderImpl::Anthropic(p) => p.stream(req, ctx).await,
-            ProviderImpl::Bedrock(p) => p.stream(req, ctx).await,
+            ProviderImpl::OpenAi(p) => Box::pin(p.stream(req, ctx)).await,
+            ProviderImpl::Anthropic(p) => Box::pin(p.stream(req, ctx)).await,
+            ProviderImpl::Bedrock(p) => Box::pin(p.stream(req, ctx)).await,
         }
     }
 
     pub async fn embed(&self, req: &EmbedRequest, ctx: &CallCtx<'_>) -> Result<EmbedResponse> {
         match self {
             ProviderImpl::Mock(p) => p.embed(req, ctx).await,
-            ProviderImpl::OpenAi(p) => p.embed(req, ctx).await,
+            ProviderImpl::OpenAi(p) => Box::pin(p.embed(req, ctx)).await,
             ProviderImpl::Anthropic(_) | ProviderImpl::Bedrock(_) => Err(crate::error::Error::invalid(format!(
                 "provider '{}' (kind {}) has no embeddings endpoint in bifrost; use an OpenAI-compatible provider",
                 ctx.provider,
