@@ -27,7 +27,9 @@ fn run(gw: &Arc<Gateway>, threads: usize, per_thread: u64, json: bool) -> f64 {
                     let mut job = runtime::block_on(gw.submit(req)).expect("runtime").expect("submit");
                     let resp = job.wait_blocking(None).expect("no timeout").expect("response");
                     if json {
-                        std::hint::black_box(serde_json::to_string(&resp).expect("serialize"));
+                        let mut out = Vec::new();
+                        bifrost_core::json::write_response(&mut out, &resp);
+                        std::hint::black_box(out);
                     } else {
                         std::hint::black_box(resp);
                     }

@@ -142,13 +142,9 @@ impl BifrostJob {
             State::Pending(_) => BifrostStatus::BIFROST_PENDING,
             State::Done(Ok(resp)) => {
                 let mut buf = self.buffers.get();
-                match serde_json::to_writer(&mut *buf, resp) {
-                    Ok(()) => {
-                        *response_json = c_string_from_bytes(&buf);
-                        BifrostStatus::BIFROST_OK
-                    }
-                    Err(e) => fail(err, &Error::Internal { message: format!("serialize response: {e}") }),
-                }
+                bifrost_core::json::write_response(&mut buf, resp);
+                *response_json = c_string_from_bytes(&buf);
+                BifrostStatus::BIFROST_OK
             }
             State::Done(Err(e)) => fail(err, e),
         }
@@ -407,13 +403,9 @@ fn notify(
     let prepared = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match outcome {
         Ok(resp) => {
             let mut buf = buffers.get();
-            match serde_json::to_writer(&mut *buf, &resp) {
-                Ok(()) => {
-                    buf.push(0);
-                    (BifrostStatus::BIFROST_OK, Some(buf), None)
-                }
-                Err(e) => (BifrostStatus::BIFROST_INTERNAL, None, Some(cstring(format!("serialize response: {e}")))),
-            }
+            bifrost_core::json::write_response(&mut buf, &resp);
+            buf.push(0);
+            (BifrostStatus::BIFROST_OK, Some(buf), None)
         }
         Err(e) => (status_of(&e), None, Some(cstring(message_of(&e)))),
     }));

@@ -20,6 +20,7 @@
 pub mod config;
 pub mod error;
 pub mod gateway;
+pub mod json;
 pub mod objpool;
 mod pool;
 pub mod providers;

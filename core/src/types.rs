@@ -63,14 +63,50 @@ impl Message {
 }
 
 /// Message content: a string, or OpenAI content parts.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
 #[serde(untagged)]
-#[derive(Default)]
 pub enum Content {
     Text(String),
     Parts(Vec<Value>),
     #[default]
     Null,
+}
+
+/// Deserialized by the JSON type it finds (a derived untagged enum would
+/// buffer every message's content and try each variant in turn).
+impl<'de> Deserialize<'de> for Content {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Content;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string, a list of content parts or null")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<Content, E> {
+                Ok(Content::Text(v.to_string()))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> std::result::Result<Content, E> {
+                Ok(Content::Text(v))
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> std::result::Result<Content, E> {
+                Ok(Content::Null)
+            }
+            fn visit_none<E: serde::de::Error>(self) -> std::result::Result<Content, E> {
+                Ok(Content::Null)
+            }
+            fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> std::result::Result<Content, D::Error> {
+                d.deserialize_any(self)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<Content, A::Error> {
+                let mut parts = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+                while let Some(p) = seq.next_element()? {
+                    parts.push(p);
+                }
+                Ok(Content::Parts(parts))
+            }
+        }
+        d.deserialize_any(Visit)
+    }
 }
 
 impl Content {
@@ -430,5 +466,33 @@ pub(crate) fn well_known(s: &str) -> Cow<'static, str> {
     match KNOWN.iter().find(|k| **k == s) {
         Some(k) => Cow::Borrowed(k),
         None => Cow::Owned(s.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod content_tests {
+    use super::*;
+
+    fn content_of(json: &str) -> Result<Content> {
+        let text = format!(r#"{{"model": "p/m", "messages": [{{"role": "user", "content": {json}}}]}}"#);
+        Request::from_json(&text).map(|r| r.messages[0].content.clone())
+    }
+
+    #[test]
+    fn content_is_text_parts_or_null() {
+        assert_eq!(content_of(r#""hi \"there\"""#).unwrap(), Content::Text("hi \"there\"".into()));
+        let parts = content_of(r#"[{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]"#).unwrap();
+        assert_eq!(parts.text(), "a b");
+        assert_eq!(content_of("null").unwrap(), Content::Null);
+        let missing = Request::from_json(r#"{"model": "p/m", "messages": [{"role": "user"}]}"#).unwrap();
+        assert_eq!(missing.messages[0].content, Content::Null);
+        let err = content_of("5").unwrap_err().to_string();
+        assert!(
+            err.contains("messages[0].content") && err.contains("a string, a list of content parts or null"),
+            "{err}"
+        );
+        // The same from an already parsed value (Python and Node hand those in).
+        let v = serde_json::json!({"model": "p/m", "messages": [{"role": "user", "content": [{"type": "text", "text": "x"}]}]});
+        assert_eq!(Request::from_value(v).unwrap().messages[0].content.text(), "x");
     }
 }
