@@ -29,32 +29,38 @@ use serde::Serialize;
 pub type Wake = ThreadsafeFunction<(), Unknown<'static>, (), napi::Status, false, true, 0>;
 
 pub struct Hub {
-    pending: Mutex<String>,
+    /// Serialized events, comma-separated (always UTF-8: JSON text).
+    pending: Mutex<Vec<u8>>,
     scheduled: AtomicBool,
     wake: Wake,
 }
 
 impl Hub {
     pub fn new(wake: Wake) -> Self {
-        Hub { pending: Mutex::new(String::with_capacity(4096)), scheduled: AtomicBool::new(false), wake }
+        Hub { pending: Mutex::new(Vec::with_capacity(4096)), scheduled: AtomicBool::new(false), wake }
     }
 
     pub fn wake_fn(&self) -> &Wake {
         &self.wake
     }
 
-    fn push_raw(&self, event: &str) {
+    /// Appends one event, written by `write` into the pending buffer.
+    fn push_with(&self, write: impl FnOnce(&mut Vec<u8>)) {
         {
             let mut p = self.pending.lock();
             if !p.is_empty() {
-                p.push(',');
+                p.push(b',');
             }
-            p.push_str(event);
+            write(&mut p);
         }
         if !self.scheduled.swap(true, Ordering::AcqRel) {
             // A closed function (its thread is gone) has nobody to settle.
             let _ = self.wake.call((), ThreadsafeFunctionCallMode::NonBlocking);
         }
+    }
+
+    fn push_raw(&self, event: &str) {
+        self.push_with(|p| p.extend_from_slice(event.as_bytes()));
     }
 
     /// Appends a success event of `kind` carrying `value`.
@@ -63,6 +69,18 @@ impl Hub {
             Ok(v) => self.push_raw(&format!("{{\"i\":{id},\"k\":\"{kind}\",\"v\":{v}}}")),
             Err(e) => self.err(id, &bifrost_core::Error::Internal { message: format!("serialize: {e}") }),
         }
+    }
+
+    /// Appends a chat response event ("r"), written straight into the
+    /// pending buffer (the per-request hot path: no intermediate strings).
+    pub fn response(&self, id: u32, resp: &bifrost_core::Response) {
+        self.push_with(|p| {
+            p.extend_from_slice(b"{\"i\":");
+            p.extend_from_slice(itoa::Buffer::new().format(id).as_bytes());
+            p.extend_from_slice(b",\"k\":\"r\",\"v\":");
+            bifrost_core::json::write_response(p, resp);
+            p.push(b'}');
+        });
     }
 
     /// Appends an error event.
@@ -74,10 +92,11 @@ impl Hub {
     pub fn drain(&self) -> String {
         self.scheduled.store(false, Ordering::Release);
         let body = std::mem::take(&mut *self.pending.lock());
-        let mut out = String::with_capacity(body.len() + 2);
-        out.push('[');
-        out.push_str(&body);
-        out.push(']');
-        out
+        let mut out = Vec::with_capacity(body.len() + 2);
+        out.push(b'[');
+        out.extend_from_slice(&body);
+        out.push(b']');
+        // Every event is JSON text written from `&str`s and JSON writers.
+        String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
     }
 }

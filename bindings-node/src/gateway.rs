@@ -128,7 +128,7 @@ impl NativeGateway {
                     Err(e) => Err(e),
                 };
                 match out {
-                    Ok(resp) => hub.ok(id, "r", &resp),
+                    Ok(resp) => hub.response(id, &resp),
                     Err(e) => hub.err(id, &e),
                 }
             });
@@ -189,7 +189,7 @@ impl NativeGateway {
             // The finished job handle is dropped here, outside every lock.
             ctl.state.lock().job.take();
             match out {
-                Ok(resp) => hub.ok(id, "r", &resp),
+                Ok(resp) => hub.response(id, &resp),
                 Err(e) => hub.err(id, &e),
             }
         });
