@@ -72,10 +72,18 @@ pub(crate) struct Parking {
     listed: AtomicBool,
     /// Which stack (changed only under the queue lock).
     stack: AtomicUsize,
+    /// A job a push handed over directly (already `RUNNING`); the worker
+    /// takes it before anything else when it wakes.
+    handed: Mutex<Option<Arc<JobInner>>>,
     waker: AtomicWaker,
 }
 
 impl Parking {
+    /// The job a push handed to this worker, if any.
+    pub fn take_handed(&self) -> Option<Arc<JobInner>> {
+        self.handed.lock().take()
+    }
+
     fn unpark(&self) {
         self.unparked.store(true, Release);
         self.waker.wake();
@@ -204,6 +212,18 @@ impl JobQueue {
         if st.closed {
             return Push::Closed;
         }
+        job.set_enqueued_at(at);
+        // A parked worker means nothing is queued (it parked on an empty
+        // queue and every push since woke one worker): hand the job to it
+        // directly, already RUNNING, so it never takes the lock to pop it.
+        if let Some(worker) = st.take_idle() {
+            if job.transition(QUEUED, RUNNING) {
+                *worker.handed.lock() = Some(job.clone());
+            }
+            drop(st);
+            worker.unpark();
+            return Push::Queued;
+        }
         let mut evicted = None;
         if st.live >= self.capacity {
             if !evict_oldest {
@@ -221,7 +241,6 @@ impl JobQueue {
                 return Push::Full;
             }
         }
-        job.set_enqueued_at(at);
         st.deque.push_back(job.clone());
         st.live += 1;
         let expiry = job.queue_expiry(self.wait_timeout);
@@ -235,11 +254,7 @@ impl JobQueue {
         if wake_reaper {
             st.reaper_at = Some(expiry);
         }
-        let worker = st.take_idle();
         drop(st);
-        if let Some(w) = worker {
-            w.unpark();
-        }
         if wake_reaper {
             self.reaper.notify_one();
         }
@@ -255,6 +270,11 @@ impl JobQueue {
     /// marked `DONE` and handed back in `expired` for the caller to finish.
     pub fn pop(&self, now: Instant, expired: &mut Vec<Arc<JobInner>>, worker: &Arc<Parking>) -> Popped {
         let mut st = self.state.lock();
+        // Handed a job since the caller last looked (hand-offs happen under
+        // this lock, so none can slip in after this check).
+        if let Some(job) = worker.take_handed() {
+            return Popped::Job(job);
+        }
         let mut popped = None;
         while let Some(job) = st.deque.pop_front() {
             if job.state() != QUEUED {

@@ -43,7 +43,9 @@ pub(crate) async fn run(pool: Arc<PoolShared>) {
             // the queue first, so it unparks every worker too). No notifier
             // shared by all workers is touched on this path.
             Popped::Empty => {
-                if pool.abort.is_tripped() {
+                // Leave only if still listed: a push may have just handed
+                // this worker a job, which it must run (or end) first.
+                if pool.abort.is_tripped() && pool.queue.unlist(&parking) {
                     return;
                 }
                 match &pool.scaling {
@@ -64,9 +66,13 @@ pub(crate) async fn run(pool: Arc<PoolShared>) {
     }
 }
 
-/// Pops the next job, finishing any expired ones found on the way.
+/// The next job: one handed to this worker by a push, else the oldest
+/// queued one (finishing any expired ones found on the way).
 fn pop(pool: &PoolShared, expired: &mut Vec<Arc<JobInner>>, parking: &Arc<Parking>) -> (Popped, Instant) {
     let now = Instant::now();
+    if let Some(job) = parking.take_handed() {
+        return (Popped::Job(job), now);
+    }
     let popped = pool.queue.pop(now, expired, parking);
     for job in expired.drain(..) {
         let err = pool.expiry_error(&job, now);
