@@ -12,7 +12,6 @@
 //! Streams end with `message_stop`; an `error` event is a PROVIDER error.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::{json, Map, Value};
@@ -29,10 +28,6 @@ const DEFAULT_MAX_TOKENS: u64 = 1024;
 
 pub(crate) struct Anthropic {
     http: HttpClient,
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 /// An OpenAI content part → an Anthropic content block.
@@ -215,7 +210,7 @@ pub(crate) fn response_from(v: &Value, model: &str) -> Result<Response> {
     Ok(Response {
         id: v.get("id").and_then(Value::as_str).unwrap_or_default().to_string(),
         object: "chat.completion".into(),
-        created: unix_now(),
+        created: super::unix_now_s(),
         model: v.get("model").and_then(Value::as_str).unwrap_or(model).to_string(),
         choices: vec![Choice {
             index: 0,
@@ -297,7 +292,7 @@ impl AnthropicDecoder {
             provider: provider.to_string(),
             id: String::new(),
             model: model.to_string(),
-            created: unix_now(),
+            created: super::unix_now_s(),
             prompt_tokens: 0,
             tool_index: Vec::new(),
         }

@@ -11,7 +11,7 @@
 //! `metadata` carries usage, an exception frame is a PROVIDER error.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
@@ -33,10 +33,6 @@ pub(crate) struct Bedrock {
     http: HttpClient,
     /// True when `network_config.base_url` was set (else per-key region).
     custom_base: bool,
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 /// Percent-encodes a path segment (RFC 3986 unreserved characters stay).
@@ -149,7 +145,7 @@ pub(crate) fn response_from(v: &Value, model: &str, id: String) -> Option<Respon
     Some(Response {
         id,
         object: "chat.completion".into(),
-        created: unix_now(),
+        created: super::unix_now_s(),
         model: model.to_string(),
         choices: vec![Choice {
             index: 0,
@@ -314,7 +310,7 @@ impl BedrockDecoder {
             provider: provider.to_string(),
             model: model.to_string(),
             id,
-            created: unix_now(),
+            created: super::unix_now_s(),
             stopped: false,
             done: false,
         }

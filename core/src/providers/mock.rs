@@ -11,7 +11,7 @@
 //! same numbers whatever its job id. Without a seed it is random.
 
 use std::collections::VecDeque;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use crate::config::MockConfig;
 use crate::error::{Error, Result};
@@ -36,10 +36,6 @@ struct Draw {
 
 fn words(s: &str) -> u64 {
     s.split_whitespace().count() as u64
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 /// `chatcmpl-mock-<job id>`, without the formatting machinery (hot path).
@@ -145,7 +141,7 @@ impl MockProvider {
         Ok(Response {
             id: completion_id(ctx.job_id),
             object: "chat.completion".into(),
-            created: unix_now(),
+            created: super::unix_now_s(),
             model: ctx.model.to_string(),
             choices: vec![Choice {
                 index: 0,
@@ -166,7 +162,7 @@ impl MockProvider {
         let chars: Vec<char> = content.chars().collect();
         let per = chars.len().div_ceil(n).max(1);
         let id = completion_id(ctx.job_id);
-        let created = unix_now();
+        let created = super::unix_now_s();
         let mut chunks = VecDeque::with_capacity(n + 1);
         let pieces: Vec<String> = chars.chunks(per).map(|c| c.iter().collect()).collect();
         let mk = |delta: Delta, finish: Option<std::borrow::Cow<'static, str>>, usage: Option<Usage>| {
