@@ -51,6 +51,13 @@ pub enum Output {
     Embed(EmbedResponse),
 }
 
+/// A job's slot: its work, then its outcome (each taken once).
+enum Slot {
+    Work(Work),
+    Outcome(Result<Output>),
+    Empty,
+}
+
 /// The shared state of one job, owned jointly by its handle, the queue and
 /// the worker running it.
 pub(crate) struct JobInner {
@@ -60,7 +67,9 @@ pub(crate) struct JobInner {
     cancel_requested: AtomicBool,
     /// Wakes the worker running this job when it is cancelled.
     pub cancel_signal: Notify,
-    pub work: Mutex<Option<Work>>,
+    /// The work until a worker takes it, then the outcome until the handle
+    /// takes it (one slot for both keeps the job a few cache lines smaller).
+    slot: Mutex<Slot>,
     /// Model name without the provider prefix.
     pub model: String,
     pub submitted_at: Instant,
@@ -70,8 +79,6 @@ pub(crate) struct JobInner {
     /// End-to-end deadline from the request's `timeout_ms`.
     pub deadline: Option<Instant>,
     pub timeout_ms: Option<u64>,
-    /// The completion slot: written once by `deliver`, taken once by the handle.
-    outcome: Mutex<Option<Result<Output>>>,
     delivered: AtomicBool,
     waker: AtomicWaker,
 }
@@ -89,13 +96,12 @@ impl JobInner {
             state: AtomicU8::new(QUEUED),
             cancel_requested: AtomicBool::new(false),
             cancel_signal: Notify::new(),
-            work: Mutex::new(Some(work)),
+            slot: Mutex::new(Slot::Work(work)),
             model,
             submitted_at,
             enqueued_ns: AtomicU64::new(since_epoch(submitted_at)),
             deadline: timeout_ms.map(|t| submitted_at + Duration::from_millis(t)),
             timeout_ms,
-            outcome: Mutex::new(None),
             delivered: AtomicBool::new(false),
             waker: AtomicWaker::new(),
         })
@@ -123,10 +129,34 @@ impl JobInner {
         self.cancel_requested.load(Ordering::Acquire)
     }
 
+    /// Takes the work to run (once; `None` if already taken or ended).
+    pub(crate) fn take_work(&self) -> Option<Work> {
+        let mut slot = self.slot.lock();
+        match std::mem::replace(&mut *slot, Slot::Empty) {
+            Slot::Work(w) => Some(w),
+            other => {
+                *slot = other;
+                None
+            }
+        }
+    }
+
+    /// Takes the delivered outcome (once).
+    fn take_outcome(&self) -> Option<Result<Output>> {
+        let mut slot = self.slot.lock();
+        match std::mem::replace(&mut *slot, Slot::Empty) {
+            Slot::Outcome(o) => Some(o),
+            other => {
+                *slot = other;
+                None
+            }
+        }
+    }
+
     /// Hands the outcome to the handle. Called exactly once, by the party
     /// that moved the job to `DONE`, after it updated the counters.
     pub(crate) fn deliver(&self, outcome: Result<Output>) {
-        *self.outcome.lock() = Some(outcome);
+        *self.slot.lock() = Slot::Outcome(outcome);
         self.delivered.store(true, Ordering::Release);
         self.waker.wake();
     }
@@ -507,7 +537,7 @@ impl<T: JobOutput> Job<T> {
                 return Poll::Pending;
             }
         }
-        let outcome = inner.outcome.lock().take();
+        let outcome = inner.take_outcome();
         Poll::Ready(match outcome {
             Some(o) => o.and_then(T::from_output),
             None => Err(Error::Internal { message: "job outcome was taken twice (bifrost bug: please report)".into() }),

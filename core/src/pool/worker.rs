@@ -130,7 +130,7 @@ async fn run_job(pool: &PoolShared, job: Arc<JobInner>, started: Instant) {
     let c = &pool.counters;
     c.running.fetch_add(1, Ordering::Relaxed);
     c.queue_wait.record(started.saturating_duration_since(job.enqueued_at()));
-    let work = job.work.lock().take();
+    let work = job.take_work();
     let outcome: (Result<Output>, Outcome) = match work {
         None => (Err(Error::Internal { message: "job had no work to run".into() }), Outcome::Failed),
         Some(_) if job.cancel_requested() => {
