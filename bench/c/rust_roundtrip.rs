@@ -1,14 +1,17 @@
 //! Rust side of the round-trip bench (built as the `rust_roundtrip`
 //! example of bifrost-c): the same submit -> wait on the zero-latency mock
-//! through `bifrost_core` from plain threads — `block_on(gw.submit(req))`
-//! then `Job::wait_blocking` — with no JSON on either side.
+//! through `bifrost_core` from plain threads — `gw.submit(req)` polled
+//! once (as the C API does; `block_on` only if it must wait for queue
+//! space), then `Job::wait_blocking` — with no JSON on either side.
 //! With a third argument `json`, each round trip also does what the C API
 //! does on top: parse the request from JSON text and serialize the response
 //! to a JSON string (so the ratio isolates the FFI layer itself).
 //! Prints one line: "rust <threads> <round trips> <ns per round trip>".
 //! Usage: rust_roundtrip THREADS ROUND_TRIPS_PER_THREAD [json]
 
+use std::future::Future;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use bifrost_core::{runtime, Gateway, Request};
@@ -24,7 +27,14 @@ fn run(gw: &Arc<Gateway>, threads: usize, per_thread: u64, json: bool) -> f64 {
                 let req = Request::new("mock/m", "hi");
                 for _ in 0..per_thread {
                     let req = if json { Request::from_json(REQUEST).expect("request") } else { req.clone() };
-                    let mut job = runtime::block_on(gw.submit(req)).expect("runtime").expect("submit");
+                    // As the C API does: poll the submit once (it only waits on
+                    // a full `block` queue), park the thread only if it must.
+                    let mut submit = std::pin::pin!(gw.submit(req));
+                    let submitted = match submit.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+                        Poll::Ready(done) => done,
+                        Poll::Pending => runtime::block_on(submit).expect("runtime"),
+                    };
+                    let mut job = submitted.expect("submit");
                     let resp = job.wait_blocking(None).expect("no timeout").expect("response");
                     if json {
                         let mut out = Vec::new();

@@ -174,7 +174,18 @@ pub(crate) unsafe fn set_string(out: *mut *mut c_char, s: String) {
     *out = c_string(s);
 }
 
-/// Releases a string made by [`c_string`] / [`c_string_from_bytes`].
+/// A caller-owned C string that takes over `json`, text written by
+/// `bifrost_core::json` (which never writes a NUL byte: U+0000 inside a
+/// string is escaped as `\u0000`), without copying or scanning it.
+pub(crate) fn c_string_from_json(mut json: Vec<u8>) -> *mut c_char {
+    debug_assert!(!json.contains(&0), "JSON text with a NUL byte");
+    json.push(0);
+    // SAFETY: `json` ends with its only NUL byte (see above).
+    unsafe { CString::from_vec_with_nul_unchecked(json) }.into_raw()
+}
+
+/// Releases a string made by [`c_string`] / [`c_string_from_bytes`] /
+/// [`c_string_from_json`].
 ///
 /// # Safety
 /// `s` is NULL or came from this library and was not freed yet.

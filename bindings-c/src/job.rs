@@ -26,7 +26,7 @@ use bifrost_core::objpool::BufferPool;
 use bifrost_core::{runtime, Error, Gateway, Job, Request, Response};
 use parking_lot::Mutex;
 
-use crate::boundary::{c_string_from_bytes, check_out, check_ptr, check_str, clear, ffi_boundary, panic_message};
+use crate::boundary::{c_string_from_json, check_out, check_ptr, check_str, clear, ffi_boundary, panic_message};
 use crate::errors::{fail, message_of, status_of, BifrostStatus};
 use crate::gateway::BifrostGateway;
 
@@ -39,7 +39,6 @@ pub struct BifrostJob {
     state: Mutex<State>,
     fan: Arc<FanOut>,
     fan_waker: Waker,
-    buffers: Arc<BufferPool>,
     id: u64,
 }
 
@@ -76,15 +75,9 @@ impl Wake for FanOut {
 }
 
 impl BifrostJob {
-    fn new(job: Job<Response>, buffers: Arc<BufferPool>) -> Self {
+    fn new(job: Job<Response>) -> Self {
         let fan = Arc::new(FanOut::default());
-        BifrostJob {
-            id: job.id(),
-            state: Mutex::new(State::Pending(job)),
-            fan_waker: Waker::from(fan.clone()),
-            fan,
-            buffers,
-        }
+        BifrostJob { id: job.id(), state: Mutex::new(State::Pending(job)), fan_waker: Waker::from(fan.clone()), fan }
     }
 
     /// Polls the core job once (with the fan-out waker); true once finished.
@@ -141,9 +134,9 @@ impl BifrostJob {
         match &*st {
             State::Pending(_) => BifrostStatus::BIFROST_PENDING,
             State::Done(Ok(resp)) => {
-                let mut buf = self.buffers.get();
-                bifrost_core::json::write_response(&mut buf, resp);
-                *response_json = c_string_from_bytes(&buf);
+                let mut json = Vec::with_capacity(512);
+                bifrost_core::json::write_response(&mut json, resp);
+                *response_json = c_string_from_json(json);
                 BifrostStatus::BIFROST_OK
             }
             State::Done(Err(e)) => fail(err, e),
@@ -156,9 +149,14 @@ impl BifrostJob {
 fn submit_core(gw: &Gateway, request_json: &str) -> Result<Job<Response>, Error> {
     let request = Request::from_json(request_json)?;
     if runtime::on_runtime_thread() {
-        gw.try_submit(request)
-    } else {
-        runtime::block_on(gw.submit(request))?
+        return gw.try_submit(request);
+    }
+    // A submit that need not wait for queue space finishes on its first
+    // poll: only a full `block` queue pays for parking this thread.
+    let mut submit = std::pin::pin!(gw.submit(request));
+    match submit.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(done) => done,
+        Poll::Pending => runtime::block_on(submit)?,
     }
 }
 
@@ -195,7 +193,7 @@ pub unsafe extern "C" fn bifrost_submit(
         let gw = &(*gateway).gw;
         match submit_core(gw, text) {
             Ok(job) => {
-                *job_out = Box::into_raw(Box::new(BifrostJob::new(job, gw.buffers().response.clone())));
+                *job_out = Box::into_raw(Box::new(BifrostJob::new(job)));
                 BifrostStatus::BIFROST_OK
             }
             Err(e) => fail(err, &e),

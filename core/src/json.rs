@@ -6,7 +6,9 @@
 //! Invariant: the output is byte-for-byte what `serde_json::to_vec` writes
 //! for the same value (same field order, same escapes, `null` for `None`,
 //! `tool_calls` omitted when absent) — checked by the tests below against
-//! serde_json itself, including on random strings.
+//! serde_json itself, including on random strings. The output never
+//! contains a NUL byte (U+0000 is escaped), so it can become a C string
+//! as is.
 
 use std::io::Write as _;
 
@@ -180,6 +182,9 @@ mod tests {
         r.choices.push(r.choices[0].clone());
         r.choices[1].index = 1;
         assert_eq!(ours(&r), serde_json::to_string(&r).expect("serde"));
+        let nul = response("a\0b", Some("\0".into()), Some("\0"), Some("\0".into()));
+        assert!(!ours(&nul).contains('\0'));
+        assert_eq!(ours(&nul), serde_json::to_string(&nul).expect("serde"));
         let empty = Response::default();
         assert_eq!(ours(&empty), serde_json::to_string(&empty).expect("serde"));
     }
