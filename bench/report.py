@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Collects one `bench/run.sh` run into bench/results/<date>.json and
-regenerates docs/benchmarks.md and docs/img/{latency,throughput}.png.
+regenerates docs/benchmarks.md and docs/img/{latency,throughput,openloop}.png.
 
-    python bench/report.py --raw bench/results/raw-<date> [--total-seconds N]
+    python bench/report.py --raw bench/results/raw-<date> [--total-seconds N] [--docs DIR] [--json PATH]
 
 Every figure comes from the raw outputs of the same run (ratios are computed
 within it); scenarios that failed or were skipped are listed with the reason.
@@ -135,13 +135,49 @@ def parse_c(raw):
     return rows
 
 
+def closed_row(r, note):
+    """A closed-loop JSON line of bench/node, bench/c/http.c or core/examples/bench_openloop -> a throughput row."""
+    row = {"client": r["client"], "lang": r["lang"], "latency_ms": int(r["latency_ms"]), "inflight": int(r["inflight"]),
+           "req_s": r["req_s"], "p50_us": r["p50_us"], "p99_us": r["p99_us"], "max_us": r.get("max_us"),
+           "cpu_us_per_req": r.get("cpu_us_per_req"), "cpu_note": note, "mock_cpu_us_per_req": r.get("mock_cpu_us_per_req"),
+           "errors": r.get("errors", 0)}
+    if r.get("first_error"):
+        row["first_error"] = r["first_error"]
+    if r.get("js_cpu_us_per_req") is not None:
+        row["js_cpu_us_per_req"] = r["js_cpu_us_per_req"]
+    return row
+
+
 def parse_node(raw):
+    return [closed_row(r, "process CPU (incl. addon threads)") for r in json_lines(read(os.path.join(raw, "node.out")))
+            if r.get("mode") == "closed"]
+
+
+def parse_closed(raw, pattern, note):
+    """Closed-loop cells of the Rust example (rust-*) and the C driver (chttp-*)."""
     rows = []
-    for r in json_lines(read(os.path.join(raw, "node.err"))):
-        if "client" in r and "rps" in r:
-            rows.append({"client": "node: " + r["client"], "lang": "Node", "latency_ms": 0, "inflight": r["inflight"], "req_s": r["rps"],
-                         "p50_us": r["p50"] * 1000, "p99_us": r["p99"] * 1000, "cpu_us_per_req": r["cpuUs"],
-                         "cpu_note": "process CPU (incl. addon threads)", "mock_cpu_us_per_req": None})
+    for out in sorted(glob.glob(os.path.join(raw, pattern))):
+        rows += [closed_row(r, note) for r in json_lines(read(out)) if r.get("mode") == "closed"]
+    return rows
+
+
+def parse_openloop(raw):
+    """Every open-loop cell (openloop-*.out), one row per client, rate and latency."""
+    rows = []
+    for out in sorted(glob.glob(os.path.join(raw, "openloop-*.out"))):
+        scen = os.path.basename(out)[:-4]
+        for r in json_lines(read(out)):
+            if r.get("mode") != "open":
+                continue
+            r = dict(r)
+            r["scenario"] = scen
+            r["rate"] = float(r["rate"])
+            r["latency_ms"] = int(r["latency_ms"])
+            # The driver's kept_up says the rate was sustained (every request done, >= 95 % achieved);
+            # keeping up also means no queue built up inside the client: median added latency < 5 ms.
+            r["sustained"] = bool(r.get("kept_up"))
+            r["kept_up"] = r["sustained"] and r.get("completed", 0) > 0 and r["added_p50_us"] < KEPT_UP_P50_US
+            rows.append(r)
     return rows
 
 
@@ -182,7 +218,7 @@ def parse_cell(raw, stem, label, lang):
                # whole-process CPU incl. start-up (time(1)); the Go program's own getrusage figure is preferred
                "cpu_us_per_req": r.get("cpu_us_per_req") or (cpu * 1e6 / n if n else None),
                "cpu_note": "process CPU (getrusage)" if r.get("cpu_us_per_req") else "process CPU (time(1), incl. start-up)",
-               "mock_cpu_us_per_req": (mc.get("mock_cpu_s", 0) * 1e6 / n) if n and mc else None,
+               "mock_cpu_us_per_req": r.get("mock_cpu_us_per_req") or ((mc.get("mock_cpu_s", 0) * 1e6 / n) if n and mc else None),
                "errors": r.get("errors")}
         for k in ("module", "go_version", "gomaxprocs", "first_error"):
             if k in r:
@@ -211,6 +247,7 @@ def clean_cmd(cmd):
     """The command as a reader would type it: no time(1) wrapper, paths relative, the mock's port as PORT."""
     cmd = re.sub(r"^/usr/bin/time -f '[^']*' -o \S+ ", "", cmd or "")
     cmd = cmd.replace(ROOT + "/", "").replace(ROOT, ".")
+    cmd = re.sub(r"(-?-mock-pid) \d+", r"\1 PID", cmd)
     return re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:PORT", cmd)
 
 
@@ -230,9 +267,11 @@ def plots(data, img_dir):
         return "matplotlib not installed: no plots"
     os.makedirs(img_dir, exist_ok=True)
     rows = [r for r in data["throughput"] if r.get("req_s")]
-    # throughput vs concurrency, 0 ms
-    fig, axes = plt.subplots(1, 2, figsize=(13, 5))
+    concs = sorted({r["inflight"] for r in rows if r["inflight"] > 1}) or [64, 256]
+    # throughput vs concurrency, 0 and 50 ms
+    fig, axes = plt.subplots(1, 2, figsize=(14, 5.5))
     for ax, lat in zip(axes, (0, 50)):
+        ax.set_prop_cycle(color=plt.cm.tab20.colors)
         clients = sorted({r["client"] for r in rows if r["latency_ms"] == lat})
         for c in clients:
             pts = sorted((r["inflight"], r["req_s"]) for r in rows if r["client"] == c and r["latency_ms"] == lat)
@@ -246,59 +285,129 @@ def plots(data, img_dir):
         ax.set_ylabel("requests/s")
         ax.set_title(f"throughput vs concurrency, mock latency {lat} ms")
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=6)
     fig.suptitle(f"bifrost benchmarks {data['date']} — {data['machine']['cpu']}, {data['machine']['cores']} cores (one run)", fontsize=9)
     fig.tight_layout()
     fig.savefig(os.path.join(img_dir, "throughput.png"), dpi=110)
     plt.close(fig)
-    # latency: p50 and p99 per client at 0 ms, 64 and 256 in flight
-    fig, axes = plt.subplots(1, 2, figsize=(13, 6))
-    for ax, conc in zip(axes, (64, 256)):
+    # latency: p50 and p99 per client at 0 ms, one panel per concurrency
+    fig, axes = plt.subplots(1, len(concs), figsize=(6.5 * len(concs), 6.5))
+    for ax, conc in zip(axes if len(concs) > 1 else [axes], concs):
         sel = sorted([r for r in rows if r["latency_ms"] == 0 and r["inflight"] == conc], key=lambda r: r["p50_us"])
-        names = [r["client"] for r in sel]
         y = range(len(sel))
         ax.barh([i + 0.2 for i in y], [r["p50_us"] / 1000 for r in sel], height=0.4, label="p50")
         ax.barh([i - 0.2 for i in y], [r["p99_us"] / 1000 for r in sel], height=0.4, label="p99")
         ax.set_yticks(list(y))
-        ax.set_yticklabels(names, fontsize=7)
+        ax.set_yticklabels([r["client"] for r in sel], fontsize=7)
         ax.set_xscale("log")
         ax.set_xlabel("latency, ms (log)")
-        ax.set_title(f"latency at {conc} in flight, mock 0 ms")
+        ax.set_title(f"closed loop, {conc} in flight, mock 0 ms")
         ax.grid(True, axis="x", which="both", alpha=0.3)
         ax.legend(fontsize=8)
-    fig.suptitle(f"bifrost benchmarks {data['date']} — closed loop, one run", fontsize=9)
+    fig.suptitle(f"bifrost benchmarks {data['date']} — latency at fixed concurrency, one run", fontsize=9)
     fig.tight_layout()
     fig.savefig(os.path.join(img_dir, "latency.png"), dpi=110)
     plt.close(fig)
+    # open loop: added latency p50 / p99 per client and rate, 0 and 50 ms
+    ol = [r for r in data.get("openloop") or [] if r.get("completed")]
+    if ol:
+        fig, axes = plt.subplots(1, 2, figsize=(14, 0.9 + 0.32 * max(8, len(ol) // 2)))
+        for ax, lat in zip(axes, (0, 50)):
+            sel = sorted([r for r in ol if r["latency_ms"] == lat], key=lambda r: (-r["rate"], -r["added_p50_us"]))
+            y = range(len(sel))
+            ax.barh([i + 0.2 for i in y], [max(1, r["added_p50_us"]) for r in sel], height=0.4, label="p50")
+            ax.barh([i - 0.2 for i in y], [max(1, r["added_p99_us"]) for r in sel], height=0.4, label="p99")
+            ax.set_yticks(list(y))
+            ax.set_yticklabels([f"{r['client']} @ {r['rate']:,.0f}/s" + ("" if r.get("kept_up") else " (behind)") for r in sel], fontsize=7)
+            ax.set_xscale("log")
+            ax.set_xlabel("added latency, µs (log scale)")
+            ax.set_title(f"open loop, mock latency {lat} ms")
+            ax.grid(True, axis="x", which="both", alpha=0.3)
+            ax.legend(fontsize=8)
+        fig.suptitle(f"bifrost benchmarks {data['date']} — fixed rate (open loop), one run", fontsize=9)
+        fig.tight_layout()
+        fig.savefig(os.path.join(img_dir, "openloop.png"), dpi=110)
+        plt.close(fig)
     return ""
+
+
+FLOOR = "rust: plain reqwest"
+KEPT_UP_P50_US = 5000  # median added latency above this: requests queue inside the client
+# bifrost versus its peers, requests/s ratios within the run: (label, numerator prefix, denominator prefix)
+RATIOS = [
+    ("Rust: bifrost / plain reqwest", "rust: bifrost", "rust: plain reqwest"),
+    ("Rust bifrost / Bifrost Go core", "rust: bifrost", "go: Bifrost core"),
+    ("Go: Bifrost core / net/http", "go: Bifrost core", "go: net/http"),
+    ("C: bifrost / plain reqwest (Rust)", "c: bifrost", "rust: plain reqwest"),
+    ("Python: bifrost / aiohttp", "python: bifrost", "python: aiohttp"),
+    ("Python: bifrost / openai SDK", "python: bifrost", "python: openai"),
+    ("Python: bifrost / LiteLLM", "python: bifrost", "python: LiteLLM"),
+    ("Node: bifrost / http keep-alive", "node: bifrost", "node: node http"),
+    ("Node: bifrost / fetch", "node: bifrost", "node: fetch"),
+    ("Node: bifrost / openai + p-limit", "node: bifrost", "node: openai"),
+]
+
+
+def find(rows, prefix, lat, conc):
+    for r in rows:
+        if r["client"].startswith(prefix) and r["latency_ms"] == lat and r["inflight"] == conc and r.get("req_s"):
+            return r
+    return None
+
+
+def ol_find(rows, prefix, lat, rate):
+    for r in rows:
+        if r["client"].startswith(prefix) and r["latency_ms"] == lat and r["rate"] == rate:
+            return r
+    return None
+
+
+def kept_up_text(r):
+    if r.get("kept_up"):
+        return "yes"
+    why = [f"achieved {r.get('achieved_rps', 0):,.0f}/s"]
+    if r.get("sustained"):
+        why.insert(0, f"median added {r['added_p50_us'] / 1000:,.0f} ms: requests queue in the client")
+    if r.get("unfinished"):
+        why.append(f"{r['unfinished']:,} unfinished")
+    if r.get("errors"):
+        why.append(f"{r['errors']:,} errors")
+    return "**no** — " + ", ".join(why)
 
 
 def render(data):
     m, v, st = data["machine"], data["versions"], data["status"]
+    s = data["settings"]
     L = []
     w = L.append
     w("# Benchmarks\n")
     w(f"Generated by `make bench` (`bash bench/run.sh` → `bench/report.py`) on {data['date']}; raw results: "
       f"`bench/results/{data['date']}.json`. **Everything below comes from one run on one machine**; ratios are computed "
-      f"within that run. Short settings ({data.get('seconds_per_cell', 3)} s per cell, one round): expect ±10–20 % between runs "
+      f"within that run. Short settings ({s['seconds_per_cell']} s per closed-loop cell, {s['openloop_seconds']} s per open-loop "
+      f"cell after {s['openloop_warmup_s']} s of warm-up, one round): expect ±10–20 % between runs "
       "on a shared 2-core machine. Total run time: " + (f"{data['total_seconds'] // 60} min {data['total_seconds'] % 60} s." if data.get("total_seconds") else "–"))
     w("")
     w(f"- **Machine**: {m['cpu']}, {m['cores']} cores, {m['memory']}, Linux {m['kernel']} ({m['os']}). Other jobs may have shared the cores.")
     w(f"- **Versions**: bifrost {v['bifrost']} ({v['git']}), {v['rustc']}, {v['go']}, Bifrost Go core `github.com/maximhq/bifrost/core {v['bifrost_go_core']}`, "
-      f"node {v['node']}, Python {v['python']}, gcc {v['gcc']}, {v['wrk']}.")
+      f"node {v['node']}" + (f" (openai {v['node:openai']}, p-limit {v['node:p-limit']})" if v.get("node:openai") else "")
+      + f", Python {v['python']}" + (f" (aiohttp {v.get('py:aiohttp')}, openai {v.get('py:openai')}, litellm {v.get('py:litellm')})" if v.get("py:litellm") else "")
+      + f", gcc {v['gcc']}, {v['wrk']}.")
     w("- **Upstream**: `bifrost-mock` (this repository), OpenAI route `/v1/chat/completions`, 2 worker threads, on the same machine — "
-      "so client and server share the 2 cores; the mock's CPU per request is shown where measured.")
+      "so client and server share the 2 cores; the mock's CPU per request is shown where measured. Mock latency 50 ms is the "
+      "mock's `--latency-ms 50` (the same as the `latency_ms=50` directive).")
+    w("- **Longer cells**: `BENCH_SECONDS=5 BENCH_OPENLOOP_SECONDS=20 make bench` (issue 8 suggests 20 s per open-loop cell; "
+      "the default 5 s keeps the whole run under 15 minutes on 2 cores).")
     w("")
-    skipped = [s for s in st if s["status"] != "ok"]
+    skipped = [x for x in st if x["status"] != "ok"]
     if skipped:
         w("**Skipped or failed in this run:**\n")
-        for s in skipped:
-            w(f"- `{s['scenario']}`: {s['status']} — {s['note']}")
+        for x in skipped:
+            w(f"- `{x['scenario']}`: {x['status']} — {x['note']}")
         w("")
-    w("Not measured by this harness yet (issue 8): the open-loop fixed-rate scenario (1k/3k req/s), 1024 in flight, "
-      "`openai` + `p-limit` in Node, and the 50 ms cells for Node, C and the Rust HTTP bench (Python, Go and wrk run at 0 and 50 ms).\n")
     w("![throughput](img/throughput.png)\n")
     w("![latency](img/latency.png)\n")
+    if data.get("openloop"):
+        w("![open loop](img/openloop.png)\n")
 
     # --- headline
     w("## Headline\n")
@@ -307,26 +416,73 @@ def render(data):
         w(f"- {line}")
     w("")
 
+    # --- open loop
+    ol = data.get("openloop") or []
+    if ol:
+        rates = sorted({r["rate"] for r in ol})
+        w("## Overhead at a fixed rate (open loop)\n")
+        w("Each client is driven at a fixed rate: request *i* is started at t0 + *i*/rate whatever the earlier requests do "
+          "(open loop), and its latency is measured from that **scheduled** time, so a client or sender that falls behind "
+          "shows it (no coordinated omission). **added** = completion − scheduled send time − the mock's configured latency. "
+          "At 0 ms that is the whole round trip over loopback HTTP, mock included; at 50 ms it also holds the mock's own timer "
+          "overshoot (about 1 ms: its timers have millisecond granularity), the same for every client. So the figure to read "
+          f"for a library's cost is **over floor**: its added p50 minus that of the plain `reqwest` client (the floor) at the "
+          "same rate and mock latency, in this run.\n")
+        w("**lag** is how late the request was handed to the client: each driver has a sender that sleeps until every "
+          "scheduled time (Rust: a thread, then a spawn on the runtime; C: `clock_nanosleep`, then `bifrost_submit_cb` from "
+          "that thread; Go: a goroutine locked to its OS thread calling `nanosleep` — `time.Sleep` overshoots by ~0.5–1 ms; "
+          "Node: a worker thread in `Atomics.wait`, then `postMessage` to the main thread — `setTimeout` has 1 ms granularity; "
+          "Python: a thread in `time.sleep`, then `call_soon_threadsafe` to the event loop). The lag is part of *added*, and "
+          "is the same mechanism for bifrost and its peer in each language. Client CPU is µs of CPU of the whole client "
+          "process per completed request over the measured part (at a fixed rate it compares the clients directly; idle "
+          f"wake-ups are included). Requests of the first {s['openloop_warmup_s']} s are sent but not counted. A client **keeps up** "
+          "when every request is done within 2 s + 2 × latency after the last send, it achieves at least 95 % of the rate, "
+          f"and its median added latency stays under {KEPT_UP_P50_US // 1000} ms (above that, requests are queuing inside "
+          "the client); otherwise the row says what it achieved.\n")
+        for lat in (0, 50):
+            rows = [r for r in ol if r["latency_ms"] == lat]
+            if not rows:
+                continue
+            w(f"### Mock latency {lat} ms\n")
+            trs = []
+            for rate in rates:
+                floor = ol_find(rows, FLOOR, lat, rate)
+                for r in sorted([r for r in rows if r["rate"] == rate], key=lambda r: (not r.get("kept_up"), r["added_p50_us"])):
+                    over = (f"{r['added_p50_us'] - floor['added_p50_us']:+,}" if floor and floor.get("completed") and r.get("completed") else "–")
+                    if r["client"].startswith(FLOOR):
+                        over = "(floor)"
+                    trs.append([r["client"], f"{rate:,.0f}", fmt(float(r["achieved_rps"])), fmt(r["added_p50_us"]), fmt(r["added_p99_us"]),
+                                fmt(r["added_max_us"]), over, f"{r['lag_p50_us']:,} / {r['lag_p99_us']:,}",
+                                fmt(r.get("cpu_us_per_req"), 1), kept_up_text(r)])
+            w(table(["client", "rate req/s", "achieved req/s", "added p50 µs", "added p99 µs", "added max µs", "p50 over floor µs",
+                     "lag p50 / p99 µs", "client CPU µs/req", "kept up"], trs))
+            w("")
+        w("Commands (per mock latency; `PORT` is that mock's): " + "; ".join(f"`{c}`" for c in h["openloop_commands"] if c) + "\n")
+
     # --- overhead vs Bifrost published
     w("## Added latency: bifrost versus Bifrost's published figures\n")
     w(table(["what", "added µs", "how it is measured"], h["added_rows"]))
     w("")
     w("How the measurements differ: Bifrost's 11 µs / 59 µs are its own published overhead of the Go **HTTP gateway** at "
-      "5,000 requests/s (open loop) on an AWS t3.xlarge / t3.medium, with the upstream mocked — time spent inside the gateway "
-      "process, measured by the gateway. Ours is an **in-process library call** (no gateway hop): the difference of median "
-      "end-to-end latency between `gw.chat` and a plain `reqwest` client doing the same POST to the same mock, at 1 request "
-      "in flight, closed loop, on this machine (the Rust HTTP bench). The Go row applies the same method to Bifrost's Go core "
-      "embedded as a library (versus Go `net/http`), so those two rows are like for like; the published figures are not.\n")
-    w("At 1 request in flight the two clients' latencies differ by a few µs while this shared 2-core machine moves single "
-      "runs by ±10–20 µs (other builds, frequency changes): a small or negative value means the overhead is below this run's "
-      "noise, not that the library is faster than the bare client. Repeated runs narrow it; the "
-      "CPU per request in the throughput tables below is the steadier measure of work done.\n")
-    w(f"Command: `{cmd_of(st, 'http')}` and `bench/go` (`{cmd_of(st, 'go-0-1')}` vs `{cmd_of(st, 'gohttp-0-1')}`).\n")
+      "5,000 requests/s on an AWS t3.xlarge / t3.medium, with the upstream mocked — time spent inside a gateway process "
+      "that the client reaches over the network, measured by the gateway. Ours is **in-process added latency**: a library "
+      "call (no gateway hop) against `bifrost-mock` over loopback HTTP, on 2 shared cores where client and mock compete "
+      "for CPU, at 1k and 3k requests/s (open loop) or 1 request in flight (closed loop), measured end to end by the "
+      "client, with a plain HTTP client doing the same POST as the floor. The Go rows apply the same method to Bifrost's "
+      "Go core embedded as a library (versus Go `net/http`), so our Rust and Go rows are like for like; the published "
+      "figures are not.\n")
+    w("A difference of a few µs between two clients is below this machine's noise: single runs move by ±10–20 µs (other "
+      "builds, frequency changes), so a small or negative value means the overhead is below this run's resolution, not "
+      "that the library is faster than the bare client. The CPU per request columns are the steadier measure of work done.\n")
+    cmds = [f"`{c}`" for c in (cmd_of(st, "http"), cmd_of(st, "go-0-1"), cmd_of(st, "gohttp-0-1")) if c]
+    w("Commands: " + ", ".join(cmds + (["the open-loop commands above"] if ol else [])) + ".\n")
 
     # --- throughput
     w("## Throughput and latency at fixed concurrency (closed loop)\n")
-    w("Client CPU is µs of CPU per request of the whole client process (user + system); mock CPU is bifrost-mock's, per request. "
-      "`vs floor` = requests/s relative to `wrk` at the same concurrency and latency, in this run.\n")
+    w("N lanes, each sending its next request as soon as the previous one is answered. Client CPU is µs of CPU per "
+      "request of the whole client process (user + system); mock CPU is bifrost-mock's, per request. `vs floor` = "
+      "requests/s relative to `wrk` at the same concurrency and latency, in this run.\n")
+    inflights = sorted({r["inflight"] for r in data["throughput"]})
     for lat in (0, 50):
         rows = sorted([r for r in data["throughput"] if r["latency_ms"] == lat], key=lambda r: (r["inflight"], -r["req_s"]))
         if not rows:
@@ -336,24 +492,94 @@ def render(data):
         trs = []
         for r in rows:
             f = floor.get(r["inflight"])
-            trs.append([r["client"], r["inflight"], fmt(r["req_s"]), fmt(r["p50_us"]), fmt(r["p99_us"]),
+            unsteady = r["p50_us"] >= 1e6  # a median round trip of a second or more: a short cell is no steady state
+            trs.append([r["client"] + ("²" if unsteady else ""), r["inflight"], fmt(r["req_s"]), fmt(r["p50_us"]), fmt(r["p99_us"]),
                         fmt(r.get("cpu_us_per_req"), 1), fmt(r.get("mock_cpu_us_per_req"), 1),
                         (f"{r['req_s'] / f:.2f}×" if r['req_s'] / f >= 0.1 else f"{r['req_s'] / f:.3f}×") if f else "–"])
         w(table(["client", "in flight", "req/s", "p50 µs", "p99 µs", "client CPU µs/req", "mock CPU µs/req", "vs floor"], trs))
         w("")
-    w("¹ The Rust rows come from the Rust HTTP bench, whose bifrost-mock runs inside the bench process on one tokio thread "
-      "(client CPU not separable); every other row talks to a separate bifrost-mock process with 2 worker threads.\n")
-    w("At 50 ms, `wrk` is not a ceiling: with 3-second cells its connection ramp-up costs a visible share of the window, "
-      "so `vs floor` above 1 there means 'as fast as the upstream allows', not 'faster than the machine'.\n")
+    if any("in-process mock" in r["client"] for r in data["throughput"]):
+        w("¹ These Rust rows come from the Rust HTTP bench, whose bifrost-mock runs inside the bench process on one tokio "
+          "thread (client CPU not separable); every other row talks to a separate bifrost-mock process with 2 worker threads.\n")
+    if any(r["p50_us"] >= 1e6 for r in data["throughput"]):
+        w("² Median round trip of a second or more: the cell lasts only a few round trips, so this is what the client "
+          "completed in the window, not a steady state — at this concurrency it is far past its capacity anyway.\n")
+    w("`wrk` opens all its connections at the start of its cell, with no warm-up: at 1024 that burst can overflow the mock's "
+      "accept queue (1024, tokio's default backlog), and a dropped SYN is retried after 1 s, so in a short cell `wrk` at 1024 "
+      "can fall below clients that warmed up first (see the scenario log's notes); `vs floor` above 1 there is that artefact.\n")
+    w("At 50 ms with few requests in flight, `wrk` is not a ceiling: with short cells its connection ramp-up costs a "
+      "visible share of the window, so `vs floor` above 1 there means 'as fast as the upstream allows', not 'faster "
+      "than the machine'. At 50 ms the ceiling of a client that keeps N requests in flight is N / 50 ms "
+      "(1,280 / 5,120 / 20,480 req/s at 64 / 256 / 1024); below it, the client or the shared CPU is the limit.\n")
+
+    # --- ratios
+    trows = data["throughput"]
+    cols = [(lat, c) for lat in (0, 50) for c in inflights if c > 1 and any(r["latency_ms"] == lat and r["inflight"] == c for r in trows)]
+    rrows = []
+    for label, num, den in RATIOS:
+        vals = []
+        for lat, c in cols:
+            a, b = find(trows, num, lat, c), find(trows, den, lat, c)
+            vals.append(f"{a['req_s'] / b['req_s']:.2f}×" if a and b else "–")
+        if any(x != "–" for x in vals):
+            rrows.append([label] + vals)
+    if rrows:
+        w("### Ratios within this run (requests/s)\n")
+        w(table(["comparison"] + [f"{lat} ms, {c}" for lat, c in cols], rrows))
+        w("")
+
+    # --- Node: CPU of the JS thread itself (what an application's event loop pays)
+    js = [r for r in trows if r.get("js_cpu_us_per_req") is not None]
+    if js:
+        jcols = [(lat, c) for lat, c in cols if any(r["latency_ms"] == lat and r["inflight"] == c for r in js)]
+        jrows = []
+        for client in sorted({r["client"] for r in js}):
+            vals = []
+            for lat, c in jcols:
+                m = [r for r in js if r["client"] == client and r["latency_ms"] == lat and r["inflight"] == c]
+                vals.append(fmt(m[0]["js_cpu_us_per_req"], 1) if m else "–")
+            jrows.append([client] + vals)
+        w("### Node: JS-thread CPU per request (µs)\n")
+        w("CPU time (user + system) of the Node main thread, the event loop, per completed request, read from "
+          "`/proc/self/task/<pid>/stat` by `bench/node/bench.js`; with bifrost, HTTP, the pool and the serializing of responses run on "
+          "bifrost's own threads; the event loop keeps the promise work and one `JSON.parse` per batch of completions.\n")
+        w(table(["client"] + [f"{lat} ms, {c}" for lat, c in jcols], jrows))
+        w("")
+
+    def ratio_range(num, den, lat):
+        rs = [a["req_s"] / b["req_s"] for c in inflights if c > 1
+              for a, b in [(find(trows, num, lat, c), find(trows, den, lat, c))] if a and b]
+        return (min(rs), max(rs)) if rs else None
+
+    why = []
+    rr, gg, cr = (ratio_range("rust: bifrost", "rust: plain reqwest", 0), ratio_range("go: Bifrost core", "go: net/http", 0),
+                  ratio_range("c: bifrost", "rust: bifrost", 0))
+    if rr and rr[0] < 0.97:
+        why.append(f"**A bare HTTP client at 0 ms**: plain `reqwest` moves {1 / rr[1]:.2f}–{1 / rr[0]:.2f}× the requests/s of "
+                   "Rust bifrost here" + (f" (and Go `net/http` {1 / gg[1]:.2f}–{1 / gg[0]:.2f}× Bifrost's Go core)" if gg and gg[0] < 0.97 else "")
+                   + ". With a zero-latency upstream on 2 shared cores, throughput is client CPU, and a gateway does more per "
+                   "request than a bare POST: the job goes through the provider's bounded queue to a worker task (a hand-off "
+                   "between tasks), is counted in the stats, and the request and response are built and parsed as typed "
+                   "values (compare the client CPU µs/req columns). With a real upstream latency (50 ms) the gap closes.")
+    if cr and cr[0] < 0.97:
+        why.append(f"**The C API at 0 ms** moves {cr[0]:.2f}–{cr[1]:.2f}× the requests/s of Rust bifrost: every request crosses "
+                   "the C ABI as JSON text (parsed in, the response serialized out to a C string) and completes through a "
+                   "callback on a runtime thread, work the Rust API does not do.")
+    if why:
+        w("Where a peer wins, and why:\n")
+        for x in why:
+            w(f"- {x}")
+        w("")
     w("Commands: " + "; ".join(f"`{c}`" for c in h["throughput_commands"] if c) + "\n")
 
     # --- Rust HTTP vs reqwest
     if data["http"]:
-        w("## Rust: bifrost over HTTP versus plain reqwest (0 ms)\n")
+        w("## Rust: bifrost over HTTP versus plain reqwest, in-process mock (0 ms)\n")
         w(table(["in flight", "reqwest req/s", "reqwest p50 µs", "reqwest p99 µs", "bifrost req/s", "bifrost p50 µs", "bifrost p99 µs", "added p50 µs", "p50 ratio"],
                 [[r["inflight"], fmt(r["reqwest_rps"]), r["reqwest_p50_us"], r["reqwest_p99_us"], fmt(r["bifrost_rps"]), r["bifrost_p50_us"],
                   r["bifrost_p99_us"], r["added_p50_us"], f"{r['p50_ratio']:.2f}"] for r in data["http"]]))
-        w(f"\nCommand: `{cmd_of(st, 'http')}` (mock in-process, rounds alternate between the clients).\n")
+        w(f"\nCommand: `{cmd_of(st, 'http')}` (bifrost-mock inside the bench process on one tokio thread; rounds alternate "
+          "between the clients).\n")
 
     # --- pool machinery
     if data["pool"] or data["alloc"]:
@@ -409,7 +635,11 @@ def render(data):
         w(f"\nCommand: `{cmd_of(st, 'backpressure')}`.\n")
 
     w("## Scenario log\n")
-    w(table(["scenario", "status", "seconds", "command"], [[s["scenario"], s["status"], s["seconds"], f"`{clean_cmd(s['command'])}`" if s["command"] else ""] for s in st]))
+    w("`note`: the CPU cores other jobs kept busy just before the scenario (the run waits, within a budget, for them to "
+      "calm down), and any accept-queue overflows of the mock during it (a dropped SYN is retried after 1 s, which "
+      "shows as a ~1 s latency outlier and lowers that cell's requests/s).\n")
+    w(table(["scenario", "status", "seconds", "note", "command"],
+            [[x["scenario"], x["status"], x["seconds"], x.get("note", ""), f"`{clean_cmd(x['command'])}`" if x["command"] else ""] for x in st]))
     w("")
     return "\n".join(L)
 
@@ -417,18 +647,16 @@ def render(data):
 def headline(data):
     lines, added = [], []
     t = data["throughput"]
+    ol = data.get("openloop") or []
 
     def get(client_prefix, lat, conc):
-        for r in t:
-            if r["client"].startswith(client_prefix) and r["latency_ms"] == lat and r["inflight"] == conc:
-                return r
-        return None
+        return find(t, client_prefix, lat, conc)
 
-    for conc in (64, 256):
+    for conc in sorted({r["inflight"] for r in t if r["inflight"] > 1}):
         rs, go, wrk = get("rust: bifrost", 0, conc), get("go: Bifrost core", 0, conc), get("wrk", 0, conc)
-        gh = get("go: net/http", 0, conc)
+        gh, cc = get("go: net/http", 0, conc), get("c: bifrost", 0, conc)
         py, aio = get("python: bifrost", 0, conc), get("python: aiohttp", 0, conc)
-        nd, nh = get("node: bifrost", 0, conc), get("node: node http", 0, conc)
+        nd, nh, no = get("node: bifrost", 0, conc), get("node: node http", 0, conc), get("node: openai", 0, conc)
         parts = []
         if rs:
             parts.append(f"Rust bifrost {rs['req_s']:,.0f} req/s")
@@ -436,30 +664,91 @@ def headline(data):
             parts.append(f"Bifrost Go core {go['req_s']:,.0f} req/s" + (f" (Rust/Go {rs['req_s'] / go['req_s']:.2f}×)" if rs else ""))
         if gh:
             parts.append(f"Go net/http {gh['req_s']:,.0f}")
+        if cc:
+            parts.append(f"C bifrost {cc['req_s']:,.0f}")
         if wrk:
             parts.append(f"wrk floor {wrk['req_s']:,.0f}")
         if py and aio:
             parts.append(f"Python bifrost/aiohttp {py['req_s'] / aio['req_s']:.2f}×")
         if nd and nh:
             parts.append(f"Node bifrost/http {nd['req_s'] / nh['req_s']:.2f}×")
+        if nd and no:
+            parts.append(f"Node bifrost/(openai + p-limit) {nd['req_s'] / no['req_s']:.1f}×")
         if parts:
             lines.append(f"0 ms mock, {conc} in flight: " + ", ".join(parts) + ".")
+    # open loop: added p50 over the reqwest floor, per language, at the highest rate
+    if ol:
+        for lat in (0, 50):
+            rates = sorted({r["rate"] for r in ol if r["latency_ms"] == lat})
+            if not rates:
+                continue
+            rate = rates[-1]
+            floor = ol_find(ol, FLOOR, lat, rate)
+            parts = []
+            for label, prefix, peer, peer_label in (("Rust", "rust: bifrost", None, ""), ("C", "c: bifrost", None, ""),
+                                                    ("Python", "python: bifrost", "python: aiohttp", "raw aiohttp"),
+                                                    ("Node", "node: bifrost", "node: node http", "Node http")):
+                r = ol_find(ol, prefix, lat, rate)
+                if r and r.get("completed"):
+                    txt = f"{label} {r['added_p50_us']:,} µs"
+                    extra = []
+                    if floor and floor.get("completed"):
+                        extra.append(f"{r['added_p50_us'] - floor['added_p50_us']:+,} over the floor")
+                    q = ol_find(ol, peer, lat, rate) if peer else None
+                    if q and q.get("completed"):
+                        extra.append(f"{peer_label} {q['added_p50_us']:,} µs" + ("" if q.get("kept_up") else ", did not keep up"))
+                    if extra:
+                        txt += " (" + "; ".join(extra) + ")"
+                    if not r.get("kept_up"):
+                        txt += " — did not keep up"
+                    parts.append(txt)
+            g, gh = ol_find(ol, "go: Bifrost core", lat, rate), ol_find(ol, "go: net/http", lat, rate)
+            if parts and floor:
+                line = (f"Open loop at {rate:,.0f} req/s, {lat} ms mock: added p50 (round trip minus the mock's latency) is "
+                        f"{floor['added_p50_us']:,} µs for plain reqwest (the floor); bifrost: " + ", ".join(parts))
+                if g and gh and g.get("completed") and gh.get("completed"):
+                    line += (f"; Bifrost's Go core {g['added_p50_us']:,} µs ({g['added_p50_us'] - gh['added_p50_us']:+,} over Go net/http)")
+                lines.append(line + ".")
+        behind = sorted({f"{r['client']} at {r['rate']:,.0f}/s, {r['latency_ms']} ms mock (achieved {r['achieved_rps']:,.0f}/s, "
+                         f"median added {r['added_p50_us'] / 1000:,.1f} ms)" for r in ol if not r.get("kept_up")})
+        if behind:
+            lines.append("Could not keep up with the open-loop rate: " + "; ".join(behind) + ".")
+        else:
+            lines.append("Every client kept up with every open-loop rate.")
+        # One row per library: its added p50 over its floor in every open-loop cell of this run.
+        cells = [(lat, rate) for lat in (0, 50) for rate in sorted({r["rate"] for r in ol if r["latency_ms"] == lat})]
+        for label, prefix, floor_prefix, floor_name in (
+                ("bifrost (Rust, in-process)", "rust: bifrost", FLOOR, "plain reqwest"),
+                ("Bifrost Go core (embedded)", "go: Bifrost core", "go: net/http", "Go net/http")):
+            vals, detail = [], []
+            for lat, rate in cells:
+                a, b = ol_find(ol, prefix, lat, rate), ol_find(ol, floor_prefix, lat, rate)
+                if a and b and a.get("completed") and b.get("completed"):
+                    vals.append(f"{a['added_p50_us'] - b['added_p50_us']:+,}")
+                    detail.append(f"{rate / 1000:g}k/s {lat} ms: {a['added_p50_us']:,} vs {b['added_p50_us']:,}")
+            if vals:
+                added.append([f"{label}, open loop — this run", " / ".join(vals),
+                              f"p50 of added latency over {floor_name} at the same rate, cells "
+                              + ", ".join(f"{rate / 1000:g}k/s {lat} ms" for lat, rate in cells)
+                              + f" (µs, {'; '.join(detail)}); loopback HTTP, 2 shared cores"])
     http1 = next((r for r in data["http"] if r["inflight"] == 1), None)
     if http1:
         mean_added = 1e6 / http1["bifrost_rps"] - 1e6 / http1["reqwest_rps"]
-        added.append(["bifrost (Rust, in-process) — this run", f"{http1['added_p50_us']:+d} (p50) / {mean_added:+.1f} (mean)",
-                      f"p50 {http1['bifrost_p50_us']} µs vs plain reqwest {http1['reqwest_p50_us']} µs; mean = 1/throughput at 1 in flight "
-                      f"({1e6 / http1['bifrost_rps']:.1f} vs {1e6 / http1['reqwest_rps']:.1f} µs); this machine"])
-        lines.append(f"bifrost adds {http1['added_p50_us']:+d} µs at p50 and {mean_added:+.1f} µs on average over plain reqwest (1 in flight) in this run; "
-                     f"Bifrost publishes 11 µs (t3.xlarge) and 59 µs (t3.medium) for its HTTP gateway at 5k RPS — different method, see below.")
+        added.append(["bifrost (Rust, in-process), 1 in flight, closed loop — this run", f"{http1['added_p50_us']:+d} (p50) / {mean_added:+.1f} (mean)",
+                      f"p50 {http1['bifrost_p50_us']} µs vs plain reqwest {http1['reqwest_p50_us']} µs; mean = 1/throughput "
+                      f"({1e6 / http1['bifrost_rps']:.1f} vs {1e6 / http1['reqwest_rps']:.1f} µs); mock in-process"])
     g1, h1 = get("go: Bifrost core", 0, 1), get("go: net/http", 0, 1)
     if g1 and h1:
         gmean = 1e6 / g1["req_s"] - 1e6 / h1["req_s"]
-        added.append(["Bifrost Go core (embedded) — this run", f"{g1['p50_us'] - h1['p50_us']:+.0f} (p50) / {gmean:+.1f} (mean)",
-                      f"p50 {g1['p50_us']:.0f} µs vs Go net/http {h1['p50_us']:.0f} µs; mean {1e6 / g1['req_s']:.1f} vs {1e6 / h1['req_s']:.1f} µs; 1 in flight, this machine"])
-        lines.append(f"Bifrost's Go core, embedded the same way, adds {g1['p50_us'] - h1['p50_us']:+.0f} µs at p50 and {gmean:+.1f} µs on average over Go net/http (1 in flight).")
+        added.append(["Bifrost Go core (embedded), 1 in flight, closed loop — this run", f"{g1['p50_us'] - h1['p50_us']:+.0f} (p50) / {gmean:+.1f} (mean)",
+                      f"p50 {g1['p50_us']:.0f} µs vs Go net/http {h1['p50_us']:.0f} µs; mean {1e6 / g1['req_s']:.1f} vs {1e6 / h1['req_s']:.1f} µs"])
     for machine_, us in PUBLISHED:
-        added.append([f"Bifrost HTTP gateway, published ({machine_})", f"{us}", "Bifrost's own benchmark: gateway overhead at 5,000 RPS, open loop"])
+        added.append([f"Bifrost HTTP gateway, published ({machine_})", f"{us}",
+                      "Bifrost's own benchmark: overhead inside its HTTP gateway at 5,000 RPS on AWS, upstream mocked"])
+    if http1:
+        lines.append(f"Closed loop, 1 in flight (Rust HTTP bench): bifrost adds {http1['added_p50_us']:+d} µs at p50 over plain reqwest. "
+                     "Bifrost publishes 11 µs (t3.xlarge) and 59 µs (t3.medium) for its HTTP gateway at 5k RPS — a different "
+                     "measurement, see below.")
     bp = data.get("backpressure")
     if bp:
         g = bp["memory"]["growth"]
@@ -468,35 +757,39 @@ def headline(data):
         ok = all(r["invariant_holds"] for r in bp["backpressure"])
         lines.append("Backpressure bursts: every job accounted for under all four policies." if ok else
                      "Backpressure bursts: the accounting invariant did NOT hold for some policy (see table).")
-    cmds = []
     st = data["status"]
-    for name in ("node", "python", "go-0-64", "gohttp-0-64", "wrk-0-64"):
-        cmds.append(cmd_of(st, name))
-    return {"lines": lines, "added_rows": added, "throughput_commands": cmds}
+    cmds = [cmd_of(st, name) for name in ("node", "python", "rust-bifrost-0", "rust-reqwest-0", "chttp-0", "go-0-64", "gohttp-0-64", "wrk-0-64")]
+    olcmds = [cmd_of(st, name) for name in ("openloop-rust-reqwest-0", "openloop-rust-bifrost-0", "openloop-c-0", "openloop-node-0",
+                                           "openloop-python-0", "openloop-go-0", "openloop-gohttp-0")]
+    return {"lines": lines, "added_rows": added, "throughput_commands": cmds, "openloop_commands": olcmds}
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--raw", required=True)
     p.add_argument("--total-seconds", type=int, default=None)
-    p.add_argument("--docs", default=os.path.join(ROOT, "docs"))
+    p.add_argument("--docs", default=os.path.join(ROOT, "docs"), help="where benchmarks.md and img/ go")
+    p.add_argument("--json", default=None, help="results file (default bench/results/<date>.json)")
     args = p.parse_args()
     raw = os.path.abspath(args.raw)
     date = os.path.basename(raw).replace("raw-", "") or datetime.date.today().isoformat()
     status = json_lines(read(os.path.join(raw, "status.jsonl")))
     py_rows, py_doc = parse_python(raw)
-    rust_rows = []
     http = parse_http(raw)
-    for r in http:  # the Rust HTTP bench also gives Rust throughput cells (0 ms)
-        if r["inflight"] in (64, 256):
-            rust_rows.append({"client": "rust: bifrost gw.chat (in-process mock¹)", "lang": "Rust", "latency_ms": 0, "inflight": r["inflight"], "req_s": r["bifrost_rps"],
-                              "p50_us": r["bifrost_p50_us"], "p99_us": r["bifrost_p99_us"], "cpu_us_per_req": None, "mock_cpu_us_per_req": None,
-                              "cpu_note": "mock in-process: not separable"})
-            rust_rows.append({"client": "rust: plain reqwest (in-process mock¹)", "lang": "Rust", "latency_ms": 0, "inflight": r["inflight"], "req_s": r["reqwest_rps"],
-                              "p50_us": r["reqwest_p50_us"], "p99_us": r["reqwest_p99_us"], "cpu_us_per_req": None, "mock_cpu_us_per_req": None,
-                              "cpu_note": "mock in-process: not separable"})
+    rust_rows = parse_closed(raw, "rust-*.out", "process CPU (incl. bifrost's runtime threads)")
+    if not rust_rows:  # fall back to the Rust HTTP bench's cells (mock in-process)
+        for r in http:
+            if r["inflight"] > 1:
+                rust_rows.append({"client": "rust: bifrost gw.chat (in-process mock¹)", "lang": "Rust", "latency_ms": 0, "inflight": r["inflight"], "req_s": r["bifrost_rps"],
+                                  "p50_us": r["bifrost_p50_us"], "p99_us": r["bifrost_p99_us"], "cpu_us_per_req": None, "mock_cpu_us_per_req": None,
+                                  "cpu_note": "mock in-process: not separable"})
+                rust_rows.append({"client": "rust: plain reqwest (in-process mock¹)", "lang": "Rust", "latency_ms": 0, "inflight": r["inflight"], "req_s": r["reqwest_rps"],
+                                  "p50_us": r["reqwest_p50_us"], "p99_us": r["reqwest_p99_us"], "cpu_us_per_req": None, "mock_cpu_us_per_req": None,
+                                  "cpu_note": "mock in-process: not separable"})
+    node_rows = parse_node(raw)
     throughput = (parse_cell(raw, "wrk", "wrk (native floor)", "C") + parse_cell(raw, "go", "go: Bifrost core (embedded)", "Go")
-                  + parse_cell(raw, "gohttp", "go: net/http keep-alive", "Go") + rust_rows + parse_node(raw) + py_rows)
+                  + parse_cell(raw, "gohttp", "go: net/http keep-alive", "Go") + rust_rows
+                  + parse_closed(raw, "chttp-*.out", "process CPU (incl. bifrost's runtime threads)") + node_rows + py_rows)
     bp = None
     bp_text = read(os.path.join(raw, "backpressure.out"))
     if bp_text.strip():
@@ -504,27 +797,41 @@ def main():
             bp = json.loads(bp_text)
         except ValueError:
             bp = None
+    env = os.environ.get
     data = {
         "date": date, "generated": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "total_seconds": args.total_seconds, "seconds_per_cell": int(os.environ.get("BENCH_SECONDS", "3")),
+        "total_seconds": args.total_seconds,
+        "settings": {"seconds_per_cell": float(env("BENCH_SECONDS", "3")), "inflight": env("BENCH_CONC", "64,256,1024"),
+                     "openloop_seconds": float(env("BENCH_OPENLOOP_SECONDS", "5")), "openloop_warmup_s": float(env("BENCH_OPENLOOP_WARMUP", "0.5")),
+                     "openloop_rates": env("BENCH_OPENLOOP_RATES", "1000,3000")},
         "machine": machine(), "versions": versions(), "status": status,
-        "throughput": throughput, "http": http, "pool": parse_pool(raw), "alloc": parse_alloc(raw), "c": parse_c(raw),
-        "backpressure": bp, "python_raw": py_doc, "published_bifrost_us": dict(PUBLISHED),
+        "throughput": throughput, "openloop": parse_openloop(raw), "http": http, "pool": parse_pool(raw), "alloc": parse_alloc(raw),
+        "c": parse_c(raw), "backpressure": bp, "python_raw": py_doc, "published_bifrost_us": dict(PUBLISHED),
     }
+    for s_ in data["settings"]:
+        if isinstance(data["settings"][s_], float) and data["settings"][s_].is_integer():
+            data["settings"][s_] = int(data["settings"][s_])
     if py_doc:
         data["versions"].update({f"py:{k}": v for k, v in (py_doc.get("versions") or {}).items()})
+    for r in json_lines(read(os.path.join(raw, "node.out"))):
+        for k, v in (r.get("versions") or {}).items():
+            if k != "node":
+                data["versions"][f"node:{k}"] = v
     data["headline"] = headline(data)
-    out_json = os.path.join(ROOT, "bench", "results", f"{date}.json")
+    out_json = args.json or os.path.join(ROOT, "bench", "results", f"{date}.json")
+    os.makedirs(os.path.dirname(out_json), exist_ok=True)
     with open(out_json, "w") as f:
         json.dump(data, f, indent=1)
     note = plots(data, os.path.join(args.docs, "img"))
     md = render(data)
     if note:
-        md = md.replace("![throughput](img/throughput.png)\n", f"_{note}_\n").replace("![latency](img/latency.png)\n", "")
+        md = (md.replace("![throughput](img/throughput.png)\n", f"_{note}_\n").replace("![latency](img/latency.png)\n", "")
+              .replace("![open loop](img/openloop.png)\n", ""))
     os.makedirs(args.docs, exist_ok=True)
     with open(os.path.join(args.docs, "benchmarks.md"), "w") as f:
         f.write(md)
-    print(f"# wrote {os.path.relpath(out_json, ROOT)}, docs/benchmarks.md" + ("" if note else ", docs/img/latency.png, docs/img/throughput.png"), file=sys.stderr)
+    print(f"# wrote {os.path.relpath(out_json, ROOT)}, {os.path.relpath(os.path.join(args.docs, 'benchmarks.md'), ROOT)}"
+          + ("" if note else " and the plots in " + os.path.relpath(os.path.join(args.docs, "img"), ROOT)), file=sys.stderr)
     print("\n".join("  " + l for l in data["headline"]["lines"]), file=sys.stderr)
 
 

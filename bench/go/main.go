@@ -10,6 +10,17 @@
 // {"client":"bifrost-go (maximhq/bifrost/core vX)","inflight":64,"req_s":…,
 // "p50_us":…,"p99_us":…,"max_us":…,"cpu_us_per_req":…,"errors":…}
 // cpu_us_per_req is the whole Go process (user + system, getrusage).
+//
+// Open loop (issue 8's fixed-rate scenario), instead of -conc:
+//
+//	go run . -base http://127.0.0.1:PORT -rates 1000,3000 -latency-ms 50 -seconds 5 -warmup 1
+//
+// A sender goroutine locked to its OS thread sleeps (nanosleep(2): Go's
+// time.Sleep overshoots by ~0.5–1 ms on Linux) until each send time
+// t0 + i/rate and starts request i in a new goroutine, whatever the
+// completions do. Latency runs from the *scheduled* send time, minus the
+// mock's configured latency (-latency-ms): "added" µs, as in
+// core/examples/bench_openloop.rs, whose JSON fields this mode prints.
 package main
 
 import (
@@ -66,6 +77,35 @@ func (a *account) GetConfigForProvider(p schemas.ModelProvider) (*schemas.Provid
 	}, nil
 }
 
+var mockPid = flag.Int("mock-pid", 0, "bifrost-mock's pid: report its CPU per request too")
+
+// mockCPUMicros: user + system CPU of the mock (-mock-pid), from /proc; -1 without.
+func mockCPUMicros() float64 {
+	if *mockPid == 0 {
+		return -1
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", *mockPid))
+	if err != nil {
+		return -1
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 13 {
+		return -1
+	}
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) * 1e6 / 100
+}
+
+func perRequest(before, after float64, n int64) *float64 {
+	if before < 0 || after < 0 || n == 0 {
+		return nil
+	}
+	v := (after - before) / float64(n)
+	return &v
+}
+
 func cpuMicros() float64 {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
@@ -84,20 +124,21 @@ func moduleVersion() string {
 }
 
 type result struct {
-	Client     string  `json:"client"`
-	Inflight   int     `json:"inflight"`
-	Seconds    float64 `json:"seconds"`
-	Requests   int64   `json:"requests"`
-	Errors     int64   `json:"errors"`
-	FirstError string  `json:"first_error,omitempty"`
-	ReqS       float64 `json:"req_s"`
-	P50Us      float64 `json:"p50_us"`
-	P99Us      float64 `json:"p99_us"`
-	MaxUs      float64 `json:"max_us"`
-	CPUUsReq   float64 `json:"cpu_us_per_req"`
-	GoVersion  string  `json:"go_version"`
-	Module     string  `json:"module"`
-	GOMAXPROCS int     `json:"gomaxprocs"`
+	Client     string   `json:"client"`
+	Inflight   int      `json:"inflight"`
+	Seconds    float64  `json:"seconds"`
+	Requests   int64    `json:"requests"`
+	Errors     int64    `json:"errors"`
+	FirstError string   `json:"first_error,omitempty"`
+	ReqS       float64  `json:"req_s"`
+	P50Us      float64  `json:"p50_us"`
+	P99Us      float64  `json:"p99_us"`
+	MaxUs      float64  `json:"max_us"`
+	CPUUsReq   float64  `json:"cpu_us_per_req"`
+	MockCPU    *float64 `json:"mock_cpu_us_per_req,omitempty"`
+	GoVersion  string   `json:"go_version"`
+	Module     string   `json:"module"`
+	GOMAXPROCS int      `json:"gomaxprocs"`
 }
 
 // viaBifrost: one ChatCompletionRequest through the embedded Bifrost core.
@@ -166,7 +207,7 @@ func run(name string, call func() string, conc int, seconds float64, collect boo
 	var firstErr atomic.Value
 	lats := make([][]int64, conc)
 	end := time.Now().Add(time.Duration(seconds * float64(time.Second)))
-	cpu0 := cpuMicros()
+	cpu0, mock0 := cpuMicros(), mockCPUMicros()
 	t0 := time.Now()
 	var wg sync.WaitGroup
 	for i := 0; i < conc; i++ {
@@ -215,10 +256,166 @@ func run(name string, call func() string, conc int, seconds float64, collect boo
 	if n.Load() > 0 {
 		r.CPUUsReq = cpu / float64(n.Load()+errs.Load())
 	}
+	r.MockCPU = perRequest(mock0, mockCPUMicros(), n.Load())
 	if v, ok := firstErr.Load().(string); ok {
 		r.FirstError = v
 	}
 	return r
+}
+
+type openResult struct {
+	Mode        string   `json:"mode"`
+	Client      string   `json:"client"`
+	Lang        string   `json:"lang"`
+	Rate        float64  `json:"rate"`
+	LatencyMs   int      `json:"latency_ms"`
+	Seconds     float64  `json:"seconds"`
+	WarmupS     float64  `json:"warmup_s"`
+	Scheduled   int      `json:"scheduled"`
+	Completed   int      `json:"completed"`
+	Errors      int      `json:"errors"`
+	Unfinished  int      `json:"unfinished"`
+	AchievedRps float64  `json:"achieved_rps"`
+	KeptUp      bool     `json:"kept_up"`
+	AddedP50    int64    `json:"added_p50_us"`
+	AddedP99    int64    `json:"added_p99_us"`
+	AddedMax    int64    `json:"added_max_us"`
+	LagP50      int64    `json:"lag_p50_us"`
+	LagP99      int64    `json:"lag_p99_us"`
+	LagMax      int64    `json:"lag_max_us"`
+	CPUUsReq    float64  `json:"cpu_us_per_req"`
+	MockCPU     *float64 `json:"mock_cpu_us_per_req,omitempty"`
+	FirstError  string   `json:"first_error,omitempty"`
+	GoVersion   string   `json:"go_version"`
+	Module      string   `json:"module"`
+	GOMAXPROCS  int      `json:"gomaxprocs"`
+}
+
+func pctInt(sorted []int64, p float64) int64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	return sorted[int(float64(len(sorted)-1)*p)]
+}
+
+// openLoop starts request i at t0 + i/rate for warmup+seconds, then waits up
+// to 2 s + 2 × latency for stragglers; only requests scheduled after the
+// warm-up are counted.
+func openLoop(name string, call func() string, rate float64, latencyMs int, seconds, warmup float64) openResult {
+	total := int((warmup + seconds) * rate)
+	first := int(warmup * rate)
+	interval := float64(time.Second) / rate
+	const notYet = int64(-1)
+	start := make([]atomic.Int64, total)
+	done := make([]atomic.Int64, total)
+	failed := make([]atomic.Bool, total)
+	for i := range done {
+		done[i].Store(notYet)
+	}
+	var firstErr atomic.Value
+	t0 := time.Now().Add(20 * time.Millisecond)
+	var cpu0, mock0 float64
+	sent := make(chan struct{})
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		for i := 0; i < total; i++ {
+			sched := t0.Add(time.Duration(float64(i) * interval))
+			if d := time.Until(sched); d > 0 {
+				ts := syscall.NsecToTimespec(int64(d))
+				_ = syscall.Nanosleep(&ts, nil)
+			}
+			if i == first {
+				cpu0, mock0 = cpuMicros(), mockCPUMicros()
+			}
+			go func(i int) {
+				start[i].Store(int64(time.Since(t0)))
+				if msg := call(); msg != "" {
+					failed[i].Store(true)
+					firstErr.CompareAndSwap(nil, msg)
+				}
+				done[i].Store(int64(time.Since(t0)))
+			}(i)
+		}
+		close(sent)
+	}()
+	<-sent
+	deadline := time.Now().Add(2*time.Second + 2*time.Duration(latencyMs)*time.Millisecond)
+	for time.Now().Before(deadline) {
+		pending := false
+		for i := first; i < total; i++ {
+			if done[i].Load() == notYet {
+				pending = true
+				break
+			}
+		}
+		if !pending {
+			break
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	cpu, mock1 := cpuMicros()-cpu0, mockCPUMicros()
+	winLo := int64(float64(first) * interval)
+	lastDone := winLo
+	var added, lag []int64
+	errs, unfinished := 0, 0
+	for i := first; i < total; i++ {
+		sched := int64(float64(i) * interval)
+		d := done[i].Load()
+		switch {
+		case d == notYet:
+			unfinished++
+		case failed[i].Load():
+			errs++
+		default:
+			lastDone = max(lastDone, d)
+			a := (d-sched)/1000 - int64(latencyMs)*1000
+			if a < 0 {
+				a = 0
+			}
+			added = append(added, a)
+			l := (start[i].Load() - sched) / 1000
+			if l < 0 {
+				l = 0
+			}
+			lag = append(lag, l)
+		}
+	}
+	sort.Slice(added, func(a, b int) bool { return added[a] < added[b] })
+	sort.Slice(lag, func(a, b int) bool { return lag[a] < lag[b] })
+	// Rate achieved: measured requests completed, over the time from the window's start to
+	// the last completion less the mock's latency (at least -seconds: a client that keeps
+	// up shows the target rate).
+	achieved := float64(len(added)) / max(float64(lastDone-winLo)/1e9-float64(latencyMs)/1e3, seconds)
+	r := openResult{
+		Mode: "open", Client: name, Lang: "Go", Rate: rate, LatencyMs: latencyMs, Seconds: seconds, WarmupS: warmup,
+		Scheduled: total - first, Completed: len(added), Errors: errs, Unfinished: unfinished, AchievedRps: achieved,
+		KeptUp:   unfinished == 0 && errs == 0 && achieved >= 0.95*rate,
+		AddedP50: pctInt(added, 0.5), AddedP99: pctInt(added, 0.99), AddedMax: pctInt(added, 1),
+		LagP50: pctInt(lag, 0.5), LagP99: pctInt(lag, 0.99), LagMax: pctInt(lag, 1),
+		GoVersion: runtime.Version(), Module: "github.com/maximhq/bifrost/core@" + moduleVersion(), GOMAXPROCS: runtime.GOMAXPROCS(0),
+	}
+	if len(added) > 0 {
+		r.CPUUsReq = cpu / float64(len(added))
+	}
+	r.MockCPU = perRequest(mock0, mock1, int64(len(added)))
+	if v, ok := firstErr.Load().(string); ok {
+		r.FirstError = v
+	}
+	return r
+}
+
+func newBifrost(base string, conc int) *bifrost.Bifrost {
+	client, err := bifrost.Init(context.Background(), schemas.BifrostConfig{
+		Account:         &account{base: base, conc: conc},
+		Logger:          bifrost.NewDefaultLogger(schemas.LogLevelError),
+		InitialPoolSize: conc * 4,
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bifrost.Init:", err)
+		os.Exit(1)
+	}
+	return client
 }
 
 func main() {
@@ -227,12 +424,33 @@ func main() {
 	seconds := flag.Float64("seconds", 3, "measured seconds per concurrency")
 	warmup := flag.Float64("warmup", 0.5, "warm-up seconds per concurrency")
 	plain := flag.Bool("plain", false, "plain net/http keep-alive client instead of Bifrost (the Go floor)")
+	rates := flag.String("rates", "", "open loop: requests/s (comma separated); replaces -conc")
+	latencyMs := flag.Int("latency-ms", 0, "open loop: the mock's configured latency, subtracted from the measured one")
 	flag.Parse()
 	if *base == "" {
 		fmt.Fprintln(os.Stderr, "-base is required")
 		os.Exit(2)
 	}
 	enc := json.NewEncoder(os.Stdout)
+	if *rates != "" {
+		for _, rs := range strings.Split(*rates, ",") {
+			rate, err := strconv.ParseFloat(strings.TrimSpace(rs), 64)
+			if err != nil || rate <= 0 {
+				fmt.Fprintf(os.Stderr, "bad -rates value %q\n", rs)
+				os.Exit(2)
+			}
+			// Enough workers / idle connections for every request the mock holds at this rate.
+			const conc = 1024
+			if *plain {
+				_ = enc.Encode(openLoop("go: net/http keep-alive", viaNetHTTP(*base, conc), rate, *latencyMs, *seconds, *warmup))
+				continue
+			}
+			client := newBifrost(*base, conc)
+			_ = enc.Encode(openLoop("go: Bifrost core (embedded)", viaBifrost(client), rate, *latencyMs, *seconds, *warmup))
+			client.Shutdown()
+		}
+		return
+	}
 	for _, cs := range strings.Split(*concs, ",") {
 		conc, err := strconv.Atoi(strings.TrimSpace(cs))
 		if err != nil || conc < 1 {
@@ -250,15 +468,7 @@ func main() {
 			_ = enc.Encode(r)
 			continue
 		}
-		client, err := bifrost.Init(context.Background(), schemas.BifrostConfig{
-			Account:         &account{base: *base, conc: conc},
-			Logger:          bifrost.NewDefaultLogger(schemas.LogLevelError),
-			InitialPoolSize: conc * 4,
-		})
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "bifrost.Init:", err)
-			os.Exit(1)
-		}
+		client := newBifrost(*base, conc)
 		call := viaBifrost(client)
 		run("bifrost-go", call, conc, *warmup, false)
 		r := run("bifrost-go", call, conc, *seconds, true)

@@ -29,6 +29,19 @@ the workers one cell at a time, so only one client runs at any moment.
 Cells are interleaved: every round visits every (latency, N) group and runs
 all clients there, in an order rotated between rounds; ratios are computed
 within each round and the table combines the rounds.
+
+Open loop (issue 8's fixed-rate scenario), against a running bifrost-mock:
+
+  bench.py --openloop --base http://127.0.0.1:PORT --latency-ms 50 \
+      --rates 1000,3000 --seconds 5 --warmup 1 [--clients bifrost]
+
+A sender thread sleeps (time.sleep, sub-millisecond; asyncio's own timers
+wake on whole milliseconds) until each send time t0 + i/rate and hands
+request i to the event loop (call_soon_threadsafe), which starts it at once,
+whatever the completions do. Latency runs from the *scheduled* send time,
+minus the mock's configured latency (--latency-ms): "added" µs; "lag" =
+scheduled -> the request's task started on the loop. One JSON object per
+rate and client on stdout (the fields of core/examples/bench_openloop.rs).
 """
 
 from __future__ import annotations
@@ -238,6 +251,10 @@ async def run_cell(client: Client, inflight: int, warmup: float, seconds: float,
     n = len(lat) - done0
     state["measuring"] = False
     state["stop"] = True
+    # Requests still in flight are outside the window: cancel them rather than wait (a slow client
+    # at N = 1024 would take seconds to drain).
+    for t in tasks:
+        t.cancel()
     await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), timeout=60)
     lat = lat[done0 : done0 + n]
     elapsed = s1["t"] - s0["t"]
@@ -324,6 +341,121 @@ def versions(name: str) -> dict:
         except metadata.PackageNotFoundError:
             v[p] = None
     return v
+
+
+async def open_loop_cell(client: Client, rate: float, latency_ms: int, seconds: float, warmup: float) -> dict:
+    """Requests started at t0 + i/rate by a sender thread; see the module docs."""
+    import threading
+
+    loop = asyncio.get_running_loop()
+    total = round((warmup + seconds) * rate)
+    first = round(warmup * rate)
+    interval = 1.0 / rate
+    start = [-1.0] * total
+    done = [-1.0] * total
+    failed = [False] * total
+    state = {"first_error": None, "cpu0": None}
+    pc = time.perf_counter
+    t0 = pc() + 0.05  # the sender starts first
+    tasks = set()
+
+    async def one(i: int) -> None:
+        try:
+            text = await client.call()
+            if not text:
+                raise RuntimeError("empty reply")
+        except Exception as e:  # counted
+            failed[i] = True
+            if state["first_error"] is None:
+                state["first_error"] = f"{type(e).__name__}: {e}"[:300]
+        done[i] = pc() - t0
+
+    def begin(i: int) -> None:
+        if i == first:
+            state["cpu0"] = self_cpu_s()
+        start[i] = pc() - t0
+        t = loop.create_task(one(i))
+        tasks.add(t)
+        t.add_done_callback(tasks.discard)
+
+    def sender() -> None:
+        for i in range(total):
+            d = t0 + i * interval - pc()
+            if d > 0:
+                time.sleep(d)
+            loop.call_soon_threadsafe(begin, i)
+
+    th = threading.Thread(target=sender, name="open-loop-sender", daemon=True)
+    th.start()
+    while th.is_alive():
+        await asyncio.sleep(0.05)
+    deadline = pc() + 2.0 + 2 * latency_ms / 1000
+    while pc() < deadline and any(d < 0 for d in done[first:]):
+        await asyncio.sleep(0.002)
+    cpu = self_cpu_s() - (state["cpu0"] if state["cpu0"] is not None else self_cpu_s())
+    for t in list(tasks):  # stragglers past the grace period: unfinished
+        t.cancel()
+    win_lo = first * interval
+    last_done = win_lo
+    added, lag = [], []
+    errors = unfinished = 0
+    for i in range(first, total):
+        sched = i * interval
+        if done[i] < 0:
+            unfinished += 1
+        elif failed[i]:
+            errors += 1
+        else:
+            last_done = max(last_done, done[i])
+            added.append(max(0, int((done[i] - sched) * 1e6) - latency_ms * 1000))
+            lag.append(max(0, int((start[i] - sched) * 1e6)))
+    added.sort()
+    lag.sort()
+
+    def pct(xs: list[int], p: float) -> int:
+        return xs[int((len(xs) - 1) * p)] if xs else 0
+
+    # Rate achieved: measured requests completed, over the time from the window's start to the
+    # last completion less the mock's latency (at least `seconds`: a client that keeps up shows
+    # the target rate).
+    achieved = len(added) / max(last_done - win_lo - latency_ms / 1000, seconds)
+    return {
+        "rate": rate, "latency_ms": latency_ms, "seconds": seconds, "warmup_s": warmup,
+        "scheduled": total - first, "completed": len(added), "errors": errors, "unfinished": unfinished,
+        "achieved_rps": achieved, "kept_up": unfinished == 0 and errors == 0 and achieved >= 0.95 * rate,
+        "added_p50_us": pct(added, 0.5), "added_p99_us": pct(added, 0.99), "added_max_us": pct(added, 1.0),
+        "lag_p50_us": pct(lag, 0.5), "lag_p99_us": pct(lag, 0.99), "lag_max_us": pct(lag, 1.0),
+        "cpu_us_per_req": cpu * 1e6 / len(added) if added else None,
+        "first_error": state["first_error"],
+    }
+
+
+OPEN_LABELS = {"bifrost": "python: bifrost achat", "aiohttp": "python: aiohttp (raw)",
+               "openai": "python: openai AsyncOpenAI", "litellm": "python: LiteLLM Router.acompletion"}
+
+
+async def open_loop_main(args: argparse.Namespace) -> None:
+    for name in args.clients.split(","):
+        for rate in [float(x) for x in args.rates.split(",")]:
+            client = CLIENT_CLASSES[name]()
+            # Enough workers / connections for every request the mock holds at this rate.
+            await client.open(args.base.rstrip("/"), 1024)
+            try:
+                r = await open_loop_cell(client, rate, args.latency_ms, args.seconds, args.warmup)
+            finally:
+                try:
+                    await client.close()
+                except Exception:
+                    pass
+            r = {"mode": "open", "client": OPEN_LABELS[name], "lang": "Python", **r, "versions": versions(name)}
+            print(json.dumps(r), flush=True)
+            print(
+                f"# {r['client']} {rate:.0f}/s @{args.latency_ms} ms: added p50 {r['added_p50_us']} p99 {r['added_p99_us']} "
+                f"max {r['added_max_us']} µs, lag p50 {r['lag_p50_us']} µs, achieved {r['achieved_rps']:.0f}/s"
+                + ("" if r["kept_up"] else " (did NOT keep up)"),
+                file=sys.stderr,
+                flush=True,
+            )
 
 
 def worker_main(name: str) -> None:
@@ -740,8 +872,21 @@ def main() -> None:
     p.add_argument("--quiet-threshold", type=float, default=0.3, help="other load (cores) counted as quiet")
     p.add_argument("--retry-budget", type=float, default=40.0, help="max seconds of cells rerun because of other load")
     p.add_argument("--out", default=os.path.join(ROOT, "bench", "results"))
+    p.add_argument("--openloop", action="store_true", help="open loop at fixed rates against --base (see the module docs)")
+    p.add_argument("--base", help="open loop: a running bifrost-mock, http://127.0.0.1:PORT")
+    p.add_argument("--rates", default="1000,3000", help="open loop: requests/s")
+    p.add_argument("--latency-ms", type=int, default=0, help="open loop: the mock's configured latency")
     args = p.parse_args()
-    if args.worker:
+    if args.openloop:
+        if not args.base:
+            p.error("--openloop needs --base")
+        if args.clients == ",".join(CLIENTS):
+            args.clients = "bifrost"
+        os.environ.setdefault("LITELLM_LOG", "ERROR")
+        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+        os.environ.setdefault("LITELLM_TELEMETRY", "False")
+        asyncio.run(open_loop_main(args))
+    elif args.worker:
         worker_main(args.worker)
     else:
         parent_main(args)
