@@ -236,7 +236,7 @@ impl Gateway {
         let pool = pool.clone();
         let t = request.timeout_ms;
         let job: Job<EmbedResponse> =
-            Self::admitted(self.admit_to(&pool, model, Work::Embed(request), t, true)).await?;
+            Self::admitted(self.admit_to(&pool, model, Work::Embed(Box::new(request)), t, true)).await?;
         job.await
     }
 

@@ -50,7 +50,7 @@ pub(crate) fn backoff(initial_ms: u64, max_ms: u64, retry: u32) -> Duration {
 }
 
 /// Runs the provider call with retries; fills `extra_fields`.
-pub(crate) async fn execute(pool: &PoolShared, job: &JobInner, work: Work, started: Instant) -> Result<Output> {
+pub(crate) async fn execute(pool: &PoolShared, job: &JobInner, work: Work, queue_wait_us: u64) -> Result<Output> {
     let net = &pool.network;
     let attempt_limit = Duration::from_secs(net.default_request_timeout_in_seconds);
     let mut attempt = 0u32;
@@ -84,9 +84,9 @@ pub(crate) async fn execute(pool: &PoolShared, job: &JobInner, work: Work, start
         };
         let call = async {
             match &work {
-                Work::Chat(r) => pool.provider.chat(r, &ctx).await.map(Output::Chat),
+                Work::Chat(r) => pool.provider.chat(r, &ctx).await.map(|r| Output::Chat(Box::new(r))),
                 Work::Stream(r) => pool.provider.stream(r, &ctx).await.map(Output::Stream),
-                Work::Embed(r) => pool.provider.embed(r, &ctx).await.map(Output::Embed),
+                Work::Embed(r) => pool.provider.embed(r, &ctx).await.map(|r| Output::Embed(Box::new(r))),
             }
         };
         // The attempt timer is armed only if the call does not finish on its
@@ -110,7 +110,7 @@ pub(crate) async fn execute(pool: &PoolShared, job: &JobInner, work: Work, start
                     provider: pool.name.clone(),
                     model: job.model.clone(),
                     latency_ms: 0, // set by the worker when the job finishes
-                    queue_wait_us: started.saturating_duration_since(job.enqueued_at()).as_micros() as u64,
+                    queue_wait_us,
                     attempts: attempt,
                     fallback_index: 0,
                     key_id: key.map(|i| pool.keys.id(i).to_string()),

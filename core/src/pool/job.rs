@@ -38,17 +38,20 @@ pub(crate) const DONE: u8 = 2;
 /// What a worker is asked to do.
 #[doc(hidden)]
 pub enum Work {
-    Chat(Request),
-    Stream(Request),
-    Embed(EmbedRequest),
+    // Boxed for the same reason as `Output`: the job's slot moves it.
+    Chat(Box<Request>),
+    Stream(Box<Request>),
+    Embed(Box<EmbedRequest>),
 }
 
 /// What a worker produced.
 #[doc(hidden)]
 pub enum Output {
-    Chat(Response),
+    // Boxed: an outcome moves through several hands (worker, slot, handle)
+    // and a response is a few hundred bytes to copy at each.
+    Chat(Box<Response>),
     Stream(ChunkStream),
-    Embed(EmbedResponse),
+    Embed(Box<EmbedResponse>),
 }
 
 /// A job's slot: its work, then its outcome (each taken once).
@@ -211,12 +214,12 @@ impl JobOutput for EmbedResponse {}
 impl FromOutput for Response {
     fn from_output(output: Output) -> Result<Self> {
         match output {
-            Output::Chat(r) => Ok(r),
+            Output::Chat(r) => Ok(*r),
             _ => Err(Error::Internal { message: "job produced a different output kind than requested".into() }),
         }
     }
     fn work_for(req: Request) -> Option<Work> {
-        Some(Work::Chat(req))
+        Some(Work::Chat(Box::new(req)))
     }
     fn set_fallback_index(&mut self, index: u32) {
         self.extra_fields.fallback_index = index;
@@ -234,7 +237,7 @@ impl FromOutput for ChunkStream {
         }
     }
     fn work_for(req: Request) -> Option<Work> {
-        Some(Work::Stream(req))
+        Some(Work::Stream(Box::new(req)))
     }
     fn set_fallback_index(&mut self, index: u32) {
         self.set_fallback_index(index);
@@ -250,7 +253,7 @@ impl FromOutput for ChunkStream {
 impl FromOutput for EmbedResponse {
     fn from_output(output: Output) -> Result<Self> {
         match output {
-            Output::Embed(r) => Ok(r),
+            Output::Embed(r) => Ok(*r),
             _ => Err(Error::Internal { message: "job produced a different output kind than requested".into() }),
         }
     }

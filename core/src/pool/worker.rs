@@ -129,7 +129,8 @@ async fn race(
 async fn run_job(pool: &PoolShared, job: Arc<JobInner>, started: Instant) {
     let c = &pool.counters;
     c.running.fetch_add(1, Ordering::Relaxed);
-    c.queue_wait.record(started.saturating_duration_since(job.enqueued_at()));
+    let queue_wait = started.saturating_duration_since(job.enqueued_at());
+    c.queue_wait.record(queue_wait);
     let work = job.take_work();
     let outcome: (Result<Output>, Outcome) = match work {
         None => (Err(Error::Internal { message: "job had no work to run".into() }), Outcome::Failed),
@@ -137,7 +138,9 @@ async fn run_job(pool: &PoolShared, job: Arc<JobInner>, started: Instant) {
             (Err(Error::Cancelled { provider: pool.name.clone() }), Outcome::Cancelled)
         }
         Some(work) => {
-            let mut call = std::pin::pin!(AssertUnwindSafe(execute(pool, &job, work, started)).catch_unwind());
+            let mut call = std::pin::pin!(
+                AssertUnwindSafe(execute(pool, &job, work, queue_wait.as_micros() as u64)).catch_unwind()
+            );
             // Most zero-latency calls finish on their first poll: then the
             // cancel/abort/deadline race below is never set up.
             let result = match call.as_mut().now_or_never() {

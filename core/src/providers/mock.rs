@@ -76,6 +76,14 @@ impl MockProvider {
             Some(o) => self.base.overlay(o),
             None => self.base.clone(),
         };
+        let random = cfg.jitter_ms.unwrap_or(0) > 0
+            || cfg.panic_rate.unwrap_or(0.0) > 0.0
+            || cfg.failure_rate.unwrap_or(0.0) > 0.0;
+        if !random {
+            // Nothing to draw (and nothing a seed would change).
+            let latency = Duration::from_millis(cfg.latency_ms.unwrap_or(0));
+            return Draw { latency, panic: false, fail: false, cfg };
+        }
         let request_seed = over.and_then(|o| o.seed);
         let mut rng = match (request_seed, self.base.seed) {
             (Some(s), _) => fastrand::Rng::with_seed(mix(s ^ mix(ctx.attempt as u64))),
