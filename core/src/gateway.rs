@@ -141,10 +141,10 @@ impl Gateway {
         self.pools.keys().cloned().collect()
     }
 
-    fn route(&self, model: &str) -> Result<(&Arc<PoolShared>, String)> {
-        let (provider, name) = split_model(model)?;
+    fn route(&self, model: &str) -> Result<&Arc<PoolShared>> {
+        let (provider, _) = split_model(model)?;
         match self.pools.get(provider) {
-            Some(pool) => Ok((pool, name.to_string())),
+            Some(pool) => Ok(pool),
             None => Err(Error::UnknownProvider { provider: provider.to_string(), known: self.providers() }),
         }
     }
@@ -154,13 +154,12 @@ impl Gateway {
     fn admit_to<T: JobOutput>(
         &self,
         pool: &Arc<PoolShared>,
-        model: String,
         work: Work,
         timeout_ms: Option<u64>,
         wait: bool,
     ) -> Admitted<T> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        match pool.admit(id, work, model, timeout_ms, wait) {
+        match pool.admit(id, work, timeout_ms, wait) {
             Admission::Done(done) => Admitted::Done(done),
             Admission::Full(inner) => Admitted::Full(pool.clone(), inner),
         }
@@ -184,13 +183,13 @@ impl Gateway {
         let plan = plan_for(&self.pools, &self.next_id, &request, std::time::Instant::now())?;
         let admitted = match self.route(&request.model) {
             Err(e) => Admitted::Done(Err(e)),
-            Ok((pool, model)) => {
+            Ok(pool) => {
                 let pool = pool.clone();
                 let t = request.timeout_ms;
                 let Some(work) = T::work_for(request) else {
                     return Err(Error::Internal { message: "output kind without a work item".into() });
                 };
-                self.admit_to::<T>(&pool, model, work, t, wait)
+                self.admit_to::<T>(&pool, work, t, wait)
             }
         };
         match Self::admitted(admitted).await {
@@ -232,11 +231,11 @@ impl Gateway {
     /// Computes embeddings (OpenAI embeddings shape).
     pub async fn embed(&self, request: EmbedRequest) -> Result<EmbedResponse> {
         request.validate()?;
-        let (pool, model) = self.route(&request.model)?;
+        let pool = self.route(&request.model)?;
         let pool = pool.clone();
         let t = request.timeout_ms;
         let job: Job<EmbedResponse> =
-            Self::admitted(self.admit_to(&pool, model, Work::Embed(Box::new(request)), t, true)).await?;
+            Self::admitted(self.admit_to(&pool, Work::Embed(Box::new(request)), t, true)).await?;
         job.await
     }
 

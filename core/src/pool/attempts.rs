@@ -52,6 +52,7 @@ pub(crate) fn backoff(initial_ms: u64, max_ms: u64, retry: u32) -> Duration {
 /// Runs the provider call with retries; fills `extra_fields`.
 pub(crate) async fn execute(pool: &PoolShared, job: &JobInner, work: Work, queue_wait_us: u64) -> Result<Output> {
     let net = &pool.network;
+    let model = work.model();
     let attempt_limit = Duration::from_secs(net.default_request_timeout_in_seconds);
     let mut attempt = 0u32;
     let mut retries_used = 0u32;
@@ -63,7 +64,7 @@ pub(crate) async fn execute(pool: &PoolShared, job: &JobInner, work: Work, queue
         if let Admit::Reject { retry_in_ms } = admit {
             return Err(last_err.unwrap_or(Error::CircuitOpen { provider: pool.name.clone(), retry_in_ms }));
         }
-        let key = match pool.keys.choose(&job.model, avoid) {
+        let key = match pool.keys.choose(model, avoid) {
             Ok(k) => k,
             Err(e) => {
                 pool.breaker.release(admit);
@@ -75,7 +76,7 @@ pub(crate) async fn execute(pool: &PoolShared, job: &JobInner, work: Work, queue
         }
         let ctx = CallCtx {
             provider: &pool.name,
-            model: &job.model,
+            model,
             job_id: job.id,
             attempt,
             key: key.map(|i| pool.keys.key(i)),
@@ -108,7 +109,7 @@ pub(crate) async fn execute(pool: &PoolShared, job: &JobInner, work: Work, queue
                 pool.breaker.record(admit, true);
                 let extra = ExtraFields {
                     provider: pool.name.clone(),
-                    model: job.model.clone(),
+                    model: model.to_string(),
                     latency_ms: 0, // set by the worker when the job finishes
                     queue_wait_us,
                     attempts: attempt,
@@ -129,7 +130,7 @@ pub(crate) async fn execute(pool: &PoolShared, job: &JobInner, work: Work, queue
             pool.keys.record_error(i);
             if matches!(e.status(), Some(401 | 403)) {
                 pool.keys.mark_rejected(i);
-                if pool.keys.has_alternative(&job.model, i) {
+                if pool.keys.has_alternative(model, i) {
                     pool.counters.retries.fetch_add(1, Ordering::Relaxed);
                     last_err = Some(e);
                     continue;
@@ -140,7 +141,7 @@ pub(crate) async fn execute(pool: &PoolShared, job: &JobInner, work: Work, queue
                         message: format!(
                             "credentials exhausted: every key of provider '{provider}' for model '{}' was \
                              rejected and is cooling down; the provider said: {message}",
-                            job.model
+                            model
                         ),
                         provider,
                         status,

@@ -78,7 +78,7 @@ pub(crate) async fn run_chain<T: JobOutput>(plan: FallbackPlan, primary: Error) 
             }
             None => None,
         };
-        let (provider, model) = split_model(target)?;
+        let (provider, _) = split_model(target)?;
         let Some(pool) = plan.pools.get(provider) else {
             let known = plan.pools.keys().cloned().collect();
             failures.push((target.clone(), Error::UnknownProvider { provider: provider.to_string(), known }));
@@ -89,7 +89,7 @@ pub(crate) async fn run_chain<T: JobOutput>(plan: FallbackPlan, primary: Error) 
         req.timeout_ms = remaining_ms;
         let Some(work) = T::work_for(req) else { break };
         let id = plan.next_id.fetch_add(1, Ordering::Relaxed);
-        let outcome = match pool.submit::<T>(id, work, model.to_string(), remaining_ms, true).await {
+        let outcome = match pool.submit::<T>(id, work, remaining_ms, true).await {
             Ok(job) => match job.await {
                 Ok(out) => out.confirm().await,
                 Err(e) => Err(e),

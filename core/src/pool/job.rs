@@ -44,6 +44,18 @@ pub enum Work {
     Embed(Box<EmbedRequest>),
 }
 
+impl Work {
+    /// The model name without the provider prefix (the request was
+    /// validated and routed by it, so it has one).
+    pub(crate) fn model(&self) -> &str {
+        let full = match self {
+            Work::Chat(r) | Work::Stream(r) => &r.model,
+            Work::Embed(r) => &r.model,
+        };
+        full.split_once('/').map_or(full.as_str(), |(_, m)| m)
+    }
+}
+
 /// What a worker produced.
 #[doc(hidden)]
 pub enum Output {
@@ -73,8 +85,6 @@ pub(crate) struct JobInner {
     /// The work until a worker takes it, then the outcome until the handle
     /// takes it (one slot for both keeps the job a few cache lines smaller).
     slot: Mutex<Slot>,
-    /// Model name without the provider prefix.
-    pub model: String,
     pub submitted_at: Instant,
     /// When the job entered the queue, as nanoseconds since [`epoch`]; set
     /// under the queue lock, so the queue is ordered by it.
@@ -87,20 +97,13 @@ pub(crate) struct JobInner {
 }
 
 impl JobInner {
-    pub(crate) fn new(
-        id: u64,
-        work: Work,
-        model: String,
-        submitted_at: Instant,
-        timeout_ms: Option<u64>,
-    ) -> Arc<JobInner> {
+    pub(crate) fn new(id: u64, work: Work, submitted_at: Instant, timeout_ms: Option<u64>) -> Arc<JobInner> {
         Arc::new(JobInner {
             id,
             state: AtomicU8::new(QUEUED),
             cancel_requested: AtomicBool::new(false),
             cancel_signal: Notify::new(),
             slot: Mutex::new(Slot::Work(work)),
-            model,
             submitted_at,
             enqueued_ns: AtomicU64::new(since_epoch(submitted_at)),
             deadline: timeout_ms.map(|t| submitted_at + Duration::from_millis(t)),

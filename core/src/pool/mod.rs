@@ -227,11 +227,10 @@ impl PoolShared {
         self: &Arc<Self>,
         id: u64,
         work: Work,
-        model: String,
         timeout_ms: Option<u64>,
         wait: bool,
     ) -> Result<Job<T>> {
-        match self.admit(id, work, model, timeout_ms, wait) {
+        match self.admit(id, work, timeout_ms, wait) {
             Admission::Done(done) => done,
             Admission::Full(inner) => self.wait_for_space(inner).await,
         }
@@ -245,15 +244,14 @@ impl PoolShared {
         self: &Arc<Self>,
         id: u64,
         work: Work,
-        model: String,
         timeout_ms: Option<u64>,
         wait: bool,
     ) -> Admission<T> {
         let submitted_at = Instant::now();
         if !(wait && self.policy == QueuePolicy::Block) {
-            return Admission::Done(self.push_once(id, work, model, submitted_at, timeout_ms));
+            return Admission::Done(self.push_once(id, work, submitted_at, timeout_ms));
         }
-        let inner = JobInner::new(id, work, model, submitted_at, timeout_ms);
+        let inner = JobInner::new(id, work, submitted_at, timeout_ms);
         match self.enqueue_blocking(&inner, submitted_at) {
             Some(done) => Admission::Done(done),
             None => Admission::Full(inner),
@@ -320,11 +318,10 @@ impl PoolShared {
         self: &Arc<Self>,
         id: u64,
         work: Work,
-        model: String,
         submitted_at: Instant,
         timeout_ms: Option<u64>,
     ) -> Result<Job<T>> {
-        let inner = JobInner::new(id, work, model, submitted_at, timeout_ms);
+        let inner = JobInner::new(id, work, submitted_at, timeout_ms);
         let evict = self.policy == QueuePolicy::DropOldest;
         match self.queue.push(&inner, evict, submitted_at) {
             Push::Queued => {
