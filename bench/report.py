@@ -258,6 +258,20 @@ def cmd_of(status, name):
     return ""
 
 
+def p50_p99_bars(ax, labels, p50, p99, xlabel, title):
+    """Horizontal p50/p99 bar pairs per label on a log axis."""
+    y = range(len(labels))
+    ax.barh([i + 0.2 for i in y], p50, height=0.4, label="p50")
+    ax.barh([i - 0.2 for i in y], p99, height=0.4, label="p99")
+    ax.set_yticks(list(y))
+    ax.set_yticklabels(labels, fontsize=7)
+    ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
+    ax.grid(True, axis="x", which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+
+
 def plots(data, img_dir):
     try:
         import matplotlib
@@ -295,15 +309,8 @@ def plots(data, img_dir):
     for ax, conc in zip(axes if len(concs) > 1 else [axes], concs):
         sel = sorted([r for r in rows if r["latency_ms"] == 0 and r["inflight"] == conc], key=lambda r: r["p50_us"])
         y = range(len(sel))
-        ax.barh([i + 0.2 for i in y], [r["p50_us"] / 1000 for r in sel], height=0.4, label="p50")
-        ax.barh([i - 0.2 for i in y], [r["p99_us"] / 1000 for r in sel], height=0.4, label="p99")
-        ax.set_yticks(list(y))
-        ax.set_yticklabels([r["client"] for r in sel], fontsize=7)
-        ax.set_xscale("log")
-        ax.set_xlabel("latency, ms (log)")
-        ax.set_title(f"closed loop, {conc} in flight, mock 0 ms")
-        ax.grid(True, axis="x", which="both", alpha=0.3)
-        ax.legend(fontsize=8)
+        p50_p99_bars(ax, [r["client"] for r in sel], [r["p50_us"] / 1000 for r in sel], [r["p99_us"] / 1000 for r in sel],
+                     "latency, ms (log)", f"closed loop, {conc} in flight, mock 0 ms")
     fig.suptitle(f"bifrost benchmarks {data['date']} — latency at fixed concurrency, one run", fontsize=9)
     fig.tight_layout()
     fig.savefig(os.path.join(img_dir, "latency.png"), dpi=110)
@@ -314,16 +321,9 @@ def plots(data, img_dir):
         fig, axes = plt.subplots(1, 2, figsize=(14, 0.9 + 0.32 * max(8, len(ol) // 2)))
         for ax, lat in zip(axes, (0, 50)):
             sel = sorted([r for r in ol if r["latency_ms"] == lat], key=lambda r: (-r["rate"], -r["added_p50_us"]))
-            y = range(len(sel))
-            ax.barh([i + 0.2 for i in y], [max(1, r["added_p50_us"]) for r in sel], height=0.4, label="p50")
-            ax.barh([i - 0.2 for i in y], [max(1, r["added_p99_us"]) for r in sel], height=0.4, label="p99")
-            ax.set_yticks(list(y))
-            ax.set_yticklabels([f"{r['client']} @ {r['rate']:,.0f}/s" + ("" if r.get("kept_up") else " (behind)") for r in sel], fontsize=7)
-            ax.set_xscale("log")
-            ax.set_xlabel("added latency, µs (log scale)")
-            ax.set_title(f"open loop, mock latency {lat} ms")
-            ax.grid(True, axis="x", which="both", alpha=0.3)
-            ax.legend(fontsize=8)
+            labels = [f"{r['client']} @ {r['rate']:,.0f}/s" + ("" if r.get("kept_up") else " (behind)") for r in sel]
+            p50_p99_bars(ax, labels, [max(1, r["added_p50_us"]) for r in sel], [max(1, r["added_p99_us"]) for r in sel],
+                         "added latency, µs (log scale)", f"open loop, mock latency {lat} ms")
         fig.suptitle(f"bifrost benchmarks {data['date']} — fixed rate (open loop), one run", fontsize=9)
         fig.tight_layout()
         fig.savefig(os.path.join(img_dir, "openloop.png"), dpi=110)

@@ -7,7 +7,10 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Instant;
 
-use bifrost_core::{Gateway, Request};
+use bifrost_core::Gateway;
+
+#[path = "support/submit_loop.rs"]
+mod submit_loop;
 use serde_json::json;
 
 struct Counting;
@@ -36,30 +39,12 @@ static GLOBAL: Counting = Counting;
 fn main() {
     const SUBMITTERS: u64 = 64;
     const PER: u64 = 4_000;
-    let rt = bifrost_core::runtime::handle().expect("runtime");
     let gw = Arc::new(
         Gateway::from_value(json!({"providers": {"mock": {
             "kind": "mock", "concurrency_and_buffer_size": {"concurrency": 64, "buffer_size": 4096}}}}))
         .expect("config"),
     );
-    let run = |gw: Arc<Gateway>| {
-        rt.block_on(async move {
-            let tasks: Vec<_> = (0..SUBMITTERS)
-                .map(|_| {
-                    let gw = gw.clone();
-                    tokio::spawn(async move {
-                        let req = Request::new("mock/m", "hi");
-                        for _ in 0..PER {
-                            gw.chat(req.clone()).await.expect("mock chat");
-                        }
-                    })
-                })
-                .collect();
-            for t in tasks {
-                t.await.expect("submitter");
-            }
-        })
-    };
+    let run = |gw: Arc<Gateway>| submit_loop::submit_await(&gw, SUBMITTERS, PER);
     run(gw.clone()); // warm up
     let (b0, a0) = (BYTES.load(Relaxed), ALLOCS.load(Relaxed));
     let start = Instant::now();

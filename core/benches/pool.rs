@@ -5,15 +5,17 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bifrost_core::{Gateway, Request};
+use bifrost_core::Gateway;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use serde_json::json;
+
+#[path = "support/submit_loop.rs"]
+mod submit_loop;
 
 /// Jobs each iteration pushes through, split across the submitters.
 const JOBS: u64 = 65_536;
 
 fn bench_submit_await(c: &mut Criterion) {
-    let rt = bifrost_core::runtime::handle().expect("runtime");
     let gw = Arc::new(
         Gateway::from_value(json!({"providers": {"mock": {
             "kind": "mock",
@@ -30,25 +32,8 @@ fn bench_submit_await(c: &mut Criterion) {
             b.iter_custom(|iters| {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
-                    let gw = gw.clone();
                     let start = Instant::now();
-                    rt.block_on(async move {
-                        let per = JOBS / submitters;
-                        let tasks: Vec<_> = (0..submitters)
-                            .map(|_| {
-                                let gw = gw.clone();
-                                tokio::spawn(async move {
-                                    let req = Request::new("mock/m", "hi");
-                                    for _ in 0..per {
-                                        gw.chat(req.clone()).await.expect("mock chat");
-                                    }
-                                })
-                            })
-                            .collect();
-                        for t in tasks {
-                            t.await.expect("submitter");
-                        }
-                    });
+                    submit_loop::submit_await(&gw, submitters, JOBS / submitters);
                     total += start.elapsed();
                 }
                 total

@@ -7,8 +7,11 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use bifrost_core::{Gateway, Request};
+use bifrost_core::Gateway;
 use serde_json::json;
+
+#[path = "../benches/support/submit_loop.rs"]
+mod submit_loop;
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -21,27 +24,7 @@ fn main() {
         }}}))
         .expect("config"),
     );
-    let rt = bifrost_core::runtime::handle().expect("runtime");
-    let run = |n: u64| {
-        let gw = gw.clone();
-        rt.block_on(async move {
-            let per = n / submitters;
-            let tasks: Vec<_> = (0..submitters)
-                .map(|_| {
-                    let gw = gw.clone();
-                    tokio::spawn(async move {
-                        let req = Request::new("mock/m", "hi");
-                        for _ in 0..per {
-                            gw.chat(req.clone()).await.expect("mock chat");
-                        }
-                    })
-                })
-                .collect();
-            for t in tasks {
-                t.await.expect("submitter");
-            }
-        })
-    };
+    let run = |n: u64| submit_loop::submit_await(&gw, submitters, n / submitters);
     run(jobs / 10); // warm-up: workers spawned, buffers pooled
     let start = Instant::now();
     run(jobs);
