@@ -430,6 +430,55 @@ async fn scaling_up_under_a_burst_and_down_when_idle_loses_no_job() {
     assert!(gw.prometheus().contains("bifrost_worker_scale_events_total{provider=\"p\",direction=\"down\"} 30"));
 }
 
+/// Workers retiring after an idle timeout race with pushes that hand jobs
+/// to parked workers: bursts separated by gaps around the idle timeout, from
+/// several tasks on both threads. No job may be lost or left hanging.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retiring_workers_never_strand_a_handed_job() {
+    let gw = std::sync::Arc::new(
+        Gateway::from_value(json!({"providers": {"p": {
+            "kind": "mock",
+            "concurrency_and_buffer_size": {"concurrency": 4, "buffer_size": 1000},
+            "scaling": {"min_workers": 1, "max_workers": 16, "scale_up_threshold": 0.02, "scale_down_threshold": 0.01,
+                        "min_scale_interval_ms": 10, "idle_timeout_ms": 10, "scale_up_factor": 2.0}
+        }}}))
+        .unwrap(),
+    );
+    // All tasks burst together, then pause together: every fourth pause
+    // (25 ms) outlasts the idle timeout, so workers retire, and the next
+    // burst's hand-offs race the retirements still in progress.
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(8));
+    let tasks: Vec<_> = (0..8u64)
+        .map(|t| {
+            let (gw, barrier) = (gw.clone(), barrier.clone());
+            tokio::spawn(async move {
+                let mut done = 0u64;
+                for round in 0..40u64 {
+                    barrier.wait().await;
+                    let burst: Vec<_> =
+                        (0..20).map(|i| gw.chat(Request::new("p/m", format!("{t}-{round}-{i}")))).collect();
+                    for r in futures_util::future::join_all(burst).await {
+                        r.expect("no job lost while workers retire");
+                        done += 1;
+                    }
+                    let pause = if round % 4 == 3 { 25 } else { (t * 7 + round * 3) % 12 };
+                    tokio::time::sleep(Duration::from_millis(pause)).await;
+                }
+                done
+            })
+        })
+        .collect();
+    let all = tokio::time::timeout(Duration::from_secs(60), futures_util::future::join_all(tasks))
+        .await
+        .expect("every job resolved (none stranded with a retired worker)");
+    let done: u64 = all.into_iter().map(|d| d.expect("submitter")).sum();
+    assert_eq!(done, 8 * 40 * 20);
+    let p = &gw.stats().providers["p"];
+    assert_eq!((p.jobs.completed, p.jobs.submitted), (done, done));
+    assert!(p.jobs.invariant_holds());
+    assert!(p.workers.scale_downs > 0, "workers retired during the gaps: {:?}", p.workers);
+}
+
 #[test]
 fn optimal_concurrency_follows_littles_law() {
     let s = bifrost_core::optimal_concurrency(100.0, 0.5, 0.2).unwrap();
