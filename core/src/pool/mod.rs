@@ -251,10 +251,9 @@ impl PoolShared {
         if !(wait && self.policy == QueuePolicy::Block) {
             return Admission::Done(self.push_once(id, work, submitted_at, timeout_ms));
         }
-        let inner = JobInner::new(id, work, submitted_at, timeout_ms);
-        match self.enqueue_blocking(&inner, submitted_at) {
-            Some(done) => Admission::Done(done),
-            None => Admission::Full(inner),
+        match self.enqueue_owned(JobInner::new(id, work, submitted_at, timeout_ms), submitted_at) {
+            Ok(done) => Admission::Done(done),
+            Err(inner) => Admission::Full(inner),
         }
     }
 
@@ -303,13 +302,23 @@ impl PoolShared {
 
     /// One push under policy `block`: `None` while the queue is full.
     fn enqueue_blocking<T: JobOutput>(self: &Arc<Self>, inner: &Arc<JobInner>, at: Instant) -> Option<Result<Job<T>>> {
-        match self.queue.push(inner, false, at) {
+        self.enqueue_owned(inner.clone(), at).ok()
+    }
+
+    /// Like [`PoolShared::enqueue_blocking`], handing the job to its handle
+    /// without another reference count; a full queue gives it back.
+    fn enqueue_owned<T: JobOutput>(
+        self: &Arc<Self>,
+        inner: Arc<JobInner>,
+        at: Instant,
+    ) -> std::result::Result<Result<Job<T>>, Arc<JobInner>> {
+        match self.queue.push(&inner, false, at) {
             Push::Queued | Push::Evicted(_) => {
                 self.counters.submitted.fetch_add(1, Ordering::Relaxed);
-                Some(Ok(Job::pending(inner.clone(), self.clone())))
+                Ok(Ok(Job::pending(inner, self.clone())))
             }
-            Push::Closed => Some(Err(Error::Shutdown { provider: Some(self.name.clone()) })),
-            Push::Full => None,
+            Push::Closed => Ok(Err(Error::Shutdown { provider: Some(self.name.clone()) })),
+            Push::Full => Err(inner),
         }
     }
 
