@@ -7,10 +7,13 @@
 //! per thread stripe, and a push prefers a worker that parked on its own
 //! thread: the woken worker then runs on that thread, next to the job it
 //! was handed and the submitter that awaits it, instead of dragging both
-//! across cores. Two notifiers:
-//! `space` wakes `block`-policy submitters when a slot frees, `reaper` wakes
-//! the pool's expiry task when a job with an earlier expiry than it is
-//! sleeping for arrives.
+//! across cores. Since a worker parks only on an empty queue, a push that
+//! finds a parked worker hands it the job directly (already `RUNNING`): the
+//! job never enters the deque and the worker takes no lock to get it.
+//!
+//! Two notifiers: `space` wakes `block`-policy submitters when a slot frees;
+//! `reaper` wakes the pool's expiry task when a job with an earlier expiry
+//! than it is sleeping for arrives.
 //!
 //! Capacity counts *live* jobs (`live`), not deque entries: a job cancelled
 //! or expired while queued leaves a tombstone (its state is `DONE`) that
@@ -21,12 +24,14 @@
 //! Jobs are stamped `enqueued_at` just before the lock is taken (the clock
 //! read stays out of the critical section), so the deque is ordered by it
 //! up to that gap of nanoseconds, and the job at the front is the next to
-//! exceed the queue wait limit up to the same gap. Jobs with a request deadline are also kept in a min-heap by
-//! deadline. Together they let the reaper find the next expiry in O(log n).
+//! exceed the queue wait limit up to the same gap. Jobs with a request
+//! deadline are also kept in a min-heap by deadline. Together they let the
+//! reaper find the next expiry in O(log n).
 //!
 //! Invariants (under the lock): `live` = number of deque entries whose
-//! state is `QUEUED`, and `live <= capacity`; a worker is in `idle` at most
-//! once, and never while it holds a job.
+//! state is `QUEUED`, and `live <= capacity`; a worker is in the idle
+//! stacks at most once, and never while it holds a job; while any worker is
+//! parked there, no live job is in the deque.
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BinaryHeap, VecDeque};
