@@ -504,9 +504,10 @@ def render(data):
     if any(r["p50_us"] >= 1e6 for r in data["throughput"]):
         w("² Median round trip of a second or more: the cell lasts only a few round trips, so this is what the client "
           "completed in the window, not a steady state — at this concurrency it is far past its capacity anyway.\n")
-    w("`wrk` opens all its connections at the start of its cell, with no warm-up: at 1024 that burst can overflow the mock's "
-      "accept queue (1024, tokio's default backlog), and a dropped SYN is retried after 1 s, so in a short cell `wrk` at 1024 "
-      "can fall below clients that warmed up first (see the scenario log's notes); `vs floor` above 1 there is that artefact.\n")
+    w("`wrk` opens all its connections at the start of its cell, with no warm-up; the mock listens with an accept queue of "
+      "4096 so that burst is not dropped (a dropped SYN is retried only after 1 s). If the scenario log still notes "
+      "listen-queue overflows, `wrk` at 1024 fell below clients that warmed up first, and `vs floor` above 1 there is that "
+      "artefact.\n")
     w("At 50 ms with few requests in flight, `wrk` is not a ceiling: with short cells its connection ramp-up costs a "
       "visible share of the window, so `vs floor` above 1 there means 'as fast as the upstream allows', not 'faster "
       "than the machine'. At 50 ms the ceiling of a client that keeps N requests in flight is N / 50 ms "

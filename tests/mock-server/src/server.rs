@@ -60,6 +60,25 @@ pub struct MockServer {
     shutdown: watch::Sender<bool>,
 }
 
+/// Accept-queue length: benchmarks open a thousand connections at once, and
+/// tokio's default (1024) would drop some SYNs, which clients retry only
+/// after a second.
+const BACKLOG: u32 = 4096;
+
+/// Binds the first address of `addr` that works, with [`BACKLOG`].
+async fn listen(addr: impl ToSocketAddrs) -> std::io::Result<TcpListener> {
+    let mut last = None;
+    for a in tokio::net::lookup_host(addr).await? {
+        let socket = if a.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+        socket.set_reuseaddr(true)?;
+        match socket.bind(a) {
+            Ok(()) => return socket.listen(BACKLOG),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address to bind")))
+}
+
 impl MockServer {
     /// Binds `127.0.0.1:0` and serves on the current tokio runtime.
     pub async fn start(config: MockConfig) -> std::io::Result<MockServer> {
@@ -68,7 +87,7 @@ impl MockServer {
 
     /// Binds `addr` and serves on the current tokio runtime.
     pub async fn bind(addr: impl ToSocketAddrs, config: MockConfig) -> std::io::Result<MockServer> {
-        let listener = TcpListener::bind(addr).await?;
+        let listener = listen(addr).await?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared::new(config.api_keys, config.defaults));
         let (shutdown, rx) = watch::channel(false);
