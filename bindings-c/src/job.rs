@@ -50,14 +50,28 @@ enum State {
 /// Wakes every registered waiter when the job makes progress.
 #[derive(Default)]
 struct FanOut {
-    wakers: Mutex<Vec<Waker>>,
+    wakers: Mutex<Waiters>,
+}
+
+/// The registered wakers: almost always one thread waits, so the first
+/// has its own slot and costs no allocation.
+#[derive(Default)]
+struct Waiters {
+    first: Option<Waker>,
+    more: Vec<Waker>,
 }
 
 impl FanOut {
     fn register(&self, w: &Waker) {
         let mut ws = self.wakers.lock();
-        if !ws.iter().any(|x| x.will_wake(w)) {
-            ws.push(w.clone());
+        match &ws.first {
+            None => ws.first = Some(w.clone()),
+            Some(f) if f.will_wake(w) => {}
+            Some(_) => {
+                if !ws.more.iter().any(|x| x.will_wake(w)) {
+                    ws.more.push(w.clone());
+                }
+            }
         }
     }
 }
@@ -67,8 +81,11 @@ impl Wake for FanOut {
         self.wake_by_ref();
     }
     fn wake_by_ref(self: &Arc<Self>) {
-        let ws = std::mem::take(&mut *self.wakers.lock());
-        for w in ws {
+        let (first, more) = {
+            let mut ws = self.wakers.lock();
+            (ws.first.take(), std::mem::take(&mut ws.more))
+        };
+        for w in first.into_iter().chain(more) {
             w.wake();
         }
     }
