@@ -1,15 +1,30 @@
-//! The bounded job queue of one provider pool.
+//! The bounded job queue of one provider pool, and where its idle workers
+//! park.
 //!
-//! A `VecDeque` behind one short-held mutex. Idle workers wait in stacks
-//! kept under the same lock ([`Parking`]): a push hands its job's wake-up to
-//! exactly one parked worker, chosen while the lock is held, so no wake-up
-//! is lost or wasted on a worker that is already busy. There is one stack
-//! per thread stripe, and a push prefers a worker that parked on its own
-//! thread: the woken worker then runs on that thread, next to the job it
-//! was handed and the submitter that awaits it, instead of dragging both
-//! across cores. Since a worker parks only on an empty queue, a push that
-//! finds a parked worker hands it the job directly (already `RUNNING`): the
-//! job never enters the deque and the worker takes no lock to get it.
+//! Jobs wait in a `VecDeque` behind one short-held mutex. Idle workers wait
+//! in per-thread-stripe stacks ([`IdleStripe`]), each behind its own small
+//! lock on its own cache line, so the common hand-off touches no line that
+//! the other cores write:
+//! - a push first takes a parked worker (one that parked on the pusher's own
+//!   thread if any, the most recent first: its cache is warm) and hands it
+//!   the job directly, already `RUNNING`. The job never enters the deque and
+//!   neither side takes the queue lock. Only with no worker parked does the
+//!   push queue the job under the lock;
+//! - a worker that finished a job takes the next one from the deque if the
+//!   lock-free `backlog` says there is one, else lists itself in its
+//!   thread's stripe and parks.
+//!
+//! No wake-up is lost: a worker lists itself (a SeqCst store of its stripe's
+//! `count`) and then re-reads `backlog`; a push that queues a job raises
+//! `backlog` (SeqCst) and then re-reads every stripe's `count`. In the single
+//! order of SeqCst operations one of the two comes second and sees the
+//! other: the worker unlists itself and pops, or the pusher takes the
+//! worker from its stripe and wakes it. Exactly one of them can take the
+//! worker off the stack (the stripe lock decides), so a worker is woken at
+//! most once per listing. A worker whose listing was taken by someone else
+//! (a push or `close`) waits for the wake-up that is then on its way, and
+//! only then looks for work, so it can never be listed while a job is
+//! being handed to it.
 //!
 //! Two notifiers: `space` wakes `block`-policy submitters when a slot frees;
 //! `reaper` wakes the pool's expiry task when a job with an earlier expiry
@@ -28,15 +43,19 @@
 //! deadline are also kept in a min-heap by deadline. Together they let the
 //! reaper find the next expiry in O(log n).
 //!
-//! Invariants (under the lock): `live` = number of deque entries whose
-//! state is `QUEUED`, and `live <= capacity`; a worker is in the idle
-//! stacks at most once, and never while it holds a job; while any worker is
-//! parked there, no live job is in the deque.
+//! Invariants: under the queue lock, `live` = number of deque entries whose
+//! state is `QUEUED`, `live <= capacity`, and `backlog == live`; under a
+//! stripe's lock, `count` = the stack's length and each listed worker has
+//! `listed` set; a worker is listed at most once, and never while it holds
+//! a job or a hand-off to it is in flight.
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BinaryHeap, VecDeque};
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
+use std::sync::atomic::{
+    AtomicBool, AtomicPtr, AtomicUsize, Ordering::AcqRel, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
+    Ordering::SeqCst,
+};
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
@@ -68,25 +87,62 @@ impl Ord for ByDeadline {
     }
 }
 
-/// One worker's wake-up cell: it parks on it when the queue is empty, and a
-/// push (or the queue closing) unparks it.
+/// One worker's wake-up cell: it parks on it when there is nothing to run,
+/// and whoever takes it off its idle stack (a push, or the queue closing)
+/// unparks it.
 #[derive(Default)]
 pub(crate) struct Parking {
     unparked: AtomicBool,
-    /// In the queue's idle stacks (changed only under the queue lock).
+    /// On an idle stack (changed only under that stripe's lock).
     listed: AtomicBool,
-    /// Which stack (changed only under the queue lock).
-    stack: AtomicUsize,
+    /// Which stripe's stack (written only by the worker itself, under the
+    /// stripe's lock, while it lists itself).
+    stripe: AtomicUsize,
     /// A job a push handed over directly (already `RUNNING`); the worker
     /// takes it before anything else when it wakes.
-    handed: Mutex<Option<Arc<JobInner>>>,
+    handed: HandedJob,
     waker: AtomicWaker,
+}
+
+/// A one-job mailbox: an `Option<Arc<JobInner>>` in one atomic pointer, so
+/// a hand-off costs one atomic swap on each side instead of a lock and an
+/// unlock. Only the push that took the worker off its stack puts a job in,
+/// and only that worker takes it out.
+#[derive(Default)]
+struct HandedJob(AtomicPtr<JobInner>);
+
+impl HandedJob {
+    fn put(&self, job: Arc<JobInner>) {
+        let old = self.0.swap(Arc::into_raw(job).cast_mut(), AcqRel);
+        // One hand-off per listing (module doc), so the box was empty.
+        debug_assert!(old.is_null(), "a worker was handed two jobs");
+        if !old.is_null() {
+            // SAFETY: every non-null pointer stored here came from
+            // `Arc::into_raw` and is taken out exactly once (this swap).
+            drop(unsafe { Arc::from_raw(old) });
+        }
+    }
+
+    fn take(&self) -> Option<Arc<JobInner>> {
+        if self.0.load(Relaxed).is_null() {
+            return None;
+        }
+        let job = self.0.swap(std::ptr::null_mut(), Acquire);
+        // SAFETY: as in `put`: from `Arc::into_raw`, taken out once.
+        (!job.is_null()).then(|| unsafe { Arc::from_raw(job) })
+    }
+}
+
+impl Drop for HandedJob {
+    fn drop(&mut self) {
+        drop(self.take());
+    }
 }
 
 impl Parking {
     /// The job a push handed to this worker, if any.
-    pub fn take_handed(&self) -> Option<Arc<JobInner>> {
-        self.handed.lock().take()
+    fn take_handed(&self) -> Option<Arc<JobInner>> {
+        self.handed.take()
     }
 
     fn unpark(&self) {
@@ -94,7 +150,9 @@ impl Parking {
         self.waker.wake();
     }
 
-    /// Resolves once the worker was unparked (since it last parked).
+    /// Resolves once the worker was unparked (since it last listed itself).
+    /// A worker whose listing was taken must await this before looking for
+    /// work again: the hand-off is on its way.
     pub fn parked(&self) -> impl Future<Output = ()> + '_ {
         std::future::poll_fn(move |cx| {
             if self.unparked.load(Acquire) {
@@ -110,11 +168,20 @@ impl Parking {
     }
 }
 
+/// The workers that parked on one thread stripe, most recent last (woken
+/// first). Alone on its cache line(s): pushes and parks on one thread stay
+/// off the other cores' lines.
+#[repr(align(128))]
+#[derive(Default)]
+struct IdleStripe {
+    workers: Mutex<Vec<Arc<Parking>>>,
+    /// `workers.len()`, readable without the lock (SeqCst: see the module
+    /// doc on lost wake-ups).
+    count: AtomicUsize,
+}
+
 pub(crate) struct QueueState {
     deque: VecDeque<Arc<JobInner>>,
-    /// Parked workers by the thread stripe they parked on, most recently
-    /// parked last (woken first: its cache is warm).
-    idle: [Vec<Arc<Parking>>; STRIPES],
     deadlines: BinaryHeap<Reverse<ByDeadline>>,
     pub live: usize,
     /// No more pushes: the pool is shutting down.
@@ -125,6 +192,12 @@ pub(crate) struct QueueState {
 
 pub(crate) struct JobQueue {
     state: Mutex<QueueState>,
+    /// Parked workers, by the thread stripe they parked on.
+    idle: [IdleStripe; STRIPES],
+    /// `live`, readable without the lock (SeqCst: see the module doc).
+    backlog: AtomicUsize,
+    /// `closed`, readable without the lock.
+    closed: AtomicBool,
     pub capacity: usize,
     wait_timeout: Duration,
     /// Signalled when a slot frees or the queue closes (only if someone waits).
@@ -144,10 +217,10 @@ pub(crate) enum Push {
     Evicted(Arc<JobInner>),
 }
 
-/// What a pop found.
+/// What a worker's look for its next job found.
 pub(crate) enum Popped {
     Job(Arc<JobInner>),
-    /// Nothing to run: the worker is now parked (wait on [`Parking::parked`]).
+    /// Nothing to run: the worker is parked (await [`Parking::parked`]).
     Empty,
     Closed,
 }
@@ -160,41 +233,19 @@ pub(crate) struct Sweep {
     pub finished: bool,
 }
 
-impl QueueState {
-    /// A parked worker to hand a job to: one that parked on this thread if
-    /// any, else any. Unlisted on the way out.
-    fn take_idle(&mut self) -> Option<Arc<Parking>> {
-        let here = thread_stripe();
-        let w = match self.idle[here].pop() {
-            Some(w) => w,
-            None => self.idle.iter_mut().find_map(|s| s.pop())?,
-        };
-        w.listed.store(false, Relaxed);
-        Some(w)
-    }
-
-    /// Takes `worker` out of the idle stacks; false if it was not listed.
-    fn unlist(&mut self, worker: &Arc<Parking>) -> bool {
-        if !worker.listed.swap(false, Relaxed) {
-            return false;
-        }
-        let stack = &mut self.idle[worker.stack.load(Relaxed)];
-        stack.retain(|w| !Arc::ptr_eq(w, worker));
-        true
-    }
-}
-
 impl JobQueue {
     pub fn new(capacity: usize, wait_timeout: Duration) -> Self {
         JobQueue {
             state: Mutex::new(QueueState {
                 deque: VecDeque::with_capacity(capacity.min(4096)),
-                idle: Default::default(),
                 deadlines: BinaryHeap::new(),
                 live: 0,
                 closed: false,
                 reaper_at: None,
             }),
+            idle: Default::default(),
+            backlog: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
             capacity,
             wait_timeout,
             space: Notify::new(),
@@ -209,25 +260,75 @@ impl JobQueue {
         }
     }
 
+    /// Takes a parked worker off its stack: one that parked on this thread
+    /// if any, else any. The caller must unpark it.
+    fn take_idle(&self) -> Option<Arc<Parking>> {
+        let here = thread_stripe();
+        for i in 0..STRIPES {
+            let stripe = &self.idle[(here + i) % STRIPES];
+            if stripe.count.load(SeqCst) == 0 {
+                continue;
+            }
+            let mut workers = stripe.workers.lock();
+            if let Some(w) = workers.pop() {
+                stripe.count.store(workers.len(), Release);
+                w.listed.store(false, Relaxed);
+                return Some(w);
+            }
+        }
+        None
+    }
+
+    /// Puts `worker` on this thread's idle stack.
+    fn list(&self, worker: &Arc<Parking>) {
+        let here = thread_stripe();
+        let stripe = &self.idle[here];
+        let mut workers = stripe.workers.lock();
+        worker.listed.store(true, Relaxed);
+        worker.stripe.store(here, Relaxed);
+        workers.push(worker.clone());
+        stripe.count.store(workers.len(), SeqCst);
+    }
+
+    /// Takes `worker` off its idle stack (to look for work itself, or to
+    /// retire); false if a push or `close` took it first, in which case its
+    /// wake-up is on the way and it must await [`Parking::parked`].
+    pub fn unlist(&self, worker: &Arc<Parking>) -> bool {
+        let stripe = &self.idle[worker.stripe.load(Relaxed)];
+        let mut workers = stripe.workers.lock();
+        if !worker.listed.load(Relaxed) {
+            return false;
+        }
+        worker.listed.store(false, Relaxed);
+        if let Some(i) = workers.iter().rposition(|w| Arc::ptr_eq(w, worker)) {
+            workers.remove(i);
+        }
+        stripe.count.store(workers.len(), Release);
+        true
+    }
+
     /// Queues `job`, stamped as enqueued `at` (now), if there is room (or,
     /// with `evict_oldest`, makes room by evicting the oldest live job,
-    /// which the caller must then finish).
+    /// which the caller must then finish). With a worker parked, the job is
+    /// handed to it instead and never queued.
     pub fn push(&self, job: &Arc<JobInner>, evict_oldest: bool, at: Instant) -> Push {
+        job.set_enqueued_at(at);
+        if self.closed.load(Acquire) {
+            return Push::Closed;
+        }
+        // A push that races `close` may still hand its job to a worker that
+        // `close` has not unparked yet: that worker runs it before it exits.
+        if let Some(worker) = self.take_idle() {
+            // The job is not visible to anyone else yet: this cannot fail.
+            if job.transition(QUEUED, RUNNING) {
+                worker.handed.put(job.clone());
+            }
+            worker.unpark();
+            return Push::Queued;
+        }
         let mut st = self.state.lock();
         if st.closed {
             return Push::Closed;
-        }
-        job.set_enqueued_at(at);
-        // A parked worker means nothing is queued (it parked on an empty
-        // queue and every push since woke one worker): hand the job to it
-        // directly, already RUNNING, so it never takes the lock to pop it.
-        if let Some(worker) = st.take_idle() {
-            if job.transition(QUEUED, RUNNING) {
-                *worker.handed.lock() = Some(job.clone());
-            }
-            drop(st);
-            worker.unpark();
-            return Push::Queued;
         }
         let mut evicted = None;
         if st.live >= self.capacity {
@@ -248,6 +349,7 @@ impl JobQueue {
         }
         st.deque.push_back(job.clone());
         st.live += 1;
+        self.backlog.store(st.live, SeqCst);
         let expiry = job.queue_expiry(self.wait_timeout);
         if let Some(d) = job.deadline {
             st.deadlines.push(Reverse(ByDeadline(d, job.clone())));
@@ -260,6 +362,11 @@ impl JobQueue {
             st.reaper_at = Some(expiry);
         }
         drop(st);
+        // A worker may have parked since `take_idle` looked; it has either
+        // seen the raised backlog or is seen here (module doc).
+        if let Some(worker) = self.take_idle() {
+            worker.unpark();
+        }
         if wake_reaper {
             self.reaper.notify_one();
         }
@@ -269,17 +376,41 @@ impl JobQueue {
         }
     }
 
-    /// Takes the oldest live job and marks it `RUNNING`; with none to take,
-    /// parks `worker` (in the same critical section, so a push cannot slip
-    /// between the look and the parking). Jobs found expired on the way are
-    /// marked `DONE` and handed back in `expired` for the caller to finish.
-    pub fn pop(&self, now: Instant, expired: &mut Vec<Arc<JobInner>>, worker: &Arc<Parking>) -> Popped {
-        let mut st = self.state.lock();
-        // Handed a job since the caller last looked (hand-offs happen under
-        // this lock, so none can slip in after this check).
-        if let Some(job) = worker.take_handed() {
-            return Popped::Job(job);
+    /// The next job for `worker`, which is not listed: one handed to it,
+    /// else the oldest queued one (marked `RUNNING`); with none, lists the
+    /// worker as parked. Jobs found expired on the way are marked `DONE`
+    /// and handed back in `expired` for the caller to finish.
+    pub fn next_job(&self, now: Instant, expired: &mut Vec<Arc<JobInner>>, worker: &Arc<Parking>) -> Popped {
+        loop {
+            if let Some(job) = worker.take_handed() {
+                return Popped::Job(job);
+            }
+            if self.backlog.load(SeqCst) > 0 || self.closed.load(SeqCst) {
+                let (popped, drained) = self.pop(now, expired);
+                if let Some(job) = popped {
+                    return Popped::Job(job);
+                }
+                if drained {
+                    return Popped::Closed;
+                }
+            }
+            worker.unparked.store(false, Relaxed);
+            self.list(worker);
+            // A push may have queued a job since the look above without
+            // seeing this worker listed (module doc): look again.
+            if self.backlog.load(SeqCst) == 0 && !self.closed.load(SeqCst) {
+                return Popped::Empty;
+            }
+            if !self.unlist(worker) {
+                return Popped::Empty; // taken by a push or close: wake-up on its way
+            }
         }
+    }
+
+    /// Takes the oldest live job and marks it `RUNNING`, finishing expired
+    /// ones on the way; also says whether the queue is closed and drained.
+    fn pop(&self, now: Instant, expired: &mut Vec<Arc<JobInner>>) -> (Option<Arc<JobInner>>, bool) {
+        let mut st = self.state.lock();
         let mut popped = None;
         while let Some(job) = st.deque.pop_front() {
             if job.state() != QUEUED {
@@ -298,19 +429,8 @@ impl JobQueue {
                 break;
             }
         }
+        self.backlog.store(st.live, SeqCst);
         let drained = st.closed && st.live == 0;
-        if popped.is_some() {
-            // Woken by a stale unpark while still listed: a busy worker must
-            // not be handed the next job's wake-up.
-            st.unlist(worker);
-        } else if !drained {
-            worker.unparked.store(false, Relaxed);
-            if !worker.listed.swap(true, Relaxed) {
-                let here = thread_stripe();
-                worker.stack.store(here, Relaxed);
-                st.idle[here].push(worker.clone());
-            }
-        }
         drop(st);
         for _ in 0..expired.len() + usize::from(popped.is_some()) {
             self.free_slot();
@@ -319,11 +439,7 @@ impl JobQueue {
             // The reaper exits once a closed queue is empty.
             self.reaper.notify_one();
         }
-        match popped {
-            Some(job) => Popped::Job(job),
-            None if drained => Popped::Closed,
-            None => Popped::Empty,
-        }
+        (popped, drained)
     }
 
     /// Ends every queued job whose wait or deadline ran out by `now` (marked
@@ -369,6 +485,7 @@ impl JobQueue {
             (a, b) => a.or(b),
         };
         st.reaper_at = next;
+        self.backlog.store(st.live, SeqCst);
         let finished = st.closed && st.live == 0;
         drop(st);
         for _ in 0..expired.len() {
@@ -385,6 +502,7 @@ impl JobQueue {
             return false;
         }
         st.live -= 1;
+        self.backlog.store(st.live, SeqCst);
         if st.deque.len() > 2 * self.capacity + 64 {
             st.deque.retain(|j| j.state() == QUEUED);
         }
@@ -397,28 +515,28 @@ impl JobQueue {
         true
     }
 
-    /// Takes a parked worker out of the idle stack (to retire it); false if
-    /// a push already unparked it, in which case it has a job to look for.
-    pub fn unlist(&self, worker: &Arc<Parking>) -> bool {
-        self.state.lock().unlist(worker)
-    }
-
-    /// Stops accepting pushes and wakes every waiter so it re-checks.
+    /// Stops accepting pushes and wakes every parked worker so it re-checks
+    /// (and every `block` submitter and the reaper).
     pub fn close(&self) {
-        let idle = {
+        {
             let mut st = self.state.lock();
             st.closed = true;
-            let mut all = Vec::new();
-            for stack in &mut st.idle {
-                all.append(stack);
+            self.closed.store(true, SeqCst);
+        }
+        // A worker listing itself after this sweep of its stripe sees
+        // `closed` when it looks again (the stripe lock orders the two).
+        for stripe in &self.idle {
+            let parked = {
+                let mut workers = stripe.workers.lock();
+                stripe.count.store(0, Release);
+                for w in workers.iter() {
+                    w.listed.store(false, Relaxed);
+                }
+                std::mem::take(&mut *workers)
+            };
+            for w in parked {
+                w.unpark();
             }
-            for w in &all {
-                w.listed.store(false, Relaxed);
-            }
-            all
-        };
-        for w in idle {
-            w.unpark();
         }
         self.space.notify_waiters();
         self.reaper.notify_one();
@@ -435,6 +553,7 @@ impl JobQueue {
         }
         st.deadlines.clear();
         st.live = 0;
+        self.backlog.store(0, SeqCst);
         drop(st);
         self.space.notify_waiters();
         out
@@ -442,10 +561,10 @@ impl JobQueue {
 
     /// Live queued jobs.
     pub fn depth(&self) -> usize {
-        self.state.lock().live
+        self.backlog.load(Relaxed)
     }
 
     pub fn is_closed(&self) -> bool {
-        self.state.lock().closed
+        self.closed.load(Acquire)
     }
 }

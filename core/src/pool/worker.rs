@@ -43,23 +43,26 @@ pub(crate) async fn run(pool: Arc<PoolShared>) {
             // the queue first, so it unparks every worker too). No notifier
             // shared by all workers is touched on this path.
             Popped::Empty => {
-                // Leave only if still listed: a push may have just handed
+                // Leave only if still listed: otherwise a push may be handing
                 // this worker a job, which it must run (or end) first.
                 if pool.abort.is_tripped() && pool.queue.unlist(&parking) {
                     return;
                 }
-                match &pool.scaling {
-                    None => parking.parked().await,
-                    Some(sc) => tokio::select! {
-                        _ = parking.parked() => {}
-                        _ = tokio::time::sleep(std::time::Duration::from_millis(sc.idle_timeout_ms)) => {
-                            // Unparked meanwhile: there is a job to look for.
-                            if pool.queue.unlist(&parking) && super::scaler::try_retire(&pool, sc) {
-                                alive.is_worker = false; // already counted out
-                                return;
-                            }
+                let Some(sc) = &pool.scaling else {
+                    parking.parked().await;
+                    continue;
+                };
+                tokio::select! {
+                    _ = parking.parked() => {}
+                    _ = tokio::time::sleep(std::time::Duration::from_millis(sc.idle_timeout_ms)) => {
+                        if !pool.queue.unlist(&parking) {
+                            // Taken off the stack meanwhile: a job is on its way.
+                            parking.parked().await;
+                        } else if super::scaler::try_retire(&pool, sc) {
+                            alive.is_worker = false; // already counted out
+                            return;
                         }
-                    },
+                    }
                 }
             }
         }
@@ -70,10 +73,7 @@ pub(crate) async fn run(pool: Arc<PoolShared>) {
 /// queued one (finishing any expired ones found on the way).
 fn pop(pool: &PoolShared, expired: &mut Vec<Arc<JobInner>>, parking: &Arc<Parking>) -> (Popped, Instant) {
     let now = Instant::now();
-    if let Some(job) = parking.take_handed() {
-        return (Popped::Job(job), now);
-    }
-    let popped = pool.queue.pop(now, expired, parking);
+    let popped = pool.queue.next_job(now, expired, parking);
     for job in expired.drain(..) {
         let err = pool.expiry_error(&job, now);
         pool.finish(&job, Err(err), Outcome::TimedOut);
