@@ -184,12 +184,11 @@ impl Gateway {
         let admitted = match self.route(&request.model) {
             Err(e) => Admitted::Done(Err(e)),
             Ok(pool) => {
-                let pool = pool.clone();
                 let t = request.timeout_ms;
                 let Some(work) = T::work_for(request) else {
                     return Err(Error::Internal { message: "output kind without a work item".into() });
                 };
-                self.admit_to::<T>(&pool, work, t, wait)
+                self.admit_to::<T>(pool, work, t, wait)
             }
         };
         match Self::admitted(admitted).await {
@@ -232,10 +231,9 @@ impl Gateway {
     pub async fn embed(&self, request: EmbedRequest) -> Result<EmbedResponse> {
         request.validate()?;
         let pool = self.route(&request.model)?;
-        let pool = pool.clone();
         let t = request.timeout_ms;
         let job: Job<EmbedResponse> =
-            Self::admitted(self.admit_to(&pool, Work::Embed(Box::new(request)), t, true)).await?;
+            Self::admitted(self.admit_to(pool, Work::Embed(Box::new(request)), t, true)).await?;
         job.await
     }
 

@@ -29,7 +29,7 @@ use crate::providers::ChunkStream;
 use crate::types::{EmbedRequest, EmbedResponse, Request, Response};
 
 use super::fallback::{fallback_worthy, run_chain, ChainCancel, FallbackPlan};
-use super::PoolShared;
+use super::PoolLink;
 
 pub(crate) const QUEUED: u8 = 0;
 pub(crate) const RUNNING: u8 = 1;
@@ -279,7 +279,7 @@ impl FromOutput for EmbedResponse {
 #[must_use = "a Job does nothing unless awaited; dropping it cancels the job"]
 pub struct Job<T: JobOutput = Response> {
     inner: Option<Arc<JobInner>>,
-    pool: Option<Arc<PoolShared>>,
+    pool: Option<Arc<PoolLink>>,
     /// The outcome of a job that was over at submit (boxed: rare, and it
     /// would otherwise make every handle as large as a response).
     ready: Option<Box<Result<T>>>,
@@ -299,7 +299,7 @@ impl<T: JobOutput> std::fmt::Debug for Job<T> {
 }
 
 impl<T: JobOutput> Job<T> {
-    pub(crate) fn pending(inner: Arc<JobInner>, pool: Arc<PoolShared>) -> Self {
+    pub(crate) fn pending(inner: Arc<JobInner>, pool: Arc<PoolLink>) -> Self {
         let id = inner.id;
         Job {
             inner: Some(inner),
@@ -429,7 +429,7 @@ impl<T: JobOutput> Job<T> {
 #[derive(Clone)]
 pub struct Canceller {
     inner: Option<Arc<JobInner>>,
-    pool: Option<Arc<PoolShared>>,
+    pool: Option<Arc<PoolLink>>,
     chain: Option<Arc<ChainCancel>>,
 }
 
@@ -460,10 +460,10 @@ impl Canceller {
 
 /// Cancels through the pool so a queued job's slot is released under the
 /// queue lock.
-pub(crate) fn cancel_job(pool: &PoolShared, inner: &Arc<JobInner>) -> bool {
+pub(crate) fn cancel_job(link: &PoolLink, inner: &Arc<JobInner>) -> bool {
     match inner.state() {
         DONE => false,
-        QUEUED if pool.cancel_queued(inner) => true,
+        QUEUED if link.pool().is_some_and(|pool| pool.cancel_queued(inner)) => true,
         _ => {
             if inner.state() == DONE {
                 return false;
@@ -494,7 +494,7 @@ impl<T: JobOutput> Future for Job<T> {
                         // Dropping the chain cancels the fallback job it awaits.
                         this.chain = None;
                         this.finished = true;
-                        let provider = this.pool.as_ref().map(|p| p.name.clone()).unwrap_or_default();
+                        let provider = this.pool.as_ref().and_then(|l| l.pool()).map(|p| p.name.clone()).unwrap_or_default();
                         return Poll::Ready(Err(Error::Cancelled { provider }));
                     }
                 }

@@ -100,6 +100,24 @@ impl Drop for SpaceWaiter<'_> {
     }
 }
 
+/// What a job handle holds of its pool: a weak link behind a reference
+/// count of its own, one per thread stripe, so handles made and dropped on
+/// different cores do not bounce the pool's own count between them. A job
+/// that is not `DONE` can always reach its pool through it: the pool's
+/// workers hold the pool until its queue is closed and drained and the job
+/// they run is over.
+#[repr(align(128))]
+pub(crate) struct PoolLink {
+    pool: std::sync::Weak<PoolShared>,
+}
+
+impl PoolLink {
+    /// The pool, unless it is gone (then every job of it is over).
+    pub fn pool(&self) -> Option<Arc<PoolShared>> {
+        self.pool.upgrade()
+    }
+}
+
 /// Everything one provider pool's workers, submitters and handles share.
 pub(crate) struct PoolShared {
     pub name: String,
@@ -136,6 +154,8 @@ pub(crate) struct PoolShared {
     pub tasks_alive: AtomicUsize,
     /// Signalled when the last task exits.
     pub workers_gone: Notify,
+    /// What job handles hold, by thread stripe ([`PoolLink`]).
+    links: [Arc<PoolLink>; crate::stats::STRIPES],
 }
 
 /// What [`PoolShared::admit`] did with a job.
@@ -163,7 +183,7 @@ impl PoolShared {
         };
         let concurrency = cfg.concurrency_and_buffer_size.concurrency.clamp(min_workers, max_workers);
         let scaling = cfg.scaling.clone().filter(|sc| sc.min_workers < sc.max_workers);
-        let pool = Arc::new(PoolShared {
+        let pool = Arc::new_cyclic(|me| PoolShared {
             name: name.to_string(),
             policy: cfg.queue.policy,
             wait_timeout: Duration::from_millis(cfg.queue.wait_timeout_ms),
@@ -194,6 +214,7 @@ impl PoolShared {
             // Workers, the reaper, the watchdog and the scaler if any.
             tasks_alive: AtomicUsize::new(concurrency + 2 + usize::from(scaling.is_some())),
             workers_gone: Notify::new(),
+            links: std::array::from_fn(|_| Arc::new(PoolLink { pool: me.clone() })),
         });
         for _ in 0..concurrency {
             handle.spawn(worker::run(pool.clone()));
@@ -207,6 +228,11 @@ impl PoolShared {
             handle.spawn(scaler::run(pool.clone(), sc));
         }
         Ok(pool)
+    }
+
+    /// This thread's link to the pool, for a job handle.
+    fn link(&self) -> Arc<PoolLink> {
+        self.links[crate::stats::thread_stripe()].clone()
     }
 
     /// Counts `outcome` and hands it to the job's handle. The caller must
@@ -315,7 +341,7 @@ impl PoolShared {
         match self.queue.push(&inner, false, at) {
             Push::Queued | Push::Evicted(_) => {
                 self.counters.submitted.fetch_add(1, Ordering::Relaxed);
-                Ok(Ok(Job::pending(inner, self.clone())))
+                Ok(Ok(Job::pending(inner, self.link())))
             }
             Push::Closed => Ok(Err(Error::Shutdown { provider: Some(self.name.clone()) })),
             Push::Full => Err(inner),
@@ -335,13 +361,13 @@ impl PoolShared {
         match self.queue.push(&inner, evict, submitted_at) {
             Push::Queued => {
                 self.counters.submitted.fetch_add(1, Ordering::Relaxed);
-                Ok(Job::pending(inner, self.clone()))
+                Ok(Job::pending(inner, self.link()))
             }
             Push::Evicted(old) => {
                 self.counters.submitted.fetch_add(1, Ordering::Relaxed);
                 let err = Error::Dropped { provider: self.name.clone(), reason: DropReason::Evicted };
                 self.finish(&old, Err(err), Outcome::Dropped);
-                Ok(Job::pending(inner, self.clone()))
+                Ok(Job::pending(inner, self.link()))
             }
             Push::Closed => Err(Error::Shutdown { provider: Some(self.name.clone()) }),
             Push::Full => {
