@@ -494,7 +494,8 @@ impl<T: JobOutput> Future for Job<T> {
                         // Dropping the chain cancels the fallback job it awaits.
                         this.chain = None;
                         this.finished = true;
-                        let provider = this.pool.as_ref().and_then(|l| l.pool()).map(|p| p.name.clone()).unwrap_or_default();
+                        let provider =
+                            this.pool.as_ref().and_then(|l| l.pool()).map(|p| p.name.clone()).unwrap_or_default();
                         return Poll::Ready(Err(Error::Cancelled { provider }));
                     }
                 }
