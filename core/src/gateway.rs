@@ -7,7 +7,7 @@
 //! queued and running jobs end with SHUTDOWN (nothing is left hanging).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -83,7 +83,7 @@ enum Admitted<T: JobOutput> {
 /// Provider-isolated worker pools behind one routing front.
 pub struct Gateway {
     pools: Pools,
-    next_id: Arc<AtomicU64>,
+    next_id: Arc<crate::ids::JobIds>,
     buffers: Buffers,
     shutdown: tokio::sync::OnceCell<ShutdownReport>,
 }
@@ -118,12 +118,7 @@ impl Gateway {
                 }
             }
         }
-        Ok(Gateway {
-            pools: Arc::new(pools),
-            next_id: Arc::new(AtomicU64::new(1)),
-            buffers,
-            shutdown: tokio::sync::OnceCell::new(),
-        })
+        Ok(Gateway { pools: Arc::new(pools), next_id: Arc::default(), buffers, shutdown: tokio::sync::OnceCell::new() })
     }
 
     /// Parses, validates and starts a gateway from JSON text.
@@ -158,7 +153,7 @@ impl Gateway {
         timeout_ms: Option<u64>,
         wait: bool,
     ) -> Admitted<T> {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let id = self.next_id.next();
         match pool.admit(id, work, timeout_ms, wait) {
             Admission::Done(done) => Admitted::Done(done),
             Admission::Full(inner) => Admitted::Full(pool.clone(), inner),

@@ -20,6 +20,7 @@
 pub mod config;
 pub mod error;
 pub mod gateway;
+mod ids;
 pub mod json;
 pub mod objpool;
 mod pool;

@@ -12,7 +12,7 @@
 //! stays one end-to-end deadline across the whole chain.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -45,7 +45,7 @@ pub(crate) fn fallback_worthy(e: &Error) -> bool {
 /// Everything a handle needs to run its fallback chain.
 pub(crate) struct FallbackPlan {
     pub pools: Pools,
-    pub next_id: Arc<AtomicU64>,
+    pub next_id: Arc<crate::ids::JobIds>,
     pub targets: Vec<String>,
     /// The request, without its `fallbacks`.
     pub request: Request,
@@ -88,7 +88,7 @@ pub(crate) async fn run_chain<T: JobOutput>(plan: FallbackPlan, primary: Error) 
         req.model = target.clone();
         req.timeout_ms = remaining_ms;
         let Some(work) = T::work_for(req) else { break };
-        let id = plan.next_id.fetch_add(1, Ordering::Relaxed);
+        let id = plan.next_id.next();
         let outcome = match pool.submit::<T>(id, work, remaining_ms, true).await {
             Ok(job) => match job.await {
                 Ok(out) => out.confirm().await,
@@ -113,7 +113,7 @@ pub(crate) async fn run_chain<T: JobOutput>(plan: FallbackPlan, primary: Error) 
 /// a configured provider.
 pub(crate) fn plan_for(
     pools: &Pools,
-    next_id: &Arc<AtomicU64>,
+    next_id: &Arc<crate::ids::JobIds>,
     req: &Request,
     submitted_at: Instant,
 ) -> Result<Option<Box<FallbackPlan>>> {

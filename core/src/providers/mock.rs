@@ -6,9 +6,10 @@
 //! `failure_status`) and real panics (`panic_rate`) for testing the pool.
 //! Every knob can be overridden per request (`"mock": {...}`).
 //!
-//! Randomness is reproducible: with a provider `seed`, job N draws the same
-//! numbers on every run; with a request `seed`, the same request draws the
-//! same numbers whatever its job id. Without a seed it is random.
+//! Randomness is reproducible: with a provider `seed`, the provider's Nth
+//! call that draws anything (each retry is a call) draws the same numbers on
+//! every run; with a request `seed`, the same request draws the same numbers
+//! whenever it runs. Without a seed it is random.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -24,6 +25,8 @@ use crate::types::{
 pub(crate) struct MockProvider {
     name: String,
     base: MockConfig,
+    /// Calls so far that drew under the provider seed (numbers them).
+    seeded_calls: std::sync::atomic::AtomicU64,
 }
 
 /// The random draws of one call, taken up front so that a seed fixes them all.
@@ -68,7 +71,7 @@ fn mix(mut x: u64) -> u64 {
 
 impl MockProvider {
     pub fn new(name: &str, base: MockConfig) -> Self {
-        MockProvider { name: name.to_string(), base }
+        MockProvider { name: name.to_string(), base, seeded_calls: Default::default() }
     }
 
     fn draw(&self, over: Option<&MockConfig>, ctx: &CallCtx<'_>) -> Draw {
@@ -87,7 +90,10 @@ impl MockProvider {
         let request_seed = over.and_then(|o| o.seed);
         let mut rng = match (request_seed, self.base.seed) {
             (Some(s), _) => fastrand::Rng::with_seed(mix(s ^ mix(ctx.attempt as u64))),
-            (None, Some(s)) => fastrand::Rng::with_seed(mix(s ^ mix(ctx.job_id ^ ((ctx.attempt as u64) << 48)))),
+            (None, Some(s)) => {
+                let call = self.seeded_calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                fastrand::Rng::with_seed(mix(s ^ mix(call)))
+            }
             (None, None) => fastrand::Rng::new(),
         };
         let jitter = match cfg.jitter_ms.unwrap_or(0) {
