@@ -175,7 +175,7 @@ impl Gateway {
     /// to a full `block` queue runs synchronously.
     async fn submit_routed<T: JobOutput>(&self, request: Request, wait: bool) -> Result<Job<T>> {
         request.validate()?;
-        let plan = plan_for(&self.pools, &self.next_id, &request, std::time::Instant::now())?;
+        let plan = plan_for(&self.pools, &self.next_id, &request)?;
         let admitted = match self.route(&request.model) {
             Err(e) => Admitted::Done(Err(e)),
             Ok(pool) => {

@@ -17,6 +17,7 @@
 //! # Ok(()) }
 //! ```
 
+mod clock;
 pub mod config;
 pub mod error;
 pub mod gateway;

@@ -18,7 +18,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering, Ordering::Relaxed};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
@@ -105,8 +105,7 @@ impl Histogram {
         }
     }
 
-    pub fn record(&self, d: Duration) {
-        let us = d.as_micros().min(u64::MAX as u128) as u64;
+    pub fn record_us(&self, us: u64) {
         let s = thread_stripe();
         self.buckets[s * BUCKETS + bucket_of(us)].fetch_add(1, Relaxed);
         self.sum.fetch_add(us, Relaxed);
@@ -180,6 +179,8 @@ struct Window([(AtomicU64, AtomicU64); 16]);
 /// Counts of completions per second over a sliding window (striped).
 pub(crate) struct Throughput {
     started: Instant,
+    /// `started` on the pools' clock.
+    started_ns: crate::clock::Nanos,
     windows: [Window; STRIPES],
 }
 
@@ -187,16 +188,18 @@ const WINDOW_S: u64 = 10;
 
 impl Throughput {
     pub fn new() -> Self {
+        let started = Instant::now();
         Throughput {
-            started: Instant::now(),
+            started,
+            started_ns: crate::clock::nanos(started),
             windows: std::array::from_fn(|_| {
                 Window(std::array::from_fn(|_| (AtomicU64::new(u64::MAX), AtomicU64::new(0))))
             }),
         }
     }
 
-    pub fn record(&self, now: Instant) {
-        let sec = now.saturating_duration_since(self.started).as_secs();
+    pub fn record(&self, now: crate::clock::Nanos) {
+        let sec = now.saturating_sub(self.started_ns) / 1_000_000_000;
         let (stamp, count) = &self.windows[thread_stripe()].0[(sec % 16) as usize];
         let old = stamp.load(Relaxed);
         if old != sec && stamp.compare_exchange(old, sec, Relaxed, Relaxed).is_ok() {
@@ -294,9 +297,8 @@ impl PoolCounters {
     }
 
     /// Records one job's processing time (histogram and moving average).
-    pub fn record_processing(&self, d: Duration) {
-        self.processing.record(d);
-        let us = d.as_micros().min(u64::MAX as u128) as u64;
+    pub fn record_processing_us(&self, us: u64) {
+        self.processing.record_us(us);
         let avg = &self.recent_processing_us[thread_stripe()].0;
         let old = avg.load(Relaxed);
         // An exponential moving average over ~16 jobs per stripe; races lose
@@ -641,7 +643,7 @@ mod tests {
     fn quantiles_of_known_distribution() {
         let h = Histogram::new();
         for us in 1..=1000u64 {
-            h.record(Duration::from_micros(us));
+            h.record_us(us);
         }
         let q = h.summary();
         assert_eq!(q.max, 1000);

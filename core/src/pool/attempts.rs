@@ -13,7 +13,9 @@
 //! the worker, so backoff sleeps end with them.
 
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::clock;
 
 use crate::error::{Error, Result, TimeoutPhase};
 use crate::providers::CallCtx;
@@ -81,7 +83,7 @@ pub(crate) async fn execute(pool: &PoolShared, job: &JobInner, work: Work, queue
             attempt,
             key: key.map(|i| pool.keys.key(i)),
             key_index: key,
-            deadline: job.deadline,
+            deadline: job.deadline_instant(),
         };
         let call = async {
             match &work {
@@ -162,7 +164,7 @@ pub(crate) async fn execute(pool: &PoolShared, job: &JobInner, work: Work, queue
             Error::Provider { retry_after_ms: Some(ms), .. } => Duration::from_millis(*ms),
             _ => backoff(net.retry_backoff_initial_ms, net.retry_backoff_max_ms, retries_used),
         };
-        if job.deadline.is_some_and(|d| Instant::now() + pause >= d) {
+        if job.deadline.is_some_and(|d| clock::now().saturating_add(clock::nanos_of(pause)) >= d) {
             return Err(e);
         }
         retries_used += 1;

@@ -110,12 +110,12 @@ pub(crate) async fn run_chain<T: JobOutput>(plan: FallbackPlan, primary: Error) 
 }
 
 /// Builds a plan for `req` if it has fallbacks; checks every target names
-/// a configured provider.
+/// a configured provider. (The clock is read only for a request with both
+/// fallbacks and a timeout.)
 pub(crate) fn plan_for(
     pools: &Pools,
     next_id: &Arc<crate::ids::JobIds>,
     req: &Request,
-    submitted_at: Instant,
 ) -> Result<Option<Box<FallbackPlan>>> {
     if req.fallbacks.is_empty() {
         return Ok(None);
@@ -135,7 +135,7 @@ pub(crate) fn plan_for(
         pools: pools.clone(),
         next_id: next_id.clone(),
         targets,
-        deadline: req.timeout_ms.map(|t| submitted_at + std::time::Duration::from_millis(t)),
+        deadline: req.timeout_ms.map(|t| Instant::now() + std::time::Duration::from_millis(t)),
         request,
     })))
 }

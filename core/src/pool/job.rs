@@ -16,7 +16,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
-use std::sync::OnceLock;
 use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -24,6 +23,7 @@ use futures_util::task::AtomicWaker;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
+use crate::clock::{self, Nanos};
 use crate::error::{Error, Result};
 use crate::providers::ChunkStream;
 use crate::types::{EmbedRequest, EmbedResponse, Request, Response};
@@ -85,28 +85,29 @@ pub(crate) struct JobInner {
     /// The work until a worker takes it, then the outcome until the handle
     /// takes it (one slot for both keeps the job a few cache lines smaller).
     slot: Mutex<Slot>,
-    pub submitted_at: Instant,
-    /// When the job entered the queue, as nanoseconds since [`epoch`]; set
-    /// under the queue lock, so the queue is ordered by it.
-    enqueued_ns: AtomicU64,
+    /// When the job was submitted.
+    pub submitted: Nanos,
+    /// When the job entered the queue (set just before the push takes the
+    /// queue lock, so the queue is ordered by it to within nanoseconds).
+    enqueued: AtomicU64,
     /// End-to-end deadline from the request's `timeout_ms`.
-    pub deadline: Option<Instant>,
+    pub deadline: Option<Nanos>,
     pub timeout_ms: Option<u64>,
     delivered: AtomicBool,
     waker: AtomicWaker,
 }
 
 impl JobInner {
-    pub(crate) fn new(id: u64, work: Work, submitted_at: Instant, timeout_ms: Option<u64>) -> Arc<JobInner> {
+    pub(crate) fn new(id: u64, work: Work, submitted: Nanos, timeout_ms: Option<u64>) -> Arc<JobInner> {
         Arc::new(JobInner {
             id,
             state: AtomicU8::new(QUEUED),
             cancel_requested: AtomicBool::new(false),
             cancel_signal: Notify::new(),
             slot: Mutex::new(Slot::Work(work)),
-            submitted_at,
-            enqueued_ns: AtomicU64::new(since_epoch(submitted_at)),
-            deadline: timeout_ms.map(|t| submitted_at + Duration::from_millis(t)),
+            submitted,
+            enqueued: AtomicU64::new(submitted),
+            deadline: timeout_ms.map(|t| submitted.saturating_add(clock::from_ms(t))),
             timeout_ms,
             delivered: AtomicBool::new(false),
             waker: AtomicWaker::new(),
@@ -114,12 +115,17 @@ impl JobInner {
     }
 
     /// When the job entered the queue.
-    pub(crate) fn enqueued_at(&self) -> Instant {
-        epoch() + std::time::Duration::from_nanos(self.enqueued_ns.load(Ordering::Relaxed))
+    pub(crate) fn enqueued(&self) -> Nanos {
+        self.enqueued.load(Ordering::Relaxed)
     }
 
-    pub(crate) fn set_enqueued_at(&self, at: Instant) {
-        self.enqueued_ns.store(since_epoch(at), Ordering::Relaxed);
+    pub(crate) fn set_enqueued(&self, at: Nanos) {
+        self.enqueued.store(at, Ordering::Relaxed);
+    }
+
+    /// The end-to-end deadline as an `Instant` (for timers and providers).
+    pub(crate) fn deadline_instant(&self) -> Option<Instant> {
+        self.deadline.map(clock::instant)
     }
 
     pub(crate) fn state(&self) -> u8 {
@@ -169,23 +175,13 @@ impl JobInner {
 
     /// When the job, still queued, must stop waiting: the earlier of the
     /// request deadline and the queue wait limit.
-    pub(crate) fn queue_expiry(&self, wait_timeout: Duration) -> Instant {
-        let by_wait = self.enqueued_at() + wait_timeout;
+    pub(crate) fn queue_expiry(&self, wait_timeout: Nanos) -> Nanos {
+        let by_wait = self.enqueued().saturating_add(wait_timeout);
         match self.deadline {
             Some(d) if d < by_wait => d,
             _ => by_wait,
         }
     }
-}
-
-/// A fixed instant early in the process, so instants fit in an atomic.
-fn epoch() -> Instant {
-    static EPOCH: OnceLock<Instant> = OnceLock::new();
-    *EPOCH.get_or_init(Instant::now)
-}
-
-fn since_epoch(at: Instant) -> u64 {
-    at.saturating_duration_since(epoch()).as_nanos() as u64
 }
 
 pub(crate) mod sealed {

@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
+use crate::clock::{self, Nanos};
 use crate::config::{NetworkConfig, ProviderConfig, ProviderKind, QueuePolicy};
 use crate::error::{DropReason, Error, Result, TimeoutPhase};
 use crate::providers::ProviderImpl;
@@ -138,6 +139,8 @@ pub(crate) struct PoolShared {
     pub worker_slots: parking_lot::Mutex<Vec<std::sync::Weak<watchdog::WorkerSlot>>>,
     /// When the pool started (time base of the worker slots).
     pub epoch: Instant,
+    /// `epoch` on the pools' clock.
+    pub epoch_ns: Nanos,
     /// Ms after `epoch` of the last completed job (0: none).
     last_success_ms: AtomicU64,
     /// Ms after `epoch` and message of the last failed job.
@@ -183,6 +186,7 @@ impl PoolShared {
         };
         let concurrency = cfg.concurrency_and_buffer_size.concurrency.clamp(min_workers, max_workers);
         let scaling = cfg.scaling.clone().filter(|sc| sc.min_workers < sc.max_workers);
+        let epoch = Instant::now();
         let pool = Arc::new_cyclic(|me| PoolShared {
             name: name.to_string(),
             policy: cfg.queue.policy,
@@ -204,7 +208,8 @@ impl PoolShared {
                 probe::ProbeState::Off
             }),
             worker_slots: parking_lot::Mutex::new(Vec::new()),
-            epoch: Instant::now(),
+            epoch,
+            epoch_ns: clock::nanos(epoch),
             last_success_ms: AtomicU64::new(0),
             last_error: parking_lot::Mutex::new((0, None)),
             network: cfg.network_config.clone(),
@@ -273,11 +278,11 @@ impl PoolShared {
         timeout_ms: Option<u64>,
         wait: bool,
     ) -> Admission<T> {
-        let submitted_at = Instant::now();
+        let submitted = clock::now();
         if !(wait && self.policy == QueuePolicy::Block) {
-            return Admission::Done(self.push_once(id, work, submitted_at, timeout_ms));
+            return Admission::Done(self.push_once(id, work, submitted, timeout_ms));
         }
-        match self.enqueue_owned(JobInner::new(id, work, submitted_at, timeout_ms), submitted_at) {
+        match self.enqueue_owned(JobInner::new(id, work, submitted, timeout_ms), submitted) {
             Ok(done) => Admission::Done(done),
             Err(inner) => Admission::Full(inner),
         }
@@ -287,17 +292,17 @@ impl PoolShared {
     /// limit or the request deadline, whichever is first (QUEUE_TIMEOUT or
     /// TIMEOUT after it).
     pub async fn wait_for_space<T: JobOutput>(self: &Arc<Self>, inner: Arc<JobInner>) -> Result<Job<T>> {
-        let wait_limit = inner.submitted_at + self.wait_timeout;
+        let wait_limit = inner.submitted.saturating_add(clock::nanos_of(self.wait_timeout));
         let limit = match inner.deadline {
             Some(d) if d < wait_limit => d,
             _ => wait_limit,
         };
         let mut sleep = None;
         loop {
-            if let Some(done) = self.enqueue_blocking(&inner, Instant::now()) {
+            if let Some(done) = self.enqueue_blocking(&inner, clock::now()) {
                 return done;
             }
-            if Instant::now() >= limit {
+            if clock::now() >= limit {
                 self.counters.submitted.fetch_add(1, Ordering::Relaxed);
                 self.counters.record(Outcome::TimedOut);
                 return Err(self.expiry_error(&inner, limit));
@@ -307,7 +312,7 @@ impl PoolShared {
                 None => {
                     let handle = crate::runtime::handle()?;
                     let _g = handle.enter();
-                    sleep.insert(Box::pin(tokio::time::sleep_until(limit.into())))
+                    sleep.insert(Box::pin(tokio::time::sleep_until(clock::instant(limit).into())))
                 }
             };
             // Register for a freed slot, then re-check before sleeping so a
@@ -316,7 +321,7 @@ impl PoolShared {
             space.as_mut().enable();
             self.queue.space_waiters.fetch_add(1, Ordering::SeqCst);
             let _waiting = SpaceWaiter(&self.queue.space_waiters);
-            if let Some(done) = self.enqueue_blocking(&inner, Instant::now()) {
+            if let Some(done) = self.enqueue_blocking(&inner, clock::now()) {
                 return done;
             }
             tokio::select! {
@@ -327,7 +332,7 @@ impl PoolShared {
     }
 
     /// One push under policy `block`: `None` while the queue is full.
-    fn enqueue_blocking<T: JobOutput>(self: &Arc<Self>, inner: &Arc<JobInner>, at: Instant) -> Option<Result<Job<T>>> {
+    fn enqueue_blocking<T: JobOutput>(self: &Arc<Self>, inner: &Arc<JobInner>, at: Nanos) -> Option<Result<Job<T>>> {
         self.enqueue_owned(inner.clone(), at).ok()
     }
 
@@ -336,7 +341,7 @@ impl PoolShared {
     fn enqueue_owned<T: JobOutput>(
         self: &Arc<Self>,
         inner: Arc<JobInner>,
-        at: Instant,
+        at: Nanos,
     ) -> std::result::Result<Result<Job<T>>, Arc<JobInner>> {
         match self.queue.push(&inner, false, at) {
             Push::Queued | Push::Evicted(_) => {
@@ -353,12 +358,12 @@ impl PoolShared {
         self: &Arc<Self>,
         id: u64,
         work: Work,
-        submitted_at: Instant,
+        submitted: Nanos,
         timeout_ms: Option<u64>,
     ) -> Result<Job<T>> {
-        let inner = JobInner::new(id, work, submitted_at, timeout_ms);
+        let inner = JobInner::new(id, work, submitted, timeout_ms);
         let evict = self.policy == QueuePolicy::DropOldest;
-        match self.queue.push(&inner, evict, submitted_at) {
+        match self.queue.push(&inner, evict, submitted) {
             Push::Queued => {
                 self.counters.submitted.fetch_add(1, Ordering::Relaxed);
                 Ok(Job::pending(inner, self.link()))
@@ -390,14 +395,14 @@ impl PoolShared {
 
     /// The error for a job that stopped waiting at `at`: TIMEOUT if the
     /// request deadline ran out, else QUEUE_TIMEOUT.
-    pub(crate) fn expiry_error(&self, job: &JobInner, at: Instant) -> Error {
+    pub(crate) fn expiry_error(&self, job: &JobInner, at: Nanos) -> Error {
         match (job.deadline, job.timeout_ms) {
             (Some(d), Some(t)) if d <= at => {
                 Error::Timeout { provider: self.name.clone(), phase: TimeoutPhase::Queued, timeout_ms: t }
             }
             _ => Error::QueueTimeout {
                 provider: self.name.clone(),
-                waited_ms: at.saturating_duration_since(job.enqueued_at()).as_millis() as u64,
+                waited_ms: at.saturating_sub(job.enqueued()) / clock::MS,
                 wait_timeout_ms: self.wait_timeout.as_millis() as u64,
             },
         }
@@ -478,8 +483,8 @@ impl PoolShared {
 
     /// Records when a worker finished its last job (for `health()`); uses
     /// the worker's own timestamp, so no extra clock read per job.
-    pub fn note_outcome(&self, outcome: &Result<Output>, bucket: Outcome, at: Instant) {
-        let ms = at.saturating_duration_since(self.epoch).as_millis() as u64;
+    pub fn note_outcome(&self, outcome: &Result<Output>, bucket: Outcome, at: Nanos) {
+        let ms = at.saturating_sub(self.epoch_ns) / clock::MS;
         match (outcome, bucket) {
             // Written only when the millisecond changed: a store per job
             // would bounce this line between cores.

@@ -58,17 +58,18 @@ use std::sync::atomic::{
 };
 use std::sync::Arc;
 use std::task::Poll;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::task::AtomicWaker;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
 use super::job::{JobInner, DONE, QUEUED, RUNNING};
+use crate::clock::Nanos;
 use crate::stats::{thread_stripe, STRIPES};
 
 /// A queued job keyed by its request deadline (min-heap via `Reverse`).
-struct ByDeadline(Instant, Arc<JobInner>);
+struct ByDeadline(Nanos, Arc<JobInner>);
 
 impl PartialEq for ByDeadline {
     fn eq(&self, other: &Self) -> bool {
@@ -187,7 +188,7 @@ pub(crate) struct QueueState {
     /// No more pushes: the pool is shutting down.
     pub closed: bool,
     /// When the reaper will next wake by itself (`None`: it waits for a push).
-    reaper_at: Option<Instant>,
+    reaper_at: Option<Nanos>,
 }
 
 pub(crate) struct JobQueue {
@@ -199,7 +200,7 @@ pub(crate) struct JobQueue {
     /// `closed`, readable without the lock.
     closed: AtomicBool,
     pub capacity: usize,
-    wait_timeout: Duration,
+    wait_timeout: Nanos,
     /// Signalled when a slot frees or the queue closes (only if someone waits).
     pub space: Notify,
     /// Submitters currently waiting for space.
@@ -228,7 +229,7 @@ pub(crate) enum Popped {
 /// What a reaper sweep found.
 pub(crate) struct Sweep {
     /// When the next queued job expires, if any is queued.
-    pub next: Option<Instant>,
+    pub next: Option<Nanos>,
     /// The queue is closed and empty: the reaper's work is over.
     pub finished: bool,
 }
@@ -247,7 +248,7 @@ impl JobQueue {
             backlog: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
             capacity,
-            wait_timeout,
+            wait_timeout: crate::clock::nanos_of(wait_timeout),
             space: Notify::new(),
             space_waiters: AtomicUsize::new(0),
             reaper: Notify::new(),
@@ -311,8 +312,8 @@ impl JobQueue {
     /// with `evict_oldest`, makes room by evicting the oldest live job,
     /// which the caller must then finish). With a worker parked, the job is
     /// handed to it instead and never queued.
-    pub fn push(&self, job: &Arc<JobInner>, evict_oldest: bool, at: Instant) -> Push {
-        job.set_enqueued_at(at);
+    pub fn push(&self, job: &Arc<JobInner>, evict_oldest: bool, at: Nanos) -> Push {
+        job.set_enqueued(at);
         if self.closed.load(Acquire) {
             return Push::Closed;
         }
@@ -380,7 +381,7 @@ impl JobQueue {
     /// else the oldest queued one (marked `RUNNING`); with none, lists the
     /// worker as parked. Jobs found expired on the way are marked `DONE`
     /// and handed back in `expired` for the caller to finish.
-    pub fn next_job(&self, now: Instant, expired: &mut Vec<Arc<JobInner>>, worker: &Arc<Parking>) -> Popped {
+    pub fn next_job(&self, now: Nanos, expired: &mut Vec<Arc<JobInner>>, worker: &Arc<Parking>) -> Popped {
         loop {
             if let Some(job) = worker.take_handed() {
                 return Popped::Job(job);
@@ -409,7 +410,7 @@ impl JobQueue {
 
     /// Takes the oldest live job and marks it `RUNNING`, finishing expired
     /// ones on the way; also says whether the queue is closed and drained.
-    fn pop(&self, now: Instant, expired: &mut Vec<Arc<JobInner>>) -> (Option<Arc<JobInner>>, bool) {
+    fn pop(&self, now: Nanos, expired: &mut Vec<Arc<JobInner>>) -> (Option<Arc<JobInner>>, bool) {
         let mut st = self.state.lock();
         let mut popped = None;
         while let Some(job) = st.deque.pop_front() {
@@ -444,7 +445,7 @@ impl JobQueue {
 
     /// Ends every queued job whose wait or deadline ran out by `now` (marked
     /// `DONE`, handed back in `expired`), and says when the next one expires.
-    pub fn sweep(&self, now: Instant, expired: &mut Vec<Arc<JobInner>>) -> Sweep {
+    pub fn sweep(&self, now: Nanos, expired: &mut Vec<Arc<JobInner>>) -> Sweep {
         let mut st = self.state.lock();
         // Front of the deque: ordered by enqueued_at, so by wait expiry.
         while let Some(front) = st.deque.front() {
@@ -452,7 +453,7 @@ impl JobQueue {
                 st.deque.pop_front();
                 continue;
             }
-            if now < front.enqueued_at() + self.wait_timeout {
+            if now < front.enqueued().saturating_add(self.wait_timeout) {
                 break;
             }
             if let Some(job) = st.deque.pop_front() {
@@ -478,7 +479,7 @@ impl JobQueue {
                 }
             }
         }
-        let by_wait = st.deque.front().map(|j| j.enqueued_at() + self.wait_timeout);
+        let by_wait = st.deque.front().map(|j| j.enqueued().saturating_add(self.wait_timeout));
         let by_deadline = st.deadlines.peek().map(|Reverse(e)| e.0);
         let next = match (by_wait, by_deadline) {
             (Some(a), Some(b)) => Some(a.min(b)),

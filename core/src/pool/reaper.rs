@@ -11,6 +11,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::clock;
 use crate::stats::Outcome;
 
 use super::PoolShared;
@@ -22,7 +23,7 @@ pub(crate) async fn run(pool: Arc<PoolShared>) {
     loop {
         let mut woken = std::pin::pin!(pool.queue.reaper.notified());
         woken.as_mut().enable();
-        let now = Instant::now();
+        let now = clock::now();
         let sweep = pool.queue.sweep(now, &mut expired);
         for job in expired.drain(..) {
             let err = pool.expiry_error(&job, now);
@@ -33,7 +34,7 @@ pub(crate) async fn run(pool: Arc<PoolShared>) {
         }
         match sweep.next {
             Some(at) => {
-                sleep.as_mut().reset(at.into());
+                sleep.as_mut().reset(clock::instant(at).into());
                 tokio::select! {
                     _ = woken => {}
                     _ = sleep.as_mut() => {}

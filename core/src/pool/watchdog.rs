@@ -12,7 +12,9 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::clock::{self, Nanos};
 
 use super::PoolShared;
 
@@ -30,8 +32,8 @@ pub(crate) struct WorkerSlot {
 }
 
 impl WorkerSlot {
-    pub fn start(&self, pool: &PoolShared, job_id: u64, bound: Instant) {
-        let ms = (bound + GRACE).saturating_duration_since(pool.epoch).as_millis() as u64;
+    pub fn start(&self, pool: &PoolShared, job_id: u64, bound: Nanos) {
+        let ms = bound.saturating_add(clock::nanos_of(GRACE)).saturating_sub(pool.epoch_ns) / clock::MS;
         self.job_id.store(job_id, Relaxed);
         self.busy_until_ms.store(ms.max(1), Relaxed);
     }
@@ -52,7 +54,7 @@ pub(crate) fn register(pool: &PoolShared) -> Arc<WorkerSlot> {
 
 /// The latest a job without a deadline may take: every attempt timing out
 /// and every backoff at its longest (Retry-After pauses count up to 60 s).
-pub(crate) fn job_bound(pool: &PoolShared, started: Instant, deadline: Option<Instant>) -> Instant {
+pub(crate) fn job_bound(pool: &PoolShared, started: Nanos, deadline: Option<Nanos>) -> Nanos {
     if let Some(d) = deadline {
         return d;
     }
@@ -60,8 +62,8 @@ pub(crate) fn job_bound(pool: &PoolShared, started: Instant, deadline: Option<In
     let attempts = n.max_retries as u64 + 1;
     let pause = n.retry_backoff_max_ms.max(60_000);
     started
-        + Duration::from_secs(n.default_request_timeout_in_seconds * attempts)
-        + Duration::from_millis(pause * n.max_retries as u64)
+        .saturating_add(clock::from_ms(n.default_request_timeout_in_seconds.saturating_mul(1000 * attempts)))
+        .saturating_add(clock::from_ms(pause.saturating_mul(n.max_retries as u64)))
 }
 
 /// The watchdog task; ends when the pool starts closing.

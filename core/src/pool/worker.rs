@@ -9,10 +9,10 @@
 //! its full worker count. An idle worker is parked in the queue's idle stack
 //! and costs no CPU.
 
+use crate::clock::{self, Nanos};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
 
 use futures_util::FutureExt;
 
@@ -71,8 +71,8 @@ pub(crate) async fn run(pool: Arc<PoolShared>) {
 
 /// The next job: one handed to this worker by a push, else the oldest
 /// queued one (finishing any expired ones found on the way).
-fn pop(pool: &PoolShared, expired: &mut Vec<Arc<JobInner>>, parking: &Arc<Parking>) -> (Popped, Instant) {
-    let now = Instant::now();
+fn pop(pool: &PoolShared, expired: &mut Vec<Arc<JobInner>>, parking: &Arc<Parking>) -> (Popped, Nanos) {
+    let now = clock::now();
     let popped = pool.queue.next_job(now, expired, parking);
     for job in expired.drain(..) {
         let err = pool.expiry_error(&job, now);
@@ -101,7 +101,7 @@ async fn race(
     job: &JobInner,
     call: std::pin::Pin<&mut impl std::future::Future<Output = CallResult>>,
 ) -> std::result::Result<CallResult, (Result<Output>, Outcome)> {
-    let deadline = job.deadline;
+    let deadline = job.deadline_instant();
     let until_deadline = async move {
         match deadline {
             Some(d) => tokio::time::sleep_until(d.into()).await,
@@ -126,11 +126,11 @@ async fn race(
 }
 
 /// Runs one job the worker has marked RUNNING, and finishes it.
-async fn run_job(pool: &PoolShared, job: Arc<JobInner>, started: Instant) {
+async fn run_job(pool: &PoolShared, job: Arc<JobInner>, started: Nanos) {
     let c = &pool.counters;
     c.running.fetch_add(1, Ordering::Relaxed);
-    let queue_wait = started.saturating_duration_since(job.enqueued_at());
-    c.queue_wait.record(queue_wait);
+    let queue_wait_us = started.saturating_sub(job.enqueued()) / clock::US;
+    c.queue_wait.record_us(queue_wait_us);
     let work = job.take_work();
     let outcome: (Result<Output>, Outcome) = match work {
         None => (Err(Error::Internal { message: "job had no work to run".into() }), Outcome::Failed),
@@ -138,9 +138,7 @@ async fn run_job(pool: &PoolShared, job: Arc<JobInner>, started: Instant) {
             (Err(Error::Cancelled { provider: pool.name.clone() }), Outcome::Cancelled)
         }
         Some(work) => {
-            let mut call = std::pin::pin!(
-                AssertUnwindSafe(execute(pool, &job, work, queue_wait.as_micros() as u64)).catch_unwind()
-            );
+            let mut call = std::pin::pin!(AssertUnwindSafe(execute(pool, &job, work, queue_wait_us)).catch_unwind());
             // Most zero-latency calls finish on their first poll: then the
             // cancel/abort/deadline race below is never set up.
             let result = match call.as_mut().now_or_never() {
@@ -160,8 +158,8 @@ async fn run_job(pool: &PoolShared, job: Arc<JobInner>, started: Instant) {
             }
         }
     };
-    let finished = Instant::now();
-    c.record_processing(finished.saturating_duration_since(started));
+    let finished = clock::now();
+    c.record_processing_us(finished.saturating_sub(started) / clock::US);
     let mut outcome = outcome;
     // A call that blocked its thread past the deadline still misses it.
     if outcome.0.is_ok() && job.deadline.is_some_and(|d| finished > d) {
@@ -171,7 +169,7 @@ async fn run_job(pool: &PoolShared, job: Arc<JobInner>, started: Instant) {
             Outcome::Failed,
         );
     }
-    let latency_ms = finished.saturating_duration_since(job.submitted_at).as_millis() as u64;
+    let latency_ms = finished.saturating_sub(job.submitted) / clock::MS;
     match &mut outcome.0 {
         Ok(Output::Chat(r)) => r.extra_fields.latency_ms = latency_ms,
         Ok(Output::Embed(r)) => r.extra_fields.latency_ms = latency_ms,
