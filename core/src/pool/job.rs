@@ -12,6 +12,7 @@
 //! Counters are updated *before* the outcome is sent, so a caller that has
 //! seen every outcome also sees stats that already include them.
 
+use std::cell::UnsafeCell;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
@@ -20,7 +21,6 @@ use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
 use futures_util::task::AtomicWaker;
-use parking_lot::Mutex;
 use tokio::sync::Notify;
 
 use crate::clock::{self, Nanos};
@@ -84,7 +84,9 @@ pub(crate) struct JobInner {
     pub cancel_signal: Notify,
     /// The work until a worker takes it, then the outcome until the handle
     /// takes it (one slot for both keeps the job a few cache lines smaller).
-    slot: Mutex<Slot>,
+    /// Not locked: the state machine gives it to one party at a time (see
+    /// the `Sync` impl below).
+    slot: UnsafeCell<Slot>,
     /// When the job was submitted.
     pub submitted: Nanos,
     /// When the job entered the queue (set just before the push takes the
@@ -97,6 +99,20 @@ pub(crate) struct JobInner {
     waker: AtomicWaker,
 }
 
+// SAFETY: every field but `slot` is `Sync`. `slot` is never shared: the job's
+// state machine hands it from one party to the next, each hand-over an
+// atomic Release/Acquire pair: the submitter writes the work before the job
+// is published (queue lock or hand-off swap); the worker that owns the job
+// `RUNNING` (won by CAS) takes it; the party that wins the move to `DONE`
+// writes the outcome and publishes it with `delivered`; the handle reads it
+// after seeing `delivered`. What the slot holds is `Send`, so moving it
+// between threads this way is sound.
+unsafe impl Sync for JobInner {}
+const _: () = {
+    const fn send<T: Send>() {}
+    send::<Slot>();
+};
+
 impl JobInner {
     pub(crate) fn new(id: u64, work: Work, submitted: Nanos, timeout_ms: Option<u64>) -> Arc<JobInner> {
         Arc::new(JobInner {
@@ -104,7 +120,7 @@ impl JobInner {
             state: AtomicU8::new(QUEUED),
             cancel_requested: AtomicBool::new(false),
             cancel_signal: Notify::new(),
-            slot: Mutex::new(Slot::Work(work)),
+            slot: UnsafeCell::new(Slot::Work(work)),
             submitted,
             enqueued: AtomicU64::new(submitted),
             deadline: timeout_ms.map(|t| submitted.saturating_add(clock::from_ms(t))),
@@ -142,9 +158,13 @@ impl JobInner {
     }
 
     /// Takes the work to run (once; `None` if already taken or ended).
+    /// Only the worker that owns the job while it is `RUNNING` calls this.
     pub(crate) fn take_work(&self) -> Option<Work> {
-        let mut slot = self.slot.lock();
-        match std::mem::replace(&mut *slot, Slot::Empty) {
+        // SAFETY: the caller owns the RUNNING job (it won QUEUED → RUNNING,
+        // or was handed the job by the push that won it), so nobody else
+        // touches the slot until this worker delivers (`Sync` impl below).
+        let slot = unsafe { &mut *self.slot.get() };
+        match std::mem::replace(slot, Slot::Empty) {
             Slot::Work(w) => Some(w),
             other => {
                 *slot = other;
@@ -153,10 +173,17 @@ impl JobInner {
         }
     }
 
-    /// Takes the delivered outcome (once).
+    /// Takes the delivered outcome (once). Only the job's handle calls
+    /// this, after it saw `delivered`.
     fn take_outcome(&self) -> Option<Result<Output>> {
-        let mut slot = self.slot.lock();
-        match std::mem::replace(&mut *slot, Slot::Empty) {
+        if !self.delivered.load(Ordering::Acquire) {
+            return None;
+        }
+        // SAFETY: `delivered` (Acquire) follows the one write of the
+        // outcome (Release, in `deliver`), after which only the handle,
+        // through `&mut Job`, touches the slot.
+        let slot = unsafe { &mut *self.slot.get() };
+        match std::mem::replace(slot, Slot::Empty) {
             Slot::Outcome(o) => Some(o),
             other => {
                 *slot = other;
@@ -168,7 +195,11 @@ impl JobInner {
     /// Hands the outcome to the handle. Called exactly once, by the party
     /// that moved the job to `DONE`, after it updated the counters.
     pub(crate) fn deliver(&self, outcome: Result<Output>) {
-        *self.slot.lock() = Slot::Outcome(outcome);
+        // SAFETY: the caller won the move to DONE, so it is the only party
+        // that may touch the slot now: a worker takes the work only while
+        // it owns the job RUNNING (and delivers afterwards itself), and the
+        // handle reads only after `delivered`, set below.
+        unsafe { *self.slot.get() = Slot::Outcome(outcome) };
         self.delivered.store(true, Ordering::Release);
         self.waker.wake();
     }
