@@ -30,11 +30,11 @@ pub(crate) struct MockProvider {
 }
 
 /// The random draws of one call, taken up front so that a seed fixes them all.
-struct Draw {
+struct Draw<'a> {
     latency: Duration,
     fail: bool,
     panic: bool,
-    cfg: MockConfig,
+    cfg: std::borrow::Cow<'a, MockConfig>,
 }
 
 fn words(s: &str) -> u64 {
@@ -44,20 +44,11 @@ fn words(s: &str) -> u64 {
 /// `chatcmpl-mock-<job id>`, without the formatting machinery (hot path).
 fn completion_id(job_id: u64) -> String {
     const PREFIX: &str = "chatcmpl-mock-";
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    let mut n = job_id;
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    let mut id = String::with_capacity(PREFIX.len() + digits.len() - i);
+    let mut digits = itoa::Buffer::new();
+    let digits = digits.format(job_id);
+    let mut id = String::with_capacity(PREFIX.len() + digits.len());
     id.push_str(PREFIX);
-    id.extend(digits[i..].iter().map(|&d| d as char));
+    id.push_str(digits);
     id
 }
 
@@ -74,10 +65,10 @@ impl MockProvider {
         MockProvider { name: name.to_string(), base, seeded_calls: Default::default() }
     }
 
-    fn draw(&self, over: Option<&MockConfig>, ctx: &CallCtx<'_>) -> Draw {
+    fn draw(&self, over: Option<&MockConfig>, ctx: &CallCtx<'_>) -> Draw<'_> {
         let cfg = match over {
-            Some(o) => self.base.overlay(o),
-            None => self.base.clone(),
+            Some(o) => std::borrow::Cow::Owned(self.base.overlay(o)),
+            None => std::borrow::Cow::Borrowed(&self.base),
         };
         let random = cfg.jitter_ms.unwrap_or(0) > 0
             || cfg.panic_rate.unwrap_or(0.0) > 0.0
@@ -112,7 +103,7 @@ impl MockProvider {
     }
 
     /// Waits the drawn latency, then panics or fails if the draw says so.
-    async fn behave(&self, d: &Draw) -> Result<()> {
+    async fn behave(&self, d: &Draw<'_>) -> Result<()> {
         if let Some(ms) = d.cfg.stall_ms.filter(|ms| *ms > 0) {
             // Deliberately blocks the thread: a broken provider, for the stall detector.
             std::thread::sleep(Duration::from_millis(ms));
