@@ -5,8 +5,10 @@
 //! those stamps are subtracted from each other several times per job (queue
 //! wait, processing time, latency, expiry, throughput second). As plain
 //! integers each of those is one instruction, where `Instant` arithmetic
-//! normalises a timespec every time. The readings are `Instant`s underneath,
-//! so deadlines convert back exactly ([`instant`]) for tokio's timers.
+//! normalises a timespec every time. Readings come from the clock `Instant`
+//! itself reads (CLOCK_MONOTONIC on Unix), so deadlines convert back to
+//! `Instant`s for tokio's timers to within the nanoseconds between the two
+//! reads that fix the epoch ([`instant`]).
 //! A `u64` of nanoseconds lasts 584 years.
 
 use std::sync::OnceLock;
@@ -19,24 +21,50 @@ pub(crate) type Nanos = u64;
 pub(crate) const MS: Nanos = 1_000_000;
 pub(crate) const US: Nanos = 1_000;
 
-fn epoch() -> Instant {
-    static EPOCH: OnceLock<Instant> = OnceLock::new();
-    *EPOCH.get_or_init(Instant::now)
+/// The epoch: an `Instant` and the same moment on this clock's raw source.
+struct Epoch {
+    at: Instant,
+    raw: Nanos,
+}
+
+fn epoch() -> &'static Epoch {
+    static EPOCH: OnceLock<Epoch> = OnceLock::new();
+    EPOCH.get_or_init(|| {
+        let raw = raw_now();
+        Epoch { at: Instant::now(), raw }
+    })
+}
+
+/// The monotonic clock `Instant` reads (CLOCK_MONOTONIC on Unix), as
+/// nanoseconds, without `Instant`'s timespec arithmetic.
+#[cfg(unix)]
+fn raw_now() -> Nanos {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always
+    // exists on the Unix systems Rust supports (std's `Instant` uses it).
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as Nanos).wrapping_mul(1_000_000_000).wrapping_add(ts.tv_nsec as Nanos)
+}
+
+#[cfg(not(unix))]
+fn raw_now() -> Nanos {
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_nanos() as Nanos
 }
 
 /// Now.
 pub(crate) fn now() -> Nanos {
-    nanos(Instant::now())
+    raw_now().saturating_sub(epoch().raw)
 }
 
 /// `at` on this clock (instants before the epoch read as 0).
 pub(crate) fn nanos(at: Instant) -> Nanos {
-    at.saturating_duration_since(epoch()).as_nanos() as Nanos
+    at.saturating_duration_since(epoch().at).as_nanos() as Nanos
 }
 
 /// The `Instant` of `ns`, for timers.
 pub(crate) fn instant(ns: Nanos) -> Instant {
-    epoch() + Duration::from_nanos(ns)
+    epoch().at + Duration::from_nanos(ns)
 }
 
 /// A duration as nanoseconds (saturating).
@@ -62,5 +90,17 @@ mod tests {
         let b = now();
         assert!(b >= a + 2 * MS, "{a} then {b}");
         assert_eq!(from_ms(u64::MAX), u64::MAX);
+    }
+
+    #[test]
+    fn raw_readings_agree_with_instants() {
+        // The epoch's two reads are nanoseconds apart; allow far more.
+        let slack = 100 * US;
+        for _ in 0..1000 {
+            let before = now();
+            let at = nanos(Instant::now());
+            let after = now();
+            assert!(at + slack >= before && at <= after + slack, "{before} <= {at} <= {after}");
+        }
     }
 }
