@@ -380,19 +380,23 @@ impl JobQueue {
     /// The next job for `worker`, which is not listed: one handed to it,
     /// else the oldest queued one (marked `RUNNING`); with none, lists the
     /// worker as parked. Jobs found expired on the way are marked `DONE`
-    /// and handed back in `expired` for the caller to finish.
-    pub fn next_job(&self, now: Nanos, expired: &mut Vec<Arc<JobInner>>, worker: &Arc<Parking>) -> Popped {
+    /// and handed back in `expired` for the caller to finish. Also returns
+    /// the time the clock was last read (when the job started, or when the
+    /// expired ones were found); the clock is not read just to park.
+    pub fn next_job(&self, expired: &mut Vec<Arc<JobInner>>, worker: &Arc<Parking>) -> (Popped, Nanos) {
+        let mut now = 0;
         loop {
             if let Some(job) = worker.take_handed() {
-                return Popped::Job(job);
+                return (Popped::Job(job), crate::clock::now());
             }
             if self.backlog.load(SeqCst) > 0 || self.closed.load(SeqCst) {
+                now = crate::clock::now();
                 let (popped, drained) = self.pop(now, expired);
                 if let Some(job) = popped {
-                    return Popped::Job(job);
+                    return (Popped::Job(job), now);
                 }
                 if drained {
-                    return Popped::Closed;
+                    return (Popped::Closed, now);
                 }
             }
             worker.unparked.store(false, Relaxed);
@@ -400,10 +404,10 @@ impl JobQueue {
             // A push may have queued a job since the look above without
             // seeing this worker listed (module doc): look again.
             if self.backlog.load(SeqCst) == 0 && !self.closed.load(SeqCst) {
-                return Popped::Empty;
+                return (Popped::Empty, now);
             }
             if !self.unlist(worker) {
-                return Popped::Empty; // taken by a push or close: wake-up on its way
+                return (Popped::Empty, now); // taken by a push or close: wake-up on its way
             }
         }
     }

@@ -72,11 +72,12 @@ pub(crate) async fn run(pool: Arc<PoolShared>) {
 /// The next job: one handed to this worker by a push, else the oldest
 /// queued one (finishing any expired ones found on the way).
 fn pop(pool: &PoolShared, expired: &mut Vec<Arc<JobInner>>, parking: &Arc<Parking>) -> (Popped, Nanos) {
-    let now = clock::now();
-    let popped = pool.queue.next_job(now, expired, parking);
-    for job in expired.drain(..) {
-        let err = pool.expiry_error(&job, now);
-        pool.finish(&job, Err(err), Outcome::TimedOut);
+    let (popped, now) = pool.queue.next_job(expired, parking);
+    if !expired.is_empty() {
+        for job in expired.drain(..) {
+            let err = pool.expiry_error(&job, now);
+            pool.finish(&job, Err(err), Outcome::TimedOut);
+        }
     }
     (popped, now)
 }
