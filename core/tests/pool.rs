@@ -111,8 +111,12 @@ async fn policy_block_waits_then_times_out() {
     let err = gw.try_submit(req("no-wait")).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::QueueFull);
     assert!(err.to_string().contains("policy=block"), "{err}");
-    // Four blocked submitters: the two queued jobs expire at 100 ms and free
-    // two slots; the other two submitters give up at their own 100 ms limit.
+    // Four blocked submitters, 30 ms after the queue filled: the two queued
+    // jobs expire at 100 ms and free two slots; the other two submitters give
+    // up at their own 100 ms limit, 30 ms later. (Without the gap both expiries
+    // can land on the same timer tick, and a submitter that runs before the
+    // reaper's sweep gives up although a slot is about to free.)
+    tokio::time::sleep(Duration::from_millis(30)).await;
     let started = Instant::now();
     let overflow: Vec<_> = (0..4).map(|i| gw.submit(req(&format!("over{i}")))).collect();
     let results = futures_util::future::join_all(overflow).await;
