@@ -16,7 +16,6 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crate::clock;
-
 use crate::error::{Error, Result, TimeoutPhase};
 use crate::providers::CallCtx;
 use crate::types::ExtraFields;

@@ -64,9 +64,10 @@ use futures_util::task::AtomicWaker;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
-use super::job::{JobInner, DONE, QUEUED, RUNNING};
 use crate::clock::Nanos;
 use crate::stats::{thread_stripe, STRIPES};
+
+use super::job::{JobInner, DONE, QUEUED, RUNNING};
 
 /// A queued job keyed by its request deadline (min-heap via `Reverse`).
 struct ByDeadline(Nanos, Arc<JobInner>);

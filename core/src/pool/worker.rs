@@ -9,13 +9,13 @@
 //! its full worker count. An idle worker is parked in the queue's idle stack
 //! and costs no CPU.
 
-use crate::clock::{self, Nanos};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use futures_util::FutureExt;
 
+use crate::clock::{self, Nanos};
 use crate::error::{Error, Result, TimeoutPhase};
 use crate::stats::Outcome;
 
@@ -73,6 +73,7 @@ pub(crate) async fn run(pool: Arc<PoolShared>) {
 /// queued one (finishing any expired ones found on the way).
 fn pop(pool: &PoolShared, expired: &mut Vec<Arc<JobInner>>, parking: &Arc<Parking>) -> (Popped, Nanos) {
     let (popped, now) = pool.queue.next_job(expired, parking);
+    // (Checked first: even an empty drain costs a guard on this hot path.)
     if !expired.is_empty() {
         for job in expired.drain(..) {
             let err = pool.expiry_error(&job, now);
