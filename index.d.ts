@@ -340,7 +340,7 @@ export interface Sizing {
 
 export type ErrorCode =
   | 'QUEUE_FULL' | 'DROPPED' | 'QUEUE_TIMEOUT' | 'TIMEOUT' | 'CANCELLED' | 'SHUTDOWN' | 'CIRCUIT_OPEN'
-  | 'PROVIDER' | 'NETWORK' | 'INVALID_REQUEST' | 'UNKNOWN_PROVIDER' | 'CONFIG' | 'INTERNAL'
+  | 'PROVIDER' | 'NETWORK' | 'PROTOCOL' | 'INVALID_REQUEST' | 'UNKNOWN_PROVIDER' | 'CONFIG' | 'INTERNAL'
 
 export declare const ERROR_CODES: readonly ErrorCode[]
 

@@ -14,7 +14,7 @@ const MARK = '\u0000bifrost-error:'
 /** The error kinds of DESIGN §6, as `BifrostError#code` values. */
 const ERROR_CODES = Object.freeze([
   'QUEUE_FULL', 'DROPPED', 'QUEUE_TIMEOUT', 'TIMEOUT', 'CANCELLED', 'SHUTDOWN', 'CIRCUIT_OPEN',
-  'PROVIDER', 'NETWORK', 'INVALID_REQUEST', 'UNKNOWN_PROVIDER', 'CONFIG', 'INTERNAL',
+  'PROVIDER', 'NETWORK', 'PROTOCOL', 'INVALID_REQUEST', 'UNKNOWN_PROVIDER', 'CONFIG', 'INTERNAL',
 ])
 
 class BifrostError extends Error {

@@ -48,6 +48,10 @@ pub enum BifrostStatus {
     BIFROST_INTERNAL = 13,
     /// Not finished yet: bifrost_job_wait timed out, or bifrost_job_poll of a running job.
     BIFROST_PENDING = 14,
+    /// The provider answered, but not in its protocol (invalid JSON, a 200 that is not a completion,
+    /// a stream that ends with neither its terminal event nor a finish). Numbered after PENDING so
+    /// that every earlier value keeps its number.
+    BIFROST_PROTOCOL = 15,
 }
 
 impl BifrostStatus {
@@ -63,6 +67,7 @@ impl BifrostStatus {
             ErrorKind::CircuitOpen => BifrostStatus::BIFROST_CIRCUIT_OPEN,
             ErrorKind::Provider => BifrostStatus::BIFROST_PROVIDER,
             ErrorKind::Network => BifrostStatus::BIFROST_NETWORK,
+            ErrorKind::Protocol => BifrostStatus::BIFROST_PROTOCOL,
             ErrorKind::InvalidRequest => BifrostStatus::BIFROST_INVALID_REQUEST,
             ErrorKind::UnknownProvider => BifrostStatus::BIFROST_UNKNOWN_PROVIDER,
             ErrorKind::Config => BifrostStatus::BIFROST_CONFIG,
@@ -88,6 +93,7 @@ impl BifrostStatus {
             12 => b"CONFIG\0",
             13 => b"INTERNAL\0",
             14 => b"PENDING\0",
+            15 => b"PROTOCOL\0",
             _ => b"UNKNOWN_STATUS\0",
         }
     }

@@ -24,6 +24,7 @@ fn class_name(kind: ErrorKind) -> &'static str {
         ErrorKind::CircuitOpen => "CircuitOpenError",
         ErrorKind::Provider => "ProviderError",
         ErrorKind::Network => "NetworkError",
+        ErrorKind::Protocol => "ProtocolError",
         ErrorKind::InvalidRequest => "InvalidRequestError",
         ErrorKind::UnknownProvider => "UnknownProviderError",
         ErrorKind::Config => "ConfigError",

@@ -693,9 +693,10 @@ mod defaults {
 impl Config {
     /// Parses JSON text, resolves `env.NAME` keys and validates every field.
     pub fn from_json(text: &str) -> Result<Config> {
-        let mut de = serde_json::Deserializer::from_str(text);
-        let parsed: Config = serde_path_to_error::deserialize(&mut de).map_err(path_error)?;
-        de.end().map_err(|e| Error::config("", format!("trailing characters after the JSON object: {e}")))?;
+        // Strict text (DESIGN §13): no trailing characters, no duplicate
+        // keys (two providers of one name), bounded nesting.
+        let parsed: Config =
+            crate::bounds::parse_strict(text).map_err(|e| Error::config(e.path, e.message))?;
         parsed.finish()
     }
 
@@ -889,16 +890,8 @@ impl Config {
 }
 
 fn path_error(e: serde_path_to_error::Error<serde_json::Error>) -> Error {
-    let path = e.path().to_string();
-    let path = if path == "." { String::new() } else { path };
-    let inner = e.into_inner();
-    // serde_json appends " at line L column C", which is noise next to a path.
-    let msg = inner.to_string();
-    let msg = match msg.find(" at line ") {
-        Some(i) if !path.is_empty() => msg[..i].to_string(),
-        _ => msg,
-    };
-    Error::config(path, msg)
+    let e = crate::bounds::JsonError::from_path(e);
+    Error::config(e.path, e.message)
 }
 
 pub(crate) fn check_range(path: &str, v: u64, lo: u64, hi: u64) -> Result<()> {

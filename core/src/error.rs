@@ -20,6 +20,7 @@ pub enum ErrorKind {
     CircuitOpen,
     Provider,
     Network,
+    Protocol,
     InvalidRequest,
     UnknownProvider,
     Config,
@@ -28,7 +29,7 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind, in declaration order (bindings use it to build their tables).
-    pub const ALL: [ErrorKind; 13] = [
+    pub const ALL: [ErrorKind; 14] = [
         ErrorKind::QueueFull,
         ErrorKind::Dropped,
         ErrorKind::QueueTimeout,
@@ -38,6 +39,7 @@ impl ErrorKind {
         ErrorKind::CircuitOpen,
         ErrorKind::Provider,
         ErrorKind::Network,
+        ErrorKind::Protocol,
         ErrorKind::InvalidRequest,
         ErrorKind::UnknownProvider,
         ErrorKind::Config,
@@ -56,6 +58,7 @@ impl ErrorKind {
             ErrorKind::CircuitOpen => "CIRCUIT_OPEN",
             ErrorKind::Provider => "PROVIDER",
             ErrorKind::Network => "NETWORK",
+            ErrorKind::Protocol => "PROTOCOL",
             ErrorKind::InvalidRequest => "INVALID_REQUEST",
             ErrorKind::UnknownProvider => "UNKNOWN_PROVIDER",
             ErrorKind::Config => "CONFIG",
@@ -77,6 +80,10 @@ pub enum TimeoutPhase {
     Queued,
     /// The request deadline passed while a worker was running the job.
     Processing,
+    /// One attempt got no answer within
+    /// `network_config.default_request_timeout_in_seconds` (its `timeout_ms`
+    /// is that bound); the request itself may have no deadline.
+    Attempt,
 }
 
 /// Why a job ended with [`Error::Dropped`].
@@ -111,6 +118,10 @@ pub enum Error {
     Provider { provider: String, status: u16, message: String, body: String, retry_after_ms: Option<u64> },
     /// The provider could not be reached, or the connection broke.
     Network { provider: String, message: String },
+    /// The provider answered, but not in its protocol: invalid JSON, a 200
+    /// that is not a completion, an event that is not a chunk, a stream that
+    /// ends with neither its terminal event nor a finish.
+    Protocol { provider: String, message: String },
     /// The request is malformed; the message says what to fix.
     InvalidRequest { message: String },
     /// The request's `model` names a provider the gateway does not have.
@@ -142,6 +153,7 @@ impl Error {
             Error::CircuitOpen { .. } => ErrorKind::CircuitOpen,
             Error::Provider { .. } => ErrorKind::Provider,
             Error::Network { .. } => ErrorKind::Network,
+            Error::Protocol { .. } => ErrorKind::Protocol,
             Error::InvalidRequest { .. } => ErrorKind::InvalidRequest,
             Error::UnknownProvider { .. } => ErrorKind::UnknownProvider,
             Error::Config { .. } => ErrorKind::Config,
@@ -167,6 +179,17 @@ impl Error {
         }
     }
 
+    /// When to come back, in ms, if the provider (`Retry-After`) or the
+    /// circuit breaker said so (DESIGN §6: every binding exposes it).
+    pub fn retry_after_ms(&self) -> Option<u64> {
+        match self {
+            Error::Provider { retry_after_ms, .. } => *retry_after_ms,
+            Error::CircuitOpen { retry_in_ms, .. } => Some(*retry_in_ms),
+            Error::WithFallbacks { primary, .. } => primary.retry_after_ms(),
+            _ => None,
+        }
+    }
+
     /// The provider this error concerns, when there is one.
     pub fn provider(&self) -> Option<&str> {
         match self {
@@ -178,6 +201,7 @@ impl Error {
             | Error::CircuitOpen { provider, .. }
             | Error::Provider { provider, .. }
             | Error::Network { provider, .. }
+            | Error::Protocol { provider, .. }
             | Error::UnknownProvider { provider, .. } => Some(provider),
             Error::Shutdown { provider } => provider.as_deref(),
             Error::WithFallbacks { primary, .. } => primary.provider(),
@@ -237,6 +261,12 @@ impl fmt::Display for Error {
             Error::Timeout { provider, phase: TimeoutPhase::Processing, timeout_ms } => {
                 write!(f, "request timeout_ms={timeout_ms} ran out while provider '{provider}' was processing the job")
             }
+            Error::Timeout { provider, phase: TimeoutPhase::Attempt, timeout_ms } => write!(
+                f,
+                "provider '{provider}' did not answer within network_config.default_request_timeout_in_seconds={} \
+                 (one attempt)",
+                timeout_ms / 1000
+            ),
             Error::Cancelled { provider } => write!(f, "job for provider '{provider}' was cancelled"),
             Error::Shutdown { provider: Some(p) } => {
                 write!(f, "gateway is shutting down; provider '{p}' accepts no more work")
@@ -250,6 +280,9 @@ impl fmt::Display for Error {
             }
             Error::Network { provider, message } => {
                 write!(f, "network error talking to provider '{provider}': {message}")
+            }
+            Error::Protocol { provider, message } => {
+                write!(f, "provider '{provider}' broke its protocol: {message}")
             }
             Error::InvalidRequest { message } => write!(f, "invalid request: {message}"),
             Error::UnknownProvider { provider, known } => write!(

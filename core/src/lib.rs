@@ -17,6 +17,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod bounds;
 mod clock;
 pub mod config;
 pub mod error;

@@ -156,11 +156,7 @@ impl Request {
 
     /// Parses the §5 JSON, with the failing key's path in the message.
     pub fn from_json(text: &str) -> Result<Request> {
-        // The fast parse first; only a failure pays for path tracking.
-        serde_json::from_str(text).or_else(|_| {
-            let mut de = serde_json::Deserializer::from_str(text);
-            serde_path_to_error::deserialize(&mut de).map_err(request_error)
-        })
+        crate::bounds::parse_strict(text).map_err(|e| Error::invalid(e.joined()))
     }
 
     /// Like [`Request::from_json`] from a parsed value.
@@ -203,17 +199,7 @@ impl Request {
 }
 
 pub(crate) fn request_error(e: serde_path_to_error::Error<serde_json::Error>) -> Error {
-    let path = e.path().to_string();
-    let inner = e.into_inner().to_string();
-    let inner = match inner.find(" at line ") {
-        Some(i) => inner[..i].to_string(),
-        None => inner,
-    };
-    if path == "." || path.is_empty() {
-        Error::invalid(inner)
-    } else {
-        Error::invalid(format!("{path}: {inner}"))
-    }
+    Error::invalid(crate::bounds::JsonError::from_path(e).joined())
 }
 
 /// Token counts of one call.
@@ -412,10 +398,7 @@ impl EmbedRequest {
 
     /// Like [`EmbedRequest::from_value`] from JSON text.
     pub fn from_json(text: &str) -> Result<EmbedRequest> {
-        serde_json::from_str(text).or_else(|_| {
-            let mut de = serde_json::Deserializer::from_str(text);
-            serde_path_to_error::deserialize(&mut de).map_err(request_error)
-        })
+        crate::bounds::parse_strict(text).map_err(|e| Error::invalid(e.joined()))
     }
 
     /// Checks the request's shape.

@@ -87,6 +87,11 @@ class NetworkError(BifrostError, ConnectionError):
     """The provider could not be reached, or the connection broke."""
 
 
+class ProtocolError(BifrostError):
+    """The provider answered, but not in its protocol (invalid JSON, a 200 that is not a
+    completion, a stream that ends with neither its terminal event nor a finish)."""
+
+
 class InvalidRequestError(BifrostError, ValueError):
     """The request is malformed; the message says what to fix."""
 
@@ -114,6 +119,7 @@ __all__ = [
     "CircuitOpenError",
     "ProviderError",
     "NetworkError",
+    "ProtocolError",
     "InvalidRequestError",
     "UnknownProviderError",
     "ConfigError",
