@@ -414,6 +414,20 @@ pub struct NetworkConfig {
     /// Bifrost compatibility: force HTTP/2.
     #[serde(default)]
     pub enforce_http2: Option<bool>,
+    /// Follow HTTP redirects of API calls (default false: a 3xx is a
+    /// PROVIDER error). Even when set, a redirect to another origin
+    /// (scheme, host or port) is never followed, so credentials never
+    /// leave for another host.
+    #[serde(default)]
+    pub follow_redirects: bool,
+    /// Largest success body read (1 KiB..=1 GiB, default 64 MiB); a larger
+    /// one is a PROTOCOL error (DESIGN §13).
+    #[serde(default = "defaults::max_response_bytes")]
+    pub max_response_bytes: u64,
+    /// Largest single SSE event or line of a stream (1 KiB..=256 MiB,
+    /// default 8 MiB); a larger one is a PROTOCOL error.
+    #[serde(default = "defaults::max_event_bytes")]
+    pub max_event_bytes: u64,
 }
 
 /// Reads a duration as integer milliseconds or a Go-style string
@@ -482,6 +496,9 @@ impl Default for NetworkConfig {
             insecure_skip_verify: None,
             ca_cert_pem: None,
             enforce_http2: None,
+            follow_redirects: false,
+            max_response_bytes: defaults::max_response_bytes(),
+            max_event_bytes: defaults::max_event_bytes(),
         }
     }
 }
@@ -688,6 +705,12 @@ mod defaults {
     pub fn wait_timeout_ms() -> u64 {
         5_000
     }
+    pub fn max_response_bytes() -> u64 {
+        crate::bounds::DEFAULT_MAX_RESPONSE_BYTES
+    }
+    pub fn max_event_bytes() -> u64 {
+        crate::bounds::DEFAULT_MAX_EVENT_BYTES
+    }
 }
 
 impl Config {
@@ -762,6 +785,8 @@ impl Config {
                 300_000,
             )?;
             check_range(&format!("{np}.stream_idle_timeout_in_seconds"), n.stream_idle_timeout_in_seconds, 1, 3_600)?;
+            check_range(&format!("{np}.max_response_bytes"), n.max_response_bytes, 1024, 1 << 30)?;
+            check_range(&format!("{np}.max_event_bytes"), n.max_event_bytes, 1024, 256 << 20)?;
             if let Some(c) = n.max_conns_per_host {
                 check_range(&format!("{np}.max_conns_per_host"), c, 1, 10_000)?;
             }

@@ -19,6 +19,7 @@
 
 pub mod bounds;
 mod clock;
+mod redact;
 pub mod config;
 pub mod error;
 pub mod gateway;

@@ -210,7 +210,7 @@ async fn truncated_and_failing_streams_are_errors() {
                 }
             }
             let err = err.unwrap_or_else(|| panic!("{p} {directive}: the stream ended silently after {ok} chunks"));
-            let expected = if directive.contains("truncate") { ErrorKind::Network } else { ErrorKind::Provider };
+            let expected = if directive.contains("truncate") { ErrorKind::Protocol } else { ErrorKind::Provider };
             assert_eq!(err.kind(), expected, "{p} {directive}: {err}");
             assert!(s.next().await.is_none(), "nothing after the error");
         }

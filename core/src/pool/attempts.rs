@@ -4,8 +4,12 @@
 //! Retryable failures (network errors, attempt timeouts, HTTP 408, 429,
 //! 500, 502, 503, 504) get up to `max_retries` more attempts after a pause
 //! of `min(initial·2^n, max)` ±20 %, or the provider's `Retry-After` when it
-//! sent one; a pause that would pass the request deadline ends the job with
-//! the last error instead. A 429 makes the next attempt prefer another key.
+//! sent one (bounded: never past the deadline, and at most
+//! `retry_backoff_max_ms` × 10 without one); a pause that would pass the
+//! request deadline ends the job with the last error instead. A PROTOCOL
+//! error (the provider answered 200, but not with a completion) is not
+//! retried: the request was served. A failed attempt's connection is closed
+//! before the pause, not when the next attempt starts. A 429 makes the next attempt prefer another key.
 //! A 401/403 puts the key in cooldown and retries at once on another key
 //! (bounded by the number of keys, not by `max_retries`); with none left the
 //! job fails "credentials exhausted". Every attempt asks the breaker first.
@@ -29,7 +33,7 @@ pub(crate) fn retryable(e: &Error) -> bool {
     match e {
         Error::Provider { status, .. } => matches!(status, 408 | 429 | 500 | 502 | 503 | 504),
         Error::Network { .. } => true,
-        Error::Timeout { phase: TimeoutPhase::Processing, .. } => true,
+        Error::Timeout { phase: TimeoutPhase::Processing | TimeoutPhase::Attempt, .. } => true,
         _ => false,
     }
 }
@@ -38,7 +42,7 @@ pub(crate) fn retryable(e: &Error) -> bool {
 fn unhealthy(e: &Error) -> bool {
     match e {
         Error::Provider { status, .. } => *status >= 500 || matches!(status, 408 | 429),
-        Error::Network { .. } | Error::Timeout { .. } | Error::Internal { .. } => true,
+        Error::Network { .. } | Error::Protocol { .. } | Error::Timeout { .. } | Error::Internal { .. } => true,
         _ => false,
     }
 }
@@ -83,6 +87,7 @@ pub(crate) async fn execute(pool: &PoolShared, job: &JobInner, work: Work, queue
             key: key.map(|i| pool.keys.key(i)),
             key_index: key,
             deadline: job.deadline_instant(),
+            timeout_ms: job.timeout_ms,
         };
         let call = async {
             match &work {
@@ -92,18 +97,22 @@ pub(crate) async fn execute(pool: &PoolShared, job: &JobInner, work: Work, queue
             }
         };
         // The attempt timer is armed only if the call does not finish on its
-        // first poll (an in-process provider usually does).
-        let mut call = std::pin::pin!(call);
-        let result = match futures_util::FutureExt::now_or_never(call.as_mut()) {
-            Some(r) => r,
-            None => match tokio::time::timeout(attempt_limit, call).await {
-                Ok(r) => r,
-                Err(_) => Err(Error::Timeout {
-                    provider: pool.name.clone(),
-                    phase: TimeoutPhase::Processing,
-                    timeout_ms: attempt_limit.as_millis() as u64,
-                }),
-            },
+        // first poll (an in-process provider usually does). The call (and
+        // with it a timed-out attempt's connection) is dropped at the end of
+        // this block, before any backoff.
+        let result = {
+            let mut call = std::pin::pin!(call);
+            match futures_util::FutureExt::now_or_never(call.as_mut()) {
+                Some(r) => r,
+                None => match tokio::time::timeout(attempt_limit, call).await {
+                    Ok(r) => r,
+                    Err(_) => Err(Error::Timeout {
+                        provider: pool.name.clone(),
+                        phase: TimeoutPhase::Attempt,
+                        timeout_ms: attempt_limit.as_millis() as u64,
+                    }),
+                },
+            }
         };
         let e = match result {
             Ok(mut out) => {
@@ -160,7 +169,10 @@ pub(crate) async fn execute(pool: &PoolShared, job: &JobInner, work: Work, queue
             return Err(e);
         }
         let pause = match &e {
-            Error::Provider { retry_after_ms: Some(ms), .. } => Duration::from_millis(*ms),
+            Error::Provider { retry_after_ms: Some(ms), .. } => {
+                let remaining = job.deadline.map(|d| Duration::from_nanos(d.saturating_sub(clock::now())));
+                crate::bounds::retry_after_pause(*ms, net.retry_backoff_max_ms, remaining)
+            }
             _ => backoff(net.retry_backoff_initial_ms, net.retry_backoff_max_ms, retries_used),
         };
         if job.deadline.is_some_and(|d| clock::now().saturating_add(clock::nanos_of(pause)) >= d) {

@@ -38,6 +38,7 @@ pub(crate) fn fallback_worthy(e: &Error) -> bool {
                 | Error::QueueTimeout { .. }
                 | Error::CircuitOpen { .. }
                 | Error::Timeout { .. }
+                | Error::Protocol { .. }
         )
         || matches!(e, Error::Provider { status: 401 | 403, .. })
 }

@@ -50,13 +50,14 @@ pub(crate) async fn run(pool: Arc<PoolShared>, model: String) {
                 key: key.map(|i| pool.keys.key(i)),
                 key_index: key,
                 deadline: None,
+                timeout_ms: None,
             };
             let limit = Duration::from_secs(pool.network.default_request_timeout_in_seconds);
             match tokio::time::timeout(limit, pool.provider.chat(&req, &ctx)).await {
                 Ok(r) => r.map(|_| ()),
                 Err(_) => Err(crate::error::Error::Timeout {
                     provider: pool.name.clone(),
-                    phase: crate::error::TimeoutPhase::Processing,
+                    phase: crate::error::TimeoutPhase::Attempt,
                     timeout_ms: limit.as_millis() as u64,
                 }),
             }

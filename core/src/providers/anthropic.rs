@@ -27,7 +27,7 @@ const API_VERSION: &str = "2023-06-01";
 const DEFAULT_MAX_TOKENS: u64 = 1024;
 
 pub(crate) struct Anthropic {
-    http: HttpClient,
+    pub(crate) http: HttpClient,
 }
 
 /// An OpenAI content part → an Anthropic content block.
@@ -257,11 +257,10 @@ impl Anthropic {
         let body = self.http.json_body(&request_body(req, ctx.model, false)?)?;
         let url = format!("{}/v1/messages", self.http.base_url);
         let resp = self.http.post(&url, self.headers(ctx)?, body, error_message).await?;
-        let bytes =
-            resp.bytes().await.map_err(|e| self.http.network_error(format!("reading the response failed: {e}")))?;
+        let bytes = self.http.read_body(resp).await?;
         let v: Value = serde_json::from_slice(&bytes)
-            .map_err(|e| self.http.network_error(format!("response is not JSON: {e}")))?;
-        response_from(&v, ctx.model).map_err(|_| self.http.network_error("response is not an Anthropic message".into()))
+            .map_err(|e| self.http.protocol_error(format!("response is not JSON: {e}")))?;
+        response_from(&v, ctx.model).map_err(|_| self.http.protocol_error("response is not an Anthropic message".into()))
     }
 
     pub async fn stream(&self, req: &Request, ctx: &CallCtx<'_>) -> Result<ChunkStream> {
@@ -269,7 +268,7 @@ impl Anthropic {
         let url = format!("{}/v1/messages", self.http.base_url);
         let resp = self.http.post(&url, self.headers(ctx)?, body, error_message).await?;
         let decoder = AnthropicDecoder::new(ctx.provider, ctx.model);
-        Ok(self.http.stream(resp, decoder, ctx.deadline))
+        Ok(self.http.stream(resp, decoder, ctx.deadline, ctx.timeout_ms))
     }
 }
 
@@ -303,13 +302,17 @@ impl AnthropicDecoder {
     }
 
     fn bad(&self, what: &str) -> Error {
-        Error::Network { provider: self.provider.clone(), message: format!("malformed Anthropic stream event: {what}") }
+        Error::Protocol { provider: self.provider.clone(), message: format!("malformed Anthropic stream event: {what}") }
     }
 }
 
 impl StreamDecoder for AnthropicDecoder {
     fn push(&mut self, bytes: &[u8]) {
         self.sse.push(bytes);
+    }
+
+    fn buffered(&self) -> usize {
+        self.sse.buffered()
     }
 
     fn next_item(&mut self) -> Result<Option<StreamItem>> {

@@ -30,7 +30,7 @@ use crate::providers::{CallCtx, ChunkStream};
 use crate::types::{AssistantMessage, Choice, Chunk, Content, Delta, ExtraFields, Request, Response, Usage};
 
 pub(crate) struct Bedrock {
-    http: HttpClient,
+    pub(crate) http: HttpClient,
     /// True when `network_config.base_url` was set (else per-key region).
     custom_base: bool,
 }
@@ -266,18 +266,17 @@ impl Bedrock {
             .and_then(|v| v.to_str().ok())
             .map(|s| format!("bedrock-{s}"))
             .unwrap_or_else(|| format!("bedrock-{}", ctx.job_id));
-        let bytes =
-            resp.bytes().await.map_err(|e| self.http.network_error(format!("reading the response failed: {e}")))?;
+        let bytes = self.http.read_body(resp).await?;
         let v: Value = serde_json::from_slice(&bytes)
-            .map_err(|e| self.http.network_error(format!("response is not JSON: {e}")))?;
+            .map_err(|e| self.http.protocol_error(format!("response is not JSON: {e}")))?;
         response_from(&v, ctx.model, id)
-            .ok_or_else(|| self.http.network_error("response is not a Converse output".into()))
+            .ok_or_else(|| self.http.protocol_error("response is not a Converse output".into()))
     }
 
     pub async fn stream(&self, req: &Request, ctx: &CallCtx<'_>) -> Result<ChunkStream> {
         let resp = self.send(req, ctx, true).await?;
         let decoder = BedrockDecoder::new(ctx.provider, ctx.model, format!("bedrock-{}", ctx.job_id));
-        Ok(self.http.stream(resp, decoder, ctx.deadline))
+        Ok(self.http.stream(resp, decoder, ctx.deadline, ctx.timeout_ms))
     }
 }
 
@@ -326,6 +325,10 @@ impl StreamDecoder for BedrockDecoder {
         self.buf.extend_from_slice(bytes);
     }
 
+    fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
     fn complete_at_eof(&self) -> bool {
         // `metadata` is optional in practice; `messageStop` ends the content.
         self.stopped
@@ -336,7 +339,7 @@ impl StreamDecoder for BedrockDecoder {
             return Ok(Some(StreamItem::Done));
         }
         loop {
-            let frame = self.frames.decode_frame(&mut self.buf).map_err(|e| Error::Network {
+            let frame = self.frames.decode_frame(&mut self.buf).map_err(|e| Error::Protocol {
                 provider: self.provider.clone(),
                 message: format!("malformed event-stream frame: {e}"),
             })?;
@@ -385,7 +388,7 @@ impl StreamDecoder for BedrockDecoder {
                 }
                 "metadata" => {
                     if !self.stopped {
-                        return Err(Error::Network {
+                        return Err(Error::Protocol {
                             provider: self.provider.clone(),
                             message: "Bedrock stream sent metadata before messageStop".into(),
                         });

@@ -13,6 +13,14 @@
 //! chunks and sends them through a bounded channel (backpressure reaches the
 //! upstream read); dropping the [`ChunkStream`] aborts the task, which drops
 //! the connection. A body that ends before its terminal event is an error.
+//!
+//! Bounds (DESIGN §13, `crate::bounds`): redirects are not followed unless
+//! `network_config.follow_redirects`, and then only within the same origin
+//! (so no credential header ever reaches another host); an error body is
+//! read to at most 16 KiB, a success body to `max_response_bytes`, one
+//! stream event to `max_event_bytes`; SSE parsing is linear in the bytes
+//! received. Every error that carries upstream text passes through the
+//! provider's [`Redactor`] first.
 
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -22,14 +30,13 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
+use crate::bounds::MAX_ERROR_BODY_BYTES as MAX_ERROR_BODY;
 use crate::config::{ProviderConfig, ProxyConfig};
 use crate::error::{Error, Result, TimeoutPhase};
 use crate::objpool::BufferPool;
 use crate::providers::ChunkStream;
+use crate::redact::Redactor;
 use crate::types::Chunk;
-
-/// Largest error body kept in a PROVIDER error.
-const MAX_ERROR_BODY: usize = 16 * 1024;
 /// Chunks buffered between the upstream reader and the consumer.
 const STREAM_BUFFER: usize = 32;
 
@@ -41,6 +48,52 @@ pub(crate) struct HttpClient {
     extra_headers: HeaderMap,
     pub stream_idle: Duration,
     request_buffers: Arc<BufferPool>,
+    /// Masks this provider's secrets in upstream text.
+    pub redactor: Arc<Redactor>,
+    max_response_bytes: u64,
+    max_event_bytes: usize,
+    /// `default_request_timeout_in_seconds`, in ms (for TIMEOUT messages).
+    attempt_ms: u64,
+}
+
+/// An error and its whole `source()` chain, as one line: reqwest's own
+/// top-level messages ("builder error", "error sending request") say
+/// nothing about the cause.
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut message = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !message.ends_with(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = s.source();
+    }
+    message
+}
+
+/// True when `a` and `b` have the same scheme, host and port.
+fn same_origin(a: &reqwest::Url, b: &reqwest::Url) -> bool {
+    a.scheme() == b.scheme() && a.host_str() == b.host_str() && a.port_or_known_default() == b.port_or_known_default()
+}
+
+/// Redirects of API calls: none by default; with `follow_redirects`, up to
+/// 10 within the first URL's origin. A redirect elsewhere stops, and the
+/// 3xx becomes a PROVIDER error: headers such as `x-api-key`,
+/// `x-amz-security-token` or `extra_headers` (which reqwest does not strip,
+/// unlike `Authorization`) never travel to another host.
+fn redirect_policy(follow: bool) -> reqwest::redirect::Policy {
+    if !follow {
+        return reqwest::redirect::Policy::none();
+    }
+    reqwest::redirect::Policy::custom(|attempt| {
+        let first = attempt.previous().first().cloned();
+        match first {
+            Some(first) if attempt.previous().len() <= 10 && same_origin(&first, attempt.url()) => attempt.follow(),
+            _ => attempt.stop(),
+        }
+    })
 }
 
 fn install_crypto_provider() {
@@ -76,8 +129,11 @@ fn proxy_from(name: &str, p: &ProxyConfig) -> Result<Option<reqwest::Proxy>> {
             ))
         }
     };
-    let mut proxy = reqwest::Proxy::all(url.as_str())
-        .map_err(|e| Error::config(format!("{path}.url"), format!("not a valid proxy URL: {e}")))?;
+    let mut proxy = reqwest::Proxy::all(url.as_str()).map_err(|e| {
+        // The URL may carry credentials: the message never quotes it.
+        let why = Redactor::new([url.as_str()]).text(&error_chain(&e));
+        Error::config(format!("{path}.url"), format!("not a valid proxy URL: {why}"))
+    })?;
     if let (Some(u), Some(pw)) = (&p.username, &p.password) {
         proxy = proxy.basic_auth(u.expose(), pw.expose());
     }
@@ -100,6 +156,7 @@ impl HttpClient {
             .pool_idle_timeout(Duration::from_secs(90))
             .connect_timeout(attempt.min(Duration::from_secs(10)))
             .tcp_nodelay(true)
+            .redirect(redirect_policy(net.follow_redirects))
             .user_agent(concat!("bifrost/", env!("CARGO_PKG_VERSION")));
         if net.insecure_skip_verify == Some(true) {
             builder = builder.tls_danger_accept_invalid_certs(true);
@@ -108,7 +165,7 @@ impl HttpClient {
             let cert = reqwest::Certificate::from_pem(pem.expose().as_bytes()).map_err(|e| {
                 Error::config(
                     format!("providers.{name}.network_config.ca_cert_pem"),
-                    format!("not a PEM certificate: {e}"),
+                    format!("not a PEM certificate: {}", error_chain(&e)),
                 )
             })?;
             builder = builder.tls_certs_merge([cert]);
@@ -132,7 +189,10 @@ impl HttpClient {
         }
         let client = builder
             .build()
-            .map_err(|e| Error::config(format!("providers.{name}"), format!("cannot build the HTTP client: {e}")))?;
+            .map_err(|e| {
+                let why = Redactor::for_provider(cfg).text(&error_chain(&e));
+                Error::config(format!("providers.{name}"), format!("cannot build the HTTP client: {why}"))
+            })?;
         let base_url = net.base_url.clone().unwrap_or(default_base).trim_end_matches('/').to_string();
         Ok(HttpClient {
             provider: name.to_string(),
@@ -141,6 +201,10 @@ impl HttpClient {
             extra_headers,
             stream_idle: Duration::from_secs(net.stream_idle_timeout_in_seconds),
             request_buffers,
+            redactor: Arc::new(Redactor::for_provider(cfg)),
+            max_response_bytes: net.max_response_bytes,
+            max_event_bytes: usize::try_from(net.max_event_bytes).unwrap_or(usize::MAX),
+            attempt_ms: net.default_request_timeout_in_seconds.saturating_mul(1000),
         })
     }
 
@@ -177,9 +241,12 @@ impl HttpClient {
             .get("x-amzn-errortype")
             .and_then(|v| v.to_str().ok())
             .map(|s| s.split(':').next().unwrap_or(s).to_string());
-        let bytes = resp.bytes().await.unwrap_or_default();
-        let mut body = String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_ERROR_BODY)]).into_owned();
-        if bytes.len() > MAX_ERROR_BODY {
+        let location = status.is_redirection().then(|| {
+            resp.headers().get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok()).map(str::to_string)
+        });
+        let (bytes, truncated) = read_prefix(resp, MAX_ERROR_BODY).await;
+        let mut body = String::from_utf8_lossy(&bytes).into_owned();
+        if truncated {
             body.push_str("…(truncated)");
         }
         let mut message = parse_error(&body).unwrap_or_else(|| {
@@ -188,42 +255,125 @@ impl HttpClient {
         if let Some(t) = error_type {
             message = format!("{t}: {message}");
         }
-        Err(Error::Provider { provider: self.provider.clone(), status: status.as_u16(), message, body, retry_after_ms })
+        if let Some(location) = location {
+            message = format!(
+                "{message}: redirect to {} not followed (redirects of API calls are followed only with \
+                 network_config.follow_redirects, and never to another origin)",
+                location.as_deref().map(origin_of).unwrap_or_else(|| "an unnamed location".into())
+            );
+        }
+        Err(self.redactor.error(Error::Provider {
+            provider: self.provider.clone(),
+            status: status.as_u16(),
+            message,
+            body,
+            retry_after_ms,
+        }))
     }
 
-    /// A NETWORK error of this provider (unreadable or malformed answers).
+    /// Reads a success body, at most `network_config.max_response_bytes`
+    /// (a larger one, announced or not, is PROTOCOL).
+    pub async fn read_body(&self, mut resp: reqwest::Response) -> Result<Bytes> {
+        let limit = self.max_response_bytes;
+        let too_large = || {
+            self.protocol_error(format!(
+                "response body is larger than network_config.max_response_bytes={limit}"
+            ))
+        };
+        if resp.content_length().is_some_and(|n| n > limit) {
+            return Err(too_large());
+        }
+        let mut out = bytes::BytesMut::new();
+        loop {
+            match resp.chunk().await {
+                Ok(Some(c)) => {
+                    if (out.len() + c.len()) as u64 > limit {
+                        return Err(too_large());
+                    }
+                    if out.is_empty() && resp.content_length() == Some(c.len() as u64) {
+                        return Ok(c); // the whole body in one piece: no copy
+                    }
+                    out.extend_from_slice(&c);
+                }
+                Ok(None) => return Ok(out.freeze()),
+                Err(e) => {
+                    return Err(self.network_error(format!("reading the response failed: {}", error_chain(&e))))
+                }
+            }
+        }
+    }
+
+    /// A PROTOCOL error of this provider: it answered, but not in its protocol.
+    pub fn protocol_error(&self, message: String) -> Error {
+        self.redactor.error(Error::Protocol { provider: self.provider.clone(), message })
+    }
+
+    /// A NETWORK error of this provider (the transport failed).
     pub fn network_error(&self, message: String) -> Error {
-        Error::Network { provider: self.provider.clone(), message }
+        self.redactor.error(Error::Network { provider: self.provider.clone(), message })
     }
 
     fn transport_error(&self, e: reqwest::Error) -> Error {
         if e.is_timeout() {
-            return Error::Timeout { provider: self.provider.clone(), phase: TimeoutPhase::Processing, timeout_ms: 0 };
+            return Error::Timeout {
+                provider: self.provider.clone(),
+                phase: TimeoutPhase::Attempt,
+                timeout_ms: self.attempt_ms,
+            };
         }
         // The full chain says what failed (DNS, refused, TLS …); reqwest's
         // top-level message alone is "error sending request".
-        let mut message = e.to_string();
-        let mut source = std::error::Error::source(&e);
-        while let Some(s) = source {
-            message.push_str(": ");
-            message.push_str(&s.to_string());
-            source = s.source();
-        }
-        Error::Network { provider: self.provider.clone(), message }
+        self.network_error(error_chain(&e))
     }
 
     /// Starts the task that turns a streaming body into chunks.
+    /// `deadline`/`timeout_ms` are the request's (for its TIMEOUT error).
     pub fn stream<D: StreamDecoder>(
         &self,
         resp: reqwest::Response,
         decoder: D,
         deadline: Option<Instant>,
+        timeout_ms: Option<u64>,
     ) -> ChunkStream {
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
-        let provider = self.provider.clone();
-        let idle = self.stream_idle;
-        let task = tokio::spawn(read_stream(resp, decoder, tx, provider, idle, deadline));
+        let reader = StreamReader {
+            provider: self.provider.clone(),
+            idle: self.stream_idle,
+            deadline,
+            timeout_ms: timeout_ms.unwrap_or_default(),
+            max_event: self.max_event_bytes,
+            redactor: self.redactor.clone(),
+        };
+        let task = tokio::spawn(reader.run(resp, decoder, tx));
         ChunkStream::channel(rx, task)
+    }
+}
+
+/// The first `limit` bytes of a body (and whether there was more); the
+/// rest is never read: the connection is dropped instead.
+async fn read_prefix(mut resp: reqwest::Response, limit: usize) -> (Vec<u8>, bool) {
+    let mut out = Vec::new();
+    while let Ok(Some(c)) = resp.chunk().await {
+        let room = limit - out.len();
+        if c.len() > room {
+            out.extend_from_slice(&c[..room]);
+            return (out, true);
+        }
+        out.extend_from_slice(&c);
+    }
+    (out, false)
+}
+
+/// `scheme://host[:port]` of a redirect target, without path or query
+/// (which may carry tokens).
+fn origin_of(location: &str) -> String {
+    match reqwest::Url::parse(location) {
+        Ok(u) => match (u.host_str(), u.port()) {
+            (Some(h), Some(p)) => format!("{}://{h}:{p}", u.scheme()),
+            (Some(h), None) => format!("{}://{h}", u.scheme()),
+            _ => "a location without a host".into(),
+        },
+        Err(_) => "a relative location".into(),
     }
 }
 
@@ -283,82 +433,120 @@ pub(crate) trait StreamDecoder: Send + 'static {
     fn complete_at_eof(&self) -> bool {
         false
     }
+    /// Bytes held that do not yet form an event (bounded by
+    /// `max_event_bytes` by the reader).
+    fn buffered(&self) -> usize;
 }
 
-async fn read_stream<D: StreamDecoder>(
-    mut resp: reqwest::Response,
-    mut decoder: D,
-    tx: mpsc::Sender<Result<Chunk>>,
+/// What the task that reads a stream needs to know.
+struct StreamReader {
     provider: String,
     idle: Duration,
     deadline: Option<Instant>,
-) {
-    loop {
-        let wait = match deadline {
-            Some(d) => idle.min(d.saturating_duration_since(Instant::now())),
-            None => idle,
+    timeout_ms: u64,
+    max_event: usize,
+    redactor: Arc<Redactor>,
+}
+
+impl StreamReader {
+    /// Reads the body, decodes it and sends chunks until the terminal
+    /// event, an error or the consumer leaves. Every way out but the
+    /// terminal event (or a complete body, see
+    /// [`StreamDecoder::complete_at_eof`]) sends one `Err`.
+    async fn run<D: StreamDecoder>(self, mut resp: reqwest::Response, mut decoder: D, tx: mpsc::Sender<Result<Chunk>>) {
+        let end = match self.pump(&mut resp, &mut decoder, &tx).await {
+            Ok(()) => return,
+            Err(e) => e,
         };
-        let next = tokio::time::timeout(wait, resp.chunk()).await;
-        let bytes = match next {
-            Err(_) => {
-                let past_deadline = deadline.is_some_and(|d| Instant::now() >= d);
-                let err = if past_deadline {
-                    Error::Timeout { provider: provider.clone(), phase: TimeoutPhase::Processing, timeout_ms: 0 }
-                } else {
-                    Error::Network {
+        // The upstream connection goes before the consumer hears of it.
+        drop(resp);
+        let _ = tx.send(Err(self.redactor.error(end))).await;
+    }
+
+    async fn pump<D: StreamDecoder>(
+        &self,
+        resp: &mut reqwest::Response,
+        decoder: &mut D,
+        tx: &mpsc::Sender<Result<Chunk>>,
+    ) -> Result<()> {
+        let provider = &self.provider;
+        loop {
+            let wait = match self.deadline {
+                Some(d) => self.idle.min(d.saturating_duration_since(Instant::now())),
+                None => self.idle,
+            };
+            let bytes = match tokio::time::timeout(wait, resp.chunk()).await {
+                Err(_) if self.deadline.is_some_and(|d| Instant::now() >= d) => {
+                    return Err(Error::Timeout {
+                        provider: provider.clone(),
+                        phase: TimeoutPhase::Processing,
+                        timeout_ms: self.timeout_ms,
+                    })
+                }
+                Err(_) => {
+                    return Err(Error::Network {
                         provider: provider.clone(),
                         message: format!(
                             "stream idle for {} s (network_config.stream_idle_timeout_in_seconds)",
-                            idle.as_secs()
+                            self.idle.as_secs()
                         ),
-                    }
-                };
-                let _ = tx.send(Err(err)).await;
-                return;
-            }
-            Ok(Err(e)) => {
-                let _ = tx
-                    .send(Err(Error::Network { provider: provider.clone(), message: format!("stream broke: {e}") }))
-                    .await;
-                return;
-            }
-            Ok(Ok(None)) if decoder.complete_at_eof() => return,
-            Ok(Ok(None)) => {
-                let _ = tx
-                    .send(Err(Error::Network {
+                    })
+                }
+                Ok(Err(e)) => {
+                    return Err(Error::Network {
                         provider: provider.clone(),
-                        message: "stream ended before its terminal event (truncated by the provider or the network)"
+                        message: format!("stream broke: {}", error_chain(&e)),
+                    })
+                }
+                Ok(Ok(None)) if decoder.complete_at_eof() => return Ok(()),
+                Ok(Ok(None)) => {
+                    return Err(Error::Protocol {
+                        provider: provider.clone(),
+                        message: "stream ended with neither its terminal event nor a finish_reason \
+                                  (cut off by the provider or a proxy)"
                             .into(),
-                    }))
-                    .await;
-                return;
-            }
-            Ok(Ok(Some(bytes))) => bytes,
-        };
-        decoder.push(&bytes);
-        loop {
-            match decoder.next_item() {
-                Ok(None) => break,
-                Ok(Some(StreamItem::Chunk(c))) => {
-                    if tx.send(Ok(c)).await.is_err() {
-                        return; // consumer gone
+                    })
+                }
+                Ok(Ok(Some(bytes))) => bytes,
+            };
+            decoder.push(&bytes);
+            loop {
+                match decoder.next_item()? {
+                    None => break,
+                    Some(StreamItem::Chunk(c)) => {
+                        if tx.send(Ok(c)).await.is_err() {
+                            return Ok(()); // consumer gone
+                        }
                     }
+                    Some(StreamItem::Done) => return Ok(()),
                 }
-                Ok(Some(StreamItem::Done)) => return,
-                Err(e) => {
-                    let _ = tx.send(Err(e)).await;
-                    return;
-                }
+            }
+            if decoder.buffered() > self.max_event {
+                return Err(Error::Protocol {
+                    provider: provider.clone(),
+                    message: format!(
+                        "a stream event is larger than network_config.max_event_bytes={}",
+                        self.max_event
+                    ),
+                });
             }
         }
     }
 }
 
 /// Incremental parser of `text/event-stream` bodies.
+///
+/// Linear time: bytes already searched for the blank line that ends an
+/// event are never searched again (`scan`), and consumed bytes are dropped
+/// once they are at least half of the buffer, so each byte is copied O(1)
+/// times. An event may span any number of pushes.
 #[derive(Default)]
 pub(crate) struct SseParser {
     buf: Vec<u8>,
+    /// Start of the first unconsumed event.
     pos: usize,
+    /// Where the search for the next separator resumes (≥ `pos`).
+    scan: usize,
 }
 
 /// One server-sent event.
@@ -370,24 +558,29 @@ pub(crate) struct SseEvent {
 
 impl SseParser {
     pub fn push(&mut self, bytes: &[u8]) {
-        if self.pos > 0 && self.pos == self.buf.len() {
-            self.buf.clear();
+        if self.pos > 0 && self.pos * 2 >= self.buf.len() {
+            self.buf.drain(..self.pos);
+            self.scan -= self.pos;
             self.pos = 0;
         }
         self.buf.extend_from_slice(bytes);
     }
 
+    /// Bytes received that do not form a complete event yet.
+    pub fn buffered(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+
     /// The next complete event (terminated by a blank line), if any.
     pub fn next_event(&mut self) -> Option<SseEvent> {
         loop {
-            let rest = &self.buf[self.pos..];
-            let (end, sep) = find_blank_line(rest)?;
-            let block = String::from_utf8_lossy(&rest[..end]).into_owned();
-            self.pos += end + sep;
-            if self.pos > 64 * 1024 {
-                self.buf.drain(..self.pos);
-                self.pos = 0;
-            }
+            let Some((end, sep)) = find_blank_line(&self.buf, self.scan) else {
+                self.searched_to_end();
+                return None;
+            };
+            let block = String::from_utf8_lossy(&self.buf[self.pos..end]).into_owned();
+            self.pos = end + sep;
+            self.scan = self.pos;
             let mut ev = SseEvent::default();
             let mut has_data = false;
             for line in block.lines() {
@@ -417,19 +610,35 @@ impl SseParser {
     }
 }
 
-/// Position and length of the first blank-line separator.
-fn find_blank_line(b: &[u8]) -> Option<(usize, usize)> {
-    let mut i = 0;
-    while i + 1 < b.len() {
-        if b[i] == b'\n' && b[i + 1] == b'\n' {
-            return Some((i, 2));
+impl SseParser {
+    /// Records that no separator starts before `buf.len() - 3` (a
+    /// separator is at most 4 bytes and may straddle pushes).
+    fn searched_to_end(&mut self) {
+        self.scan = self.buf.len().saturating_sub(3).max(self.pos);
+    }
+}
+
+/// Position and length of the first blank-line separator at or after
+/// `from`; `None` when there is none yet.
+fn find_blank_line(b: &[u8], from: usize) -> Option<(usize, usize)> {
+    let mut i = from;
+    while let Some(off) = memchr2(b'\n', b'\r', &b[i..]) {
+        let j = i + off;
+        if b[j] == b'\n' {
+            if b.get(j + 1) == Some(&b'\n') {
+                return Some((j, 2));
+            }
+        } else if b.get(j..j + 4) == Some(b"\r\n\r\n") {
+            return Some((j, 4));
         }
-        if b[i] == b'\r' && i + 3 < b.len() && &b[i..i + 4] == b"\r\n\r\n" {
-            return Some((i, 4));
-        }
-        i += 1;
+        i = j + 1;
     }
     None
+}
+
+/// The first `a` or `b` in `hay` (the loop compiles to a fast scan).
+fn memchr2(a: u8, b: u8, hay: &[u8]) -> Option<usize> {
+    hay.iter().position(|&c| c == a || c == b)
 }
 
 #[cfg(test)]
@@ -449,11 +658,41 @@ mod tests {
     }
 
     #[test]
+    fn sse_search_resumes_where_it_stopped() {
+        // A 4 MiB event in 1 KiB pieces: each push searches only the new
+        // bytes (plus the 3 that may start a separator), never the event
+        // again; the old parser rescanned it on every push (quadratic).
+        let mut p = SseParser::default();
+        p.push(b"data: ");
+        let piece = [b'x'; 1024];
+        for _ in 0..4096 {
+            p.push(&piece);
+            assert_eq!(p.next_event(), None);
+            assert!(p.scan + 3 >= p.buf.len(), "scan {} of {}", p.scan, p.buf.len());
+        }
+        assert_eq!(p.buffered(), 6 + 4096 * 1024);
+        p.push(b"\r\n\r");
+        assert_eq!(p.next_event(), None);
+        p.push(b"\n");
+        assert_eq!(p.next_event().map(|e| e.data.len()), Some(4096 * 1024));
+        assert_eq!(p.buffered(), 0);
+        // Separators split across pushes, byte by byte.
+        for b in b"data: a\n\ndata: b\r\n\r\n".iter() {
+            p.push(&[*b]);
+        }
+        assert_eq!(p.next_event().map(|e| e.data), Some("a".into()));
+        assert_eq!(p.next_event().map(|e| e.data), Some("b".into()));
+    }
+
+    #[test]
     fn retry_after_forms() {
         assert_eq!(parse_retry_after("2"), Some(2000));
         assert_eq!(parse_retry_after("0.5"), Some(500));
         assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT"), Some(0), "a past date means now");
         assert_eq!(httpdate("Sun, 06 Nov 1994 08:49:37 GMT"), Some(784_111_777));
         assert_eq!(parse_retry_after("soon"), None);
+        assert_eq!(parse_retry_after("1e30"), Some(u64::MAX), "saturates, never overflows");
+        assert_eq!(parse_retry_after("-1"), None);
+        assert!(parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT").is_some());
     }
 }

@@ -38,6 +38,8 @@ pub(crate) struct CallCtx<'a> {
     pub key_index: Option<usize>,
     /// The request's end-to-end deadline (bounds a stream's life too).
     pub deadline: Option<Instant>,
+    /// The request's `timeout_ms`, for messages about that deadline.
+    pub timeout_ms: Option<u64>,
 }
 
 /// OpenAI's `stop` (a string or a list) as a list, for providers that
@@ -98,28 +100,40 @@ impl ProviderImpl {
 
     // HTTP calls are boxed: their futures are kilobytes, and an unboxed one
     // would make every job's future (mock included) that large to move.
+    //
+    // Every error of an HTTP provider passes its provider's redactor on the
+    // way out (`redact`), whichever code path built it.
     pub async fn chat(&self, req: &Request, ctx: &CallCtx<'_>) -> Result<Response> {
         match self {
             ProviderImpl::Mock(p) => p.chat(req, ctx).await,
-            ProviderImpl::OpenAi(p) => Box::pin(p.chat(req, ctx)).await,
-            ProviderImpl::Anthropic(p) => Box::pin(p.chat(req, ctx)).await,
-            ProviderImpl::Bedrock(p) => Box::pin(p.chat(req, ctx)).await,
+            ProviderImpl::OpenAi(p) => Box::pin(p.chat(req, ctx)).await.map_err(|e| self.redact(e)),
+            ProviderImpl::Anthropic(p) => Box::pin(p.chat(req, ctx)).await.map_err(|e| self.redact(e)),
+            ProviderImpl::Bedrock(p) => Box::pin(p.chat(req, ctx)).await.map_err(|e| self.redact(e)),
         }
     }
 
     pub async fn stream(&self, req: &Request, ctx: &CallCtx<'_>) -> Result<ChunkStream> {
         match self {
             ProviderImpl::Mock(p) => p.stream(req, ctx).await,
-            ProviderImpl::OpenAi(p) => Box::pin(p.stream(req, ctx)).await,
-            ProviderImpl::Anthropic(p) => Box::pin(p.stream(req, ctx)).await,
-            ProviderImpl::Bedrock(p) => Box::pin(p.stream(req, ctx)).await,
+            ProviderImpl::OpenAi(p) => Box::pin(p.stream(req, ctx)).await.map_err(|e| self.redact(e)),
+            ProviderImpl::Anthropic(p) => Box::pin(p.stream(req, ctx)).await.map_err(|e| self.redact(e)),
+            ProviderImpl::Bedrock(p) => Box::pin(p.stream(req, ctx)).await.map_err(|e| self.redact(e)),
+        }
+    }
+
+    fn redact(&self, e: crate::error::Error) -> crate::error::Error {
+        match self {
+            ProviderImpl::Mock(_) => e,
+            ProviderImpl::OpenAi(p) => p.http.redactor.error(e),
+            ProviderImpl::Anthropic(p) => p.http.redactor.error(e),
+            ProviderImpl::Bedrock(p) => p.http.redactor.error(e),
         }
     }
 
     pub async fn embed(&self, req: &EmbedRequest, ctx: &CallCtx<'_>) -> Result<EmbedResponse> {
         match self {
             ProviderImpl::Mock(p) => p.embed(req, ctx).await,
-            ProviderImpl::OpenAi(p) => Box::pin(p.embed(req, ctx)).await,
+            ProviderImpl::OpenAi(p) => Box::pin(p.embed(req, ctx)).await.map_err(|e| self.redact(e)),
             ProviderImpl::Anthropic(_) | ProviderImpl::Bedrock(_) => Err(crate::error::Error::invalid(format!(
                 "provider '{}' (kind {}) has no embeddings endpoint in bifrost; use an OpenAI-compatible provider",
                 ctx.provider,

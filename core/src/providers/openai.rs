@@ -22,7 +22,7 @@ use crate::providers::{CallCtx, ChunkStream};
 use crate::types::{Chunk, EmbedRequest, EmbedResponse, Message, Request, Response};
 
 pub(crate) struct OpenAi {
-    http: HttpClient,
+    pub(crate) http: HttpClient,
 }
 
 /// The wire body of a chat request.
@@ -123,10 +123,9 @@ impl OpenAi {
         })?;
         let url = format!("{}/chat/completions", self.http.base_url);
         let resp = self.http.post(&url, self.headers(ctx)?, body, error_message).await?;
-        let bytes =
-            resp.bytes().await.map_err(|e| self.http.network_error(format!("reading the response failed: {e}")))?;
+        let bytes = self.http.read_body(resp).await?;
         let mut out: Response = serde_json::from_slice(&bytes)
-            .map_err(|e| self.http.network_error(format!("response is not a chat.completion object: {e}")))?;
+            .map_err(|e| self.http.protocol_error(format!("response is not a chat.completion object: {e}")))?;
         if out.object.is_empty() {
             out.object = "chat.completion".into();
         }
@@ -142,33 +141,60 @@ impl OpenAi {
         })?;
         let url = format!("{}/chat/completions", self.http.base_url);
         let resp = self.http.post(&url, self.headers(ctx)?, body, error_message).await?;
-        Ok(self.http.stream(
-            resp,
-            OpenAiDecoder { sse: SseParser::default(), provider: ctx.provider.to_string() },
-            ctx.deadline,
-        ))
+        // Usage comes last when asked for: ours by default, or the caller's.
+        let expect_usage = match req.params.get("stream_options") {
+            None => true,
+            Some(o) => o.get("include_usage").and_then(Value::as_bool).unwrap_or(false),
+        };
+        Ok(self.http.stream(resp, OpenAiDecoder::new(ctx.provider, expect_usage), ctx.deadline, ctx.timeout_ms))
     }
 
     pub async fn embed(&self, req: &EmbedRequest, ctx: &CallCtx<'_>) -> Result<EmbedResponse> {
         let body = self.http.json_body(&EmbedBody { model: ctx.model, req })?;
         let url = format!("{}/embeddings", self.http.base_url);
         let resp = self.http.post(&url, self.headers(ctx)?, body, error_message).await?;
-        let bytes =
-            resp.bytes().await.map_err(|e| self.http.network_error(format!("reading the response failed: {e}")))?;
+        let bytes = self.http.read_body(resp).await?;
         serde_json::from_slice(&bytes)
-            .map_err(|e| self.http.network_error(format!("response is not an embeddings list: {e}")))
+            .map_err(|e| self.http.protocol_error(format!("response is not an embeddings list: {e}")))
     }
 }
 
 /// Decodes OpenAI's SSE chunks; `data: [DONE]` is the terminal event.
+///
+/// A body that ends without `[DONE]` is still complete once a chunk with a
+/// `finish_reason` arrived, and the usage chunk too when usage was asked
+/// for (DESIGN §11): many OpenAI-compatible servers never send `[DONE]`.
 pub(crate) struct OpenAiDecoder {
     sse: SseParser,
     provider: String,
+    expect_usage: bool,
+    finished: bool,
+    usage_seen: bool,
+}
+
+impl OpenAiDecoder {
+    pub fn new(provider: &str, expect_usage: bool) -> Self {
+        OpenAiDecoder {
+            sse: SseParser::default(),
+            provider: provider.to_string(),
+            expect_usage,
+            finished: false,
+            usage_seen: false,
+        }
+    }
 }
 
 impl StreamDecoder for OpenAiDecoder {
     fn push(&mut self, bytes: &[u8]) {
         self.sse.push(bytes);
+    }
+
+    fn buffered(&self) -> usize {
+        self.sse.buffered()
+    }
+
+    fn complete_at_eof(&self) -> bool {
+        self.finished && (self.usage_seen || !self.expect_usage)
     }
 
     fn next_item(&mut self) -> Result<Option<StreamItem>> {
@@ -189,10 +215,12 @@ impl StreamDecoder for OpenAiDecoder {
                     retry_after_ms: None,
                 });
             }
-            let chunk: Chunk = serde_json::from_str(data).map_err(|e| Error::Network {
+            let chunk: Chunk = serde_json::from_str(data).map_err(|e| Error::Protocol {
                 provider: self.provider.clone(),
                 message: format!("stream event is not a chat.completion.chunk: {e}"),
             })?;
+            self.finished |= chunk.choices.iter().any(|c| c.finish_reason.is_some());
+            self.usage_seen |= chunk.usage.is_some();
             return Ok(Some(StreamItem::Chunk(chunk)));
         }
         Ok(None)
@@ -254,13 +282,13 @@ mod tests {
 
     #[test]
     fn sse_decoder_stops_at_done_and_reports_errors() {
-        let mut d = OpenAiDecoder { sse: SseParser::default(), provider: "openai".into() };
+        let mut d = OpenAiDecoder::new("openai", false);
         d.push(b"data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"},\"finish_reason\":null}]}\n\ndata: [DONE]\n\n");
         assert!(
             matches!(d.next_item().unwrap(), Some(StreamItem::Chunk(c)) if c.choices[0].delta.content.as_deref() == Some("Hi"))
         );
         assert!(matches!(d.next_item().unwrap(), Some(StreamItem::Done)));
-        let mut d = OpenAiDecoder { sse: SseParser::default(), provider: "openai".into() };
+        let mut d = OpenAiDecoder::new("openai", false);
         d.push(b"data: {\"error\":{\"message\":\"overloaded\",\"type\":\"server_error\"}}\n\n");
         let err = d.next_item().unwrap_err();
         assert!(err.to_string().contains("overloaded"), "{err}");
