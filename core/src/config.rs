@@ -313,7 +313,8 @@ pub struct BedrockKeyConfig {
     pub secret_key: Option<Secret>,
     #[serde(default)]
     pub session_token: Option<Secret>,
-    /// AWS region, e.g. `us-east-1`.
+    /// AWS region, e.g. `us-east-1` (required; may be `env.NAME`).
+    #[serde(default)]
     pub region: Secret,
     /// Inference-profile ARN prefix used with `deployments`.
     #[serde(default)]
@@ -732,7 +733,30 @@ impl Config {
     fn finish(mut self) -> Result<Config> {
         self.validate()?;
         self.resolve_env()?;
+        self.validate_resolved()?;
         Ok(self)
+    }
+
+    /// Checks that need `env.NAME` values read: a Bedrock region becomes
+    /// part of a host name, so it must look like one (`us-east-1`); the
+    /// message never quotes the value (it may be a secret put there).
+    fn validate_resolved(&self) -> Result<()> {
+        for (name, p) in &self.providers {
+            for (i, k) in p.keys.iter().enumerate() {
+                let Some(b) = &k.bedrock_key_config else { continue };
+                let region = b.region.expose();
+                let valid = !region.is_empty()
+                    && region.len() <= 32
+                    && region.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-');
+                if !valid {
+                    return Err(Error::config(
+                        format!("providers.{name}.keys[{i}].bedrock_key_config.region"),
+                        "must be an AWS region name such as \"us-east-1\" (lowercase letters, digits, '-')",
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Validates and reads `env.NAME` values (done by `from_json`/`from_value`;

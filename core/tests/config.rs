@@ -716,3 +716,19 @@ fn go_durations_and_bifrost_secret_objects_load() {
     .unwrap();
     assert_eq!(us.providers["openai"].network_config.retry_backoff_initial_ms, 2, "1.5 ms rounds to 2");
 }
+
+#[test]
+fn a_missing_or_malformed_bedrock_region_is_named() {
+    for key in [
+        serde_json::json!({"bedrock_key_config": {"access_key": "AKIAEXAMPLE", "secret_key": "s3cr3t-value"}}),
+        serde_json::json!({"bedrock_key_config": {"access_key": "AKIAEXAMPLE", "secret_key": "s3cr3t-value", "region": ""}}),
+        serde_json::json!({"bedrock_key_config": {"access_key": "AKIAEXAMPLE", "secret_key": "s3cr3t-value",
+                                      "region": "evil.example.com/x"}}),
+    ] {
+        let e = Gateway::from_value(serde_json::json!({"providers": {"bedrock": {"keys": [key]}}})).err().expect("invalid region");
+        assert_eq!(e.kind(), ErrorKind::Config);
+        assert!(e.to_string().contains("providers.bedrock.keys[0].bedrock_key_config.region"), "{e}");
+        assert!(e.to_string().contains("us-east-1"), "says what a region looks like: {e}");
+        assert!(!e.to_string().contains("evil"), "never quotes the value: {e}");
+    }
+}
