@@ -8,6 +8,7 @@
 pub(crate) mod anthropic;
 pub(crate) mod bedrock;
 pub(crate) mod http;
+#[cfg(test)] mod fuzz;
 pub mod mock;
 pub(crate) mod openai;
 
