@@ -65,6 +65,10 @@ typedef enum bifrost_status {
     BIFROST_INTERNAL = 13,
     // Not finished yet: bifrost_job_wait timed out, or bifrost_job_poll of a running job.
     BIFROST_PENDING = 14,
+    // The provider answered, but not in its protocol (invalid JSON, a 200 that is not a completion,
+    // a stream that ends with neither its terminal event nor a finish). Numbered after PENDING so
+    // that every earlier value keeps its number.
+    BIFROST_PROTOCOL = 15,
 } bifrost_status;
 
 // A gateway: one worker pool per configured provider. Opaque; create with
