@@ -136,24 +136,34 @@ impl fmt::Display for JsonError {
     }
 }
 
-/// A serde message without the string values it quotes and without
-/// serde_json's " at line L column C" suffix when a path says where.
+/// A serde message without the values it quotes and without serde_json's
+/// " at line L column C" suffix when a path says where.
 ///
 /// serde writes a refused string as `string "…"` (invalid type / invalid
-/// value); that value may be a credential put in the wrong place, so it
-/// becomes `a string`. Key names (`unknown field `…``) and enum variants
-/// stay: they are what the user needs to fix the config.
+/// value) and an unknown enum value as ``unknown variant `…` ``; either may
+/// be a credential put in the wrong place, so the first becomes `a string`
+/// and the second loses its value (the message still lists the variants
+/// that are expected, and the key path says where). Key names
+/// (``unknown field `…` ``) stay: they are what the user must fix.
 pub fn scrub(message: &str) -> String {
+    let message = cut_quoted(message, "string \"", "a string", '"', "\", expected");
+    cut_quoted(&message, "unknown variant `", "unknown variant", '`', "`, expected")
+}
+
+/// `message` with each `opener … closer` replaced by `with`: the value ends
+/// at the last `stop` (a value may itself contain one), else at the last
+/// `closer`, else at the end of the message.
+fn cut_quoted(message: &str, opener: &str, with: &str, closer: char, stop: &str) -> String {
     let mut out = String::with_capacity(message.len());
     let mut rest = message;
-    while let Some(i) = rest.find("string \"") {
+    while let Some(i) = rest.find(opener) {
         out.push_str(&rest[..i]);
-        out.push_str("a string");
-        let after = &rest[i + "string \"".len()..];
-        // The value ends at the last `"` before serde's ", expected" (or the
-        // end of the message); a value may itself contain quotes.
-        let end = after.find("\", expected").or_else(|| after.rfind('"')).unwrap_or(after.len());
-        rest = after.get(end + 1..).unwrap_or("");
+        out.push_str(with);
+        let after = &rest[i + opener.len()..];
+        rest = match after.rfind(stop).or_else(|| after.rfind(closer)) {
+            Some(end) => &after[end + closer.len_utf8()..],
+            None => "",
+        };
     }
     out.push_str(rest);
     out
@@ -305,8 +315,7 @@ mod tests {
         assert!(e.message.contains("duplicate key `b`"), "{e}");
         // Escaped and unescaped spellings of one key are the same key.
         assert!(parse_strict::<Value>(r#"{"ab": 1, "a\u0062": 2}"#).is_err());
-        let many: String =
-            format!("{{{}}}", (0..40).map(|i| format!("\"k{i}\": {i}")).collect::<Vec<_>>().join(","));
+        let many: String = format!("{{{}}}", (0..40).map(|i| format!("\"k{i}\": {i}")).collect::<Vec<_>>().join(","));
         assert!(parse_strict::<Value>(&many).is_ok());
         let many_dup = format!("{}, \"k3\": 0}}", &many[..many.len() - 1]);
         assert!(parse_strict::<Value>(&many_dup).unwrap_err().message.contains("k3"));
@@ -331,5 +340,19 @@ mod tests {
         assert!(e.message.contains("a string"), "{e}");
         assert_eq!(scrub("invalid value: string \"x\", expected y"), "invalid value: a string, expected y");
         assert_eq!(scrub("unknown field `foo`"), "unknown field `foo`");
+        // A value that contains the text serde puts after it.
+        assert_eq!(
+            scrub(r#"invalid type: string "sk-a\", expected b", expected a sequence"#),
+            "invalid type: a string, expected a sequence"
+        );
+        assert_eq!(
+            scrub("unknown variant `sk-live-x`, expected one of `fifo`, `drop_oldest`"),
+            "unknown variant, expected one of `fifo`, `drop_oldest`"
+        );
+        assert_eq!(
+            scrub("unknown variant `a`, expected b`, expected one of `fifo`"),
+            "unknown variant, expected one of `fifo`"
+        );
+        assert_eq!(scrub("unknown variant `sk-unterminated"), "unknown variant");
     }
 }

@@ -447,7 +447,11 @@ fn millis<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<u64, D::Error>
     })? {
         Raw::Int(n) => Ok(n),
         Raw::Text(s) => parse_duration_ms(&s).ok_or_else(|| {
-            serde::de::Error::custom(format!("cannot read duration {s:?}; use e.g. \"500ms\", \"5s\", \"1m\""))
+            // The text is not quoted: it may be a credential in the wrong place.
+            serde::de::Error::custom(format!(
+                "cannot read this duration (a string of {} characters); use e.g. \"500ms\", \"5s\", \"1m\"",
+                s.chars().count()
+            ))
         }),
     }
 }
@@ -719,8 +723,7 @@ impl Config {
     pub fn from_json(text: &str) -> Result<Config> {
         // Strict text (DESIGN §13): no trailing characters, no duplicate
         // keys (two providers of one name), bounded nesting.
-        let parsed: Config =
-            crate::bounds::parse_strict(text).map_err(|e| Error::config(e.path, e.message))?;
+        let parsed: Config = crate::bounds::parse_strict(text).map_err(|e| Error::config(e.path, e.message))?;
         parsed.finish()
     }
 
@@ -818,7 +821,8 @@ impl Config {
                 if !(url.starts_with("http://") || url.starts_with("https://")) {
                     return Err(Error::config(
                         format!("{np}.base_url"),
-                        format!("must start with http:// or https://, got '{url}'"),
+                        // Not quoted: a value that is no URL may be a credential.
+                        "must start with http:// or https://",
                     ));
                 }
             }

@@ -19,7 +19,6 @@
 
 pub mod bounds;
 mod clock;
-mod redact;
 pub mod config;
 pub mod error;
 pub mod gateway;
@@ -28,6 +27,7 @@ pub mod json;
 pub mod objpool;
 mod pool;
 pub mod providers;
+mod redact;
 pub mod runtime;
 pub mod sizing;
 pub mod stats;

@@ -6,7 +6,7 @@
 //! Every property runs a fixed number of cases from a fixed seed (set
 //! `PROPTEST_RNG_SEED` for another seed, `PROPTEST_CASES` for a longer
 //! run). Failures are not persisted; a minimized failure is checked in as
-//! a plain `#[test]` at the end (`#[ignore = "bug: …"]` while it is open).
+//! a plain `#[test]` at the end.
 //!
 //! The properties:
 //! - Config: schema-shaped random JSON (the real key names plus random
@@ -32,27 +32,6 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::{RngSeed, TestCaseError};
 use serde_json::{json, Map, Value};
-
-/// While the leaks pinned by the `#[ignore]`d tests at the end are open,
-/// an error that quotes a secret-looking value in one of the known ways
-/// ([`known_leak`]) is let through. Set to `true` once they are fixed (and
-/// drop the `#[ignore]`s).
-const KNOWN_BUGS_FIXED: bool = false;
-
-/// The open leaks: serde's `unknown variant `…`` (a `kind` or a queue
-/// `policy`), `cannot read duration "…"` (a `retry_backoff_*` string),
-/// `base_url` `got '…'`, and proxy `type` `got "…"`.
-fn known_leak(message: &str, secret: &str) -> bool {
-    !KNOWN_BUGS_FIXED
-        && [
-            format!("unknown variant `{secret}`"),
-            format!("cannot read duration \"{secret}\""),
-            format!("must start with http:// or https://, got '{secret}'"),
-            format!("must be one of none, http, socks5, environment; got \"{secret}\""),
-        ]
-        .iter()
-        .any(|leak| message.contains(leak.as_str()))
-}
 
 fn config(cases: u32) -> ProptestConfig {
     let mut c = ProptestConfig::with_cases(cases);
@@ -531,9 +510,6 @@ fn check_config_error(e: &Error, secrets: &[String], what: &str) -> Result<(), T
     prop_assert_eq!(e.kind(), ErrorKind::Config, "{}: {} ({:?})", what, e, e);
     let (shown, debug) = (e.to_string(), format!("{e:?}"));
     for s in secrets {
-        if known_leak(&shown, s) {
-            continue;
-        }
         prop_assert!(!shown.contains(s.as_str()), "{what}: message quotes {s}: {shown}");
         prop_assert!(!debug.contains(s.as_str()), "{what}: Debug quotes {s}: {debug}");
     }
@@ -873,12 +849,9 @@ fn gateway_error(json: &str) -> String {
 const SECRET: &str = "sk-live-4f9a2b7c1d8e";
 
 #[test]
-#[ignore = "bug: an unknown enum value (kind, queue.policy) is quoted in the CONFIG error (serde `unknown variant` is not scrubbed)"]
-fn bug_unknown_enum_value_is_quoted() {
-    // bounds::scrub only removes serde's `string "…"`, not `unknown
-    // variant `…``. (core/tests/config.rs::bad_enum_values_are_named wants
-    // a bad value such as "lifo" quoted: a fix has to keep that for values
-    // that are not credentials, or change that test.)
+fn regression_unknown_enum_value_is_not_quoted() {
+    // Found by fuzzing: bounds::scrub removed serde's `string "…"` but not
+    // `unknown variant `…``; now neither quotes the value.
     let leaks = [
         format!(r#"{{"providers": {{"openai": {{"kind": "{SECRET}", "keys": [{{"value": "k"}}]}}}}}}"#),
         format!(r#"{{"providers": {{"local": {{"kind": "mock", "queue": {{"policy": "{SECRET}"}}}}}}}}"#),
@@ -894,8 +867,7 @@ fn bug_unknown_enum_value_is_quoted() {
 }
 
 #[test]
-#[ignore = "bug: a retry_backoff_* duration string that does not parse is quoted in the CONFIG error (config.rs `millis`)"]
-fn bug_duration_string_is_quoted() {
+fn regression_duration_string_is_not_quoted() {
     for key in ["retry_backoff_initial", "retry_backoff_max_ms"] {
         let json =
             format!(r#"{{"providers": {{"local": {{"kind": "mock", "network_config": {{"{key}": "{SECRET}"}}}}}}}}"#);
@@ -905,8 +877,7 @@ fn bug_duration_string_is_quoted() {
 }
 
 #[test]
-#[ignore = "bug: a base_url that is not http(s) is quoted in the CONFIG error (config.rs `Config::validate`)"]
-fn bug_base_url_is_quoted() {
+fn regression_base_url_is_not_quoted() {
     let json = format!(
         r#"{{"providers": {{"openai": {{"keys": [{{"value": "k"}}], "network_config": {{"base_url": "{SECRET}"}}}}}}}}"#
     );
@@ -915,8 +886,7 @@ fn bug_base_url_is_quoted() {
 }
 
 #[test]
-#[ignore = "bug: an unknown proxy_config.type is quoted in the CONFIG error (providers/http.rs `proxy_from`)"]
-fn bug_proxy_type_is_quoted() {
+fn regression_proxy_type_is_not_quoted() {
     let json = format!(
         r#"{{"providers": {{"openai": {{"keys": [{{"value": "k"}}], "proxy_config": {{"type": "{SECRET}"}}}}}}}}"#
     );

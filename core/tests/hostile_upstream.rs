@@ -274,8 +274,9 @@ async fn retry_after_is_bounded_without_a_deadline() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retry_after_past_the_deadline_ends_the_job_at_once_with_the_429() {
-    let up = Upstream::start(|_, _, out| out.push(http("429 Too Many Requests", &[("retry-after", "3600".into())], "{}")))
-        .await;
+    let up =
+        Upstream::start(|_, _, out| out.push(http("429 Too Many Requests", &[("retry-after", "3600".into())], "{}")))
+            .await;
     let gw = gateway("openai", &up.url(), json!({"max_retries": 3}));
     let mut r = request();
     r.timeout_ms = Some(30_000);
@@ -472,8 +473,8 @@ fn config_errors_never_quote_a_value_found_where_a_key_belongs() {
         json!({"providers": {"openai": {"keys": [{"value": {"value": SECRET, "nope": 1}}]}}}),
     ] {
         for e in [
-            Gateway::from_value(cfg.clone()).err().expect("invalid"),
-            Gateway::from_json(&cfg.to_string()).err().expect("invalid"),
+            Gateway::from_value(cfg.clone()).map(drop).expect_err("invalid"),
+            Gateway::from_json(&cfg.to_string()).map(drop).expect_err("invalid"),
         ] {
             assert_eq!(e.kind(), ErrorKind::Config, "{e}");
             assert!(!e.to_string().contains("0123456789"), "{cfg}: {e}");
@@ -487,7 +488,7 @@ fn json_text_is_strict_about_trailing_characters_and_duplicate_keys() {
     let ok = r#"{"providers": {"a": {"kind": "mock"}}}"#;
     assert!(Gateway::from_json(ok).is_ok());
     let dup = r#"{"providers": {"a": {"kind": "mock"}, "a": {"kind": "mock", "mock": {"failure_rate": 1}}}}"#;
-    let e = Gateway::from_json(dup).err().expect("duplicate provider");
+    let e = Gateway::from_json(dup).map(drop).expect_err("duplicate provider");
     assert!(e.to_string().contains("duplicate key `a`"), "{e}");
     assert!(Gateway::from_json(&format!("{ok} trailing")).is_err());
     let r = r#"{"model": "a/m", "messages": [{"role": "user", "content": "x"}]}"#;

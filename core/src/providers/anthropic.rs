@@ -221,7 +221,11 @@ pub(crate) fn response_from(v: &Value, model: &str) -> Result<Response> {
             },
             finish_reason: v.get("stop_reason").and_then(Value::as_str).map(finish_reason),
         }],
-        usage: Usage { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion },
+        usage: Usage {
+            prompt_tokens: prompt,
+            completion_tokens: completion,
+            total_tokens: prompt.saturating_add(completion),
+        },
         extra_fields: ExtraFields::default(),
     })
 }
@@ -260,7 +264,8 @@ impl Anthropic {
         let bytes = self.http.read_body(resp).await?;
         let v: Value = serde_json::from_slice(&bytes)
             .map_err(|e| self.http.protocol_error(format!("response is not JSON: {e}")))?;
-        response_from(&v, ctx.model).map_err(|_| self.http.protocol_error("response is not an Anthropic message".into()))
+        response_from(&v, ctx.model)
+            .map_err(|_| self.http.protocol_error("response is not an Anthropic message".into()))
     }
 
     pub async fn stream(&self, req: &Request, ctx: &CallCtx<'_>) -> Result<ChunkStream> {
@@ -302,7 +307,10 @@ impl AnthropicDecoder {
     }
 
     fn bad(&self, what: &str) -> Error {
-        Error::Protocol { provider: self.provider.clone(), message: format!("malformed Anthropic stream event: {what}") }
+        Error::Protocol {
+            provider: self.provider.clone(),
+            message: format!("malformed Anthropic stream event: {what}"),
+        }
     }
 }
 
@@ -374,7 +382,7 @@ impl StreamDecoder for AnthropicDecoder {
                     let usage = Usage {
                         prompt_tokens: self.prompt_tokens,
                         completion_tokens: out,
-                        total_tokens: self.prompt_tokens + out,
+                        total_tokens: self.prompt_tokens.saturating_add(out),
                     };
                     return Ok(Some(StreamItem::Chunk(self.chunk(
                         Delta::default(),

@@ -134,7 +134,7 @@ fn usage_from(u: Option<&Value>) -> Usage {
     Usage {
         prompt_tokens: i,
         completion_tokens: o,
-        total_tokens: u.and_then(|u| u.get("totalTokens")).and_then(Value::as_u64).unwrap_or(i + o),
+        total_tokens: u.and_then(|u| u.get("totalTokens")).and_then(Value::as_u64).unwrap_or(i.saturating_add(o)),
     }
 }
 

@@ -122,12 +122,8 @@ fn proxy_from(name: &str, p: &ProxyConfig) -> Result<Option<reqwest::Proxy>> {
             Some(u) => u.expose().to_string(),
             None => return Err(Error::config(format!("{path}.url"), "required for proxy type http or socks5")),
         },
-        other => {
-            return Err(Error::config(
-                format!("{path}.type"),
-                format!("must be one of none, http, socks5, environment; got {other:?}"),
-            ))
-        }
+        // The value is not quoted: it may be a credential in the wrong place.
+        _ => return Err(Error::config(format!("{path}.type"), "must be one of none, http, socks5, environment")),
     };
     let mut proxy = reqwest::Proxy::all(url.as_str()).map_err(|e| {
         // The URL may carry credentials: the message never quotes it.
@@ -187,12 +183,10 @@ impl HttpClient {
             hv.set_sensitive(true);
             extra_headers.insert(hn, hv);
         }
-        let client = builder
-            .build()
-            .map_err(|e| {
-                let why = Redactor::for_provider(cfg).text(&error_chain(&e));
-                Error::config(format!("providers.{name}"), format!("cannot build the HTTP client: {why}"))
-            })?;
+        let client = builder.build().map_err(|e| {
+            let why = Redactor::for_provider(cfg).text(&error_chain(&e));
+            Error::config(format!("providers.{name}"), format!("cannot build the HTTP client: {why}"))
+        })?;
         let base_url = net.base_url.clone().unwrap_or(default_base).trim_end_matches('/').to_string();
         Ok(HttpClient {
             provider: name.to_string(),
@@ -241,9 +235,9 @@ impl HttpClient {
             .get("x-amzn-errortype")
             .and_then(|v| v.to_str().ok())
             .map(|s| s.split(':').next().unwrap_or(s).to_string());
-        let location = status.is_redirection().then(|| {
-            resp.headers().get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok()).map(str::to_string)
-        });
+        let location = status
+            .is_redirection()
+            .then(|| resp.headers().get(reqwest::header::LOCATION).and_then(|v| v.to_str().ok()).map(str::to_string));
         let (bytes, truncated) = read_prefix(resp, MAX_ERROR_BODY).await;
         let mut body = String::from_utf8_lossy(&bytes).into_owned();
         if truncated {
@@ -275,11 +269,8 @@ impl HttpClient {
     /// (a larger one, announced or not, is PROTOCOL).
     pub async fn read_body(&self, mut resp: reqwest::Response) -> Result<Bytes> {
         let limit = self.max_response_bytes;
-        let too_large = || {
-            self.protocol_error(format!(
-                "response body is larger than network_config.max_response_bytes={limit}"
-            ))
-        };
+        let too_large =
+            || self.protocol_error(format!("response body is larger than network_config.max_response_bytes={limit}"));
         if resp.content_length().is_some_and(|n| n > limit) {
             return Err(too_large());
         }
@@ -296,9 +287,7 @@ impl HttpClient {
                     out.extend_from_slice(&c);
                 }
                 Ok(None) => return Ok(out.freeze()),
-                Err(e) => {
-                    return Err(self.network_error(format!("reading the response failed: {}", error_chain(&e))))
-                }
+                Err(e) => return Err(self.network_error(format!("reading the response failed: {}", error_chain(&e)))),
             }
         }
     }
@@ -385,33 +374,37 @@ pub(crate) fn parse_retry_after(v: &str) -> Option<u64> {
     }
     let at = httpdate(v)?;
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
-    Some(at.saturating_sub(now) * 1000)
+    Some(at.saturating_sub(now).saturating_mul(1000))
 }
 
-/// Parses an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`) to Unix seconds.
+/// Parses an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`) to Unix seconds
+/// (0 for a date before 1970). A field out of its range (day 1..=31, hour
+/// 0..=23, minute 0..=59, second 0..=60, year 0..=9999) is no date: `None`,
+/// so every sum below stays far inside `i64`.
 fn httpdate(s: &str) -> Option<u64> {
     let parts: Vec<&str> = s.split_whitespace().collect();
     if parts.len() != 6 || parts[5] != "GMT" {
         return None;
     }
-    let day: u64 = parts[1].parse().ok()?;
+    let day: i64 = parts[1].parse().ok().filter(|d| (1..=31).contains(d))?;
     let month = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
         .iter()
-        .position(|m| *m == parts[2])? as u64
+        .position(|m| *m == parts[2])? as i64
         + 1;
-    let year: i64 = parts[3].parse().ok()?;
-    let hms: Vec<u64> = parts[4].split(':').map(|x| x.parse().ok()).collect::<Option<_>>()?;
-    if hms.len() != 3 {
+    let year: i64 = parts[3].parse().ok().filter(|y| (0..=9999).contains(y))?;
+    let hms: Vec<i64> = parts[4].split(':').map(|x| x.parse().ok()).collect::<Option<_>>()?;
+    let [h, m, sec] = hms[..] else { return None };
+    if !((0..24).contains(&h) && (0..60).contains(&m) && (0..=60).contains(&sec)) {
         return None;
     }
     // Days from civil (Howard Hinnant's algorithm).
-    let (y, m) = if month <= 2 { (year - 1, month + 9) } else { (year, month - 3) };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = (y - era * 400) as u64;
-    let doy = (153 * m + 2) / 5 + day - 1;
+    let (y, mp) = if month <= 2 { (year - 1, month + 9) } else { (year, month - 3) };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * mp + 2) / 5 + day - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe as i64 - 719_468;
-    u64::try_from(days).ok().map(|d| d * 86_400 + hms[0] * 3_600 + hms[1] * 60 + hms[2])
+    let days = era * 146_097 + doe - 719_468;
+    Some(u64::try_from(days * 86_400 + h * 3_600 + m * 60 + sec).unwrap_or(0))
 }
 
 /// What a stream decoder produced from the bytes so far.
@@ -524,29 +517,39 @@ impl StreamReader {
             if decoder.buffered() > self.max_event {
                 return Err(Error::Protocol {
                     provider: provider.clone(),
-                    message: format!(
-                        "a stream event is larger than network_config.max_event_bytes={}",
-                        self.max_event
-                    ),
+                    message: format!("a stream event is larger than network_config.max_event_bytes={}", self.max_event),
                 });
             }
         }
     }
 }
 
-/// Incremental parser of `text/event-stream` bodies.
+/// Incremental parser of `text/event-stream` bodies (WHATWG HTML §9.2.5).
 ///
-/// Linear time: bytes already searched for the blank line that ends an
-/// event are never searched again (`scan`), and consumed bytes are dropped
-/// once they are at least half of the buffer, so each byte is copied O(1)
-/// times. An event may span any number of pushes.
+/// Lines end in CRLF, LF or a lone CR, mixed freely; an empty line ends an
+/// event. A CR may be the last byte of a push with its LF still to come, so
+/// a CR ends its line at once and a LF right after it (in this push or the
+/// next) is skipped as part of the same line end (`skip_lf`).
+///
+/// Linear time: each line is searched for its end once (`scan` resumes
+/// where the last search stopped) and parsed once into the event being
+/// built (`pending`); parsed bytes are dropped once they are at least half
+/// of the buffer, so each byte is copied O(1) times. An event may span any
+/// number of pushes.
 #[derive(Default)]
 pub(crate) struct SseParser {
     buf: Vec<u8>,
-    /// Start of the first unconsumed event.
+    /// Start of the first line not parsed yet.
     pos: usize,
-    /// Where the search for the next separator resumes (≥ `pos`).
+    /// Where the search for that line's end resumes (≥ `pos`).
     scan: usize,
+    /// The last line ended in a CR: a LF at `pos` belongs to it.
+    skip_lf: bool,
+    /// The fields of the event whose lines have been parsed so far.
+    pending: SseEvent,
+    has_data: bool,
+    /// Bytes of `pending`'s lines (with their line ends).
+    pending_bytes: usize,
 }
 
 /// One server-sent event.
@@ -566,74 +569,67 @@ impl SseParser {
         self.buf.extend_from_slice(bytes);
     }
 
-    /// Bytes received that do not form a complete event yet.
+    /// Bytes received since the last empty line (the event not complete
+    /// yet), whether parsed into fields already or not.
     pub fn buffered(&self) -> usize {
-        self.buf.len() - self.pos
+        self.pending_bytes + (self.buf.len() - self.pos)
     }
 
-    /// The next complete event (terminated by a blank line), if any.
+    /// The next complete event (ended by an empty line), if any.
     pub fn next_event(&mut self) -> Option<SseEvent> {
         loop {
-            let Some((end, sep)) = find_blank_line(&self.buf, self.scan) else {
-                self.searched_to_end();
+            if self.skip_lf && self.pos < self.buf.len() {
+                self.skip_lf = false;
+                if self.buf[self.pos] == b'\n' {
+                    self.pos += 1;
+                    self.scan = self.scan.max(self.pos);
+                    // The LF of a CRLF that ended a field line is part of
+                    // the pending event; one that ended an empty line is not.
+                    if self.pending_bytes > 0 {
+                        self.pending_bytes += 1;
+                    }
+                }
+            }
+            let Some(off) = memchr2(b'\n', b'\r', &self.buf[self.scan..]) else {
+                self.scan = self.buf.len();
                 return None;
             };
-            let block = String::from_utf8_lossy(&self.buf[self.pos..end]).into_owned();
-            self.pos = end + sep;
+            let end = self.scan + off;
+            self.skip_lf = self.buf[end] == b'\r';
+            let start = std::mem::replace(&mut self.pos, end + 1);
             self.scan = self.pos;
-            let mut ev = SseEvent::default();
-            let mut has_data = false;
-            for line in block.lines() {
-                if line.starts_with(':') {
-                    continue;
+            if end == start {
+                // An empty line: the event is complete.
+                self.pending_bytes = 0;
+                let has_data = std::mem::take(&mut self.has_data);
+                let ev = std::mem::take(&mut self.pending);
+                if has_data || ev.event.is_some() {
+                    return Some(ev);
                 }
-                let (field, value) = match line.split_once(':') {
-                    Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
-                    None => (line, ""),
-                };
-                match field {
-                    "event" => ev.event = Some(value.to_string()),
-                    "data" => {
-                        if has_data {
-                            ev.data.push('\n');
-                        }
-                        ev.data.push_str(value);
-                        has_data = true;
+                continue;
+            }
+            self.pending_bytes += end + 1 - start;
+            let line = String::from_utf8_lossy(&self.buf[start..end]);
+            if line.starts_with(':') {
+                continue;
+            }
+            let (field, value) = match line.split_once(':') {
+                Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
+                None => (&*line, ""),
+            };
+            match field {
+                "event" => self.pending.event = Some(value.to_string()),
+                "data" => {
+                    if self.has_data {
+                        self.pending.data.push('\n');
                     }
-                    _ => {}
+                    self.pending.data.push_str(value);
+                    self.has_data = true;
                 }
-            }
-            if has_data || ev.event.is_some() {
-                return Some(ev);
+                _ => {}
             }
         }
     }
-}
-
-impl SseParser {
-    /// Records that no separator starts before `buf.len() - 3` (a
-    /// separator is at most 4 bytes and may straddle pushes).
-    fn searched_to_end(&mut self) {
-        self.scan = self.buf.len().saturating_sub(3).max(self.pos);
-    }
-}
-
-/// Position and length of the first blank-line separator at or after
-/// `from`; `None` when there is none yet.
-fn find_blank_line(b: &[u8], from: usize) -> Option<(usize, usize)> {
-    let mut i = from;
-    while let Some(off) = memchr2(b'\n', b'\r', &b[i..]) {
-        let j = i + off;
-        if b[j] == b'\n' {
-            if b.get(j + 1) == Some(&b'\n') {
-                return Some((j, 2));
-            }
-        } else if b.get(j..j + 4) == Some(b"\r\n\r\n") {
-            return Some((j, 4));
-        }
-        i = j + 1;
-    }
-    None
 }
 
 /// The first `a` or `b` in `hay` (the loop compiles to a fast scan).
@@ -660,21 +656,24 @@ mod tests {
     #[test]
     fn sse_search_resumes_where_it_stopped() {
         // A 4 MiB event in 1 KiB pieces: each push searches only the new
-        // bytes (plus the 3 that may start a separator), never the event
-        // again; the old parser rescanned it on every push (quadratic).
+        // bytes, never the event again; the old parser rescanned it on
+        // every push (quadratic).
         let mut p = SseParser::default();
         p.push(b"data: ");
         let piece = [b'x'; 1024];
         for _ in 0..4096 {
             p.push(&piece);
             assert_eq!(p.next_event(), None);
-            assert!(p.scan + 3 >= p.buf.len(), "scan {} of {}", p.scan, p.buf.len());
+            assert_eq!(p.scan, p.buf.len());
         }
         assert_eq!(p.buffered(), 6 + 4096 * 1024);
+        // CRLF then a lone CR: the empty line is complete at the CR.
         p.push(b"\r\n\r");
-        assert_eq!(p.next_event(), None);
-        p.push(b"\n");
         assert_eq!(p.next_event().map(|e| e.data.len()), Some(4096 * 1024));
+        assert_eq!(p.buffered(), 0);
+        // The LF that may follow belongs to that CR.
+        p.push(b"\n");
+        assert_eq!(p.next_event(), None);
         assert_eq!(p.buffered(), 0);
         // Separators split across pushes, byte by byte.
         for b in b"data: a\n\ndata: b\r\n\r\n".iter() {

@@ -7,8 +7,9 @@
 
 pub(crate) mod anthropic;
 pub(crate) mod bedrock;
+#[cfg(test)]
+mod fuzz;
 pub(crate) mod http;
-#[cfg(test)] mod fuzz;
 pub mod mock;
 pub(crate) mod openai;
 
