@@ -56,11 +56,107 @@ function isPlainObject (v) {
   return v !== null && typeof v === 'object' && !Array.isArray(v)
 }
 
+// Deepest nesting of arrays and objects a request or config may have
+// (bifrost_core::bounds::MAX_NESTING: the core refuses deeper JSON text).
+const MAX_NESTING = 100
+
+// JSON text of a request (kind INVALID_REQUEST) or config (kind CONFIG).
+// JSON.stringify alone would silently turn NaN and ±Infinity into null
+// (`timeout_ms: NaN` would mean "no deadline") and throws plain TypeErrors
+// for cycles and BigInts, RangeErrors for very deep objects. The hot path is
+// one stringify plus one substring search: a non-finite number can only
+// have become `null`, so only text containing `null` (or a stringify that
+// threw) pays for a walk of the object that says what is wrong and where.
+function jsonText (value, kind) {
+  let text
+  try {
+    text = JSON.stringify(value)
+  } catch (e) {
+    throw unsendableError(value, kind) ?? e
+  }
+  if (text.includes('null')) {
+    const e = unsendableError(value, kind)
+    if (e !== undefined) throw e
+  }
+  return text
+}
+
 function requestText (method, request) {
   if (!isPlainObject(request)) {
     throw new TypeError(`Gateway.${method}(request): request must be an object, got ${describe(request)}`)
   }
-  return JSON.stringify(request)
+  return jsonText(request, 'INVALID_REQUEST')
+}
+
+// The first value of `root` that JSON cannot carry as given (a non-finite
+// number, a BigInt, a reference cycle, nesting past MAX_NESTING), as a
+// BifrostError of `kind` naming its key path; undefined if there is none.
+// Visits what JSON.stringify visits (toJSON, own enumerable keys, boxed
+// primitives), recursing at most MAX_NESTING + 1 deep.
+function unsendableError (root, kind) {
+  const path = []
+  const open = new Set()
+  const visit = (v, key) => {
+    if (v !== null && (typeof v === 'object' || typeof v === 'bigint') && typeof v.toJSON === 'function') v = v.toJSON(key)
+    if (typeof v === 'object' && v !== null) {
+      if (v instanceof Number) v = Number(v)
+      else if (v instanceof BigInt) v = BigInt.prototype.valueOf.call(v)
+      else if (v instanceof String || v instanceof Boolean) return undefined
+    }
+    switch (typeof v) {
+      case 'number':
+        return Number.isFinite(v)
+          ? undefined
+          : `${v} is not a JSON number (JSON.stringify would send null instead); use a finite number or leave the key out`
+      case 'bigint':
+        return 'a BigInt is not a JSON number; convert it with Number() or String()'
+      case 'object':
+        break
+      default:
+        return undefined
+    }
+    if (v === null || (typeof JSON.isRawJSON === 'function' && JSON.isRawJSON(v))) return undefined
+    if (open.has(v)) return 'the value contains itself (a reference cycle), which JSON cannot represent'
+    if (path.length >= MAX_NESTING) return `nested deeper than ${MAX_NESTING} levels`
+    open.add(v)
+    let problem
+    if (Array.isArray(v)) {
+      for (let i = 0; i < v.length && problem === undefined; i++) {
+        path.push(i)
+        problem = visit(v[i], String(i))
+        if (problem === undefined) path.pop()
+      }
+    } else {
+      for (const k of Object.keys(v)) {
+        path.push(k)
+        problem = visit(v[k], k)
+        if (problem !== undefined) break
+        path.pop()
+      }
+    }
+    open.delete(v)
+    return problem
+  }
+  const problem = visit(root, '')
+  if (problem === undefined) return undefined
+  const where = formatPath(path)
+  if (kind === 'CONFIG') {
+    return new BifrostError(`invalid config: ${where ? `${where}: ` : ''}${problem}`, 'CONFIG', { path: where })
+  }
+  return new BifrostError(`invalid request: ${where ? `${where}: ` : ''}${problem}`, 'INVALID_REQUEST')
+}
+
+// `messages[0].content`, as the core spells key paths (keys cut at 64 characters).
+function formatPath (path) {
+  let out = ''
+  for (const seg of path) {
+    if (typeof seg === 'number') out += `[${seg}]`
+    else {
+      const k = seg.length > 64 ? `${seg.slice(0, 64)}…` : seg
+      out += out === '' ? k : `.${k}`
+    }
+  }
+  return out
 }
 
 function signalOf (method, options) {
@@ -71,7 +167,7 @@ function signalOf (method, options) {
   const signal = options.signal
   if (signal === undefined || signal === null) return undefined
   if (typeof signal !== 'object' || typeof signal.aborted !== 'boolean' ||
-      typeof signal.addEventListener !== 'function') {
+      typeof signal.addEventListener !== 'function' || typeof signal.removeEventListener !== 'function') {
     throw new TypeError(`Gateway.${method}(request, options): options.signal must be an AbortSignal, got ${describe(signal)}`)
   }
   return signal
@@ -91,6 +187,41 @@ function abortError (signal, provider) {
 // Calls on one gateway share an id space; ids wrap below 2^32.
 const MAX_ID = 0xffffffff
 
+// An exception thrown while a batch of outcomes is delivered (by code that
+// is not bifrost's: a signal-like object whose removeEventListener throws).
+// The rest of the batch is still delivered and the call's own promise is
+// already settled; the exception becomes a process warning, so it is seen
+// (stderr, or process.on('warning')) without ending the process or being
+// swallowed: name 'BifrostWarning', code 'BIFROST_SETTLE_ERROR', cause = it.
+function reportSettleError (err) {
+  const w = new Error(`an exception was thrown while delivering call outcomes (every outcome was still delivered): ${err instanceof Error ? err.message : String(err)}`, { cause: err })
+  w.name = 'BifrostWarning'
+  w.code = 'BIFROST_SETTLE_ERROR'
+  process.emitWarning(w)
+}
+
+// Adds `onAbort` to a caller's signal; false (with the exception reported
+// to `reject`) if the signal's addEventListener threw.
+function listen (signal, onAbort, reject) {
+  try {
+    signal.addEventListener('abort', onAbort, { once: true })
+    return true
+  } catch (e) {
+    reject(e)
+    return false
+  }
+}
+
+// Removes `onAbort` from a caller's signal; an exception from its
+// removeEventListener is reported, never thrown into the settling code.
+function unlisten (signal, onAbort) {
+  try {
+    signal.removeEventListener('abort', onAbort)
+  } catch (e) {
+    reportSettleError(e)
+  }
+}
+
 class Gateway {
   #native
   #calls = new Map()
@@ -104,17 +235,27 @@ class Gateway {
   constructor (config) {
     let text
     if (typeof config === 'string') text = config
-    else if (isPlainObject(config)) text = JSON.stringify(config)
+    else if (isPlainObject(config)) text = jsonText(config, 'CONFIG')
     else throw new TypeError(`new Gateway(config): config must be an object or a JSON string, got ${describe(config)}`)
     const calls = this.#calls
     let n
+    // Every event of a batch is delivered, whatever one handler does: each
+    // handler settles its promise before any cleanup, and an exception from
+    // one is reported (reportSettleError) after the whole batch.
     const wake = () => {
       const events = JSON.parse(n.drain())
+      let failures
       for (let k = 0; k < events.length; k++) {
         const ev = events[k]
         const call = calls.get(ev.i)
-        if (call !== undefined) call.on(ev)
+        if (call === undefined) continue
+        try {
+          call.on(ev)
+        } catch (e) {
+          (failures ??= []).push(e)
+        }
       }
+      if (failures !== undefined) for (const e of failures) reportSettleError(e)
     }
     try {
       n = new native.NativeGateway(text, wake)
@@ -139,12 +280,27 @@ class Gateway {
     return id
   }
 
+  // The bookkeeping first, then the caller's signal (whose
+  // removeEventListener is the caller's code, and may throw).
   #end (id, call) {
     if (this.#calls.get(id) !== call) return false
     this.#calls.delete(id)
     if (--this.#pending === 0) this.#native.keepAlive(false)
-    if (call.signal !== undefined) call.signal.removeEventListener('abort', call.onAbort)
+    if (call.signal !== undefined) unlisten(call.signal, call.onAbort)
     return true
+  }
+
+  // Wires `call.signal` to cancel call `id` while it is pending; false if
+  // the signal's addEventListener threw (then the call is ended and `reject`ed).
+  #watch (id, call, reject) {
+    if (call.signal === undefined) return true
+    // Only while `id` is still this call: a listener left behind (its
+    // removal threw) can never cancel a later call that reuses the id.
+    call.onAbort = () => { if (this.#calls.get(id) === call) this.#native.cancel(id) }
+    if (listen(call.signal, call.onAbort, reject)) return true
+    call.signal = undefined
+    this.#end(id, call)
+    return false
   }
 
   // chat / embed / shutdown: one promise settled by one "r" or error event.
@@ -161,15 +317,11 @@ class Gateway {
       const call = { signal, onAbort: undefined, on: undefined }
       const id = this.#begin(call)
       call.on = (ev) => {
-        this.#end(id, call)
         if (ev.e === undefined) resolve(ev.v)
         else reject(fromJson(ev.e))
+        this.#end(id, call)
       }
-      start(this.#native, id, text, signal !== undefined)
-      if (signal !== undefined) {
-        call.onAbort = () => this.#native.cancel(id)
-        signal.addEventListener('abort', call.onAbort, { once: true })
-      }
+      if (this.#watch(id, call, reject)) start(this.#native, id, text, signal !== undefined)
     })
   }
 
@@ -202,20 +354,16 @@ class Gateway {
       let job
       call.on = (ev) => {
         if (ev.k === 's') {
-          job = new Job(ev.v, () => this.#native.cancel(id))
+          job = new Job(ev.v, () => this.#calls.get(id) === call && this.#native.cancel(id))
           resolve(job)
           return
         }
-        this.#end(id, call)
         const outcome = ev.e === undefined ? { ok: true, value: ev.v } : { ok: false, error: fromJson(ev.e) }
         if (job === undefined) reject(outcome.error)
         else job._settle(outcome)
+        this.#end(id, call)
       }
-      this.#native.submit(id, text)
-      if (signal !== undefined) {
-        call.onAbort = () => this.#native.cancel(id)
-        signal.addEventListener('abort', call.onAbort, { once: true })
-      }
+      if (this.#watch(id, call, reject)) this.#native.submit(id, text)
     })
   }
 
@@ -225,6 +373,8 @@ class Gateway {
    * early (break, return, throw) closes the upstream request.
    */
   stream (request, options) {
+    // Converted at once: a request JSON cannot carry (NaN, a cycle …) throws
+    // its INVALID_REQUEST here, like the TypeErrors.
     const text = requestText('stream', request)
     const signal = signalOf('stream', options)
     return new ChunkStream(this.#streamOps(), text, signal, providerOf(request))
@@ -265,8 +415,14 @@ class Gateway {
    * drain for up to `timeoutMs` (default 10000), the rest end with SHUTDOWN.
    */
   shutdown (timeoutMs = 10000) {
-    if (typeof timeoutMs !== 'number' || !Number.isFinite(timeoutMs) || timeoutMs < 0) {
-      return Promise.reject(new TypeError(`Gateway.shutdown(timeoutMs): timeoutMs must be a finite number >= 0, got ${typeof timeoutMs === 'number' ? timeoutMs : describe(timeoutMs)}`))
+    // As bifrost_core::bounds::millis, which the addon applies too: any
+    // finite value >= 0 (past a year it is a year); NaN, ±Infinity and
+    // negatives are INVALID_REQUEST and shut nothing down.
+    if (typeof timeoutMs !== 'number') {
+      return Promise.reject(new TypeError(`Gateway.shutdown(timeoutMs): timeoutMs must be a number, got ${describe(timeoutMs)}`))
+    }
+    if (!(timeoutMs >= 0 && timeoutMs !== Infinity)) {
+      return Promise.reject(new BifrostError(`invalid request: timeoutMs must be a finite number of milliseconds >= 0, got ${timeoutMs}`, 'INVALID_REQUEST'))
     }
     return this.#unary('shutdown', undefined, undefined, (n, id) => n.shutdown(id, timeoutMs))
   }
@@ -364,21 +520,22 @@ class ChunkStream {
       const call = { signal: undefined, onAbort: undefined, on: undefined, reject }
       this.#call = call
       const id = this.#ops.begin(call, this.#state === 'new' ? undefined : this.#id)
+      // Each branch settles the promise before any cleanup.
       call.on = (ev) => {
         if (ev.e !== undefined) {
-          this.#finish(id, call, 'done')
           reject(fromJson(ev.e))
+          this.#finish(id, call, 'done')
         } else if (ev.k === 'o') {
           this.#state = 'open'
           this.#fallbackIndex = ev.v
           this.#ops.pull(id)
         } else if (ev.v === null) {
-          this.#finish(id, call, 'done')
           resolve({ value: undefined, done: true })
+          this.#finish(id, call, 'done')
         } else {
+          resolve({ value: ev.v, done: false })
           this.#ops.end(id, call)
           this.#call = undefined
-          resolve({ value: ev.v, done: false })
         }
       }
       if (this.#state === 'new') {
@@ -386,7 +543,11 @@ class ChunkStream {
         this.#state = 'opening'
         if (this.#signal !== undefined) {
           this.#onAbort = () => this.#abort()
-          this.#signal.addEventListener('abort', this.#onAbort, { once: true })
+          if (!listen(this.#signal, this.#onAbort, reject)) {
+            this.#onAbort = undefined
+            this.#finish(id, call, 'done')
+            return
+          }
         }
         streamCleanup.register(this, { close: this.#ops.close, id }, this)
         this.#ops.open(id, this.#text)
@@ -404,8 +565,8 @@ class ChunkStream {
     if (call !== undefined) this.#ops.end(id, call)
     this.#call = undefined
     this.#state = state
-    if (this.#onAbort !== undefined) this.#signal.removeEventListener('abort', this.#onAbort)
     streamCleanup.unregister(this)
+    if (this.#onAbort !== undefined) unlisten(this.#signal, this.#onAbort)
   }
 
   #abort () {

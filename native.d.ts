@@ -48,7 +48,12 @@ export declare class NativeGateway {
    * answer (false if the job had already finished).
    */
   cancel(id: number): boolean
-  /** Graceful shutdown; settles `id` with the shutdown report ("r"). */
+  /**
+   * Graceful shutdown; settles `id` with the shutdown report ("r").
+   * `timeout_ms`: any finite value >= 0 (clamped to
+   * `bifrost_core::bounds::MAX_WAIT`); NaN, infinities and negatives
+   * settle `id` with INVALID_REQUEST and shut nothing down.
+   */
   shutdown(id: number, timeoutMs: number): void
   /** Stats (DESIGN §8) as JSON text. */
   stats(): string

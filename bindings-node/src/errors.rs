@@ -8,18 +8,16 @@
 //! error holds a key value, so nothing secret can pass through here.
 
 use bifrost_core::Error;
-use serde_json::{json, Value};
+use serde_json::{Map, Value};
 
 /// Prefix of a thrown napi error's message that carries a serialized error.
 pub const MARK: &str = "\u{0}bifrost-error:";
 
 /// The error as the JSON object `index.js` expects.
 pub fn to_json(e: &Error) -> Value {
-    let mut v = json!({
-        "code": e.kind().as_str(),
-        "message": e.to_string(),
-    });
-    let o = v.as_object_mut().expect("object");
+    let mut o = Map::new();
+    o.insert("code".into(), e.kind().as_str().into());
+    o.insert("message".into(), e.to_string().into());
     if let Some(p) = e.provider() {
         o.insert("provider".into(), p.into());
     }
@@ -29,8 +27,10 @@ pub fn to_json(e: &Error) -> Value {
     if let Some(b) = e.body() {
         o.insert("body".into(), b.into());
     }
-    if let Error::Provider { retry_after_ms: Some(ms), .. } = e.primary() {
-        o.insert("retryAfterMs".into(), (*ms).into());
+    // A provider's Retry-After, or when an open circuit lets the next probe
+    // through (DESIGN §6: every error that knows when to come back says so).
+    if let Some(ms) = e.retry_after_ms() {
+        o.insert("retryAfterMs".into(), ms.into());
     }
     if let Error::Config { path, .. } = e.primary() {
         o.insert("path".into(), path.clone().into());
@@ -41,13 +41,15 @@ pub fn to_json(e: &Error) -> Value {
             .iter()
             .map(|(target, fe)| {
                 let mut fv = to_json(fe);
-                fv.as_object_mut().expect("object").insert("target".into(), target.clone().into());
+                if let Some(fo) = fv.as_object_mut() {
+                    fo.insert("target".into(), target.clone().into());
+                }
                 fv
             })
             .collect();
         o.insert("fallbackErrors".into(), list.into());
     }
-    v
+    Value::Object(o)
 }
 
 /// A napi error that `index.js` rethrows as a `BifrostError`.

@@ -10,23 +10,30 @@
 //!   through that slot, so `cancel` reaches the core `Job::cancel` and
 //!   returns its answer; the job then ends CANCELLED in the core's own
 //!   accounting, and that outcome settles the promise;
-//! - an embed, a stream being opened or a submit still waiting for queue
-//!   space is stopped by dropping its future (a dropped core `Job` is
-//!   cancelled and counted `cancelled`); the promise settles CANCELLED;
+//! - a cancel that arrives before the task has submitted (e.g. a signal
+//!   aborted right after `chat()` returned) does not skip the submit: the
+//!   task still submits (the core's submit finishes on its first poll
+//!   unless a `block` queue is full) and cancels the job at once, so the
+//!   core counts it (`submitted` and `cancelled`) like any other cancel;
+//! - a submit still waiting for space in a full `block` queue is withdrawn
+//!   by dropping its future: the job never entered the queue and the core
+//!   never counts it; the promise settles CANCELLED;
+//! - an embed or a stream being opened is stopped by dropping its future
+//!   after it was submitted (a dropped core `Job` is cancelled and counted
+//!   `cancelled`); the promise settles CANCELLED;
 //! - an open stream is closed by `close(id)`: its task ends and drops the
 //!   core `ChunkStream`, which closes the upstream connection.
 
-use std::collections::HashMap;
-use std::future::{poll_fn, Future};
-use std::pin::Pin;
-use std::sync::Arc;
-use std::time::Duration;
-
+use bifrost_core::bounds;
 use bifrost_core::{EmbedRequest, Error, Gateway, Job, Request, Response};
 use napi::bindgen_prelude::{Function, Unknown};
 use napi::Env;
 use napi_derive::napi;
 use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
+use std::sync::Arc;
 use tokio::sync::{mpsc, Notify};
 
 use crate::errors;
@@ -154,26 +161,35 @@ impl NativeGateway {
         let ctl = self.register(id);
         let (gw, hub, ops) = (self.gw.clone(), self.hub.clone(), self.ops.clone());
         self.rt.spawn(async move {
+            // The job id, once a job exists and the caller has not been told yet.
+            let mut untold: Option<u64> = None;
             let out = async {
                 let r = Request::from_json(&request)?;
                 let model = r.model.clone();
-                if ctl.state.lock().cancelled {
-                    return Err(cancelled(&model));
-                }
+                // `biased`: the submit is polled first, so a cancel that is
+                // already here still lets a submit that needs no waiting
+                // happen (and the job is cancelled just below); only a submit
+                // waiting for space in a full `block` queue is withdrawn.
                 let job = tokio::select! {
+                    biased;
                     j = gw.submit(r) => j?,
                     _ = ctl.notify.notified() => return Err(cancelled(&model)),
                 };
                 let job_id = job.id();
-                {
+                let cancelled_early = {
                     let mut st = ctl.state.lock();
-                    if st.cancelled {
-                        job.cancel();
-                    }
+                    let early = st.cancelled && job.cancel();
                     st.job = Some(job);
-                }
+                    early
+                };
                 if announce {
-                    hub.ok(id, "s", &job_id);
+                    if cancelled_early {
+                        // Cancelled before the caller had a Job: the call
+                        // settles once, with the job's (CANCELLED) outcome.
+                        untold = Some(job_id);
+                    } else {
+                        hub.ok(id, "s", &job_id);
+                    }
                 }
                 poll_fn(|cx| {
                     let mut st = ctl.state.lock();
@@ -187,9 +203,17 @@ impl NativeGateway {
             .await;
             ops.lock().remove(&id);
             // The finished job handle is dropped here, outside every lock.
-            ctl.state.lock().job.take();
+            let finished = ctl.state.lock().job.take();
+            drop(finished);
             match out {
-                Ok(resp) => hub.response(id, &resp),
+                Ok(resp) => {
+                    // A cancel that came too late: the job finished anyway,
+                    // so the caller gets its Job after all.
+                    if let Some(job_id) = untold {
+                        hub.ok(id, "s", &job_id);
+                    }
+                    hub.response(id, &resp)
+                }
                 Err(e) => hub.err(id, &e),
             }
         });
@@ -202,21 +226,17 @@ impl NativeGateway {
         let (gw, hub, ops) = (self.gw.clone(), self.hub.clone(), self.ops.clone());
         self.rt.spawn(async move {
             let out = async {
-                let v: serde_json::Value = serde_json::from_str(&request)
-                    .map_err(|e| Error::InvalidRequest { message: format!("request is not JSON: {e}") })?;
-                let r = EmbedRequest::from_value(v)?;
+                let r = EmbedRequest::from_json(&request)?;
                 let model = r.model.clone();
                 match &ctl {
                     None => gw.embed(r).await,
-                    Some(ctl) => {
-                        if ctl.state.lock().cancelled {
-                            return Err(cancelled(&model));
-                        }
-                        tokio::select! {
-                            out = gw.embed(r) => out,
-                            _ = ctl.notify.notified() => Err(cancelled(&model)),
-                        }
-                    }
+                    // `biased`: as in `run_job`, an early cancel still lets
+                    // the job be submitted (then dropped, counted cancelled).
+                    Some(ctl) => tokio::select! {
+                        biased;
+                        out = gw.embed(r) => out,
+                        _ = ctl.notify.notified() => Err(cancelled(&model)),
+                    },
                 }
             }
             .await;
@@ -244,6 +264,7 @@ impl NativeGateway {
                 Ok(r) => {
                     let model = r.model.clone();
                     tokio::select! {
+                        biased;
                         s = gw.stream(r) => s,
                         _ = closed(&mut rx) => Err(cancelled(&model)),
                     }
@@ -313,10 +334,19 @@ impl NativeGateway {
     }
 
     /// Graceful shutdown; settles `id` with the shutdown report ("r").
+    /// `timeout_ms`: any finite value >= 0 (clamped to
+    /// `bifrost_core::bounds::MAX_WAIT`); NaN, infinities and negatives
+    /// settle `id` with INVALID_REQUEST and shut nothing down.
     #[napi]
     pub fn shutdown(&self, id: u32, timeout_ms: f64) {
         let (gw, hub) = (self.gw.clone(), self.hub.clone());
-        let timeout = Duration::from_secs_f64(timeout_ms.max(0.0) / 1000.0);
+        let timeout = match bounds::millis(timeout_ms, "timeoutMs") {
+            Ok(t) => t,
+            Err(e) => {
+                hub.err(id, &e);
+                return;
+            }
+        };
         self.rt.spawn(async move {
             let report = gw.shutdown(timeout).await;
             hub.ok(id, "r", &report);

@@ -103,7 +103,10 @@ test('wrong argument types are TypeErrors naming the argument', async () => {
   const req = { model: 'local/m', messages: user('x') }
   await assert.rejects(gw.chat(req, 5), (e) => e instanceof TypeError && /options must be an object/.test(e.message))
   await assert.rejects(gw.chat(req, { signal: 'soon' }), (e) => e instanceof TypeError && /options\.signal must be an AbortSignal/.test(e.message))
-  await assert.rejects(gw.shutdown('10s'), (e) => e instanceof TypeError && /timeoutMs must be a finite number/.test(e.message))
-  await assert.rejects(gw.shutdown(-1), TypeError)
+  await assert.rejects(gw.shutdown('10s'), (e) => e instanceof TypeError && /timeoutMs must be a number/.test(e.message))
+  // A number that is no duration is the same INVALID_REQUEST as in Python and C.
+  for (const bad of [-1, NaN, Infinity, -Infinity]) {
+    await assert.rejects(gw.shutdown(bad), (e) => e instanceof BifrostError && e.code === 'INVALID_REQUEST' && /timeoutMs/.test(e.message))
+  }
   await gw.shutdown()
 })
