@@ -2,7 +2,7 @@
 //!
 //! Exception classes live in `bifrost/_errors.py` (so `ConfigError` can
 //! also be a `ValueError`); each instance gets `kind`, `status_code`,
-//! `body`, `provider` and `fallback_errors` attributes. In asyncio code a
+//! `body`, `provider`, `fallback_errors` and `retry_after_ms` attributes. In asyncio code a
 //! cancelled job raises `asyncio.CancelledError`, as asyncio users expect.
 
 use pyo3::prelude::*;
@@ -46,6 +46,7 @@ fn build<'py>(py: Python<'py>, e: &Error) -> PyResult<Bound<'py, PyAny>> {
         e.body().map(str::to_string),
         e.provider().map(str::to_string),
         fallbacks,
+        e.retry_after_ms(),
     ))
 }
 

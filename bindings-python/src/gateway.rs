@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyType};
 
@@ -40,11 +40,10 @@ pub fn request_from<T: serde::de::DeserializeOwned>(py: Python<'_>, obj: &Bound<
     from_py(obj, what).map_err(|e| err(py, e))
 }
 
-fn duration(seconds: f64, name: &str) -> PyResult<Duration> {
-    if !(seconds.is_finite() && seconds >= 0.0) {
-        return Err(PyValueError::new_err(format!("{name} must be a number of seconds >= 0, got {seconds}")));
-    }
-    Ok(Duration::from_secs_f64(seconds))
+/// Seconds as a wait: any finite number >= 0 (clamped to
+/// `bounds::MAX_WAIT`); NaN, inf and negatives are InvalidRequestError.
+fn duration(py: Python<'_>, seconds: f64, name: &str) -> PyResult<Duration> {
+    bifrost_core::bounds::seconds(seconds, name).map_err(|e| err(py, e))
 }
 
 /// Provider-isolated worker pools behind one routing front.
@@ -187,7 +186,7 @@ impl Gateway {
     /// left with SHUTDOWN; returns the report. Idempotent.
     #[pyo3(signature = (timeout = 10.0))]
     fn shutdown(&self, py: Python<'_>, timeout: f64) -> PyResult<Py<PyAny>> {
-        let d = duration(timeout, "timeout")?;
+        let d = duration(py, timeout, "timeout")?;
         let gw = self.inner.clone();
         let report = self.block(py, async move { Ok(gw.shutdown(d).await) })?;
         to_py(py, &report)
@@ -196,7 +195,7 @@ impl Gateway {
     /// Graceful shutdown; awaitable.
     #[pyo3(signature = (timeout = 10.0))]
     fn ashutdown<'py>(&self, py: Python<'py>, timeout: f64) -> PyResult<Bound<'py, PyAny>> {
-        let d = duration(timeout, "timeout")?;
+        let d = duration(py, timeout, "timeout")?;
         let gw = self.inner.clone();
         bridge::spawn(py, async move { gw.shutdown(d).await }, |py, report| to_py(py, &report))
     }

@@ -5,16 +5,21 @@
 //! with the GIL released, `await job` waits on it from asyncio. Cancelling
 //! the asyncio task that awaits a job cancels the job, and so does letting
 //! an unfinished Job be garbage-collected (as dropping a core handle does).
+//!
+//! The Python `Job` and every `await job` in flight share one [`Shared`];
+//! the job is cancelled when the last of them goes away unfinished, so
+//! `await (await gw.asubmit(r))` (whose Job is garbage the moment its
+//! awaiting starts) runs to its outcome.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex};
-use pyo3::exceptions::{PyTimeoutError, PyValueError};
+use pyo3::exceptions::PyTimeoutError;
 use pyo3::prelude::*;
 use tokio::sync::Notify;
 
-use bifrost_core::{Canceller, Error, Response};
+use bifrost_core::{bounds, Canceller, Error, Response};
 
 use crate::convert::to_py;
 use crate::errors::{to_py as err, to_py_async as err_async};
@@ -41,16 +46,29 @@ impl Completion {
     }
 }
 
-/// Cancels the job if the awaiting future is dropped before the outcome.
-struct CancelOnDrop {
-    canceller: Canceller,
+/// The outcome cell and the canceller, shared by a `Job` and its awaiters.
+struct Shared {
     done: Arc<Completion>,
+    canceller: Canceller,
 }
 
-impl Drop for CancelOnDrop {
+impl Drop for Shared {
+    /// The last holder is gone and nobody can learn the outcome any more.
     fn drop(&mut self) {
         if self.done.value.lock().is_none() {
             self.canceller.cancel();
+        }
+    }
+}
+
+/// Cancels the job if the awaiting future is dropped before the outcome
+/// (the asyncio task awaiting it was cancelled), whoever else holds it.
+struct CancelOnDrop(Arc<Shared>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if self.0.done.value.lock().is_none() {
+            self.0.canceller.cancel();
         }
     }
 }
@@ -60,7 +78,7 @@ impl Drop for CancelOnDrop {
 pub struct Job {
     id: u64,
     done: Arc<Completion>,
-    canceller: Canceller,
+    shared: Arc<Shared>,
 }
 
 impl Job {
@@ -72,15 +90,8 @@ impl Job {
         let id = job.id();
         let cell = done.clone();
         handle.spawn(async move { cell.set(job.await) });
-        Ok(Job { id, done, canceller })
-    }
-}
-
-impl Drop for Job {
-    fn drop(&mut self) {
-        if self.done.value.lock().is_none() {
-            self.canceller.cancel();
-        }
+        let shared = Arc::new(Shared { done: done.clone(), canceller });
+        Ok(Job { id, done, shared })
     }
 }
 
@@ -99,7 +110,7 @@ impl Job {
 
     /// Asks the job to stop; False if it had already finished.
     fn cancel(&self) -> bool {
-        !self.done() && self.canceller.cancel()
+        !self.done() && self.shared.canceller.cancel()
     }
 
     /// Waits (GIL released) up to `timeout` seconds (None: no limit) and
@@ -108,11 +119,10 @@ impl Job {
     /// is still running when the time is up.
     #[pyo3(signature = (timeout = None))]
     fn result(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Py<PyAny>> {
+        // Any finite number >= 0 (past a year it is a year); NaN, inf and
+        // negatives are InvalidRequestError (a ValueError).
         let limit = match timeout {
-            Some(t) if !(t.is_finite() && t >= 0.0) => {
-                return Err(PyValueError::new_err(format!("timeout must be seconds >= 0 or None, got {t}")))
-            }
-            Some(t) => Some(Instant::now() + Duration::from_secs_f64(t)),
+            Some(t) => Some(Instant::now() + bounds::seconds(t, "timeout").map_err(|e| err(py, e))?),
             None => None,
         };
         let done = self.done.clone();
@@ -135,7 +145,11 @@ impl Job {
         match outcome {
             Some(Ok(resp)) => to_py(py, &resp),
             Some(Err(e)) => Err(err(py, e)),
-            None => Err(PyTimeoutError::new_err(format!("job {} did not finish within {:?} s", self.id, timeout))),
+            None => Err(PyTimeoutError::new_err(format!(
+                "job {} did not finish within {} s",
+                self.id,
+                timeout.unwrap_or_default()
+            ))),
         }
     }
 
@@ -143,7 +157,7 @@ impl Job {
     /// if cancelled). Cancelling the awaiting task cancels the job.
     fn __await__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let done = self.done.clone();
-        let guard = CancelOnDrop { canceller: self.canceller.clone(), done: done.clone() };
+        let guard = CancelOnDrop(self.shared.clone());
         let wait = async move {
             let _guard = guard;
             loop {

@@ -2,7 +2,9 @@
 
 Every exception is a :class:`BifrostError` with ``kind`` (the stable name,
 e.g. ``"QUEUE_FULL"``), ``provider``, and for provider errors
-``status_code`` and ``body``. When fallbacks were tried and all failed, the
+``status_code`` and ``body``; ``retry_after_ms`` says when to come back
+(a provider's ``Retry-After``, capped, or when an open circuit lets the next
+probe through), else None. When fallbacks were tried and all failed, the
 exception is the primary's and ``fallback_errors`` lists
 ``(target, exception)`` for each fallback.
 """
@@ -20,6 +22,7 @@ class BifrostError(Exception):
     body: Optional[str]
     provider: Optional[str]
     fallback_errors: List[Tuple[str, "BifrostError"]]
+    retry_after_ms: Optional[int]
 
     def __init__(
         self,
@@ -29,6 +32,7 @@ class BifrostError(Exception):
         body: Optional[str] = None,
         provider: Optional[str] = None,
         fallback_errors: Optional[List[Tuple[str, "BifrostError"]]] = None,
+        retry_after_ms: Optional[int] = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -37,6 +41,7 @@ class BifrostError(Exception):
         self.body = body
         self.provider = provider
         self.fallback_errors = list(fallback_errors or [])
+        self.retry_after_ms = retry_after_ms
 
     def __str__(self) -> str:
         return self.message
@@ -47,7 +52,15 @@ class BifrostError(Exception):
     def __reduce__(self):
         return (
             type(self),
-            (self.message, self.kind, self.status_code, self.body, self.provider, self.fallback_errors),
+            (
+                self.message,
+                self.kind,
+                self.status_code,
+                self.body,
+                self.provider,
+                self.fallback_errors,
+                self.retry_after_ms,
+            ),
         )
 
 
