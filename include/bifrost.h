@@ -113,10 +113,12 @@ extern "C" {
 //   bifrost_gateway_shutdown for a graceful drain).
 // - `err`: optional; receives a message on failure (free with bifrost_string_free).
 //
-// Returns BIFROST_OK; BIFROST_INVALID_REQUEST for NULL arguments, invalid
-// UTF-8 or text that is not JSON; BIFROST_CONFIG for a configuration that
-// is JSON but invalid (unknown key, value out of range, missing `env.NAME`
-// variable; the message names the key and the allowed range);
+// Returns BIFROST_OK; BIFROST_INVALID_REQUEST for NULL arguments or
+// invalid UTF-8; BIFROST_CONFIG for text that is not exactly one JSON
+// value (trailing text, a duplicate key at any depth, nesting deeper than
+// 100) or a configuration that is invalid (unknown key, value out of
+// range, missing `env.NAME` variable; the message names the key and the
+// allowed range, and never quotes a value);
 // BIFROST_INTERNAL if the runtime cannot start (or in a fork()ed child of a
 // process that already started bifrost).
 //

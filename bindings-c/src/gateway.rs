@@ -52,10 +52,12 @@ pub(crate) fn json_out<T: Serialize>(
 ///   bifrost_gateway_shutdown for a graceful drain).
 /// - `err`: optional; receives a message on failure (free with bifrost_string_free).
 ///
-/// Returns BIFROST_OK; BIFROST_INVALID_REQUEST for NULL arguments, invalid
-/// UTF-8 or text that is not JSON; BIFROST_CONFIG for a configuration that
-/// is JSON but invalid (unknown key, value out of range, missing `env.NAME`
-/// variable; the message names the key and the allowed range);
+/// Returns BIFROST_OK; BIFROST_INVALID_REQUEST for NULL arguments or
+/// invalid UTF-8; BIFROST_CONFIG for text that is not exactly one JSON
+/// value (trailing text, a duplicate key at any depth, nesting deeper than
+/// 100) or a configuration that is invalid (unknown key, value out of
+/// range, missing `env.NAME` variable; the message names the key and the
+/// allowed range, and never quotes a value);
 /// BIFROST_INTERNAL if the runtime cannot start (or in a fork()ed child of a
 /// process that already started bifrost).
 ///
@@ -70,11 +72,10 @@ pub unsafe extern "C" fn bifrost_gateway_new(
     ffi_boundary!(err, {
         check_out!(gateway_out, err, "gateway_out");
         let text = check_str!(config_json, err, "config_json");
-        let value: serde_json::Value = match serde_json::from_str(text) {
-            Ok(v) => v,
-            Err(e) => return invalid(err, format!("invalid config: not valid JSON: {e}")),
-        };
-        match Gateway::from_value(value) {
+        // Strict (DESIGN §13): trailing text, duplicate keys (two providers
+        // of one name) and deep nesting are CONFIG errors, as in every
+        // language.
+        match Gateway::from_json(text) {
             Ok(gw) => {
                 *gateway_out = Box::into_raw(Box::new(BifrostGateway { gw }));
                 BifrostStatus::BIFROST_OK

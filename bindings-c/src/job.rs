@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
+use bifrost_core::bounds;
 use bifrost_core::objpool::BufferPool;
 use bifrost_core::{runtime, Error, Gateway, Job, Request, Response};
 use parking_lot::Mutex;
@@ -249,7 +250,9 @@ pub unsafe extern "C" fn bifrost_job_wait(
         check_out!(response_json, err, "response_json");
         check_ptr!(job, err, "job");
         let job = &*job;
-        let timeout = if timeout_ms < 0 { None } else { Some(Duration::from_millis(timeout_ms as u64)) };
+        // Any negative value waits forever; past a year is a year (bounds::MAX_WAIT).
+        let timeout =
+            if timeout_ms < 0 { None } else { Some(Duration::from_millis(timeout_ms as u64).min(bounds::MAX_WAIT)) };
         match job.wait(timeout) {
             Ok(true) => job.deliver(response_json, err),
             Ok(false) => BifrostStatus::BIFROST_PENDING,

@@ -20,6 +20,7 @@
 //!   `retry_backoff_max_ms` × [`RETRY_AFTER_BACKOFF_FACTOR`] without one.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::collections::HashSet;
 use std::fmt;
 use std::time::Duration;
@@ -101,10 +102,14 @@ pub fn parse_strict<T: de::DeserializeOwned>(text: &str) -> std::result::Result<
     // to 16 unescaped keys). Pass 2: the typed parse; only a failure pays
     // for path tracking.
     let mut de = serde_json::Deserializer::from_str(text);
-    NoDuplicates { depth: 0 }
-        .deserialize(&mut de)
-        .and_then(|()| de.end())
-        .map_err(|e| JsonError { path: String::new(), message: scrub(&e.to_string()) })?;
+    let trail = RefCell::new(Vec::new());
+    NoDuplicates { depth: 0, trail: &trail }.deserialize(&mut de).and_then(|()| de.end()).map_err(|e| {
+        let message = scrub(&e.to_string());
+        JsonError {
+            path: path_of(&trail.borrow()),
+            message: if e.is_syntax() || e.is_eof() { format!("not valid JSON: {message}") } else { message },
+        }
+    })?;
     if let Ok(v) = serde_json::from_str(text) {
         return Ok(v);
     }
@@ -171,11 +176,36 @@ fn cut_quoted(message: &str, opener: &str, with: &str, closer: char, stop: &str)
 
 /// Pass 1 of [`parse_strict`]: walks any JSON value, refusing duplicate
 /// keys and nesting deeper than [`MAX_NESTING`].
-struct NoDuplicates {
+struct NoDuplicates<'t, 'de> {
     depth: usize,
+    /// Where the walk is (kept as it was when an error stops it).
+    trail: &'t RefCell<Vec<Step<'de>>>,
 }
 
-impl<'de> DeserializeSeed<'de> for NoDuplicates {
+/// One step of [`NoDuplicates::trail`].
+enum Step<'de> {
+    Key(Cow<'de, str>),
+    Index(usize),
+}
+
+/// A trail as serde_path_to_error spells paths (`messages[0].content`).
+fn path_of(trail: &[Step<'_>]) -> String {
+    let mut out = String::new();
+    for step in trail {
+        match step {
+            Step::Index(i) => out.push_str(&format!("[{i}]")),
+            Step::Key(k) => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(&truncate(k, 64));
+            }
+        }
+    }
+    out
+}
+
+impl<'de> DeserializeSeed<'de> for NoDuplicates<'_, 'de> {
     type Value = ();
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<(), D::Error> {
         d.deserialize_any(self)
@@ -204,16 +234,16 @@ impl<'de> de::Deserialize<'de> for Key<'de> {
     }
 }
 
-impl NoDuplicates {
-    fn deeper<E: de::Error>(&self) -> std::result::Result<NoDuplicates, E> {
+impl<'t, 'de> NoDuplicates<'t, 'de> {
+    fn deeper<E: de::Error>(&self) -> std::result::Result<NoDuplicates<'t, 'de>, E> {
         if self.depth >= MAX_NESTING {
             return Err(E::custom(format!("nested deeper than {MAX_NESTING} levels")));
         }
-        Ok(NoDuplicates { depth: self.depth + 1 })
+        Ok(NoDuplicates { depth: self.depth + 1, trail: self.trail })
     }
 }
 
-impl<'de> Visitor<'de> for NoDuplicates {
+impl<'de> Visitor<'de> for NoDuplicates<'_, 'de> {
     type Value = ();
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON value")
@@ -238,7 +268,14 @@ impl<'de> Visitor<'de> for NoDuplicates {
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<(), A::Error> {
         let inner = self.deeper()?;
-        while seq.next_element_seed(NoDuplicates { depth: inner.depth })?.is_some() {}
+        for i in 0.. {
+            inner.trail.borrow_mut().push(Step::Index(i));
+            let more = seq.next_element_seed(NoDuplicates { depth: inner.depth, trail: inner.trail })?.is_some();
+            inner.trail.borrow_mut().pop();
+            if !more {
+                break;
+            }
+        }
         Ok(())
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<(), A::Error> {
@@ -265,7 +302,9 @@ impl<'de> Visitor<'de> for NoDuplicates {
             if dup {
                 return Err(de::Error::custom(format!("duplicate key `{}`", truncate(&k, 64))));
             }
-            map.next_value_seed(NoDuplicates { depth: inner.depth })?;
+            inner.trail.borrow_mut().push(Step::Key(k));
+            map.next_value_seed(NoDuplicates { depth: inner.depth, trail: inner.trail })?;
+            inner.trail.borrow_mut().pop();
         }
         Ok(())
     }
@@ -325,6 +364,21 @@ mod tests {
         assert!(parse_strict::<Value>(&ok).is_ok());
         let very_deep = "[".repeat(1_000_000);
         assert!(parse_strict::<Value>(&very_deep).is_err());
+    }
+
+    #[test]
+    fn strict_errors_say_where() {
+        let e = parse_strict::<serde_json::Value>(r#"{"a": [1, {"b": 1, "b": 2}]}"#).unwrap_err();
+        assert_eq!((e.path.as_str(), e.message.starts_with("duplicate key `b`")), ("a[1]", true), "{e}");
+        let e = parse_strict::<serde_json::Value>(r#"{"a": {"c": [1, }}"#).unwrap_err();
+        assert_eq!(e.path, "a.c[1]");
+        assert!(e.message.starts_with("not valid JSON: "), "{e}");
+        let e = parse_strict::<serde_json::Value>("{} x").unwrap_err();
+        assert!(e.message.starts_with("not valid JSON: trailing characters"), "{e}");
+        let deep = format!("{{\"k\": {}{}}}", "[".repeat(MAX_NESTING), "]".repeat(MAX_NESTING));
+        let e = parse_strict::<serde_json::Value>(&deep).unwrap_err();
+        assert!(e.message.starts_with("nested deeper than 100 levels"), "{e}");
+        assert!(e.path.starts_with("k[0][0]"), "{e}");
     }
 
     #[test]

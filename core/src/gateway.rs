@@ -174,6 +174,7 @@ impl Gateway {
     /// job, which goes straight to the fallbacks when awaited. Everything up
     /// to a full `block` queue runs synchronously.
     async fn submit_routed<T: JobOutput>(&self, request: Request, wait: bool) -> Result<Job<T>> {
+        crate::runtime::check_not_forked()?;
         request.validate()?;
         let plan = plan_for(&self.pools, &self.next_id, &request)?;
         let admitted = match self.route(&request.model) {
@@ -224,6 +225,7 @@ impl Gateway {
 
     /// Computes embeddings (OpenAI embeddings shape).
     pub async fn embed(&self, request: EmbedRequest) -> Result<EmbedResponse> {
+        crate::runtime::check_not_forked()?;
         request.validate()?;
         let pool = self.route(&request.model)?;
         let t = request.timeout_ms;
@@ -325,14 +327,16 @@ impl Gateway {
     /// Graceful shutdown: new submits fail with SHUTDOWN at once; queued and
     /// running jobs drain until `timeout`; what remains then ends with
     /// SHUTDOWN. Idempotent: later and concurrent calls return the first
-    /// call's report.
+    /// call's report. A `timeout` past `bounds::MAX_WAIT` (a year) is a year.
     pub async fn shutdown(&self, timeout: Duration) -> ShutdownReport {
         self.shutdown.get_or_init(|| self.drain(timeout)).await.clone()
     }
 
     async fn drain(&self, timeout: Duration) -> ShutdownReport {
         let start = Instant::now();
-        let deadline = start + timeout;
+        // Any timeout is accepted: past bounds::MAX_WAIT it is MAX_WAIT (an
+        // Instant cannot hold every Duration).
+        let deadline = start + timeout.min(crate::bounds::MAX_WAIT);
         let totals = |pools: &Pools| {
             pools.values().fold([0u64; 4], |mut acc, p| {
                 let c = &p.counters;

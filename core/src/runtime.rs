@@ -98,17 +98,31 @@ fn shared() -> &'static std::result::Result<Shared, String> {
     })
 }
 
+/// The message of every call made in a fork() child of a process whose
+/// runtime had started.
+const FORKED_CHILD: &str = "bifrost was started in a parent process and this process is a fork() child; \
+                            its runtime threads do not exist here. Create gateways only after forking \
+                            (e.g. in each worker process), or use the spawn start method";
+
+/// INTERNAL in a fork() child of a process whose runtime had started (its
+/// threads, and every queue's workers, exist only in the parent): a job
+/// submitted there would never run. One relaxed atomic load otherwise.
+pub fn check_not_forked() -> Result<()> {
+    if !FORKED.load(Ordering::Relaxed) {
+        return Ok(());
+    }
+    match SHARED.get() {
+        Some(Ok(s)) if s.pid != std::process::id() => Err(Error::Internal { message: FORKED_CHILD.to_string() }),
+        _ => Ok(()),
+    }
+}
+
 /// The shared runtime's handle; errors in a forked child or on a bad
 /// `BIFROST_WORKER_THREADS`.
 pub fn handle() -> Result<&'static Handle> {
     match shared() {
         Ok(s) if !FORKED.load(Ordering::Relaxed) || s.pid == std::process::id() => Ok(&s.handle),
-        Ok(_) => Err(Error::Internal {
-            message: "bifrost was started in a parent process and this process is a fork() child; \
-                      its runtime threads do not exist here. Create gateways only after forking \
-                      (e.g. in each worker process), or use the spawn start method"
-                .to_string(),
-        }),
+        Ok(_) => Err(Error::Internal { message: FORKED_CHILD.to_string() }),
         Err(msg) => Err(Error::Config { path: "BIFROST_WORKER_THREADS".into(), message: msg.clone() }),
     }
 }

@@ -49,7 +49,7 @@ g++ -std=c++17 "${CWARN[@]}" -Iinclude -x c++ -fsyntax-only "$OUT/hdr.c"
 echo "== build C tests (shared via pkg-config; static via pkg-config --static)"
 export PKG_CONFIG_PATH=$LIBDIR${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}
 CFLAGS=(-std=c11 "${CWARN[@]}" -g -O1 $(pkg-config --cflags bifrost))
-for t in test_api test_stress test_http; do
+for t in test_api test_stress test_http test_hardening; do
     gcc "${CFLAGS[@]}" "tests/c/$t.c" -o "$OUT/$t" $(pkg-config --libs bifrost) -lpthread
 done
 gcc "${CFLAGS[@]}" tests/c/test_api.c -o "$OUT/test_api_static" \
@@ -70,6 +70,7 @@ run test_api "$OUT/test_api"
 run test_api_static "$OUT/test_api_static"
 run test_stress env STRESS_N="${STRESS_N:-2000}" "$OUT/test_stress"
 run test_http "$OUT/test_http" "$PORT"
+run test_hardening "$OUT/test_hardening"
 
 if [ "${BIFROST_C_VALGRIND:-1}" != 0 ]; then
     echo "== valgrind (memcheck, leaks are errors; suppressions: tests/c/valgrind.supp)"
@@ -78,11 +79,12 @@ if [ "${BIFROST_C_VALGRIND:-1}" != 0 ]; then
     run vg_test_api "${VG[@]}" "$OUT/test_api"
     run vg_test_stress env STRESS_N="${VALGRIND_STRESS_N:-300}" "${VG[@]}" "$OUT/test_stress"
     run vg_test_http "${VG[@]}" "$OUT/test_http" "$PORT"
+    run vg_test_hardening env BIFROST_C_SKIP_FORK=1 "${VG[@]}" "$OUT/test_hardening"
 fi
 
 if [ "${BIFROST_C_ASAN:-1}" != 0 ] && echo 'int main(void){return 0;}' | gcc -fsanitize=address -x c - -o "$OUT/asan_probe" 2>/dev/null; then
     echo "== AddressSanitizer (C side instrumented; leaks are valgrind's job)"
-    for t in test_api test_stress test_http; do
+    for t in test_api test_stress test_http test_hardening; do
         gcc "${CFLAGS[@]}" -fsanitize=address -fno-omit-frame-pointer "tests/c/$t.c" -o "$OUT/asan_$t" \
             $(pkg-config --libs bifrost) -lpthread
     done
@@ -90,6 +92,7 @@ if [ "${BIFROST_C_ASAN:-1}" != 0 ] && echo 'int main(void){return 0;}' | gcc -fs
     run asan_test_api "$OUT/asan_test_api"
     run asan_test_stress env STRESS_N=500 "$OUT/asan_test_stress"
     run asan_test_http "$OUT/asan_test_http" "$PORT"
+    run asan_test_hardening "$OUT/asan_test_hardening"
     unset ASAN_OPTIONS
 fi
 

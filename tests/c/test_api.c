@@ -44,7 +44,7 @@ static void test_gateway_new_errors(void) {
     t_clear(&err);
 
     st = bifrost_gateway_new("{not json", &gw, &err);
-    CHECK_ST(st, BIFROST_INVALID_REQUEST, err);
+    CHECK_ST(st, BIFROST_CONFIG, err);
     CHECK(err && strstr(err, "JSON"), "says JSON: %s", err);
     t_clear(&err);
 
@@ -67,7 +67,7 @@ static void test_gateway_new_errors(void) {
 
     /* err may be NULL: status only. */
     st = bifrost_gateway_new("[1,2", &gw, NULL);
-    CHECK_ST(st, BIFROST_INVALID_REQUEST, NULL);
+    CHECK_ST(st, BIFROST_CONFIG, NULL);
     CHECK(gw == NULL, "no gateway");
 }
 
