@@ -32,8 +32,10 @@ use napi_derive::napi;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::future::{poll_fn, Future};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use tokio::sync::{mpsc, Notify};
 
 use crate::errors;
@@ -72,6 +74,32 @@ pub struct NativeGateway {
     ops: Ops,
     streams: Streams,
     rt: tokio::runtime::Handle,
+}
+
+impl NativeGateway {
+    /// Runs a call's task on the runtime. A panic in it (a bug: the core
+    /// catches provider panics itself) settles call `id` with INTERNAL, so
+    /// no promise is left pending forever and no panic crosses into Node.
+    fn spawn_settled(&self, id: u32, task: impl Future<Output = ()> + Send + 'static) {
+        let hub = self.hub.clone();
+        self.rt.spawn(async move {
+            let mut task = std::pin::pin!(task);
+            let caught = poll_fn(|cx| match catch_unwind(AssertUnwindSafe(|| task.as_mut().poll(cx))) {
+                Ok(Poll::Ready(())) => Poll::Ready(None),
+                Ok(Poll::Pending) => Poll::Pending,
+                Err(panic) => Poll::Ready(Some(panic)),
+            })
+            .await;
+            if let Some(panic) = caught {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic".into());
+                hub.err(id, &Error::Internal { message: format!("bifrost's Node binding panicked: {what}") });
+            }
+        });
+    }
 }
 
 #[napi]
@@ -129,7 +157,7 @@ impl NativeGateway {
     pub fn chat(&self, id: u32, request: String, cancellable: bool) {
         let (gw, hub) = (self.gw.clone(), self.hub.clone());
         if !cancellable {
-            self.rt.spawn(async move {
+            self.spawn_settled(id, async move {
                 let out = match Request::from_json(&request) {
                     Ok(r) => gw.chat(r).await,
                     Err(e) => Err(e),
@@ -160,7 +188,7 @@ impl NativeGateway {
     fn run_job(&self, id: u32, request: String, announce: bool) {
         let ctl = self.register(id);
         let (gw, hub, ops) = (self.gw.clone(), self.hub.clone(), self.ops.clone());
-        self.rt.spawn(async move {
+        self.spawn_settled(id, async move {
             // The job id, once a job exists and the caller has not been told yet.
             let mut untold: Option<u64> = None;
             let out = async {
@@ -224,7 +252,7 @@ impl NativeGateway {
     pub fn embed(&self, id: u32, request: String, cancellable: bool) {
         let ctl = if cancellable { Some(self.register(id)) } else { None };
         let (gw, hub, ops) = (self.gw.clone(), self.hub.clone(), self.ops.clone());
-        self.rt.spawn(async move {
+        self.spawn_settled(id, async move {
             let out = async {
                 let r = EmbedRequest::from_json(&request)?;
                 let model = r.model.clone();
@@ -258,7 +286,7 @@ impl NativeGateway {
         let (tx, mut rx) = mpsc::unbounded_channel::<()>();
         self.streams.lock().insert(id, tx);
         let (gw, hub, streams) = (self.gw.clone(), self.hub.clone(), self.streams.clone());
-        self.rt.spawn(async move {
+        self.spawn_settled(id, async move {
             let opened = match Request::from_json(&request) {
                 Err(e) => Err(e),
                 Ok(r) => {
@@ -347,7 +375,7 @@ impl NativeGateway {
                 return;
             }
         };
-        self.rt.spawn(async move {
+        self.spawn_settled(id, async move {
             let report = gw.shutdown(timeout).await;
             hub.ok(id, "r", &report);
         });

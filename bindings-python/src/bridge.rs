@@ -125,8 +125,28 @@ where
     let (l, f) = (event_loop.clone().unbind(), future.clone().unbind());
     let tx = sender();
     let task = handle.spawn(async move {
-        let out = fut.await;
-        let _ = tx.send(Completion { event_loop: l, future: f, convert: Box::new(move |py| convert(py, out)) });
+        // A panic in `fut` (a bug: the core catches provider panics itself)
+        // resolves the asyncio future with InternalError: no awaiter is
+        // left hanging and no panic reaches Python.
+        let mut fut = std::pin::pin!(fut);
+        let out = std::future::poll_fn(|cx| {
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
+                Ok(std::task::Poll::Ready(out)) => std::task::Poll::Ready(Ok(out)),
+                Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+                Err(panic) => std::task::Poll::Ready(Err(crate::boundary_panic_message(&*panic))),
+            }
+        })
+        .await;
+        let convert: Convert = match out {
+            Ok(out) => Box::new(move |py| convert(py, out)),
+            Err(what) => Box::new(move |py| {
+                Err(crate::errors::to_py(
+                    py,
+                    bifrost_core::Error::Internal { message: format!("bifrost's Python binding panicked: {what}") },
+                ))
+            }),
+        };
+        let _ = tx.send(Completion { event_loop: l, future: f, convert });
     });
     future.call_method1("add_done_callback", (CancelHook { abort: task.abort_handle() },))?;
     Ok(future)

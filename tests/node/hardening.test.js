@@ -158,3 +158,63 @@ test('an open circuit says when to come back (retryAfterMs)', async () => {
   })
   await gw.shutdown(0)
 })
+
+// A property test of value conversion with a seeded generator (no test
+// dependency; the same cases every run): for any value, a request either
+// goes out exactly as JSON would carry it, or is refused with
+// INVALID_REQUEST when JSON cannot carry it (non-finite, BigInt, cycle,
+// too deep). Never a crash, never a value silently sent as null.
+test('property: a request is sent as JSON would carry it, or refused', async () => {
+  let seed = 0x9e3779b9
+  const rnd = () => { // mulberry32
+    seed = (seed + 0x6d2b79f5) | 0
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed)
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+  const pick = (xs) => xs[Math.floor(rnd() * xs.length)]
+  const scalar = () => pick([
+    () => null, () => true, () => Math.floor(rnd() * 1e6), () => rnd() * 1e300, () => -rnd(),
+    () => 'é€\u0000'.slice(0, Math.floor(rnd() * 4)), () => Number.MAX_SAFE_INTEGER,
+    () => NaN, () => Infinity, () => -Infinity, () => 7n, () => undefined, () => new Date(0),
+  ])()
+  const value = (depth) => {
+    const r = rnd()
+    if (depth > 4 || r < 0.4) return scalar()
+    if (r < 0.6) return Array.from({ length: Math.floor(rnd() * 4) }, () => value(depth + 1))
+    if (r < 0.65) { let v = 1; for (let i = 0; i < 100 + Math.floor(rnd() * 50); i++) v = [v]; return v }
+    if (r < 0.7) { const o = { a: 1 }; o.self = o; return o }
+    const o = {}
+    for (let i = Math.floor(rnd() * 4); i > 0; i--) o[`k${i}`] = value(depth + 1)
+    return o
+  }
+  // What the value means as JSON: undefined if JSON cannot carry it.
+  const carried = (v, depth = 0, open = new Set()) => {
+    if (typeof v === 'bigint') return false
+    if (typeof v === 'number') return Number.isFinite(v)
+    if (v === null || typeof v !== 'object' || v instanceof Date) return true
+    if (open.has(v) || depth >= 99) return false // the request object and params are two levels
+    open.add(v)
+    const ok = Object.values(v).every((x) => carried(x, depth + 1, open))
+    open.delete(v)
+    return ok
+  }
+  const gw = new Gateway({ providers: { m: { kind: 'mock' } } })
+  let sent = 0
+  let refused = 0
+  for (let i = 0; i < 400; i++) {
+    const v = value(0)
+    const req = { model: 'm/x', messages: user(`p${i}`), params: { v } }
+    if (carried(v)) {
+      const r = await gw.chat(req)
+      assert.equal(r.choices[0].message.content, `echo: p${i}`)
+      sent++
+    } else {
+      await assert.rejects(gw.chat(req), is('INVALID_REQUEST'), `case ${i}`)
+      refused++
+    }
+  }
+  assert.ok(sent > 50 && refused > 50, `sent ${sent}, refused ${refused}`)
+  assert.equal(gw.stats().providers.m.jobs.submitted, sent)
+  await gw.shutdown(0)
+})
