@@ -10,12 +10,14 @@
 //! goes through `bounds::parse_strict` (duplicate keys, trailing text and
 //! depth refused). Messages never quote a string value (`bounds::scrub`).
 
+use std::borrow::Cow;
+
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyFloat, PyList, PyMapping, PySequence, PyString, PyTuple};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use bifrost_core::bounds::{self, MAX_NESTING};
+use bifrost_core::bounds::{self, Step, MAX_NESTING};
 use bifrost_core::Error;
 
 /// What the value is for: says which error kind a bad value is.
@@ -65,38 +67,22 @@ pub fn json_from_py(obj: &Bound<'_, PyAny>) -> Result<serde_json::Value, Error> 
         .map_err(|e| Error::Config { path: String::new(), message: bounds::scrub(&e.to_string()) })
 }
 
-/// One step of a key path, kept only on the way out of a failed walk.
-enum Step {
-    Key(String),
-    Index(usize),
-}
-
 /// Refuses what JSON cannot carry as given: a non-finite float, a value
 /// that contains itself, nesting deeper than `MAX_NESTING`. The error
 /// names the key path, as the core spells it (`messages[0].content`).
 pub fn check_json(obj: &Bound<'_, PyAny>, what: &str, role: Role) -> Result<(), Error> {
     let mut open = Vec::new();
     let Err((mut steps, problem)) = walk(obj, &mut open) else { return Ok(()) };
+    // Collected on the way out of the failed walk: innermost first.
     steps.reverse();
-    let mut path = String::new();
-    for s in steps {
-        match s {
-            Step::Index(i) => path.push_str(&format!("[{i}]")),
-            Step::Key(k) => {
-                if !path.is_empty() {
-                    path.push('.');
-                }
-                path.push_str(&k);
-            }
-        }
-    }
+    let path = bounds::path_of(&steps);
     Err(match role {
         Role::Request => shape_error(what, &path, &problem),
         Role::Config => Error::Config { path, message: problem },
     })
 }
 
-type Walk = Result<(), (Vec<Step>, String)>;
+type Walk = Result<(), (Vec<Step<'static>>, String)>;
 
 /// Visits `obj` and what it contains; `open` holds the containers on the
 /// current path (cycle check). Recursion is at most `MAX_NESTING + 1` deep.
@@ -138,8 +124,8 @@ fn walk(obj: &Bound<'_, PyAny>, open: &mut Vec<usize>) -> Walk {
         open.push(id);
         Ok(())
     };
-    let at = |step: Step| {
-        move |(mut steps, p): (Vec<Step>, String)| {
+    let at = |step: Step<'static>| {
+        move |(mut steps, p): (Vec<Step<'static>>, String)| {
             steps.push(step);
             (steps, p)
         }
@@ -184,14 +170,10 @@ fn walk(obj: &Bound<'_, PyAny>, open: &mut Vec<usize>) -> Walk {
     Ok(())
 }
 
-/// A dict key as a path step, cut at 64 characters like the core's paths.
-fn key_name(k: &Bound<'_, PyAny>) -> String {
-    let s = match k.cast::<PyString>() {
+/// A dict key as a path step (`bounds::path_of` cuts long ones).
+fn key_name(k: &Bound<'_, PyAny>) -> Cow<'static, str> {
+    Cow::Owned(match k.cast::<PyString>() {
         Ok(s) => s.to_string_lossy().into_owned(),
         Err(_) => k.str().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|_| "?".into()),
-    };
-    match s.char_indices().nth(64) {
-        Some((i, _)) => format!("{}…", &s[..i]),
-        None => s,
-    }
+    })
 }

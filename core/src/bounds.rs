@@ -182,14 +182,16 @@ struct NoDuplicates<'t, 'de> {
     trail: &'t RefCell<Vec<Step<'de>>>,
 }
 
-/// One step of [`NoDuplicates::trail`].
-enum Step<'de> {
-    Key(Cow<'de, str>),
+/// One step of a key path into a JSON value (bindings that walk their
+/// own values before conversion build paths from these too).
+pub enum Step<'a> {
+    Key(Cow<'a, str>),
     Index(usize),
 }
 
-/// A trail as serde_path_to_error spells paths (`messages[0].content`).
-fn path_of(trail: &[Step<'_>]) -> String {
+/// A key path as serde_path_to_error spells it (`messages[0].content`),
+/// keys cut at 64 characters: the one spelling of paths in every message.
+pub fn path_of(trail: &[Step<'_>]) -> String {
     let mut out = String::new();
     for step in trail {
         match step {

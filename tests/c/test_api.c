@@ -534,7 +534,7 @@ int main(void) {
     test_callbacks(gw);
     test_policies(gw);
     test_stream(gw);
-    t_sleep_ms(100);
+    CHECK(t_wait_idle(gw), "every job of the tests above finished");
     test_introspection(gw);
     char *report = NULL;
     CHECK_ST(bifrost_gateway_shutdown(gw, 2000, &report), BIFROST_OK, NULL);

@@ -97,4 +97,23 @@ static inline long long t_check_invariant(const char *stats, const char *provide
     return s;
 }
 
+/* Waits (up to 60 s) until no provider of `gw` has a job queued or
+ * running, so a stats snapshot that follows sees settled counters however
+ * busy the machine is; 1 once idle, 0 if the time ran out. */
+static inline int t_wait_idle(const bifrost_gateway *gw) {
+    for (int i = 0; i < 6000; i++) {
+        char *stats = NULL;
+        if (bifrost_stats_json(gw, &stats) != BIFROST_OK) return 0;
+        int busy = 0;
+        for (const char *p = stats; (p = strstr(p, "\"jobs\":{")) != NULL; p++) {
+            const char *jobs = p + strlen("\"jobs\":{");
+            if (t_num(jobs, "queued") != 0 || t_num(jobs, "running") != 0) busy = 1;
+        }
+        bifrost_string_free(stats);
+        if (!busy) return 1;
+        t_sleep_ms(10);
+    }
+    return 0;
+}
+
 #endif

@@ -124,8 +124,16 @@ def test_storm_with_shutdown_midway_resolves_every_job_once():
         with lock:
             outcomes[key] = outcomes.get(key, 0) + 1
 
+    # Each submitter stops halfway until the shutdown has been issued: the
+    # shutdown lands while submitters run, whatever the machine's speed.
+    halfway = threading.Barrier(5)
+    shut = threading.Event()
+
     def submitter(n):
         for i in range(2500):
+            if i == 1250:
+                halfway.wait(timeout=300)
+                shut.wait(timeout=300)
             try:
                 job = g.submit(req(f"{n}-{i}", model=f"{'ab'[i % 2]}/m"))
             except bifrost.BifrostError as e:
@@ -141,8 +149,9 @@ def test_storm_with_shutdown_midway_resolves_every_job_once():
     threads = [threading.Thread(target=submitter, args=(n,)) for n in range(4)]
     for t in threads:
         t.start()
-    time.sleep(0.15)
+    halfway.wait(timeout=300)
     report = g.shutdown(0.1)
+    shut.set()
     for t in threads:
         t.join()
     for job in jobs:
@@ -154,7 +163,7 @@ def test_storm_with_shutdown_midway_resolves_every_job_once():
         except bifrost.BifrostError as e:
             count(e.kind)
     assert sum(outcomes.values()) == 4 * 2500, outcomes
-    assert outcomes.get("submit:SHUTDOWN", 0) > 0, "the shutdown landed while submitters ran"
+    assert outcomes.get("submit:SHUTDOWN", 0) == 4 * 1250, outcomes
     s = g.stats()
     invariant(s)
     assert sum(p["jobs"]["completed"] for p in s["providers"].values()) == outcomes.get("ok", 0)
@@ -262,7 +271,10 @@ async def test_ten_thousand_achat_with_failures_and_shutdown_midway():
             return e.kind
 
     tasks = [asyncio.create_task(one(i)) for i in range(10_000)]
-    await asyncio.sleep(0.2)
+    # The shutdown comes once some calls have completed (not after a fixed
+    # time, which a busy machine stretches), long before all 10k can.
+    while sum(p["jobs"]["completed"] for p in g.stats()["providers"].values()) < 100:
+        await asyncio.sleep(0.005)
     report = await g.ashutdown(0.1)
     results = await asyncio.wait_for(asyncio.gather(*tasks), timeout=30)
     assert len(results) == 10_000
@@ -282,12 +294,15 @@ async def test_cancelling_a_task_aborts_the_http_request(mock_server):
     g = http_gateway(mock_server)
     before = mock_server.stats()["streams_aborted_by_client"]
 
+    first_chunk = asyncio.Event()
+
     async def consume():
         async for _ in g.astream(req("a b c", model="openai/gpt~chunks=100&chunk_delay_ms=50")):
-            pass
+            first_chunk.set()
 
     task = asyncio.create_task(consume())
-    await asyncio.sleep(0.3)
+    # Cancelled once the stream is flowing (it then lasts 5 s more).
+    await first_chunk.wait()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -297,7 +312,9 @@ async def test_cancelling_a_task_aborts_the_http_request(mock_server):
         await asyncio.sleep(0.01)
     # A unary achat cancelled mid-flight frees its worker and counts as cancelled.
     task = asyncio.create_task(g.achat(req(model="openai/gpt~latency_ms=5000")))
-    await asyncio.sleep(0.2)
+    # Cancelled once its job is running (it would take 5 s).
+    while g.stats()["providers"]["openai"]["jobs"]["running"] < 1:
+        await asyncio.sleep(0.005)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
