@@ -99,22 +99,31 @@ pub struct JsonError {
 /// value.
 pub fn parse_strict<T: de::DeserializeOwned>(text: &str) -> std::result::Result<T, JsonError> {
     // Pass 1: syntax, nesting, duplicates (no allocation for objects of up
-    // to 16 unescaped keys). Pass 2: the typed parse; only a failure pays
-    // for path tracking.
-    let mut de = serde_json::Deserializer::from_str(text);
-    let trail = RefCell::new(Vec::new());
-    NoDuplicates { depth: 0, trail: &trail }.deserialize(&mut de).and_then(|()| de.end()).map_err(|e| {
-        let message = scrub(&e.to_string());
-        JsonError {
-            path: path_of(&trail.borrow()),
-            message: if e.is_syntax() || e.is_eof() { format!("not valid JSON: {message}") } else { message },
+    // to 16 unescaped keys), without a trail: only a refused text is walked
+    // again, keeping one, to say where. Pass 2: the typed parse; again only
+    // a failure pays for path tracking.
+    if check_text(text, None).is_err() {
+        let trail = RefCell::new(Vec::new());
+        if let Err(e) = check_text(text, Some(&trail)) {
+            let message = scrub(&e.to_string());
+            return Err(JsonError {
+                path: path_of(&trail.borrow()),
+                message: if e.is_syntax() || e.is_eof() { format!("not valid JSON: {message}") } else { message },
+            });
         }
-    })?;
+    }
     if let Ok(v) = serde_json::from_str(text) {
         return Ok(v);
     }
     let mut de = serde_json::Deserializer::from_str(text);
     serde_path_to_error::deserialize::<_, T>(&mut de).map_err(JsonError::from_path)
+}
+
+/// Pass 1 of [`parse_strict`] over `text`; with a `trail`, where it stopped.
+fn check_text<'de>(text: &'de str, trail: Option<&RefCell<Vec<Step<'de>>>>) -> serde_json::Result<()> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    NoDuplicates { depth: 0, trail }.deserialize(&mut de)?;
+    de.end()
 }
 
 impl JsonError {
@@ -178,8 +187,9 @@ fn cut_quoted(message: &str, opener: &str, with: &str, closer: char, stop: &str)
 /// keys and nesting deeper than [`MAX_NESTING`].
 struct NoDuplicates<'t, 'de> {
     depth: usize,
-    /// Where the walk is (kept as it was when an error stops it).
-    trail: &'t RefCell<Vec<Step<'de>>>,
+    /// Where the walk is (kept as it was when an error stops it); `None`
+    /// on the first, fast walk.
+    trail: Option<&'t RefCell<Vec<Step<'de>>>>,
 }
 
 /// One step of a key path into a JSON value (bindings that walk their
@@ -270,10 +280,14 @@ impl<'de> Visitor<'de> for NoDuplicates<'_, 'de> {
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<(), A::Error> {
         let inner = self.deeper()?;
+        let Some(trail) = inner.trail else {
+            while seq.next_element_seed(NoDuplicates { depth: inner.depth, trail: None })?.is_some() {}
+            return Ok(());
+        };
         for i in 0.. {
-            inner.trail.borrow_mut().push(Step::Index(i));
+            trail.borrow_mut().push(Step::Index(i));
             let more = seq.next_element_seed(NoDuplicates { depth: inner.depth, trail: inner.trail })?.is_some();
-            inner.trail.borrow_mut().pop();
+            trail.borrow_mut().pop();
             if !more {
                 break;
             }
@@ -304,9 +318,14 @@ impl<'de> Visitor<'de> for NoDuplicates<'_, 'de> {
             if dup {
                 return Err(de::Error::custom(format!("duplicate key `{}`", truncate(&k, 64))));
             }
-            inner.trail.borrow_mut().push(Step::Key(k));
-            map.next_value_seed(NoDuplicates { depth: inner.depth, trail: inner.trail })?;
-            inner.trail.borrow_mut().pop();
+            match inner.trail {
+                None => map.next_value_seed(NoDuplicates { depth: inner.depth, trail: None })?,
+                Some(trail) => {
+                    trail.borrow_mut().push(Step::Key(k));
+                    map.next_value_seed(NoDuplicates { depth: inner.depth, trail: inner.trail })?;
+                    trail.borrow_mut().pop();
+                }
+            }
         }
         Ok(())
     }
