@@ -14,7 +14,11 @@ PIP := $(PYTHON) -m pip
 
 test: test-rust test-python test-c test-node
 
+# The Rust suite checks the Prometheus text with the official judges
+# (prometheus_client here; promtool from Debian's `prometheus`, which .ci/run
+# installs): without BIFROST_REQUIRE_JUDGES=1 a missing judge is a visible skip.
 test-rust:
+	$(PIP) install -q --disable-pip-version-check "prometheus_client>=0.20"
 	$(CARGO) test -p bifrost-core --lib --tests --examples
 	$(CARGO) test -p bifrost-core --doc
 	$(CARGO) test -p bifrost-mock
@@ -22,7 +26,7 @@ test-rust:
 # Python: tools from PyPI, then the package built from source (dev profile, so
 # it shares compiled dependencies with the Rust tests) and its pytest suite.
 python-deps:
-	$(PIP) install -q --disable-pip-version-check "maturin>=1.16,<2" "pytest>=8" "pytest-asyncio>=1.0" "hypothesis>=6"
+	$(PIP) install -q --disable-pip-version-check "maturin>=1.16,<2" "pytest>=8" "pytest-asyncio>=1.0" "hypothesis>=6" "prometheus_client>=0.20"
 
 python-dev: python-deps
 	MATURIN_PEP517_ARGS="--profile dev" $(PIP) install -q --disable-pip-version-check --no-build-isolation --force-reinstall --no-deps .

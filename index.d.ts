@@ -254,7 +254,8 @@ export interface WorkerStats {
   min: number
   max: number
   scale_ups: number
-  scale_downs: number
+  added: number
+  retired: number
 }
 
 export interface QueueStats { depth: number, capacity: number, policy: QueuePolicy }

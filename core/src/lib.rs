@@ -39,5 +39,5 @@ pub use gateway::{Gateway, Health, ProviderHealth, ShutdownReport};
 pub use pool::{Canceller, Job, JobOutput};
 pub use providers::ChunkStream;
 pub use sizing::{optimal_concurrency, Sizing};
-pub use stats::{JobStats, Stats};
+pub use stats::{JobStats, Stats, WorkerStats};
 pub use types::{Chunk, Content, EmbedInput, EmbedRequest, EmbedResponse, Message, Request, Response, Usage};

@@ -163,7 +163,8 @@ class WorkerStats(TypedDict):
     min: int
     max: int
     scale_ups: int
-    scale_downs: int
+    added: int
+    retired: int
 
 class QueueStats(TypedDict):
     depth: int

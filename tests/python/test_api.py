@@ -104,6 +104,31 @@ def test_stats_prometheus_health(gw):
     assert h["status"] == "ok" and h["providers"]["p"]["circuit"] == "disabled"
 
 
+def test_prometheus_text_passes_the_official_parser():
+    from prometheus_client.parser import text_string_to_metric_families
+
+    # 30 ms per call: every processing time is > 25 ms and (on any machine
+    # that finishes the test) <= 30 s, so the buckets at those bounds are known.
+    g = mock_gateway(mock={"latency_ms": 30})
+    try:
+        for _ in range(5):
+            g.chat(req())
+        families = {f.name: f for f in text_string_to_metric_families(g.prometheus())}
+        proc = families["bifrost_processing_seconds"]
+        assert proc.type == "histogram"
+        buckets = {float(s.labels["le"]): s.value for s in proc.samples if s.name.endswith("_bucket")}
+        count = [s.value for s in proc.samples if s.name.endswith("_count")]
+        values = [buckets[k] for k in sorted(buckets)]
+        assert values == sorted(values) and count == [values[-1]] == [5.0]
+        assert buckets[0.025] == 0 and buckets[30.0] == 5
+        total = [s.value for s in proc.samples if s.name.endswith("_sum")]
+        assert 5 * 0.030 <= total[0] < 5 * 30
+        done = families["bifrost_jobs"].samples  # counter family name drops _total
+        assert {(s.labels["outcome"], s.value) for s in done if s.labels["provider"] == "p"} >= {("completed", 5.0)}
+    finally:
+        g.shutdown(1.0)
+
+
 def test_shutdown_report_and_after(gw):
     job = gw.submit(req())
     report = gw.shutdown(2.0)

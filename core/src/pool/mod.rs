@@ -531,7 +531,8 @@ impl PoolShared {
                 min: self.min_workers as u64,
                 max: self.max_workers as u64,
                 scale_ups: ld(&c.scale_ups),
-                scale_downs: ld(&c.scale_downs),
+                added: ld(&c.workers_added),
+                retired: ld(&c.workers_retired),
             },
             queue: QueueStats { depth, capacity: self.queue.capacity as u64, policy: self.policy.as_str().to_string() },
             jobs: JobStats {

@@ -131,8 +131,9 @@ async fn race(
 async fn run_job(pool: &PoolShared, job: Arc<JobInner>, started: Nanos) {
     let c = &pool.counters;
     c.running.fetch_add(1, Ordering::Relaxed);
-    let queue_wait_us = started.saturating_sub(job.enqueued()) / clock::US;
-    c.queue_wait.record_us(queue_wait_us);
+    let queue_wait_ns = started.saturating_sub(job.enqueued());
+    c.queue_wait.record_ns(queue_wait_ns);
+    let queue_wait_us = queue_wait_ns / clock::US;
     let work = job.take_work();
     let outcome: (Result<Output>, Outcome) = match work {
         None => (Err(Error::Internal { message: "job had no work to run".into() }), Outcome::Failed),
@@ -161,7 +162,7 @@ async fn run_job(pool: &PoolShared, job: Arc<JobInner>, started: Nanos) {
         }
     };
     let finished = clock::now();
-    c.record_processing_us(finished.saturating_sub(started) / clock::US);
+    c.record_processing_ns(finished.saturating_sub(started));
     let mut outcome = outcome;
     // A call that blocked its thread past the deadline still misses it.
     if outcome.0.is_ok() && job.deadline.is_some_and(|d| finished > d) {
