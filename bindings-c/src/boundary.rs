@@ -149,12 +149,10 @@ pub(crate) fn c_string(s: String) -> *mut c_char {
     c.into_raw()
 }
 
-/// A caller-owned copy of `bytes` (UTF-8 without NULs, e.g. JSON) as a C
-/// string: one exact-size allocation.
-pub(crate) fn c_string_from_bytes(bytes: &[u8]) -> *mut c_char {
-    let mut v = Vec::with_capacity(bytes.len() + 1);
-    v.extend_from_slice(bytes);
-    match CString::new(v) {
+/// `bytes` (UTF-8 without NULs, e.g. JSON) as a caller-owned C string,
+/// reusing the vector's allocation (no copy).
+pub(crate) fn c_string_from_vec(bytes: Vec<u8>) -> *mut c_char {
+    match CString::new(bytes) {
         Ok(c) => c.into_raw(),
         Err(e) => c_string(String::from_utf8_lossy(&e.into_vec()).into_owned()),
     }

@@ -10,12 +10,10 @@
 use std::ffi::c_char;
 use std::time::Duration;
 
-use bifrost_core::{runtime, Gateway};
+use bifrost_core::{runtime, Error, Gateway};
 use serde::Serialize;
 
-use crate::boundary::{
-    c_string, c_string_from_bytes, check_out, check_ptr, check_str, clear, ffi_boundary, free_string,
-};
+use crate::boundary::{c_string, c_string_from_vec, check_out, check_ptr, check_str, clear, ffi_boundary, free_string};
 use crate::errors::{fail, invalid, BifrostStatus};
 
 /// A gateway: one worker pool per configured provider. Opaque; create with
@@ -24,22 +22,22 @@ pub struct BifrostGateway {
     pub(crate) gw: Gateway,
 }
 
-/// Serializes `value` into a caller-owned JSON C string (via the gateway's
-/// pooled response buffers, then one exact-size copy).
+/// Serializes `value` into a caller-owned JSON C string (one buffer, handed
+/// over as the string without a copy).
 pub(crate) fn json_out<T: Serialize>(
-    gw: &Gateway,
+    _gw: &Gateway,
     value: &T,
     out: *mut *mut c_char,
     err: *mut *mut c_char,
 ) -> BifrostStatus {
-    match gw.to_json_buf(value) {
+    match serde_json::to_vec(value) {
         Ok(buf) => {
             // SAFETY: `out` was checked non-NULL by the caller's check_out!.
-            unsafe { *out = c_string_from_bytes(&buf) };
+            unsafe { *out = c_string_from_vec(buf) };
             BifrostStatus::BIFROST_OK
         }
         // SAFETY: `err` is the caller's optional out-parameter.
-        Err(e) => unsafe { fail(err, &e) },
+        Err(e) => unsafe { fail(err, &Error::Internal { message: format!("serialize: {e}") }) },
     }
 }
 
@@ -213,7 +211,7 @@ pub unsafe extern "C" fn bifrost_optimal_concurrency(
         match bifrost_core::optimal_concurrency(rate_limit_rps, avg_latency_s, error_rate) {
             Ok(s) => match serde_json::to_vec(&s) {
                 Ok(v) => {
-                    *sizing_json = c_string_from_bytes(&v);
+                    *sizing_json = c_string_from_vec(v);
                     BifrostStatus::BIFROST_OK
                 }
                 Err(e) => invalid(err, format!("serialize: {e}")),

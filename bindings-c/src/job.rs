@@ -23,7 +23,6 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use bifrost_core::bounds;
-use bifrost_core::objpool::BufferPool;
 use bifrost_core::{runtime, Error, Gateway, Job, Request, Response};
 use parking_lot::Mutex;
 
@@ -397,11 +396,10 @@ pub unsafe extern "C" fn bifrost_submit_cb(
         };
         match submit_core(gw, text) {
             Ok(job) => {
-                let buffers = gw.buffers().response.clone();
                 let user_data = UserData(user_data);
                 handle.spawn(async move {
                     let outcome = job.await;
-                    notify(callback, user_data, outcome, &buffers);
+                    notify(callback, user_data, outcome);
                 });
                 BifrostStatus::BIFROST_OK
             }
@@ -416,11 +414,10 @@ fn notify(
     callback: unsafe extern "C" fn(*mut c_void, BifrostStatus, *const c_char, *const c_char),
     user_data: UserData,
     outcome: Result<Response, Error>,
-    buffers: &Arc<BufferPool>,
 ) {
     let prepared = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match outcome {
         Ok(resp) => {
-            let mut buf = buffers.get();
+            let mut buf = Vec::with_capacity(1024);
             bifrost_core::json::write_response(&mut buf, &resp);
             buf.push(0);
             (BifrostStatus::BIFROST_OK, Some(buf), None)

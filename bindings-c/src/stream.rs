@@ -6,13 +6,11 @@
 //! Freeing it closes the upstream connection.
 
 use std::ffi::c_char;
-use std::sync::Arc;
 
-use bifrost_core::objpool::BufferPool;
 use bifrost_core::{runtime, ChunkStream, Error, Request};
 use parking_lot::Mutex;
 
-use crate::boundary::{c_string_from_bytes, check_out, check_ptr, check_str, clear, ffi_boundary};
+use crate::boundary::{c_string_from_vec, check_out, check_ptr, check_str, clear, ffi_boundary};
 use crate::errors::{fail, BifrostStatus};
 use crate::gateway::BifrostGateway;
 
@@ -20,7 +18,6 @@ use crate::gateway::BifrostGateway;
 /// with bifrost_stream_free.
 pub struct BifrostStream {
     inner: Mutex<Option<ChunkStream>>,
-    buffers: Arc<BufferPool>,
 }
 
 /// Opens a streamed chat for `request_json` (the same JSON as
@@ -52,7 +49,7 @@ pub unsafe extern "C" fn bifrost_stream_open(
         let opened = Request::from_json(text).and_then(|req| runtime::block_on(gw.stream(req))?);
         match opened {
             Ok(s) => {
-                let stream = BifrostStream { inner: Mutex::new(Some(s)), buffers: gw.buffers().response.clone() };
+                let stream = BifrostStream { inner: Mutex::new(Some(s)) };
                 *stream_out = Box::into_raw(Box::new(stream));
                 BifrostStatus::BIFROST_OK
             }
@@ -93,16 +90,13 @@ pub unsafe extern "C" fn bifrost_stream_next(
             Err(e) => return fail(err, &e),
         };
         match item {
-            Some(Ok(chunk)) => {
-                let mut buf = stream.buffers.get();
-                match serde_json::to_writer(&mut *buf, &chunk) {
-                    Ok(()) => {
-                        *chunk_json = c_string_from_bytes(&buf);
-                        BifrostStatus::BIFROST_OK
-                    }
-                    Err(e) => fail(err, &Error::Internal { message: format!("serialize chunk: {e}") }),
+            Some(Ok(chunk)) => match serde_json::to_vec(&chunk) {
+                Ok(buf) => {
+                    *chunk_json = c_string_from_vec(buf);
+                    BifrostStatus::BIFROST_OK
                 }
-            }
+                Err(e) => fail(err, &Error::Internal { message: format!("serialize chunk: {e}") }),
+            },
             None => {
                 *guard = None;
                 BifrostStatus::BIFROST_OK

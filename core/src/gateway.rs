@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::objpool::{Buffers, PooledBuf};
+use crate::objpool::Buffers;
 use crate::pool::fallback::{plan_for, Pools};
 use crate::pool::{Admission, Job, JobInner, JobOutput, PoolShared, Work};
 use crate::providers::ChunkStream;
@@ -238,10 +238,7 @@ impl Gateway {
     pub fn stats(&self) -> Stats {
         Stats {
             providers: self.pools.iter().map(|(n, p)| (n.clone(), p.snapshot())).collect(),
-            object_pools: BTreeMap::from([
-                ("request_buffer".to_string(), self.buffers.request.stats()),
-                ("response_buffer".to_string(), self.buffers.response.stats()),
-            ]),
+            object_pools: BTreeMap::from([("request_buffer".to_string(), self.buffers.request.stats())]),
             runtime: RuntimeStats { worker_threads: crate::runtime::worker_threads() as u64 },
         }
     }
@@ -308,14 +305,6 @@ impl Gateway {
             "degraded"
         };
         Health { status: status.into(), providers }
-    }
-
-    /// Serializes `value` as JSON into a pooled response buffer (what the
-    /// bindings hand to foreign code).
-    pub fn to_json_buf<T: Serialize>(&self, value: &T) -> Result<PooledBuf> {
-        let mut buf = self.buffers.response.get();
-        serde_json::to_writer(&mut *buf, value).map_err(|e| Error::Internal { message: format!("serialize: {e}") })?;
-        Ok(buf)
     }
 
     /// The gateway's buffer pools (providers serialize request bodies into

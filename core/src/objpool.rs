@@ -1,15 +1,21 @@
 //! Object pools: bounded free lists of byte buffers, with hit/miss stats.
 //!
-//! Serializing a request body or a response for a binding needs a growable
-//! byte buffer; allocating one per job is measurable at a million jobs a
-//! second. A [`BufferPool`] keeps up to `max_idle` cleared buffers on a
-//! lock-free queue; [`BufferPool::get`] hands one out (or allocates on a
-//! miss) inside a [`PooledBuf`] guard that gives it back when dropped.
-//! A returned buffer is cleared, and one that grew beyond `max_keep_bytes`
-//! is freed instead of kept, so one huge response cannot pin memory forever.
+//! Serializing a request body for a provider needs a growable byte buffer;
+//! allocating one per call is measurable at a million jobs a second. A
+//! [`BufferPool`] keeps cleared buffers on a lock-free queue;
+//! [`BufferPool::get`] hands one out (or allocates on a miss) inside a
+//! [`PooledBuf`] guard that gives it back when dropped. The HTTP providers
+//! hand the guard itself to the HTTP client as the body (`Bytes::from_owner`,
+//! no copy), so the buffer comes back when the request is sent.
+//!
+//! Memory, not a count, bounds a pool: the idle buffers' capacities add up to
+//! at most [`MAX_IDLE_BYTES`] (a returned buffer past that is freed), one that
+//! grew beyond `max_keep_bytes` is never kept, and prewarming allocates at
+//! most [`MAX_PREWARM_BYTES`] up front — the rest of `initial_pool_size`
+//! fills lazily as buffers come back.
 
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 
 use crossbeam_queue::ArrayQueue;
@@ -20,29 +26,39 @@ use crate::stats::ObjectPoolStats;
 pub const DEFAULT_MAX_KEEP_BYTES: usize = 1 << 20;
 /// Capacity a fresh buffer starts with.
 const INITIAL_BUF_BYTES: usize = 4096;
+/// Most bytes a pool's idle buffers hold in all.
+pub const MAX_IDLE_BYTES: usize = 64 << 20;
+/// Most bytes prewarming allocates when a gateway starts (1024 buffers).
+pub const MAX_PREWARM_BYTES: usize = 4 << 20;
 
 /// A bounded free list of `Vec<u8>` buffers.
 pub struct BufferPool {
     free: ArrayQueue<Vec<u8>>,
     max_keep_bytes: usize,
+    /// Sum of the idle buffers' capacities (≤ `MAX_IDLE_BYTES`).
+    idle_bytes: AtomicUsize,
     requests: AtomicU64,
     hits: AtomicU64,
     returns: AtomicU64,
 }
 
 impl BufferPool {
-    /// A pool keeping at most `max_idle` buffers, `prewarm` of them
-    /// allocated now.
+    /// A pool keeping at most `max_idle` buffers (and [`MAX_IDLE_BYTES`]),
+    /// `prewarm` of them allocated now (up to [`MAX_PREWARM_BYTES`]).
     pub fn new(max_idle: usize, prewarm: usize, max_keep_bytes: usize) -> Arc<Self> {
         let pool = BufferPool {
             free: ArrayQueue::new(max_idle.max(1)),
             max_keep_bytes,
+            idle_bytes: AtomicUsize::new(0),
             requests: AtomicU64::new(0),
             hits: AtomicU64::new(0),
             returns: AtomicU64::new(0),
         };
-        for _ in 0..prewarm.min(max_idle.max(1)) {
-            let _ = pool.free.push(Vec::with_capacity(INITIAL_BUF_BYTES));
+        let budget = MAX_PREWARM_BYTES / INITIAL_BUF_BYTES;
+        for _ in 0..prewarm.min(max_idle.max(1)).min(budget) {
+            let buf = Vec::with_capacity(INITIAL_BUF_BYTES);
+            pool.idle_bytes.fetch_add(buf.capacity(), Relaxed);
+            let _ = pool.free.push(buf);
         }
         Arc::new(pool)
     }
@@ -53,6 +69,7 @@ impl BufferPool {
         let buf = match self.free.pop() {
             Some(b) => {
                 self.hits.fetch_add(1, Relaxed);
+                self.idle_bytes.fetch_sub(b.capacity(), Relaxed);
                 b
             }
             None => Vec::with_capacity(INITIAL_BUF_BYTES),
@@ -61,13 +78,29 @@ impl BufferPool {
     }
 
     fn give_back(&self, mut buf: Vec<u8>) {
-        if buf.capacity() > self.max_keep_bytes {
+        let cap = buf.capacity();
+        if cap > self.max_keep_bytes {
+            return;
+        }
+        // Reserve the bytes first, so concurrent returns cannot overshoot.
+        if self.idle_bytes.fetch_add(cap, Relaxed) + cap > MAX_IDLE_BYTES {
+            self.idle_bytes.fetch_sub(cap, Relaxed);
             return;
         }
         buf.clear();
-        if self.free.push(buf).is_ok() {
-            self.returns.fetch_add(1, Relaxed);
+        match self.free.push(buf) {
+            Ok(()) => {
+                self.returns.fetch_add(1, Relaxed);
+            }
+            Err(_) => {
+                self.idle_bytes.fetch_sub(cap, Relaxed);
+            }
         }
+    }
+
+    /// Bytes the idle buffers hold now.
+    pub fn idle_bytes(&self) -> usize {
+        self.idle_bytes.load(Relaxed)
     }
 
     /// Counters for `stats()`.
@@ -130,18 +163,14 @@ impl Drop for PooledBuf {
 pub struct Buffers {
     /// Request bodies serialized for a provider.
     pub request: Arc<BufferPool>,
-    /// Responses serialized for a binding (`Gateway::response_json`).
-    pub response: Arc<BufferPool>,
 }
 
 impl Buffers {
-    /// Both pools, keeping up to `max(initial, 16)` buffers, `initial` prewarmed.
+    /// Keeps up to `max(initial, 16)` buffers, `initial` prewarmed (within
+    /// [`MAX_PREWARM_BYTES`]).
     pub fn new(initial: usize) -> Self {
         let max_idle = initial.max(16);
-        Buffers {
-            request: BufferPool::new(max_idle, initial, DEFAULT_MAX_KEEP_BYTES),
-            response: BufferPool::new(max_idle, initial, DEFAULT_MAX_KEEP_BYTES),
-        }
+        Buffers { request: BufferPool::new(max_idle, initial, DEFAULT_MAX_KEEP_BYTES) }
     }
 }
 
@@ -165,5 +194,23 @@ mod tests {
         assert_eq!((s.requests, s.hits, s.misses), (3, 2, 1));
         assert_eq!(s.returns, 2);
         assert_eq!(s.idle, 1);
+    }
+
+    #[test]
+    fn memory_bounds_prewarm_and_idle_buffers() {
+        let pool = BufferPool::new(100_000, 100_000, 1 << 20);
+        assert_eq!(pool.stats().idle as usize, MAX_PREWARM_BYTES / INITIAL_BUF_BYTES, "prewarm stops at its budget");
+        assert!(pool.idle_bytes() <= MAX_PREWARM_BYTES);
+        // Return 200 buffers of 512 KiB: only MAX_IDLE_BYTES worth stay.
+        let big: Vec<_> = (0..200)
+            .map(|_| {
+                let mut b = pool.get();
+                b.reserve(512 << 10);
+                b
+            })
+            .collect();
+        drop(big);
+        assert!(pool.idle_bytes() <= MAX_IDLE_BYTES, "{} idle bytes", pool.idle_bytes());
+        assert!(pool.idle_bytes() > MAX_IDLE_BYTES / 2);
     }
 }

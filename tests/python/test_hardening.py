@@ -306,3 +306,20 @@ def test_property_values_json_cannot_carry_are_refused(v):
         assert got == ("ok", "echo: p")
     else:
         assert got == ("INVALID_REQUEST", None)
+
+
+@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    rate=st.floats(min_value=1e-6, max_value=1e6, allow_nan=False, allow_infinity=False, exclude_min=False),
+    latency=st.one_of(st.floats(min_value=1e-6, max_value=600, allow_nan=False), st.decimals("0.001", "60", places=3).map(float)),
+    error=st.one_of(st.just(0.0), st.floats(min_value=0, max_value=0.999, allow_nan=False), st.sampled_from([0.1, 0.2, 0.3, 0.05])),
+)
+def test_optimal_concurrency_matches_exact_fractions(rate, latency, error):
+    # The judge: Python's own Fraction arithmetic on the decimals the floats
+    # print as (repr is the shortest round-trip form, as in Rust).
+    from fractions import Fraction
+
+    r, lat, e = (Fraction(repr(v)) for v in (rate, latency, error))
+    workers = min(max(math.ceil(r * lat * (1 + e)), 1), 10_000)
+    got = bifrost.optimal_concurrency(rate, latency, error)
+    assert got == {"concurrency": workers, "buffer_size": 3 * workers, "timeout_ms": max(math.ceil(2000 * lat), 1)}
