@@ -93,6 +93,16 @@ impl<'de> Deserialize<'de> for Secret {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// Bifrost's config version, for what a key's `models` means. `["*"]`
+    /// is every model and a list is those models in every version; `[]` is
+    /// no model, as in Bifrost ≥ 1.5, except with `version: 1` (Bifrost 1.4:
+    /// every model). A key without `models` serves every model, except with
+    /// `version: 2`, where it serves none (Bifrost ≥ 1.5's reading).
+    #[serde(default)]
+    pub version: Option<u64>,
+    /// A JSON-schema reference (Bifrost's `$schema`); ignored.
+    #[serde(default, rename = "$schema")]
+    pub schema: Option<String>,
     /// How many buffers each object pool holds ready at start (0..=100000).
     #[serde(default = "defaults::initial_pool_size")]
     pub initial_pool_size: usize,
@@ -123,6 +133,16 @@ impl ProviderKind {
             ProviderKind::Anthropic => "anthropic",
             ProviderKind::Bedrock => "bedrock",
             ProviderKind::Mock => "mock",
+        }
+    }
+
+    /// A Bifrost `base_provider_type` bifrost speaks.
+    fn from_base_type(name: &str) -> Option<Self> {
+        match name {
+            "openai" => Some(ProviderKind::Openai),
+            "anthropic" => Some(ProviderKind::Anthropic),
+            "bedrock" => Some(ProviderKind::Bedrock),
+            _ => None,
         }
     }
 
@@ -185,6 +205,37 @@ pub struct ProviderConfig {
     /// Bifrost compatibility (`{"disable_store": bool}`): accepted and ignored.
     #[serde(default)]
     pub openai_config: Option<serde_json::Value>,
+    /// Bifrost's operator labels (no effect on routing): accepted and ignored.
+    #[serde(default)]
+    pub metadata: Option<BTreeMap<String, String>>,
+    /// Bifrost's operator labels (no effect on routing): accepted and ignored.
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+    /// Bifrost's custom provider: `base_provider_type` (`openai`,
+    /// `anthropic`, `bedrock`) sets `kind`; other fields are refused by name.
+    #[serde(default)]
+    pub custom_provider_config: Option<CustomProviderConfig>,
+    /// Bifrost's pre-1.0 provider-level credentials: refused by name
+    /// (current Bifrost ignores it; bifrost will not drop credentials silently).
+    #[serde(default)]
+    pub meta_config: Option<serde::de::IgnoredAny>,
+}
+
+/// Bifrost's `custom_provider_config`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomProviderConfig {
+    /// The protocol this provider reuses.
+    pub base_provider_type: String,
+    /// The provider needs no key (requests go without credentials).
+    #[serde(default)]
+    pub is_key_less: bool,
+    /// Which request types are allowed: refused by name (not supported yet).
+    #[serde(default)]
+    pub allowed_requests: Option<serde::de::IgnoredAny>,
+    /// Per-request-type paths: refused by name (not supported yet).
+    #[serde(default)]
+    pub request_path_overrides: Option<serde::de::IgnoredAny>,
 }
 
 /// When a provider's circuit opens and how it recovers.
@@ -322,12 +373,187 @@ pub struct BedrockKeyConfig {
     /// Model name → inference profile / model id.
     #[serde(default)]
     pub deployments: BTreeMap<String, String>,
+    /// STS AssumeRole (Bifrost): refused by name when set (not supported yet).
+    #[serde(default)]
+    pub role_arn: Option<Secret>,
+    #[serde(default)]
+    pub external_id: Option<Secret>,
+    #[serde(default)]
+    pub session_name: Option<Secret>,
+    /// Bifrost's batch API buckets: accepted and ignored (no batch API here).
+    #[serde(default)]
+    pub batch_s3_config: Option<serde::de::IgnoredAny>,
+    /// Bifrost's Bedrock Mantle project (no effect on Converse): ignored.
+    #[serde(default)]
+    pub project_id: Option<Secret>,
+}
+
+/// Bifrost's built-in provider names that bifrost does not speak yet (a
+/// provider of one of these names without `kind` is refused by name).
+const BIFROST_KINDS_NOT_SUPPORTED: &[&str] = &[
+    "azure",
+    "vertex",
+    "bedrock_mantle",
+    "cohere",
+    "mistral",
+    "ollama",
+    "groq",
+    "gemini",
+    "opencode-go",
+    "opencode-zen",
+    "openrouter",
+    "sgl",
+    "parasail",
+    "perplexity",
+    "replicate",
+    "elevenlabs",
+    "deepgram",
+    "cerebras",
+    "deepseek",
+    "vllm",
+    "huggingface",
+    "fireworks",
+    "nebius",
+    "xai",
+    "runway",
+    "runware",
+    "sarvam",
+    "wafer",
+    "together",
+    "sapaicore",
+];
+
+fn not_supported(path: impl Into<String>, what: impl fmt::Display) -> Error {
+    Error::config(path, format!("{what} is not supported yet"))
 }
 
 impl ProviderConfig {
+    /// Refuses, by name, the Bifrost fields bifrost reads but cannot honour
+    /// (so no Bifrost file loads and then routes differently).
+    fn check_bifrost_fields(&self, name: &str, base: &str) -> Result<()> {
+        if self.meta_config.is_some() {
+            return Err(Error::config(
+                format!("{base}.meta_config"),
+                "is Bifrost's pre-1.0 credentials block and is not supported (current Bifrost ignores it): \
+                 move the credentials to keys[].value or keys[].bedrock_key_config",
+            ));
+        }
+        if let Some(c) = &self.custom_provider_config {
+            let cp = format!("{base}.custom_provider_config");
+            let Some(kind) = ProviderKind::from_base_type(&c.base_provider_type) else {
+                return Err(not_supported(
+                    format!("{cp}.base_provider_type"),
+                    // A provider type, not a secret: safe to quote (bounded).
+                    format_args!(
+                        "base provider type '{}' (bifrost speaks openai, anthropic, bedrock)",
+                        c.base_provider_type.chars().take(64).collect::<String>()
+                    ),
+                ));
+            };
+            if self.kind.is_some_and(|k| k != kind) {
+                return Err(Error::config(
+                    format!("{base}.kind"),
+                    format!("disagrees with custom_provider_config.base_provider_type '{}'", kind.as_str()),
+                ));
+            }
+            if c.allowed_requests.is_some() {
+                return Err(not_supported(format!("{cp}.allowed_requests"), "restricting request types"));
+            }
+            if c.request_path_overrides.is_some() {
+                return Err(not_supported(format!("{cp}.request_path_overrides"), "overriding request paths"));
+            }
+            if c.is_key_less && kind == ProviderKind::Bedrock {
+                return Err(Error::config(format!("{cp}.is_key_less"), "a bedrock provider needs credentials"));
+            }
+        } else if self.kind.is_none() && BIFROST_KINDS_NOT_SUPPORTED.contains(&name) {
+            return Err(Error::config(
+                format!("{base}.kind"),
+                format!(
+                    "provider kind '{name}' is not supported yet (for an OpenAI-compatible server set \
+                     \"kind\": \"openai\" and network_config.base_url)"
+                ),
+            ));
+        }
+        if let Some(t) = &self.tags {
+            if t.len() > 50 || t.iter().any(|x| x.is_empty() || x.len() > 64) {
+                return Err(Error::config(format!("{base}.tags"), "at most 50 tags of 1..=64 characters"));
+            }
+        }
+        if let Some(m) = &self.metadata {
+            if m.len() > 50 || m.iter().any(|(k, v)| k.is_empty() || k.len() > 256 || v.len() > 512) {
+                return Err(Error::config(
+                    format!("{base}.metadata"),
+                    "at most 50 entries, keys of 1..=256 and values of ..=512 characters",
+                ));
+            }
+        }
+        let np = format!("{base}.network_config");
+        if !self.network_config.beta_header_overrides.is_empty() {
+            return Err(not_supported(format!("{np}.beta_header_overrides"), "rewriting anthropic-beta headers"));
+        }
+        if self.network_config.allow_private_network == Some(false) {
+            return Err(not_supported(
+                format!("{np}.allow_private_network"),
+                "false (refusing private base_url addresses; bifrost does not filter addresses, which is true)",
+            ));
+        }
+        for (i, k) in self.keys.iter().enumerate() {
+            let kp = format!("{base}.keys[{i}]");
+            for (field, kind, set) in [
+                ("azure_key_config", "azure", k.azure_key_config.is_some()),
+                ("vertex_key_config", "vertex", k.vertex_key_config.is_some()),
+                ("vllm_key_config", "vllm", k.vllm_key_config.is_some()),
+                ("ollama_key_config", "ollama", k.ollama_key_config.is_some()),
+                ("sgl_key_config", "sgl", k.sgl_key_config.is_some()),
+                ("replicate_key_config", "replicate", k.replicate_key_config.is_some()),
+                ("bedrock_mantle_key_config", "bedrock_mantle", k.bedrock_mantle_key_config.is_some()),
+                ("huggingface_key_config", "huggingface", k.huggingface_key_config.is_some()),
+            ] {
+                if set {
+                    return Err(not_supported(format!("{kp}.{field}"), format_args!("provider kind '{kind}'")));
+                }
+            }
+            if let Some(b) = &k.bedrock_key_config {
+                for (field, v) in
+                    [("role_arn", &b.role_arn), ("external_id", &b.external_id), ("session_name", &b.session_name)]
+                {
+                    if v.as_ref().is_some_and(|v| !v.expose().is_empty()) {
+                        return Err(not_supported(
+                            format!("{kp}.bedrock_key_config.{field}"),
+                            "STS AssumeRole (role_arn, external_id, session_name)",
+                        ));
+                    }
+                }
+            }
+            for (a, alias) in &k.aliases {
+                if a.trim().is_empty() || a.trim() != a || alias.model_id.trim().is_empty() {
+                    return Err(Error::config(
+                        format!("{kp}.aliases"),
+                        "alias names and model ids must be non-empty without surrounding spaces",
+                    ));
+                }
+            }
+            let mut names: Vec<&String> = k.aliases.keys().collect();
+            names.sort_by_key(|n| n.to_lowercase());
+            if names.windows(2).any(|w| same_model(w[0], w[1])) {
+                return Err(Error::config(format!("{kp}.aliases"), "duplicate alias (names compare ignoring case)"));
+            }
+            let bl = &k.blacklisted_models;
+            if bl.len() > 1 && bl.iter().any(|m| m == "*") {
+                return Err(Error::config(
+                    format!("{kp}.blacklisted_models"),
+                    "\"*\" must be the only entry when present",
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The protocol, after defaulting from the provider name.
     pub fn resolved_kind(&self, name: &str) -> Option<ProviderKind> {
-        self.kind.or_else(|| ProviderKind::from_provider_name(name))
+        let custom =
+            self.custom_provider_config.as_ref().and_then(|c| ProviderKind::from_base_type(&c.base_provider_type));
+        self.kind.or(custom).or_else(|| ProviderKind::from_provider_name(name))
     }
 }
 
@@ -341,9 +567,24 @@ pub struct KeyConfig {
     /// Relative share of requests (> 0).
     #[serde(default = "defaults::weight")]
     pub weight: f64,
-    /// Models this key may serve; empty means all.
-    #[serde(default)]
+    /// Models this key may serve, as written (see [`Config::version`] for
+    /// what absent and `[]` mean); read through [`KeyConfig::allows`].
+    #[serde(default, rename = "models")]
+    pub models_given: Option<Vec<String>>,
+    /// The allow-list after `version` is applied (empty with `allow_all`).
+    #[serde(skip)]
     pub models: Vec<String>,
+    #[serde(skip)]
+    allow_all: bool,
+    /// Models this key never serves (Bifrost's `blacklisted_models`; wins
+    /// over `models`; `["*"]` blocks all). Compared ignoring case.
+    #[serde(default)]
+    pub blacklisted_models: Vec<String>,
+    /// Model name a request uses → model id sent upstream (Bifrost's
+    /// `aliases`; a string or `{"model_id": ...}`), applied after the key is
+    /// chosen; exact match first, then ignoring case.
+    #[serde(default)]
+    pub aliases: BTreeMap<String, Alias>,
     /// Bifrost compatibility: an optional key id; bifrost's stats use `<provider>#<index>`.
     #[serde(default)]
     pub id: Option<String>,
@@ -366,13 +607,117 @@ pub struct KeyConfig {
     /// AWS credentials, for `kind: "bedrock"` keys.
     #[serde(default)]
     pub bedrock_key_config: Option<BedrockKeyConfig>,
+    /// Bifrost's key configs of provider kinds bifrost does not speak yet:
+    /// refused by name (`provider kind 'azure' is not supported yet`).
+    #[serde(default)]
+    pub azure_key_config: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    pub vertex_key_config: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    pub vllm_key_config: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    pub ollama_key_config: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    pub sgl_key_config: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    pub replicate_key_config: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    pub bedrock_mantle_key_config: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    pub huggingface_key_config: Option<serde::de::IgnoredAny>,
+}
+
+/// One `aliases` entry: Bifrost's string form, or its object form of which
+/// `model_id` (and the labels `model_name`, `model_family`, `description`)
+/// are read; an override field (region, project, endpoint, ...) is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Alias {
+    /// The model id sent upstream.
+    pub model_id: String,
+}
+
+impl<'de> Deserialize<'de> for Alias {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Object {
+            model_id: String,
+            #[serde(default)]
+            model_name: Option<String>,
+            #[serde(default)]
+            model_family: Option<String>,
+            #[serde(default)]
+            description: Option<String>,
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Text(String),
+            Object(Object),
+        }
+        match Raw::deserialize(d).map_err(|_| {
+            serde::de::Error::custom(
+                "expected a model id string or {\"model_id\": ...} (with optional model_name, model_family, \
+                 description); per-alias overrides (region, project_id, endpoint, ...) are not supported yet",
+            )
+        })? {
+            Raw::Text(model_id) => Ok(Alias { model_id }),
+            Raw::Object(o) => {
+                let _ = (o.model_name, o.model_family, o.description);
+                Ok(Alias { model_id: o.model_id })
+            }
+        }
+    }
+}
+
+/// Model names compare as Bifrost's do: ignoring case.
+fn same_model(a: &str, b: &str) -> bool {
+    a.eq_ignore_ascii_case(b) || (!(a.is_ascii() && b.is_ascii()) && a.to_lowercase() == b.to_lowercase())
 }
 
 impl KeyConfig {
-    /// True when this key may serve `model` (`models` empty or containing
-    /// `"*"` or the model).
+    /// True when this key may serve `model`: enabled, allowed by `models`
+    /// and not blocked by `blacklisted_models` (which wins).
     pub fn allows(&self, model: &str) -> bool {
-        self.enabled && (self.models.is_empty() || self.models.iter().any(|m| m == "*" || m == model))
+        self.enabled
+            && !self.blacklisted_models.iter().any(|m| m == "*" || same_model(m, model))
+            && (self.allow_all || self.models.iter().any(|m| same_model(m, model)))
+    }
+
+    /// The model id sent upstream for `model` (its alias, if any).
+    pub fn upstream_model<'a>(&'a self, model: &'a str) -> &'a str {
+        if let Some(a) = self.aliases.get(model) {
+            return &a.model_id;
+        }
+        self.aliases.iter().find(|(name, _)| same_model(name, model)).map_or(model, |(_, a)| &a.model_id)
+    }
+
+    /// Applies `version` to `models` (see [`Config::version`]).
+    fn resolve_models(&mut self, version: Option<u64>, path: &str) -> Result<()> {
+        let given = self.models_given.clone();
+        let list = match (version, given) {
+            (Some(2), None) => Vec::new(),
+            (_, None) => {
+                self.allow_all = true;
+                return Ok(());
+            }
+            (Some(1), Some(l)) if l.is_empty() => {
+                self.allow_all = true;
+                return Ok(());
+            }
+            (_, Some(l)) => l,
+        };
+        for (i, m) in list.iter().enumerate() {
+            if m == "*" && list.len() > 1 {
+                return Err(Error::config(path, "\"*\" must be the only entry when present"));
+            }
+            if list[..i].iter().any(|o| same_model(o, m)) {
+                return Err(Error::config(format!("{path}[{i}]"), "duplicate model (names compare ignoring case)"));
+            }
+        }
+        self.allow_all = list.len() == 1 && list[0] == "*";
+        self.models = if self.allow_all { Vec::new() } else { list };
+        Ok(())
     }
 }
 
@@ -393,13 +738,19 @@ pub struct NetworkConfig {
     /// Extra attempts after a retryable failure (0..=10).
     #[serde(default)]
     pub max_retries: u32,
-    /// First backoff (0..=60000 ms); doubles each retry up to the max.
-    /// Bifrost's spelling `retry_backoff_initial` (ms, or `"500ms"`) is accepted.
-    #[serde(default = "defaults::backoff_initial_ms", alias = "retry_backoff_initial", deserialize_with = "millis")]
+    /// First backoff (0..=1000000 ms); doubles each retry up to the max.
+    #[serde(default = "defaults::backoff_initial_ms", deserialize_with = "millis")]
     pub retry_backoff_initial_ms: u64,
-    /// Backoff ceiling (>= initial, ..=300000 ms); alias `retry_backoff_max`.
-    #[serde(default = "defaults::backoff_max_ms", alias = "retry_backoff_max", deserialize_with = "millis")]
+    /// Backoff ceiling (>= initial, ..=1000000 ms).
+    #[serde(default = "defaults::backoff_max_ms", deserialize_with = "millis")]
     pub retry_backoff_max_ms: u64,
+    /// Bifrost's spelling of `retry_backoff_initial_ms`, with its meaning:
+    /// ms or a duration string (`"2m"`), and 0 or less keeps the default.
+    #[serde(default, deserialize_with = "bifrost_millis")]
+    pub retry_backoff_initial: Option<u64>,
+    /// Bifrost's spelling of `retry_backoff_max_ms` (as above).
+    #[serde(default, deserialize_with = "bifrost_millis")]
+    pub retry_backoff_max: Option<u64>,
     /// A stream with no event for this long is an error (1..=3600 s).
     #[serde(default = "defaults::stream_idle_s")]
     pub stream_idle_timeout_in_seconds: u64,
@@ -415,6 +766,19 @@ pub struct NetworkConfig {
     /// Bifrost compatibility: force HTTP/2.
     #[serde(default)]
     pub enforce_http2: Option<bool>,
+    /// Bifrost compatibility: idle keep-alive of pooled connections
+    /// (1..=3600 s): accepted and ignored (the HTTP client keeps its own).
+    #[serde(default)]
+    pub keep_alive_timeout_in_seconds: Option<u64>,
+    /// Bifrost's `anthropic-beta` header rewrites: refused by name when
+    /// non-empty (not supported yet).
+    #[serde(default)]
+    pub beta_header_overrides: BTreeMap<String, bool>,
+    /// Bifrost's private-address guard for `base_url`. bifrost does not
+    /// filter addresses, which is Bifrost's `true`; `false` is refused by
+    /// name (not supported yet).
+    #[serde(default)]
+    pub allow_private_network: Option<bool>,
     /// Follow HTTP redirects of API calls (default false: a 3xx is a
     /// PROVIDER error). Even when set, a redirect to another origin
     /// (scheme, host or port) is never followed, so credentials never
@@ -453,6 +817,33 @@ fn millis<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<u64, D::Error>
                 s.chars().count()
             ))
         }),
+    }
+}
+
+/// Bifrost's backoff value: like [`millis`], but 0 or a negative number
+/// means "the default" (`None`), as in Bifrost.
+fn bifrost_millis<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<u64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Int(i64),
+        Text(String),
+        Null(()),
+    }
+    match Raw::deserialize(d).map_err(|_| {
+        serde::de::Error::custom("expected milliseconds as an integer or a duration string like \"500ms\" or \"2m\"")
+    })? {
+        Raw::Int(n) if n <= 0 => Ok(None),
+        Raw::Int(n) => Ok(Some(n as u64)),
+        Raw::Null(()) => Ok(None),
+        Raw::Text(s) => match parse_duration_ms(&s) {
+            Some(0) => Ok(None),
+            Some(ms) => Ok(Some(ms)),
+            None => Err(serde::de::Error::custom(format!(
+                "cannot read this duration (a string of {} characters); use e.g. \"500ms\", \"5s\", \"2m\"",
+                s.chars().count()
+            ))),
+        },
     }
 }
 
@@ -496,11 +887,16 @@ impl Default for NetworkConfig {
             max_retries: 0,
             retry_backoff_initial_ms: defaults::backoff_initial_ms(),
             retry_backoff_max_ms: defaults::backoff_max_ms(),
+            retry_backoff_initial: None,
+            retry_backoff_max: None,
             stream_idle_timeout_in_seconds: defaults::stream_idle_s(),
             max_conns_per_host: None,
             insecure_skip_verify: None,
             ca_cert_pem: None,
             enforce_http2: None,
+            keep_alive_timeout_in_seconds: None,
+            beta_header_overrides: BTreeMap::new(),
+            allow_private_network: None,
             follow_redirects: false,
             max_response_bytes: defaults::max_response_bytes(),
             max_event_bytes: defaults::max_event_bytes(),
@@ -723,7 +1119,7 @@ impl Config {
     pub fn from_json(text: &str) -> Result<Config> {
         // Strict text (DESIGN §13): no trailing characters, no duplicate
         // keys (two providers of one name), bounded nesting.
-        let parsed: Config = crate::bounds::parse_strict(text).map_err(|e| Error::config(e.path, e.message))?;
+        let parsed: Config = crate::bounds::parse_strict(text).map_err(|e| config_error(e.path, e.message))?;
         parsed.finish()
     }
 
@@ -734,7 +1130,27 @@ impl Config {
     }
 
     fn finish(mut self) -> Result<Config> {
+        if let Some(v) = self.version {
+            if !(1..=2).contains(&v) {
+                return Err(Error::config("version", format!("must be 1 or 2 (Bifrost's config versions), got {v}")));
+            }
+        }
+        let version = self.version;
+        for (name, p) in self.providers.iter_mut() {
+            for (i, k) in p.keys.iter_mut().enumerate() {
+                k.resolve_models(version, &format!("providers.{name}.keys[{i}].models"))?;
+            }
+        }
         self.validate()?;
+        for p in self.providers.values_mut() {
+            let n = &mut p.network_config;
+            if let Some(v) = n.retry_backoff_initial {
+                n.retry_backoff_initial_ms = v;
+            }
+            if let Some(v) = n.retry_backoff_max {
+                n.retry_backoff_max_ms = v;
+            }
+        }
         self.resolve_env()?;
         self.validate_resolved()?;
         Ok(self)
@@ -779,6 +1195,7 @@ impl Config {
             if name.is_empty() || name.contains('/') || name.chars().any(char::is_whitespace) {
                 return Err(Error::config(base, "provider names must be non-empty and contain no '/' or whitespace"));
             }
+            p.check_bifrost_fields(name, &base)?;
             let Some(kind) = p.resolved_kind(name) else {
                 return Err(Error::config(
                     format!("{base}.kind"),
@@ -803,14 +1220,27 @@ impl Config {
                 1,
                 3_600,
             )?;
-            check_range(&format!("{np}.max_retries"), n.max_retries as u64, 0, 10)?;
-            check_range(&format!("{np}.retry_backoff_initial_ms"), n.retry_backoff_initial_ms, 0, 60_000)?;
-            check_range(
-                &format!("{np}.retry_backoff_max_ms"),
-                n.retry_backoff_max_ms,
-                n.retry_backoff_initial_ms,
-                300_000,
-            )?;
+            check_range(&format!("{np}.max_retries"), n.max_retries as u64, 0, 100)?;
+            // Errors name the spelling the file used.
+            let (initial_key, initial) = match n.retry_backoff_initial {
+                Some(v) => ("retry_backoff_initial", v),
+                None => ("retry_backoff_initial_ms", n.retry_backoff_initial_ms),
+            };
+            let (max_key, max) = match n.retry_backoff_max {
+                Some(v) => ("retry_backoff_max", v),
+                None => ("retry_backoff_max_ms", n.retry_backoff_max_ms),
+            };
+            check_range(&format!("{np}.{initial_key}"), initial, 0, 1_000_000)?;
+            if max < initial {
+                return Err(Error::config(
+                    format!("{np}.{max_key}"),
+                    format!("must be at least {initial_key} ({initial} ms), got {max} ms"),
+                ));
+            }
+            check_range(&format!("{np}.{max_key}"), max, 0, 1_000_000)?;
+            if let Some(k) = n.keep_alive_timeout_in_seconds {
+                check_range(&format!("{np}.keep_alive_timeout_in_seconds"), k, 0, 86_400)?;
+            }
             check_range(&format!("{np}.stream_idle_timeout_in_seconds"), n.stream_idle_timeout_in_seconds, 1, 3_600)?;
             check_range(&format!("{np}.max_response_bytes"), n.max_response_bytes, 1024, 1 << 30)?;
             check_range(&format!("{np}.max_event_bytes"), n.max_event_bytes, 1024, 256 << 20)?;
@@ -885,7 +1315,8 @@ impl Config {
                     ));
                 }
                 (_, None) => {
-                    if p.keys.is_empty() {
+                    let key_less = p.custom_provider_config.as_ref().is_some_and(|c| c.is_key_less);
+                    if p.keys.is_empty() && !key_less {
                         return Err(Error::config(
                             format!("{base}.keys"),
                             format!("provider of kind '{}' needs at least one key", kind.as_str()),
@@ -944,7 +1375,42 @@ impl Config {
 
 fn path_error(e: serde_path_to_error::Error<serde_json::Error>) -> Error {
     let e = crate::bounds::JsonError::from_path(e);
-    Error::config(e.path, e.message)
+    config_error(e.path, e.message)
+}
+
+/// Settings of Bifrost's `providers` entries, keys and network configs
+/// that bifrost does not read yet.
+const BIFROST_SETTINGS_NOT_SUPPORTED: &[&str] = &[
+    "prompt_cache",
+    "pricing_overrides",
+    "config_hash",
+    "status",
+    "use_anthropic_endpoints",
+    "use_openai_endpoints",
+    "raw_request_passthrough",
+];
+
+/// A parse error, where an unknown field that is one of Bifrost's says so:
+/// a top-level section other than `providers`/`version` (`client`,
+/// `governance`, `mcp`, ...) or a setting in [`BIFROST_SETTINGS_NOT_SUPPORTED`]
+/// is "not supported", not a typo.
+fn config_error(path: String, message: String) -> Error {
+    let field =
+        message.strip_prefix("unknown field `").and_then(|rest| rest.split_once('`')).map(|(f, _)| f.to_string());
+    match field {
+        Some(f) if !path.contains('.') && !path.contains('[') => Error::config(
+            path,
+            format!(
+                "unknown field `{f}`: it is not supported: bifrost reads `providers` and `version` of a Bifrost config.json \
+                 (plus its own `initial_pool_size`); Bifrost's other sections (client, governance, mcp, \
+                 logs_store, ...) would change what a request does, so bifrost refuses them instead of ignoring them"
+            ),
+        ),
+        Some(f) if BIFROST_SETTINGS_NOT_SUPPORTED.contains(&f.as_str()) => {
+            Error::config(path, format!("`{f}` (a Bifrost setting) is not supported yet"))
+        }
+        _ => Error::config(path, message),
+    }
 }
 
 pub(crate) fn check_range(path: &str, v: u64, lo: u64, hi: u64) -> Result<()> {

@@ -79,12 +79,14 @@ pub(crate) async fn execute(pool: &PoolShared, job: &JobInner, work: Work, queue
         if let Some(i) = key {
             pool.keys.record_request(i);
         }
+        let chosen = key.map(|i| pool.keys.key(i));
         let ctx = CallCtx {
             provider: &pool.name,
-            model,
+            // The key's alias for the model, if it has one (Bifrost's `aliases`).
+            model: chosen.map_or(model, |k| k.upstream_model(model)),
             job_id: job.id,
             attempt,
-            key: key.map(|i| pool.keys.key(i)),
+            key: chosen,
             key_index: key,
             deadline: job.deadline_instant(),
             timeout_ms: job.timeout_ms,
