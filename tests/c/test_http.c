@@ -27,7 +27,7 @@ int main(int argc, char **argv) {
     }
     snprintf(config, sizeof config,
              "{\"providers\": {"
-             " \"oai\": {\"kind\": \"openai\", \"keys\": [{\"value\": \"mock-key\", \"models\": []}],"
+             " \"oai\": {\"kind\": \"openai\", \"keys\": [{\"value\": \"mock-key\", \"models\": [\"*\"]}],"
              "   \"network_config\": {\"base_url\": \"http://127.0.0.1:%s/v1\", \"max_retries\": 0}},"
              " \"badkey\": {\"kind\": \"openai\", \"keys\": [{\"value\": \"wrong-key\"}],"
              "   \"network_config\": {\"base_url\": \"http://127.0.0.1:%s/v1\", \"max_retries\": 0}},"
