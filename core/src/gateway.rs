@@ -328,11 +328,11 @@ impl Gateway {
         let deadline = start + timeout.min(crate::bounds::MAX_WAIT);
         let totals = |pools: &Pools| {
             pools.values().fold([0u64; 4], |mut acc, p| {
-                let c = &p.counters;
-                acc[0] += c.completed.load(Ordering::Relaxed);
-                acc[1] += c.failed.load(Ordering::Relaxed);
-                acc[2] += c.cancelled.load(Ordering::Relaxed);
-                acc[3] += c.aborted.load(Ordering::Relaxed);
+                let jobs = p.ledger.snapshot();
+                acc[0] += jobs.completed;
+                acc[1] += jobs.failed;
+                acc[2] += jobs.cancelled;
+                acc[3] += p.counters.aborted.load(Ordering::Relaxed);
                 acc
             })
         };

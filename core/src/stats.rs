@@ -2,10 +2,12 @@
 //! window, and the serializable snapshot of DESIGN §8.
 //!
 //! Writers (submitters, workers) only touch atomics, so recording never
-//! blocks a job. Readers build a [`Stats`] snapshot; fields are read one by
-//! one, so a snapshot taken while jobs move may be off by the jobs in flight,
-//! but once a pool is idle the accounting invariant holds exactly:
-//! `submitted = queued + running + completed + failed + dropped + rejected + timed_out + cancelled`.
+//! blocks a job. Readers build a [`Stats`] snapshot. The job counters of
+//! the accounting invariant
+//! `submitted = queued + running + completed + failed + dropped + rejected + timed_out + cancelled`
+//! come from the pool's ledger (`pool::ledger`), which makes them one
+//! instant's values, so the invariant holds in every snapshot; the other
+//! fields (latencies, retries, workers, keys) are read one by one.
 //!
 //! Histograms are log-linear (16 sub-buckets per power of two): quantiles
 //! are exact below 16 µs and within 1/16 (6.25 %) above; `max` is exact.
@@ -56,12 +58,6 @@ pub(crate) struct Counter {
 impl Counter {
     pub fn fetch_add(&self, n: u64, _: Ordering) {
         self.cells[thread_stripe()].0.fetch_add(n, Relaxed);
-    }
-
-    /// Subtracts on this thread's stripe (which may wrap below zero; the
-    /// sum over stripes does not).
-    pub fn fetch_sub(&self, n: u64, _: Ordering) {
-        self.cells[thread_stripe()].0.fetch_sub(n, Relaxed);
     }
 
     pub fn load(&self, _: Ordering) -> u64 {
@@ -287,17 +283,8 @@ pub(crate) enum Outcome {
 
 /// Per-pool atomic counters.
 pub(crate) struct PoolCounters {
-    pub submitted: Counter,
-    pub completed: Counter,
-    pub failed: Counter,
-    pub dropped: Counter,
-    pub rejected: Counter,
-    pub timed_out: Counter,
-    pub cancelled: Counter,
     pub retries: Counter,
     pub panics: Counter,
-    /// Jobs a worker is processing now.
-    pub running: Counter,
     /// Jobs that ended with SHUTDOWN.
     pub aborted: Counter,
     /// Scale-up events, and workers they added.
@@ -320,16 +307,8 @@ pub(crate) struct PoolCounters {
 impl PoolCounters {
     pub fn new() -> Self {
         PoolCounters {
-            submitted: Counter::default(),
-            completed: Counter::default(),
-            failed: Counter::default(),
-            dropped: Counter::default(),
-            rejected: Counter::default(),
-            timed_out: Counter::default(),
-            cancelled: Counter::default(),
             retries: Counter::default(),
             panics: Counter::default(),
-            running: Counter::default(),
             aborted: Counter::default(),
             scale_ups: AtomicU64::new(0),
             workers_added: AtomicU64::new(0),
@@ -361,18 +340,6 @@ impl PoolCounters {
     pub fn recent_processing_us(&self) -> u64 {
         let used: Vec<u64> = self.recent_processing_us.iter().map(|a| a.0.load(Relaxed)).filter(|&v| v > 0).collect();
         used.iter().sum::<u64>() / (used.len().max(1) as u64)
-    }
-
-    pub fn record(&self, outcome: Outcome) {
-        let c = match outcome {
-            Outcome::Completed => &self.completed,
-            Outcome::Failed => &self.failed,
-            Outcome::Dropped => &self.dropped,
-            Outcome::Rejected => &self.rejected,
-            Outcome::TimedOut => &self.timed_out,
-            Outcome::Cancelled => &self.cancelled,
-        };
-        c.fetch_add(1, Relaxed);
     }
 }
 
@@ -408,7 +375,8 @@ pub struct QueueStats {
     pub policy: String,
 }
 
-/// Job counters; see the module doc for the invariant they satisfy.
+/// Job counters; see the module doc for the invariant they satisfy (in
+/// every snapshot: the counters of one snapshot are one instant's).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobStats {
     pub submitted: u64,
@@ -420,7 +388,10 @@ pub struct JobStats {
     pub cancelled: u64,
     pub retries: u64,
     pub panics: u64,
+    /// Jobs a worker has begun and not finished.
     pub running: u64,
+    /// Jobs accepted and not yet begun by a worker (including one just
+    /// handed to a worker); `QueueStats::depth` is the queue's occupancy.
     pub queued: u64,
     /// Workers busy past their job's deadline plus a grace second (a
     /// provider call blocking its thread), now and since start.

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bifrost_core::{Error, ErrorKind, Gateway, Job, MockConfig, Request, Response, TimeoutPhase};
+use bifrost_core::{Error, ErrorKind, Gateway, Job, JobStats, MockConfig, Request, Response, TimeoutPhase};
 use serde_json::json;
 
 fn gateway(providers: serde_json::Value) -> Gateway {
@@ -378,6 +378,76 @@ async fn prometheus_matches_stats() {
     assert!(stats["object_pools"]["request_buffer"]["idle"].as_u64().unwrap() > 0, "prewarmed");
 }
 
+/// A thread that takes `stats()` snapshots in a loop while jobs move and
+/// checks each one: the accounting invariant holds in every snapshot, the
+/// totals never shrink from one snapshot to the next, and the gauges stay
+/// within what the pool can hold (a snapshot mixing moments could show a
+/// job's start without its entry: a gauge below zero, which wraps).
+struct SnapshotWatcher {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    taken: Arc<std::sync::atomic::AtomicU64>,
+    thread: std::thread::JoinHandle<u64>,
+}
+
+impl SnapshotWatcher {
+    fn start(gw: Arc<Gateway>, providers: &[&'static str]) -> Self {
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+        let stop = Arc::new(AtomicBool::new(false));
+        let taken = Arc::new(AtomicU64::new(0));
+        let providers = providers.to_vec();
+        let (stop2, taken2) = (stop.clone(), taken.clone());
+        let thread = std::thread::spawn(move || {
+            let mut last: HashMap<&str, JobStats> = HashMap::new();
+            while !stop2.load(Relaxed) {
+                let st = gw.stats();
+                for p in &providers {
+                    let s = &st.providers[*p];
+                    let j = s.jobs;
+                    assert!(j.invariant_holds(), "{p}: a snapshot breaks the invariant: {j:?}");
+                    let room = s.queue.capacity + s.workers.max;
+                    assert!(j.queued + j.running <= room, "{p}: gauges beyond the pool's room {room}: {j:?}");
+                    if let Some(l) = last.get(p) {
+                        let grew = [
+                            (l.submitted, j.submitted),
+                            (l.completed, j.completed),
+                            (l.failed, j.failed),
+                            (l.dropped, j.dropped),
+                            (l.rejected, j.rejected),
+                            (l.timed_out, j.timed_out),
+                            (l.cancelled, j.cancelled),
+                        ];
+                        assert!(grew.iter().all(|(a, b)| a <= b), "{p}: a total shrank: {l:?} then {j:?}");
+                    }
+                    last.insert(p, j);
+                }
+                taken2.fetch_add(1, Relaxed);
+            }
+            taken2.load(Relaxed)
+        });
+        SnapshotWatcher { stop, taken, thread }
+    }
+
+    /// Waits (bounded) until the watcher has checked `n` snapshots.
+    async fn wait_for(&self, n: u64) {
+        let started = Instant::now();
+        while self.taken.load(std::sync::atomic::Ordering::Relaxed) < n {
+            assert!(!self.thread.is_finished(), "the snapshot watcher failed");
+            assert!(started.elapsed() < Duration::from_secs(60), "the snapshot watcher is stuck");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    /// Stops the watcher; returns how many snapshots it checked (or fails
+    /// with its assertion).
+    fn stop(self) -> u64 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        match self.thread.join() {
+            Ok(n) => n,
+            Err(e) => std::panic::resume_unwind(e),
+        }
+    }
+}
+
 const PER_SUBMITTER: u64 = 3000;
 const BURST: u64 = 2000;
 
@@ -438,7 +508,10 @@ async fn shutdown_storm_every_handle_resolves_once() {
             counts
         }));
     }
-    // Shut down once more than 10k jobs wait in the queues.
+    let watcher = SnapshotWatcher::start(gw.clone(), &providers);
+    // Shut down once more than 10k jobs wait in the queues, and the watcher
+    // has checked snapshots of the storm.
+    watcher.wait_for(100).await;
     let started = Instant::now();
     let queued = loop {
         let q: u64 = gw.stats().providers.values().map(|p| p.jobs.queued).sum();
@@ -455,7 +528,11 @@ async fn shutdown_storm_every_handle_resolves_once() {
             *total.entry(k).or_default() += v;
         }
     }
-    eprintln!("storm outcomes: {total:?}\nshutdown report: {report:?}, queued at shutdown: {queued}");
+    let checked = watcher.stop();
+    eprintln!(
+        "storm outcomes: {total:?}\nshutdown report: {report:?}, queued at shutdown: {queued}, \
+         snapshots checked: {checked}"
+    );
     let outcomes: u64 = total.values().sum::<u64>();
     assert_eq!(outcomes, 6 * PER_SUBMITTER, "every submit accounted for exactly once: {total:?}");
     let st = gw.stats();

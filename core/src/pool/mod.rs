@@ -6,15 +6,17 @@
 //! - `worker`: the worker loop (deadlines, cancellation, retries, panics).
 //!
 //! This file holds the submit path (queue policies of DESIGN §3) and the
-//! shutdown path. The one place that counts a job's outcome is
-//! [`PoolShared::finish`]; every path that ends a job goes through it, after
-//! winning the job's transition to `DONE`.
+//! shutdown path. A job's moves are counted in the pool's [`ledger`]: its
+//! entry by the queue's push, its start by the worker, and its end in
+//! [`PoolShared::finish`], which every path that ends an accepted job goes
+//! through after winning the job's transition to `DONE`.
 
 pub(crate) mod attempts;
 pub(crate) mod breaker;
 pub(crate) mod fallback;
 pub(crate) mod job;
 pub(crate) mod keys;
+pub(crate) mod ledger;
 pub(crate) mod probe;
 pub(crate) mod queue;
 pub(crate) mod reaper;
@@ -39,6 +41,7 @@ use crate::stats::{
 
 pub use job::{Canceller, Job, JobOutput};
 pub(crate) use job::{JobInner, Output, Work};
+pub(crate) use ledger::Phase;
 use queue::{JobQueue, Push};
 
 fn unix_ms() -> u64 {
@@ -130,6 +133,8 @@ pub(crate) struct PoolShared {
     pub scaling: Option<crate::config::ScalingConfig>,
     pub queue: JobQueue,
     pub counters: PoolCounters,
+    /// Where each job's moves are counted (consistent snapshots).
+    pub ledger: ledger::Ledger,
     pub provider: ProviderImpl,
     pub keys: keys::KeyRing,
     pub breaker: breaker::Breaker,
@@ -199,6 +204,7 @@ impl PoolShared {
                 Duration::from_millis(cfg.queue.wait_timeout_ms),
             ),
             counters: PoolCounters::new(),
+            ledger: ledger::Ledger::default(),
             provider,
             keys: keys::KeyRing::new(name, &cfg.keys),
             breaker: breaker::Breaker::new(cfg.circuit_breaker.clone()),
@@ -240,14 +246,13 @@ impl PoolShared {
         self.links[crate::stats::thread_stripe()].clone()
     }
 
-    /// Counts `outcome` and hands it to the job's handle. The caller must
-    /// have won the job's transition to `DONE`.
-    pub fn finish(&self, job: &JobInner, outcome: Result<Output>, bucket: Outcome) {
+    /// Counts `outcome` (the job ends from `phase`) and hands it to the
+    /// job's handle. The caller must have won the job's transition to `DONE`.
+    pub fn finish(&self, job: &JobInner, outcome: Result<Output>, bucket: Outcome, phase: Phase) {
         if matches!(outcome, Err(Error::Shutdown { .. })) {
             self.counters.aborted.fetch_add(1, Ordering::Relaxed);
         }
-
-        self.counters.record(bucket);
+        self.ledger.end(phase, bucket);
         job.deliver(outcome);
     }
 
@@ -303,8 +308,7 @@ impl PoolShared {
                 return done;
             }
             if clock::now() >= limit {
-                self.counters.submitted.fetch_add(1, Ordering::Relaxed);
-                self.counters.record(Outcome::TimedOut);
+                self.ledger.refuse(Outcome::TimedOut);
                 return Err(self.expiry_error(&inner, limit));
             }
             let sleep = match &mut sleep {
@@ -343,11 +347,8 @@ impl PoolShared {
         inner: Arc<JobInner>,
         at: Nanos,
     ) -> std::result::Result<Result<Job<T>>, Arc<JobInner>> {
-        match self.queue.push(&inner, false, at) {
-            Push::Queued | Push::Evicted(_) => {
-                self.counters.submitted.fetch_add(1, Ordering::Relaxed);
-                Ok(Ok(Job::pending(inner, self.link())))
-            }
+        match self.queue.push(&inner, false, at, &self.ledger) {
+            Push::Queued | Push::Evicted(_) => Ok(Ok(Job::pending(inner, self.link()))),
             Push::Closed => Ok(Err(Error::Shutdown { provider: Some(self.name.clone()) })),
             Push::Full => Err(inner),
         }
@@ -363,26 +364,21 @@ impl PoolShared {
     ) -> Result<Job<T>> {
         let inner = JobInner::new(id, work, submitted, timeout_ms);
         let evict = self.policy == QueuePolicy::DropOldest;
-        match self.queue.push(&inner, evict, submitted) {
-            Push::Queued => {
-                self.counters.submitted.fetch_add(1, Ordering::Relaxed);
-                Ok(Job::pending(inner, self.link()))
-            }
+        match self.queue.push(&inner, evict, submitted, &self.ledger) {
+            Push::Queued => Ok(Job::pending(inner, self.link())),
             Push::Evicted(old) => {
-                self.counters.submitted.fetch_add(1, Ordering::Relaxed);
                 let err = Error::Dropped { provider: self.name.clone(), reason: DropReason::Evicted };
-                self.finish(&old, Err(err), Outcome::Dropped);
+                self.finish(&old, Err(err), Outcome::Dropped, Phase::Queued);
                 Ok(Job::pending(inner, self.link()))
             }
             Push::Closed => Err(Error::Shutdown { provider: Some(self.name.clone()) }),
             Push::Full => {
-                self.counters.submitted.fetch_add(1, Ordering::Relaxed);
                 if self.policy == QueuePolicy::Drop {
-                    self.counters.record(Outcome::Dropped);
+                    self.ledger.refuse(Outcome::Dropped);
                     let err = Error::Dropped { provider: self.name.clone(), reason: DropReason::QueueFull };
                     Ok(Job::finished(id, Err(err)))
                 } else {
-                    self.counters.record(Outcome::Rejected);
+                    self.ledger.refuse(Outcome::Rejected);
                     Err(Error::QueueFull {
                         provider: self.name.clone(),
                         buffer_size: self.queue.capacity,
@@ -413,7 +409,7 @@ impl PoolShared {
         if !self.queue.remove(job) {
             return false;
         }
-        self.finish(job, Err(Error::Cancelled { provider: self.name.clone() }), Outcome::Cancelled);
+        self.finish(job, Err(Error::Cancelled { provider: self.name.clone() }), Outcome::Cancelled, Phase::Queued);
         true
     }
 
@@ -450,7 +446,8 @@ impl PoolShared {
         self.closing.trip();
         self.abort.trip();
         for job in self.queue.drain_all() {
-            self.finish(&job, Err(Error::Shutdown { provider: Some(self.name.clone()) }), Outcome::Failed);
+            let err = Error::Shutdown { provider: Some(self.name.clone()) };
+            self.finish(&job, Err(err), Outcome::Failed, Phase::Queued);
         }
     }
 
@@ -519,7 +516,8 @@ impl PoolShared {
     /// A snapshot for `stats()`.
     pub fn snapshot(&self) -> ProviderStats {
         let c = &self.counters;
-        let running = c.running.load(Ordering::Relaxed);
+        let jobs = self.ledger.snapshot();
+        let running = jobs.running;
         let alive = self.workers_alive.load(Ordering::Relaxed) as u64;
         let ld = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let depth = self.queue.depth() as u64;
@@ -536,17 +534,17 @@ impl PoolShared {
             },
             queue: QueueStats { depth, capacity: self.queue.capacity as u64, policy: self.policy.as_str().to_string() },
             jobs: JobStats {
-                submitted: c.submitted.load(Ordering::Relaxed),
-                completed: c.completed.load(Ordering::Relaxed),
-                failed: c.failed.load(Ordering::Relaxed),
-                dropped: c.dropped.load(Ordering::Relaxed),
-                rejected: c.rejected.load(Ordering::Relaxed),
-                timed_out: c.timed_out.load(Ordering::Relaxed),
-                cancelled: c.cancelled.load(Ordering::Relaxed),
+                submitted: jobs.submitted,
+                completed: jobs.completed,
+                failed: jobs.failed,
+                dropped: jobs.dropped,
+                rejected: jobs.rejected,
+                timed_out: jobs.timed_out,
+                cancelled: jobs.cancelled,
                 retries: c.retries.load(Ordering::Relaxed),
                 panics: c.panics.load(Ordering::Relaxed),
                 running,
-                queued: depth,
+                queued: jobs.queued,
                 stalled: ld(&c.stalled),
                 stalls_total: ld(&c.stalls_total),
                 fallbacks_served: c.fallbacks_served.load(Ordering::Relaxed),

@@ -68,6 +68,7 @@ use crate::clock::Nanos;
 use crate::stats::{thread_stripe, STRIPES};
 
 use super::job::{JobInner, DONE, QUEUED, RUNNING};
+use super::ledger::Ledger;
 
 /// A queued job keyed by its request deadline (min-heap via `Reverse`).
 struct ByDeadline(Nanos, Arc<JobInner>);
@@ -313,7 +314,9 @@ impl JobQueue {
     /// with `evict_oldest`, makes room by evicting the oldest live job,
     /// which the caller must then finish). With a worker parked, the job is
     /// handed to it instead and never queued.
-    pub fn push(&self, job: &Arc<JobInner>, evict_oldest: bool, at: Nanos) -> Push {
+    /// The job is counted as accepted in `ledger` just before a worker can
+    /// see it (so its start is always counted after its entry).
+    pub fn push(&self, job: &Arc<JobInner>, evict_oldest: bool, at: Nanos, ledger: &Ledger) -> Push {
         job.set_enqueued(at);
         if self.closed.load(Acquire) {
             return Push::Closed;
@@ -323,6 +326,7 @@ impl JobQueue {
         if let Some(worker) = self.take_idle() {
             // The job is not visible to anyone else yet: this cannot fail.
             if job.transition(QUEUED, RUNNING) {
+                ledger.accept();
                 worker.handed.put(job.clone());
             }
             worker.unpark();
@@ -349,6 +353,7 @@ impl JobQueue {
                 return Push::Full;
             }
         }
+        ledger.accept();
         st.deque.push_back(job.clone());
         st.live += 1;
         self.backlog.store(st.live, SeqCst);

@@ -27,7 +27,7 @@ pub(crate) async fn run(pool: Arc<PoolShared>) {
         let sweep = pool.queue.sweep(now, &mut expired);
         for job in expired.drain(..) {
             let err = pool.expiry_error(&job, now);
-            pool.finish(&job, Err(err), Outcome::TimedOut);
+            pool.finish(&job, Err(err), Outcome::TimedOut, super::Phase::Queued);
         }
         if sweep.finished || pool.abort.is_tripped() {
             return;

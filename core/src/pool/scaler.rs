@@ -66,7 +66,7 @@ pub(crate) fn try_retire(pool: &PoolShared, cfg: &ScalingConfig) -> bool {
     }
     // Jobs that need a worker now: running ones (this worker is idle, so
     // not among them) and queued ones.
-    let demand = pool.counters.running.load(Ordering::Relaxed) as usize + pool.queue.depth();
+    let demand = pool.ledger.running_estimate() as usize + pool.queue.depth();
     let mut n = pool.workers_alive.load(Ordering::Acquire);
     while n > cfg.min_workers && n - 1 > demand {
         match pool.workers_alive.compare_exchange(n, n - 1, Ordering::AcqRel, Ordering::Acquire) {

@@ -74,7 +74,7 @@ pub(crate) async fn run(pool: Arc<PoolShared>) {
             _ = tokio::time::sleep(TICK) => {}
             _ = pool.closing.tripped() => return,
         }
-        if pool.counters.running.load(Relaxed) == 0 {
+        if pool.ledger.running_estimate() == 0 {
             pool.counters.stalled.store(0, Relaxed);
             continue;
         }

@@ -21,6 +21,7 @@ use crate::stats::Outcome;
 
 use super::attempts::execute;
 use super::job::{JobInner, Output};
+use super::ledger::Phase;
 use super::queue::{Parking, Popped};
 use super::PoolShared;
 
@@ -77,7 +78,7 @@ fn pop(pool: &PoolShared, expired: &mut Vec<Arc<JobInner>>, parking: &Arc<Parkin
     if !expired.is_empty() {
         for job in expired.drain(..) {
             let err = pool.expiry_error(&job, now);
-            pool.finish(&job, Err(err), Outcome::TimedOut);
+            pool.finish(&job, Err(err), Outcome::TimedOut, Phase::Queued);
         }
     }
     (popped, now)
@@ -130,7 +131,7 @@ async fn race(
 /// Runs one job the worker has marked RUNNING, and finishes it.
 async fn run_job(pool: &PoolShared, job: Arc<JobInner>, started: Nanos) {
     let c = &pool.counters;
-    c.running.fetch_add(1, Ordering::Relaxed);
+    pool.ledger.start();
     let queue_wait_ns = started.saturating_sub(job.enqueued());
     c.queue_wait.record_ns(queue_wait_ns);
     let queue_wait_us = queue_wait_ns / clock::US;
@@ -181,9 +182,8 @@ async fn run_job(pool: &PoolShared, job: Arc<JobInner>, started: Nanos) {
     if matches!(outcome.1, Outcome::Completed | Outcome::Failed) {
         c.throughput.record(finished);
     }
-    c.running.fetch_sub(1, Ordering::Relaxed);
     pool.note_outcome(&outcome.0, outcome.1, finished);
     // The worker owns a RUNNING job: this transition cannot fail.
     job.transition(super::job::RUNNING, super::job::DONE);
-    pool.finish(&job, outcome.0, outcome.1);
+    pool.finish(&job, outcome.0, outcome.1, Phase::Running);
 }
