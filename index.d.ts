@@ -31,12 +31,28 @@ export interface BedrockKeyConfig {
   deployments?: Record<string, string>
 }
 
+/** A key's alias: the model id sent upstream, plus labels. */
+export interface AliasConfig {
+  model_id: string
+  model_name?: string
+  model_family?: string
+  description?: string
+}
+
 export interface KeyConfig {
   /** The key, or `"env.NAME"` to read it from the environment at load time. */
-  value?: string
+  value?: string | { value?: string; env_var?: string; from_env?: boolean }
   weight?: number
-  /** `[]` or `["*"]` = every model. */
+  /**
+   * `["*"]` = every model; `[]` = none (every model with `version: 1`).
+   * Required unless the config sets `version` (Bifrost versions read a
+   * missing list oppositely).
+   */
   models?: string[]
+  /** Models never served by this key (wins over `models`). */
+  blacklisted_models?: string[]
+  /** Model name → id sent upstream. */
+  aliases?: Record<string, string | AliasConfig>
   id?: string
   name?: string
   enabled?: boolean
@@ -61,6 +77,12 @@ export interface NetworkConfig {
   insecure_skip_verify?: boolean
   ca_cert_pem?: string
   enforce_http2?: boolean
+  keep_alive_timeout_in_seconds?: number
+  beta_header_overrides?: Record<string, boolean>
+  allow_private_network?: boolean
+  follow_redirects?: boolean
+  max_response_bytes?: number
+  max_event_bytes?: number
 }
 
 export interface ConcurrencyConfig {
@@ -119,9 +141,14 @@ export interface ProviderConfig {
   send_back_raw_request?: boolean
   store_raw_request_response?: boolean
   openai_config?: Record<string, unknown>
+  custom_provider_config?: { base_provider_type: 'openai' | 'anthropic' | 'bedrock'; is_key_less?: boolean }
+  metadata?: Record<string, string>
+  tags?: string[]
 }
 
 export interface Config {
+  /** Bifrost's config version: what a key's `models` means. */
+  version?: 1 | 2
   initial_pool_size?: number
   providers: Record<string, ProviderConfig>
 }

@@ -88,7 +88,7 @@ static bifrost_gateway *new_gateway(const char *base, int concurrency) {
     char cfg[1024];
     int buffer = concurrency * 16 > 16384 ? concurrency * 16 : 16384;
     snprintf(cfg, sizeof cfg,
-             "{\"providers\": {\"openai\": {\"kind\": \"openai\", \"keys\": [{\"value\": \"mock-key\"}],"
+             "{\"providers\": {\"openai\": {\"kind\": \"openai\", \"keys\": [{\"value\": \"mock-key\", \"models\": [\"*\"]}],"
              " \"network_config\": {\"base_url\": \"%s/v1\", \"max_retries\": 0},"
              " \"concurrency_and_buffer_size\": {\"concurrency\": %d, \"buffer_size\": %d}}}}",
              base, concurrency, buffer);

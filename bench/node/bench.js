@@ -102,7 +102,7 @@ function makeClient (name, base, conc, Gateway, peers) {
       providers: {
         openai: {
           kind: 'openai',
-          keys: [{ value: 'mock-key' }],
+          keys: [{ value: 'mock-key', models: ['*'] }],
           network_config: { base_url: `${base}/v1`, max_retries: 0 },
           concurrency_and_buffer_size: { concurrency: conc, buffer_size: Math.max(conc * 16, 16384) },
         },

@@ -112,7 +112,7 @@ class BifrostClient(Client):
             {
                 "providers": {
                     "openai": {
-                        "keys": [{"value": "mock-key"}],
+                        "keys": [{"value": "mock-key", "models": ["*"]}],
                         "network_config": {"base_url": f"{base}/v1", "max_retries": 0},
                         "concurrency_and_buffer_size": {"concurrency": inflight, "buffer_size": inflight * 16},
                     }

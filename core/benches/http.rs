@@ -59,7 +59,7 @@ fn main() {
 
     let gw = Arc::new(
         Gateway::from_value(json!({"providers": {"openai": {
-            "keys": [{"value": "mock-key"}],
+            "keys": [{"value": "mock-key", "models": ["*"]}],
             "network_config": {"base_url": base},
             "concurrency_and_buffer_size": {"concurrency": 256, "buffer_size": 1024}}}}))
         .expect("gateway"),

@@ -187,7 +187,7 @@ fn growth(rt: &tokio::runtime::Handle, mock_url: Option<&str>, small: u64, large
     let (cfg, model, upstream) = match mock_url {
         Some(url) => (
             json!({"providers": {"openai": {
-                "keys": [{"value": "mock-key"}],
+                "keys": [{"value": "mock-key", "models": ["*"]}],
                 "network_config": {"base_url": format!("{}/v1", url.trim_end_matches('/'))},
                 "concurrency_and_buffer_size": {"concurrency": 64, "buffer_size": 256}}}}),
             "openai/gpt-4o",

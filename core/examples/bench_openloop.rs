@@ -49,7 +49,7 @@ impl Client {
             "bifrost" => Client::Bifrost(Arc::new(
                 Gateway::from_value(json!({"providers": {"openai": {
                     "kind": "openai",
-                    "keys": [{"value": "mock-key"}],
+                    "keys": [{"value": "mock-key", "models": ["*"]}],
                     "network_config": {"base_url": format!("{base}/v1"), "max_retries": 0},
                     "concurrency_and_buffer_size": {"concurrency": concurrency, "buffer_size": (concurrency * 16).max(16_384)}}}}))
                 .expect("gateway config"),

@@ -94,10 +94,12 @@ impl<'de> Deserialize<'de> for Secret {
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Bifrost's config version, for what a key's `models` means. `["*"]`
-    /// is every model and a list is those models in every version; `[]` is
-    /// no model, as in Bifrost ≥ 1.5, except with `version: 1` (Bifrost 1.4:
-    /// every model). A key without `models` serves every model, except with
-    /// `version: 2`, where it serves none (Bifrost ≥ 1.5's reading).
+    /// is every model and a list is those models in every version. `[]`
+    /// and a missing `models` are no model with `version: 2` (Bifrost ≥ 1.5)
+    /// and every model with `version: 1` (Bifrost 1.4); without `version`,
+    /// `[]` is no model (Bifrost's default) and a key without `models` is
+    /// refused: the two Bifrost versions read it oppositely, and a file
+    /// that loaded with either reading would route some requests wrongly.
     #[serde(default)]
     pub version: Option<u64>,
     /// A JSON-schema reference (Bifrost's `$schema`); ignored.
@@ -696,11 +698,19 @@ impl KeyConfig {
     fn resolve_models(&mut self, version: Option<u64>, path: &str) -> Result<()> {
         let given = self.models_given.clone();
         let list = match (version, given) {
-            (Some(2), None) => Vec::new(),
-            (_, None) => {
+            (None, None) => {
+                return Err(Error::config(
+                    path,
+                    "missing: Bifrost >= 1.5 reads a key without \"models\" as serving no model and \
+                     Bifrost 1.4 as serving every model; list its models, or [\"*\"] for every model \
+                     (or set the top-level \"version\" to 1 or 2)",
+                ))
+            }
+            (Some(1), None) => {
                 self.allow_all = true;
                 return Ok(());
             }
+            (_, None) => Vec::new(),
             (Some(1), Some(l)) if l.is_empty() => {
                 self.allow_all = true;
                 return Ok(());

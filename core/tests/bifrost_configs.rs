@@ -1,8 +1,9 @@
 //! Real Bifrost `config.json` files and `providers` sections (copied from
 //! maximhq/bifrost; sources in tests/fixtures/bifrost/SOURCES.md): every one
 //! either loads with Bifrost's meaning or is refused naming a field that is
-//! "not supported yet" — never an unknown-field error, never a silent
-//! difference in routing.
+//! "not supported yet" (or a key's `models` that Bifrost's versions read
+//! oppositely) — never an unknown-field error, never a silent difference in
+//! routing.
 
 use std::path::PathBuf;
 
@@ -38,6 +39,10 @@ fn load(text: &str) -> Result<Config, String> {
     Config::from_json(text).map_err(|e| e.to_string())
 }
 
+fn ambiguous_models(e: &str) -> bool {
+    e.contains(".models: missing: Bifrost >= 1.5 reads a key without \"models\" as serving no model")
+}
+
 #[test]
 fn every_real_file_loads_or_is_refused_by_name() {
     let (mut loaded, mut refused, mut wrong) = (Vec::new(), Vec::new(), Vec::new());
@@ -45,6 +50,9 @@ fn every_real_file_loads_or_is_refused_by_name() {
         match load(&text) {
             Ok(_) => loaded.push(name),
             Err(e) if e.contains("not supported") => refused.push(format!("{name}: {e}")),
+            // A key without `models` in a file without `version`: Bifrost
+            // 1.4 and 1.5 read it oppositely, so it is refused, by name.
+            Err(e) if ambiguous_models(&e) => refused.push(format!("{name}: {e}")),
             // A docs snippet with a custom provider name and no
             // custom_provider_config: Bifrost refuses it too; we ask for `kind`.
             Err(e) if name.starts_with("14-") && e.contains("ollama-local.kind: missing") => refused.push(name),
@@ -67,7 +75,7 @@ fn the_providers_section_of_every_whole_file_loads_or_is_refused_by_name() {
         }
         match load(&section.to_string()) {
             Ok(_) => {}
-            Err(e) => assert!(e.contains("not supported"), "{name}: {e}"),
+            Err(e) => assert!(e.contains("not supported") || ambiguous_models(&e), "{name}: {e}"),
         }
     }
 }
@@ -94,10 +102,14 @@ fn models_mean_what_they_mean_in_bifrost() {
     assert!(!with(serde_json::json!([]), None).allows("gpt-4o"));
     assert!(!with(serde_json::json!([]), Some(2)).allows("gpt-4o"));
     assert!(with(serde_json::json!([]), Some(1)).allows("gpt-4o"));
-    // No `models`: every model, unless version 2.
-    assert!(with(serde_json::Value::Null, None).allows("gpt-4o"));
+    // No `models`: every model with version 1, none with version 2, and
+    // refused without a version (the two versions read it oppositely).
     assert!(with(serde_json::Value::Null, Some(1)).allows("gpt-4o"));
     assert!(!with(serde_json::Value::Null, Some(2)).allows("gpt-4o"));
+    let e = Config::from_value(serde_json::json!({"providers": {"openai": {"keys": [{"value": "k"}]}}})).unwrap_err();
+    assert_eq!(e.kind(), bifrost_core::ErrorKind::Config);
+    let text = e.to_string();
+    assert!(text.contains("providers.openai.keys[0].models: missing") && text.contains("[\"*\"]"), "{text}");
     // `["*"]` every model; a list those models, ignoring case.
     assert!(with(serde_json::json!(["*"]), Some(2)).allows("anything"));
     let listed = with(serde_json::json!(["GPT-4o"]), None);
@@ -106,10 +118,12 @@ fn models_mean_what_they_mean_in_bifrost() {
         serde_json::json!({"providers": {"openai": {"keys": [{"value": "k", "models": ["*", "x"]}]}}}),
     );
     assert!(bad.unwrap_err().to_string().contains("models"));
-    assert!(Config::from_value(serde_json::json!({"version": 3, "providers": {"openai": {"keys": [{"value": "k"}]}}}))
-        .unwrap_err()
-        .to_string()
-        .contains("version"));
+    assert!(Config::from_value(
+        serde_json::json!({"version": 3, "providers": {"openai": {"keys": [{"value": "k", "models": ["*"]}]}}})
+    )
+    .unwrap_err()
+    .to_string()
+    .contains("version"));
 }
 
 #[test]
@@ -138,7 +152,7 @@ fn blacklisted_models_win_and_aliases_rename_upstream() {
 fn bifrost_spellings_ranges_and_names() {
     let net = |n: serde_json::Value| {
         Config::from_value(
-            serde_json::json!({"providers": {"openai": {"keys": [{"value": "k"}], "network_config": n}}}),
+            serde_json::json!({"providers": {"openai": {"keys": [{"value": "k", "models": ["*"]}], "network_config": n}}}),
         )
     };
     let c =
@@ -161,6 +175,8 @@ fn bifrost_spellings_ranges_and_names() {
         "network_config": {"base_url": "http://127.0.0.1:8000"}, "tags": ["local"], "metadata": {"team": "ml"}}}}))
     .unwrap();
     assert_eq!(c.providers["my-vllm"].resolved_kind("my-vllm"), Some(bifrost_core::ProviderKind::Openai));
-    let e = Config::from_value(serde_json::json!({"providers": {"azure": {"keys": [{"value": "k"}]}}})).unwrap_err();
+    let e =
+        Config::from_value(serde_json::json!({"providers": {"azure": {"keys": [{"value": "k", "models": ["*"]}]}}}))
+            .unwrap_err();
     assert!(e.to_string().contains("provider kind 'azure' is not supported yet"), "{e}");
 }

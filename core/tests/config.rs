@@ -36,7 +36,7 @@ fn local_mock(extra: &str) -> String {
 /// A minimal valid openai provider (literal key), with `extra` spliced into its object.
 fn openai_with(extra: &str) -> String {
     let sep = if extra.is_empty() { "" } else { ", " };
-    format!(r#"{{"providers": {{"openai": {{"keys": [{{"value": "sk-literal"}}]{sep}{extra}}}}}}}"#)
+    format!(r#"{{"providers": {{"openai": {{"keys": [{{"value": "sk-literal", "models": ["*"]}}]{sep}{extra}}}}}}}"#)
 }
 
 // ---------------------------------------------------------------- unknown keys
@@ -93,7 +93,7 @@ fn unknown_keys_in_nested_sections_are_named() {
 
 #[test]
 fn from_value_reports_paths_too() {
-    let v = serde_json::json!({"providers": {"openai": {"keys": [{"value": "k"}], "network_config": {"bogus": 1}}}});
+    let v = serde_json::json!({"providers": {"openai": {"keys": [{"value": "k", "models": ["*"]}], "network_config": {"bogus": 1}}}});
     let e = Config::from_value(v).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Config);
     assert_contains(&e.to_string(), &["providers.openai.network_config.bogus", "unknown field"]);
@@ -185,7 +185,7 @@ fn other_network_bounds_are_checked() {
     assert!(!msg.contains("ftp://example.com"), "{msg}");
     let msg = config_err(&openai_with(r#""network_config": {"max_conns_per_host": 0}"#));
     assert_contains(&msg, &["max_conns_per_host", "1..=10000"]);
-    let msg = config_err(r#"{"providers": {"openai": {"keys": [{"value": "k", "weight": -1}]}}}"#);
+    let msg = config_err(r#"{"providers": {"openai": {"keys": [{"value": "k", "weight": -1, "models": ["*"]}]}}}"#);
     assert_contains(&msg, &["providers.openai.keys[0].weight", ">= 0", "-1"]);
 }
 
@@ -268,7 +268,7 @@ fn mock_section_on_openai_provider_is_rejected() {
 fn missing_env_var_names_variable_and_path() {
     let var = "BIFROST_CFGTEST_MISSING_7Q2";
     std::env::remove_var(var);
-    let json = format!(r#"{{"providers": {{"openai": {{"keys": [{{"value": "env.{var}"}}]}}}}}}"#);
+    let json = format!(r#"{{"providers": {{"openai": {{"keys": [{{"value": "env.{var}", "models": ["*"]}}]}}}}}}"#);
     let e = Config::from_json(&json).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Config);
     let msg = e.to_string();
@@ -276,7 +276,7 @@ fn missing_env_var_names_variable_and_path() {
     // An empty variable is treated as missing.
     let var2 = "BIFROST_CFGTEST_EMPTY_7Q2";
     std::env::set_var(var2, "");
-    let json = format!(r#"{{"providers": {{"openai": {{"keys": [{{"value": "env.{var2}"}}]}}}}}}"#);
+    let json = format!(r#"{{"providers": {{"openai": {{"keys": [{{"value": "env.{var2}", "models": ["*"]}}]}}}}}}"#);
     assert_contains(&config_err(&json), &["providers.openai.keys[0].value", var2]);
 }
 
@@ -287,7 +287,7 @@ fn missing_env_var_in_second_key_and_proxy_names_their_paths() {
     std::env::set_var(set, "value-0");
     std::env::remove_var(missing);
     let json = format!(
-        r#"{{"providers": {{"openai": {{"keys": [{{"value": "env.{set}"}}, {{"value": "env.{missing}"}}]}}}}}}"#
+        r#"{{"providers": {{"openai": {{"keys": [{{"value": "env.{set}", "models": ["*"]}}, {{"value": "env.{missing}", "models": ["*"]}}]}}}}}}"#
     );
     assert_contains(&config_err(&json), &["providers.openai.keys[1].value", missing]);
     let json = openai_with(&format!(r#""proxy_config": {{"type": "http", "password": "env.{missing}"}}"#));
@@ -298,7 +298,9 @@ fn missing_env_var_in_second_key_and_proxy_names_their_paths() {
 fn set_env_var_resolves() {
     let var = "BIFROST_CFGTEST_SET_9XK";
     std::env::set_var(var, "resolved-value-9xk");
-    let json = format!(r#"{{"providers": {{"openai": {{"keys": [{{"value": "env.{var}", "weight": 2.5}}]}}}}}}"#);
+    let json = format!(
+        r#"{{"providers": {{"openai": {{"keys": [{{"value": "env.{var}", "weight": 2.5, "models": ["*"]}}]}}}}}}"#
+    );
     let cfg = Config::from_json(&json).unwrap();
     let key = &cfg.providers["openai"].keys[0];
     assert_eq!(key.value.expose(), "resolved-value-9xk");
@@ -326,11 +328,11 @@ fn resolved_secrets_never_appear_in_debug_stats_or_errors() {
     std::env::set_var(var, secret);
     let json = format!(
         r#"{{"providers": {{
-            "openai": {{"keys": [{{"value": "env.{var}", "name": "k1"}}],
+            "openai": {{"keys": [{{"value": "env.{var}", "name": "k1", "models": ["*"]}}],
                         "proxy_config": {{"type": "http", "url": "http://proxy:8080", "password": "env.{var}"}}}},
-            "bedrock": {{"keys": [{{"bedrock_key_config": {{"region": "us-east-1", "access_key": "AKIA-SECRET-123",
+            "bedrock": {{"keys": [{{"models": ["*"], "bedrock_key_config": {{"region": "us-east-1", "access_key": "AKIA-SECRET-123",
                                                           "secret_key": "env.{var}"}}}}]}},
-            "local": {{"kind": "mock", "keys": [{{"value": "env.{var}"}}]}}
+            "local": {{"kind": "mock", "keys": [{{"value": "env.{var}", "models": ["*"]}}]}}
         }}}}"#
     );
     let cfg = Config::from_json(&json).unwrap();
@@ -348,7 +350,7 @@ fn resolved_secrets_never_appear_in_debug_stats_or_errors() {
 
     // A running mock gateway with that key: stats, Prometheus text and errors stay clean.
     let gw = Gateway::from_json(&format!(
-        r#"{{"providers": {{"local": {{"kind": "mock", "keys": [{{"value": "env.{var}"}}]}}}}}}"#
+        r#"{{"providers": {{"local": {{"kind": "mock", "keys": [{{"value": "env.{var}", "models": ["*"]}}]}}}}}}"#
     ))
     .unwrap();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
@@ -710,8 +712,10 @@ fn go_durations_and_bifrost_secret_objects_load() {
     std::env::set_var("BIFROST_TEST_HEADER", "Bearer hdr-SECRET-42");
     let cfg = Config::from_json(
         r#"{"providers": {"openai": {
-            "keys": [{"name": "k", "value": {"value": "", "env_var": "env.BIFROST_TEST_OBJ_KEY", "from_env": true}, "weight": 1},
-                     {"name": "lit", "value": {"value": "sk-literal", "env_var": "", "from_env": false}, "weight": 1}],
+            "keys": [{"name": "k", "value": {"value": "", "env_var": "env.BIFROST_TEST_OBJ_KEY", "from_env": true}, "weight": 1,
+                      "models": ["*"]},
+                     {"name": "lit", "value": {"value": "sk-literal", "env_var": "", "from_env": false}, "weight": 1,
+                      "models": ["*"]}],
             "openai_config": {"disable_store": true},
             "network_config": {"retry_backoff_initial": "1s500ms", "retry_backoff_max": "1m30s",
                                "extra_headers": {"authorization": "env.BIFROST_TEST_HEADER", "x-team": "research"}}
@@ -727,7 +731,7 @@ fn go_durations_and_bifrost_secret_objects_load() {
     let debug = format!("{cfg:?}");
     assert!(!debug.contains("hdr-SECRET-42") && !debug.contains("sk-OBJ-777"), "{debug}");
     let us = Config::from_json(
-        r#"{"providers": {"openai": {"keys": [{"value": "k"}], "network_config": {"retry_backoff_initial": "1500us"}}}}"#,
+        r#"{"providers": {"openai": {"keys": [{"value": "k", "models": ["*"]}], "network_config": {"retry_backoff_initial": "1500us"}}}}"#,
     )
     .unwrap();
     assert_eq!(us.providers["openai"].network_config.retry_backoff_initial_ms, 2, "1.5 ms rounds to 2");
@@ -736,9 +740,9 @@ fn go_durations_and_bifrost_secret_objects_load() {
 #[test]
 fn a_missing_or_malformed_bedrock_region_is_named() {
     for key in [
-        serde_json::json!({"bedrock_key_config": {"access_key": "AKIAEXAMPLE", "secret_key": "s3cr3t-value"}}),
-        serde_json::json!({"bedrock_key_config": {"access_key": "AKIAEXAMPLE", "secret_key": "s3cr3t-value", "region": ""}}),
-        serde_json::json!({"bedrock_key_config": {"access_key": "AKIAEXAMPLE", "secret_key": "s3cr3t-value",
+        serde_json::json!({"models": ["*"], "bedrock_key_config": {"access_key": "AKIAEXAMPLE", "secret_key": "s3cr3t-value"}}),
+        serde_json::json!({"models": ["*"], "bedrock_key_config": {"access_key": "AKIAEXAMPLE", "secret_key": "s3cr3t-value", "region": ""}}),
+        serde_json::json!({"models": ["*"], "bedrock_key_config": {"access_key": "AKIAEXAMPLE", "secret_key": "s3cr3t-value",
                                       "region": "evil.example.com/x"}}),
     ] {
         let e = Gateway::from_value(serde_json::json!({"providers": {"bedrock": {"keys": [key]}}}))

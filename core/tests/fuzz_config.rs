@@ -853,7 +853,9 @@ fn regression_unknown_enum_value_is_not_quoted() {
     // Found by fuzzing: bounds::scrub removed serde's `string "…"` but not
     // `unknown variant `…``; now neither quotes the value.
     let leaks = [
-        format!(r#"{{"providers": {{"openai": {{"kind": "{SECRET}", "keys": [{{"value": "k"}}]}}}}}}"#),
+        format!(
+            r#"{{"providers": {{"openai": {{"kind": "{SECRET}", "keys": [{{"value": "k", "models": ["*"]}}]}}}}}}"#
+        ),
         format!(r#"{{"providers": {{"local": {{"kind": "mock", "queue": {{"policy": "{SECRET}"}}}}}}}}"#),
         // A provider given as a list: its first element is read as `kind`.
         format!(r#"{{"providers": {{"local": ["{SECRET}"]}}}}"#),
@@ -879,7 +881,7 @@ fn regression_duration_string_is_not_quoted() {
 #[test]
 fn regression_base_url_is_not_quoted() {
     let json = format!(
-        r#"{{"providers": {{"openai": {{"keys": [{{"value": "k"}}], "network_config": {{"base_url": "{SECRET}"}}}}}}}}"#
+        r#"{{"providers": {{"openai": {{"keys": [{{"value": "k", "models": ["*"]}}], "network_config": {{"base_url": "{SECRET}"}}}}}}}}"#
     );
     let e = gateway_error(&json);
     assert!(!e.contains(SECRET), "{e}");
@@ -888,7 +890,7 @@ fn regression_base_url_is_not_quoted() {
 #[test]
 fn regression_proxy_type_is_not_quoted() {
     let json = format!(
-        r#"{{"providers": {{"openai": {{"keys": [{{"value": "k"}}], "proxy_config": {{"type": "{SECRET}"}}}}}}}}"#
+        r#"{{"providers": {{"openai": {{"keys": [{{"value": "k", "models": ["*"]}}], "proxy_config": {{"type": "{SECRET}"}}}}}}}}"#
     );
     assert!(Config::from_json(&json).is_ok(), "the type is only checked when the HTTP client is built");
     let e = gateway_error(&json);

@@ -171,7 +171,7 @@ fn gateway(kind: &str, base: &str, network: serde_json::Value) -> Gateway {
     for (k, v) in network.as_object().expect("object") {
         net[k] = v.clone();
     }
-    Gateway::from_value(json!({"providers": {"p": {"kind": kind, "keys": [{"value": SECRET}], "network_config": net}}}))
+    Gateway::from_value(json!({"providers": {"p": {"kind": kind, "keys": [{"value": SECRET, "models": ["*"]}], "network_config": net}}}))
         .expect("gateway")
 }
 
@@ -468,8 +468,8 @@ fn config_errors_never_quote_a_value_found_where_a_key_belongs() {
     for cfg in [
         json!({"providers": {"openai": {"keys": SECRET}}}),
         json!({"providers": {"openai": {"keys": [SECRET]}}}),
-        json!({"providers": {"openai": {"keys": [{"value": SECRET}], "network_config": {"extra_headers": SECRET}}}}),
-        json!({"providers": {"openai": {"keys": [{"value": SECRET}], "network_config": {"extra_headers": [SECRET]}}}}),
+        json!({"providers": {"openai": {"keys": [{"value": SECRET, "models": ["*"]}], "network_config": {"extra_headers": SECRET}}}}),
+        json!({"providers": {"openai": {"keys": [{"value": SECRET, "models": ["*"]}], "network_config": {"extra_headers": [SECRET]}}}}),
         json!({"providers": {"openai": {"keys": [{"value": {"value": SECRET, "nope": 1}}]}}}),
     ] {
         for e in [

@@ -17,9 +17,9 @@ const PROVIDERS: [&str; 3] = ["openai", "anthropic", "bedrock"];
 fn gateway_for(server: &MockServer, key: &str, extra: serde_json::Value) -> Gateway {
     let url = server.url();
     let mut providers = json!({
-        "openai": {"keys": [{"value": key}], "network_config": {"base_url": format!("{url}/v1")}},
-        "anthropic": {"keys": [{"value": key}], "network_config": {"base_url": url}},
-        "bedrock": {"keys": [{"bedrock_key_config": {"access_key": key, "secret_key": "mock-secret", "region": "us-east-1"}}],
+        "openai": {"keys": [{"value": key, "models": ["*"]}], "network_config": {"base_url": format!("{url}/v1")}},
+        "anthropic": {"keys": [{"value": key, "models": ["*"]}], "network_config": {"base_url": url}},
+        "bedrock": {"keys": [{"models": ["*"], "bedrock_key_config": {"access_key": key, "secret_key": "mock-secret", "region": "us-east-1"}}],
                     "network_config": {"base_url": url}},
     });
     for p in PROVIDERS {

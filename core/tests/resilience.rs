@@ -43,7 +43,7 @@ fn calls(srv: &MockServer, scenario: &str) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_429s_then_success_is_three_calls() {
     let srv = server(&["mock-key"]).await;
-    let gw = openai(&srv, json!([{"value": "mock-key"}]), json!({}));
+    let gw = openai(&srv, json!([{"value": "mock-key", "models": ["*"]}]), json!({}));
     let resp = gw.chat(req("fail_status=429&fail_first=2&scenario=a")).await.unwrap();
     assert_eq!(resp.extra_fields.attempts, 3);
     assert_eq!(calls(&srv, "a"), 3);
@@ -54,7 +54,8 @@ async fn two_429s_then_success_is_three_calls() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn persistent_429_with_two_retries_is_three_calls_and_the_last_error() {
     let srv = server(&["mock-key"]).await;
-    let gw = openai(&srv, json!([{"value": "mock-key"}]), json!({"network_config": {"max_retries": 2}}));
+    let gw =
+        openai(&srv, json!([{"value": "mock-key", "models": ["*"]}]), json!({"network_config": {"max_retries": 2}}));
     let err = gw.chat(req("fail_status=429&scenario=b")).await.unwrap_err();
     assert_eq!(err.status(), Some(429));
     assert_eq!(calls(&srv, "b"), 3);
@@ -64,7 +65,7 @@ async fn persistent_429_with_two_retries_is_three_calls_and_the_last_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_retry_on_400_but_retry_on_503() {
     let srv = server(&["mock-key"]).await;
-    let gw = openai(&srv, json!([{"value": "mock-key"}]), json!({}));
+    let gw = openai(&srv, json!([{"value": "mock-key", "models": ["*"]}]), json!({}));
     let err = gw.chat(req("fail_status=400&scenario=c")).await.unwrap_err();
     assert_eq!(err.status(), Some(400));
     assert_eq!(calls(&srv, "c"), 1, "a 400 is never retried");
@@ -79,7 +80,7 @@ async fn retry_on_connection_refused() {
         l.local_addr().unwrap().port()
     };
     let gw = Gateway::from_value(json!({"providers": {"openai": {
-        "keys": [{"value": "k"}],
+        "keys": [{"value": "k", "models": ["*"]}],
         "network_config": {"base_url": format!("http://127.0.0.1:{port}/v1"), "max_retries": 2,
                            "retry_backoff_initial_ms": 1, "retry_backoff_max_ms": 2}}}}))
     .unwrap();
@@ -96,7 +97,11 @@ async fn retry_after_is_honoured_within_the_deadline() {
     let srv = server(&["mock-key"]).await;
     // Without a deadline a Retry-After pause is capped at 10 × retry_backoff_max_ms
     // (DESIGN §13): 200 ms allows the 1 s asked for.
-    let gw = openai(&srv, json!([{"value": "mock-key"}]), json!({"network_config": {"retry_backoff_max_ms": 200}}));
+    let gw = openai(
+        &srv,
+        json!([{"value": "mock-key", "models": ["*"]}]),
+        json!({"network_config": {"retry_backoff_max_ms": 200}}),
+    );
     let started = Instant::now();
     gw.chat(req("fail_status=429&fail_first=1&retry_after=1&scenario=e")).await.unwrap();
     let gap = started.elapsed();
@@ -115,7 +120,7 @@ async fn retry_after_is_honoured_within_the_deadline() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_429_rotates_to_another_key() {
     let srv = server(&["k-one", "k-two"]).await;
-    let gw = openai(&srv, json!([{"value": "k-one"}, {"value": "k-two"}]), json!({}));
+    let gw = openai(&srv, json!([{"value": "k-one", "models": ["*"]}, {"value": "k-two", "models": ["*"]}]), json!({}));
     for i in 0..10 {
         let scenario = format!("rot{i}");
         let resp = gw.chat(req(&format!("fail_status=429&fail_first=1&scenario={scenario}"))).await.unwrap();
@@ -133,8 +138,11 @@ async fn a_429_rotates_to_another_key() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_401_cools_the_key_down_and_rotates() {
     let srv = server(&["good-key"]).await;
-    let gw =
-        openai(&srv, json!([{"value": "bad-key", "weight": 10.0}, {"value": "good-key", "weight": 1.0}]), json!({}));
+    let gw = openai(
+        &srv,
+        json!([{"value": "bad-key", "weight": 10.0, "models": ["*"]}, {"value": "good-key", "weight": 1.0, "models": ["*"]}]),
+        json!({}),
+    );
     for _ in 0..20 {
         let resp = gw.chat(req("scenario=g")).await.unwrap();
         assert_eq!(resp.extra_fields.key_id.as_deref(), Some("openai#1"));
@@ -150,7 +158,7 @@ async fn a_401_cools_the_key_down_and_rotates() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_key_rejected_is_credentials_exhausted() {
     let srv = server(&["good-key"]).await;
-    let gw = openai(&srv, json!([{"value": "bad-1"}, {"value": "bad-2"}]), json!({}));
+    let gw = openai(&srv, json!([{"value": "bad-1", "models": ["*"]}, {"value": "bad-2", "models": ["*"]}]), json!({}));
     let err = gw.chat(req("scenario=h")).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Provider);
     assert_eq!(err.status(), Some(401));
@@ -165,7 +173,7 @@ async fn breaker_opens_fails_fast_half_opens_and_closes() {
     let srv = server(&["mock-key"]).await;
     let gw = openai(
         &srv,
-        json!([{"value": "mock-key"}]),
+        json!([{"value": "mock-key", "models": ["*"]}]),
         json!({"network_config": {"max_retries": 0},
                "circuit_breaker": {"failure_threshold": 3, "open_ms": 300, "half_open_probes": 1}}),
     );
@@ -202,9 +210,9 @@ async fn breaker_opens_fails_fast_half_opens_and_closes() {
 fn mixed(srv: &MockServer) -> Gateway {
     let url = srv.url();
     Gateway::from_value(json!({"providers": {
-        "openai": {"keys": [{"value": "mock-key"}], "network_config": {"base_url": format!("{url}/v1")}},
-        "anthropic": {"keys": [{"value": "mock-key"}], "network_config": {"base_url": url}},
-        "bedrock": {"keys": [{"bedrock_key_config": {"access_key": "mock-key", "secret_key": "s", "region": "us-east-1"}}],
+        "openai": {"keys": [{"value": "mock-key", "models": ["*"]}], "network_config": {"base_url": format!("{url}/v1")}},
+        "anthropic": {"keys": [{"value": "mock-key", "models": ["*"]}], "network_config": {"base_url": url}},
+        "bedrock": {"keys": [{"models": ["*"], "bedrock_key_config": {"access_key": "mock-key", "secret_key": "s", "region": "us-east-1"}}],
                     "network_config": {"base_url": url}},
         "tight": {"kind": "mock", "mock": {"latency_ms": 300},
                   "concurrency_and_buffer_size": {"concurrency": 1, "buffer_size": 1}, "queue": {"policy": "error"}},
@@ -498,7 +506,7 @@ async fn startup_probe_reports_in_health() {
     let gw = Gateway::from_value(json!({"providers": {
         "good": {"kind": "openai", "keys": [{"value": "mock-key", "models": ["gpt-4o"]}],
                  "network_config": {"base_url": url.clone()}, "health_check": true},
-        "bad": {"kind": "openai", "keys": [{"value": "wrong"}], "network_config": {"base_url": url},
+        "bad": {"kind": "openai", "keys": [{"value": "wrong", "models": ["*"]}], "network_config": {"base_url": url},
                 "health_check": {"model": "gpt-4o"}},
         "quiet": {"kind": "mock"}
     }}))
@@ -521,8 +529,10 @@ async fn startup_probe_reports_in_health() {
     assert_eq!(h.status, "degraded");
     assert_eq!(gw.stats().providers["good"].jobs.submitted, 0, "the probe is not a job");
     // `true` without a model to probe is a config error that says what to set.
-    let err = Gateway::from_value(json!({"providers": {"openai": {"keys": [{"value": "k"}], "health_check": true}}}))
-        .unwrap_err();
+    let err = Gateway::from_value(
+        json!({"providers": {"openai": {"keys": [{"value": "k", "models": ["*"]}], "health_check": true}}}),
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("providers.openai.health_check"), "{err}");
 }
 

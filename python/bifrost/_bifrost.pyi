@@ -10,13 +10,24 @@ __version__: str
 
 # ---------------------------------------------------------------- config
 
+class AliasConfig(TypedDict, total=False):
+    model_id: str
+    model_name: str
+    model_family: str
+    description: str
+
 class KeyConfig(TypedDict, total=False):
     value: Union[str, Dict[str, Any]]
     weight: float
+    # Required unless the config sets "version" (see the README's config section).
     models: List[str]
+    blacklisted_models: List[str]
+    aliases: Dict[str, Union[str, AliasConfig]]
     id: str
     name: str
+    description: str
     enabled: bool
+    use_for_batch_api: bool
     cooldown_ms: int
     bedrock_key_config: Dict[str, Any]
 
@@ -27,7 +38,18 @@ class NetworkConfig(TypedDict, total=False):
     max_retries: int
     retry_backoff_initial_ms: Union[int, str]
     retry_backoff_max_ms: Union[int, str]
+    retry_backoff_initial: Union[int, str]
+    retry_backoff_max: Union[int, str]
     stream_idle_timeout_in_seconds: int
+    max_conns_per_host: int
+    insecure_skip_verify: bool
+    ca_cert_pem: str
+    keep_alive_timeout_in_seconds: int
+    beta_header_overrides: Dict[str, bool]
+    allow_private_network: bool
+    follow_redirects: bool
+    max_response_bytes: int
+    max_event_bytes: int
 
 class MockSettings(TypedDict, total=False):
     latency_ms: int
@@ -50,8 +72,15 @@ class ProviderConfig(TypedDict, total=False):
     scaling: Dict[str, Union[int, float]]
     health_check: Union[bool, Dict[str, str]]
     proxy_config: Dict[str, Any]
+    custom_provider_config: Dict[str, Any]
+    metadata: Dict[str, str]
+    tags: List[str]
+    send_back_raw_response: bool
+    send_back_raw_request: bool
+    store_raw_request_response: bool
 
 class GatewayConfig(TypedDict, total=False):
+    version: Literal[1, 2]
     initial_pool_size: int
     providers: Dict[str, ProviderConfig]
 

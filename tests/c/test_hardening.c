@@ -97,13 +97,16 @@ static void expect_config(const char *config, const char *needle) {
 static void test_configs(void) {
     expect_config("{\"providers\": {\"a\": {\"kind\": \"mock\"}, \"a\": {\"kind\": \"mock\"}}}", "duplicate");
     expect_config("{\"providers\": {\"a\": {\"kind\": \"mock\"}}} {}", NULL);
+    /* A key without "models" and no "version": Bifrost's versions disagree. */
+    expect_config("{\"providers\": {\"openai\": {\"keys\": [{\"value\": \"sk-x\"}]}}}",
+                  "providers.openai.keys[0].models: missing");
     /* A key put where it does not belong is never quoted. */
     expect_config("{\"providers\": {\"o\": {\"kind\": \"openai\", \"keys\": \"" SECRET "\"}}}", "keys");
     expect_config("{\"providers\": {\"o\": {\"kind\": \"openai\", \"keys\": [\"" SECRET "\"]}}}", "keys");
-    expect_config("{\"providers\": {\"o\": {\"kind\": \"openai\", \"keys\": [{\"value\": \"k-123456\"}],"
+    expect_config("{\"providers\": {\"o\": {\"kind\": \"openai\", \"keys\": [{\"value\": \"k-123456\", \"models\": [\"*\"]}],"
                   " \"network_config\": {\"extra_headers\": \"" SECRET "\"}}}}",
                   "extra_headers");
-    expect_config("{\"providers\": {\"o\": {\"kind\": \"openai\", \"keys\": [{\"value\": \"k-123456\"}],"
+    expect_config("{\"providers\": {\"o\": {\"kind\": \"openai\", \"keys\": [{\"value\": \"k-123456\", \"models\": [\"*\"]}],"
                   " \"network_config\": {\"base_url\": \"" SECRET "\"}}}}",
                   "base_url");
     expect_config("{\"providers\": {\"o\": {\"kind\": \"" SECRET "\"}}}", "kind");

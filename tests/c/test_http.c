@@ -29,9 +29,9 @@ int main(int argc, char **argv) {
              "{\"providers\": {"
              " \"oai\": {\"kind\": \"openai\", \"keys\": [{\"value\": \"mock-key\", \"models\": [\"*\"]}],"
              "   \"network_config\": {\"base_url\": \"http://127.0.0.1:%s/v1\", \"max_retries\": 0}},"
-             " \"badkey\": {\"kind\": \"openai\", \"keys\": [{\"value\": \"wrong-key\"}],"
+             " \"badkey\": {\"kind\": \"openai\", \"keys\": [{\"value\": \"wrong-key\", \"models\": [\"*\"]}],"
              "   \"network_config\": {\"base_url\": \"http://127.0.0.1:%s/v1\", \"max_retries\": 0}},"
-             " \"down\": {\"kind\": \"openai\", \"keys\": [{\"value\": \"mock-key\"}],"
+             " \"down\": {\"kind\": \"openai\", \"keys\": [{\"value\": \"mock-key\", \"models\": [\"*\"]}],"
              "   \"network_config\": {\"base_url\": \"http://127.0.0.1:1/v1\", \"max_retries\": 0}}}}",
              argv[1], argv[1]);
     bifrost_gateway *gw = NULL;

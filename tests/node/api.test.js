@@ -25,7 +25,7 @@ test('chat returns a chat.completion with extra_fields', async () => {
 })
 
 test('config as JSON text; providers; inspect shows no key', async () => {
-  const gw = new Gateway(JSON.stringify({ providers: { a: { kind: 'mock', keys: [{ value: 'sk-super-secret' }] } } }))
+  const gw = new Gateway(JSON.stringify({ providers: { a: { kind: 'mock', keys: [{ value: 'sk-super-secret', models: ['*'] }] } } }))
   assert.deepEqual(gw.providers, ['a'])
   assert.ok(!inspect(gw).includes('sk-super-secret'))
   assert.ok(!JSON.stringify(gw.stats()).includes('sk-super-secret'))

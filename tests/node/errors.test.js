@@ -20,8 +20,11 @@ test('CONFIG names the key path', () => {
     is('CONFIG', (e) => /providers\.openai\.concurrency_and_buffer_size\.concurrency/.test(e.message) && /1\.\.=10000/.test(e.message)))
   assert.throws(() => new Gateway({ providers: { a: { kind: 'mock', bogus_key: 1 } } }), is('CONFIG', (e) => /bogus_key/.test(e.message)))
   assert.throws(() => new Gateway('{not json'), is('CONFIG'))
-  assert.throws(() => new Gateway({ providers: { o: { kind: 'openai', keys: [{ value: 'env.BIFROST_TEST_SURELY_UNSET' }] } } }),
+  assert.throws(() => new Gateway({ providers: { o: { kind: 'openai', keys: [{ value: 'env.BIFROST_TEST_SURELY_UNSET', models: ['*'] }] } } }),
     is('CONFIG', (e) => /BIFROST_TEST_SURELY_UNSET/.test(e.message)))
+  // A key without "models" and no "version": Bifrost's versions disagree.
+  assert.throws(() => new Gateway({ providers: { openai: { keys: [{ value: 'sk-x' }] } } }),
+    is('CONFIG', (e) => /providers\.openai\.keys\[0\]\.models: missing/.test(e.message)))
 })
 
 test('INVALID_REQUEST and UNKNOWN_PROVIDER', async () => {

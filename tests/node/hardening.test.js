@@ -32,7 +32,9 @@ test('a chat aborted right after the call is cancelled and counted', async () =>
     calls.push(gw.chat({ model: 'm/x', messages: user(`a${i}`) }, { signal: ac.signal }))
     ac.abort()
   }
-  for (const c of calls) await assert.rejects(c, is('CANCELLED'))
+  // Every rejection gets its handler now: awaiting them one by one would
+  // leave later ones unhandled for a while (an unhandledRejection).
+  await Promise.all(calls.map((c) => assert.rejects(c, is('CANCELLED'))))
   assert.ok(await until(idle(gw)))
   const j = gw.stats().providers.m.jobs
   assert.equal(j.submitted, N)
@@ -124,9 +126,9 @@ test('secrets put in the wrong place never appear in CONFIG errors', () => {
   const shapes = [
     { keys: SECRET },
     { keys: [SECRET] },
-    { keys: [{ value: SECRET }], network_config: { extra_headers: SECRET } },
-    { keys: [{ value: SECRET }], network_config: { base_url: SECRET } },
-    { keys: [{ value: SECRET }], network_config: { proxy: { type: SECRET, url: 'http://127.0.0.1:1' } } },
+    { keys: [{ value: SECRET, models: ['*'] }], network_config: { extra_headers: SECRET } },
+    { keys: [{ value: SECRET, models: ['*'] }], network_config: { base_url: SECRET } },
+    { keys: [{ value: SECRET, models: ['*'] }], network_config: { proxy: { type: SECRET, url: 'http://127.0.0.1:1' } } },
   ]
   for (const shape of shapes) {
     const cfg = { providers: { o: { kind: 'openai', ...shape } } }

@@ -13,12 +13,12 @@ test.before(async () => {
     providers: {
       openai: {
         kind: 'openai',
-        keys: [{ value: 'mock-key' }],
+        keys: [{ value: 'mock-key', models: ['*'] }],
         network_config: { base_url: mock.openaiUrl },
       },
       anthropic: {
         kind: 'anthropic',
-        keys: [{ value: 'mock-key' }],
+        keys: [{ value: 'mock-key', models: ['*'] }],
         network_config: { base_url: mock.anthropicUrl },
       },
     },

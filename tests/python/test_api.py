@@ -158,7 +158,7 @@ def test_context_managers():
 def test_repr_never_shows_keys(monkeypatch):
     monkeypatch.setenv("BIFROST_PY_TEST_KEY", "sk-SECRET-python")
     g = bifrost.Gateway(
-        {"providers": {"openai": {"keys": [{"value": "env.BIFROST_PY_TEST_KEY"}], "network_config": {"base_url": "http://127.0.0.1:9"}}}}
+        {"providers": {"openai": {"keys": [{"value": "env.BIFROST_PY_TEST_KEY", "models": ["*"]}], "network_config": {"base_url": "http://127.0.0.1:9"}}}}
     )
     assert "sk-SECRET" not in repr(g)
     assert "sk-SECRET" not in json.dumps(g.stats()) + g.prometheus() + json.dumps(g.health())

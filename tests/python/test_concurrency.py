@@ -204,7 +204,7 @@ def test_forked_child_gets_a_clear_error_not_a_hang():
 
 
 def http_gateway(server, **extra):
-    cfg = {"openai": {"keys": [{"value": "mock-key"}], "network_config": {"base_url": f"{server.url}/v1"}}}
+    cfg = {"openai": {"keys": [{"value": "mock-key", "models": ["*"]}], "network_config": {"base_url": f"{server.url}/v1"}}}
     cfg["openai"].update(extra)
     return bifrost.Gateway({"providers": cfg})
 

@@ -66,7 +66,7 @@ def test_network_error_on_connection_refused():
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()
-    g = bifrost.Gateway({"providers": {"openai": {"keys": [{"value": "k"}], "network_config": {"base_url": f"http://127.0.0.1:{port}/v1"}}}})
+    g = bifrost.Gateway({"providers": {"openai": {"keys": [{"value": "k", "models": ["*"]}], "network_config": {"base_url": f"http://127.0.0.1:{port}/v1"}}}})
     with pytest.raises(bifrost.NetworkError) as e:
         g.chat(req(model="openai/gpt"))
     assert isinstance(e.value, ConnectionError)
@@ -101,7 +101,12 @@ def test_config_errors_are_value_errors_naming_the_key():
     assert isinstance(e.value, ValueError) and e.value.kind == "CONFIG"
     assert "providers.p.queue.polcy" in str(e.value)
     with pytest.raises(bifrost.ConfigError, match="environment variable BIFROST_NOT_SET_ANYWHERE"):
-        bifrost.Gateway({"providers": {"openai": {"keys": [{"value": "env.BIFROST_NOT_SET_ANYWHERE"}]}}})
+        bifrost.Gateway({"providers": {"openai": {"keys": [{"value": "env.BIFROST_NOT_SET_ANYWHERE", "models": ["*"]}]}}})
+    # A key without "models" and no "version": Bifrost's versions disagree.
+    with pytest.raises(bifrost.ConfigError, match=r"providers\.openai\.keys\[0\]\.models: missing"):
+        bifrost.Gateway({"providers": {"openai": {"keys": [{"value": "sk-x"}]}}})
+    g = bifrost.Gateway({"version": 1, "providers": {"openai": {"keys": [{"value": "sk-x"}]}}})
+    g.shutdown()
 
 
 def test_panics_are_internal_errors():

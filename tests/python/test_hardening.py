@@ -203,11 +203,11 @@ def test_json_text_is_read_strictly():
     [
         {"keys": SECRET},
         {"keys": [SECRET]},
-        {"keys": [{"value": "k-ok-123456"}], "network_config": {"extra_headers": SECRET}},
-        {"keys": [{"value": "k-ok-123456"}], "network_config": {"base_url": SECRET}},
-        {"keys": [{"value": "k-ok-123456"}], "network_config": {"retry_backoff_initial": SECRET}},
-        {"keys": [{"value": "k-ok-123456"}], "proxy_config": {"type": SECRET}},
-        {"kind": SECRET, "keys": [{"value": "k-ok-123456"}]},
+        {"keys": [{"value": "k-ok-123456", "models": ["*"]}], "network_config": {"extra_headers": SECRET}},
+        {"keys": [{"value": "k-ok-123456", "models": ["*"]}], "network_config": {"base_url": SECRET}},
+        {"keys": [{"value": "k-ok-123456", "models": ["*"]}], "network_config": {"retry_backoff_initial": SECRET}},
+        {"keys": [{"value": "k-ok-123456", "models": ["*"]}], "proxy_config": {"type": SECRET}},
+        {"kind": SECRET, "keys": [{"value": "k-ok-123456", "models": ["*"]}]},
     ],
 )
 def test_secrets_in_the_wrong_place_never_appear_in_config_errors(shape):
