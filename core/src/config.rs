@@ -805,56 +805,55 @@ pub struct NetworkConfig {
     pub max_event_bytes: u64,
 }
 
-/// Reads a duration as integer milliseconds or a Go-style string
-/// (`"500ms"`, `"5s"`, `"1m"`), as Bifrost does.
-fn millis<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<u64, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Int(u64),
-        Text(String),
-    }
-    match Raw::deserialize(d).map_err(|_| {
-        serde::de::Error::custom(
-            "expected milliseconds as a non-negative integer or a duration string like \"500ms\" or \"5s\"",
-        )
-    })? {
-        Raw::Int(n) => Ok(n),
-        Raw::Text(s) => parse_duration_ms(&s).ok_or_else(|| {
-            // The text is not quoted: it may be a credential in the wrong place.
-            serde::de::Error::custom(format!(
-                "cannot read this duration (a string of {} characters); use e.g. \"500ms\", \"5s\", \"1m\"",
-                s.chars().count()
-            ))
-        }),
-    }
-}
-
-/// Bifrost's backoff value: like [`millis`], but 0 or a negative number
-/// means "the default" (`None`), as in Bifrost.
-fn bifrost_millis<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<u64>, D::Error> {
+/// A duration as written: integer milliseconds (any sign, so Bifrost's
+/// "0 or less = default" can be read) or a Go duration string; `None` for
+/// JSON null. One reader for [`millis`] and [`bifrost_millis`].
+/// `expected` is the message for a value of the wrong type, `example` a
+/// duration string to suggest.
+fn read_millis<'de, D: Deserializer<'de>>(
+    d: D,
+    expected: &'static str,
+    example: &str,
+) -> std::result::Result<Option<i64>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Raw {
         Int(i64),
+        Big(u64),
         Text(String),
         Null(()),
     }
-    match Raw::deserialize(d).map_err(|_| {
-        serde::de::Error::custom("expected milliseconds as an integer or a duration string like \"500ms\" or \"2m\"")
-    })? {
-        Raw::Int(n) if n <= 0 => Ok(None),
-        Raw::Int(n) => Ok(Some(n as u64)),
+    let raw = Raw::deserialize(d).map_err(|_| serde::de::Error::custom(expected))?;
+    match raw {
+        Raw::Int(n) => Ok(Some(n)),
+        Raw::Big(n) => Ok(Some(i64::try_from(n).unwrap_or(i64::MAX))),
         Raw::Null(()) => Ok(None),
         Raw::Text(s) => match parse_duration_ms(&s) {
-            Some(0) => Ok(None),
-            Some(ms) => Ok(Some(ms)),
+            Some(ms) => Ok(Some(i64::try_from(ms).unwrap_or(i64::MAX))),
+            // The text is not quoted: it may be a credential in the wrong place.
             None => Err(serde::de::Error::custom(format!(
-                "cannot read this duration (a string of {} characters); use e.g. \"500ms\", \"5s\", \"2m\"",
+                "cannot read this duration (a string of {} characters); use e.g. \"500ms\", \"5s\", \"{example}\"",
                 s.chars().count()
             ))),
         },
     }
+}
+
+/// Milliseconds: a non-negative integer or a duration string.
+fn millis<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<u64, D::Error> {
+    const EXPECTED: &str =
+        "expected milliseconds as a non-negative integer or a duration string like \"500ms\" or \"5s\"";
+    match read_millis(d, EXPECTED, "1m")? {
+        Some(n) if n >= 0 => Ok(n as u64),
+        _ => Err(serde::de::Error::custom(EXPECTED)),
+    }
+}
+
+/// Bifrost's backoff value: like [`millis`], but 0, a negative number or
+/// null means "the default" (`None`), as in Bifrost.
+fn bifrost_millis<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<u64>, D::Error> {
+    const EXPECTED: &str = "expected milliseconds as an integer or a duration string like \"500ms\" or \"2m\"";
+    Ok(read_millis(d, EXPECTED, "2m")?.filter(|&n| n > 0).map(|n| n as u64))
 }
 
 /// Parses a Go duration (`"500ms"`, `"1m30s"`, `"1.5h"`, `"100us"`) to ms.
