@@ -35,7 +35,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::Rel
 
 use parking_lot::Mutex;
 
-use crate::stats::{thread_stripe, Outcome, STRIPES};
+use crate::stats::{thread_stripe, JobStats, Outcome, STRIPES};
 
 /// Move counts of one stripe in one half (one cache line: the section's
 /// registration and its counts are written together).
@@ -75,36 +75,23 @@ pub(crate) enum Phase {
     Running,
 }
 
-/// The job counts at one instant.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct JobCounts {
-    pub submitted: u64,
-    pub queued: u64,
-    pub running: u64,
-    pub completed: u64,
-    pub failed: u64,
-    pub dropped: u64,
-    pub rejected: u64,
-    pub timed_out: u64,
-    pub cancelled: u64,
-}
-
 type Moves = [u64; MOVES];
 
-impl JobCounts {
-    fn from_moves(m: &Moves) -> Self {
-        let at = |o| m[outcome_index(o)];
-        JobCounts {
-            submitted: m[ACCEPTED].wrapping_add(m[REFUSED]),
-            queued: m[ACCEPTED].wrapping_sub(m[STARTED]).wrapping_sub(m[ENDED_QUEUED]),
-            running: m[STARTED].wrapping_sub(m[ENDED_RUNNING]),
-            completed: at(Outcome::Completed),
-            failed: at(Outcome::Failed),
-            dropped: at(Outcome::Dropped),
-            rejected: at(Outcome::Rejected),
-            timed_out: at(Outcome::TimedOut),
-            cancelled: at(Outcome::Cancelled),
-        }
+/// The job counts of the accounting invariant, from move counts (the
+/// other fields of [`JobStats`] are not the ledger's and stay 0).
+fn job_stats(m: &Moves) -> JobStats {
+    let at = |o| m[outcome_index(o)];
+    JobStats {
+        submitted: m[ACCEPTED].wrapping_add(m[REFUSED]),
+        queued: m[ACCEPTED].wrapping_sub(m[STARTED]).wrapping_sub(m[ENDED_QUEUED]),
+        running: m[STARTED].wrapping_sub(m[ENDED_RUNNING]),
+        completed: at(Outcome::Completed),
+        failed: at(Outcome::Failed),
+        dropped: at(Outcome::Dropped),
+        rejected: at(Outcome::Rejected),
+        timed_out: at(Outcome::TimedOut),
+        cancelled: at(Outcome::Cancelled),
+        ..JobStats::default()
     }
 }
 
@@ -176,7 +163,7 @@ impl Ledger {
     }
 
     /// The counts at one instant during this call (module doc).
-    pub fn snapshot(&self) -> JobCounts {
+    pub fn snapshot(&self) -> JobStats {
         let mut frozen = self.frozen.lock();
         let old = self.hot.load(Relaxed);
         self.hot.store(old ^ 1, SeqCst);
@@ -204,7 +191,7 @@ impl Ledger {
         for (t, other) in total.iter_mut().zip(&frozen[old ^ 1]) {
             *t = t.wrapping_add(*other);
         }
-        JobCounts::from_moves(&total)
+        job_stats(&total)
     }
 
     /// Jobs running now, read without a snapshot (for the scaler and the
@@ -241,17 +228,7 @@ mod tests {
         let c = l.snapshot();
         assert_eq!(
             c,
-            JobCounts {
-                submitted: 4,
-                queued: 0,
-                running: 1,
-                completed: 1,
-                failed: 0,
-                dropped: 0,
-                rejected: 1,
-                timed_out: 0,
-                cancelled: 1,
-            }
+            JobStats { submitted: 4, running: 1, completed: 1, rejected: 1, cancelled: 1, ..JobStats::default() }
         );
         // A second snapshot with no moves in between reads the same.
         assert_eq!(l.snapshot(), c);
@@ -292,7 +269,7 @@ mod tests {
                 })
             })
             .collect();
-        let mut last = JobCounts::default();
+        let mut last = JobStats::default();
         for _ in 0..20_000 {
             let c = l.snapshot();
             let sum =
