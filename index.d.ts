@@ -1,5 +1,5 @@
 // Types of the `bifrost` package (index.js / index.mjs). The shapes mirror
-// the core's JSON (DESIGN §4, §5, §8): keys are exactly the core's, in
+// the core's JSON (docs/architecture.md §4, §5, §8): keys are exactly the core's, in
 // snake_case. The native addon's own (internal) declarations are generated
 // by `napi build` into native.d.ts.
 

@@ -11,7 +11,7 @@ const native = require('./native.js')
 
 const MARK = '\u0000bifrost-error:'
 
-/** The error kinds of DESIGN §6, as `BifrostError#code` values. */
+/** The error kinds of docs/architecture.md §6, as `BifrostError#code` values. */
 const ERROR_CODES = Object.freeze([
   'QUEUE_FULL', 'DROPPED', 'QUEUE_TIMEOUT', 'TIMEOUT', 'CANCELLED', 'SHUTDOWN', 'CIRCUIT_OPEN',
   'PROVIDER', 'NETWORK', 'PROTOCOL', 'INVALID_REQUEST', 'UNKNOWN_PROVIDER', 'CONFIG', 'INTERNAL',
@@ -230,7 +230,7 @@ class Gateway {
   #providers
 
   /**
-   * @param {object|string} config the configuration (DESIGN §4), as an object or JSON text
+   * @param {object|string} config the configuration (docs/architecture.md §4), as an object or JSON text
    */
   constructor (config) {
     let text
@@ -390,7 +390,7 @@ class Gateway {
     }
   }
 
-  /** A stats snapshot (DESIGN §8), with the core's keys. */
+  /** A stats snapshot (docs/architecture.md §8), with the core's keys. */
   stats () {
     return JSON.parse(this.#native.stats())
   }

@@ -55,7 +55,7 @@ export declare class NativeGateway {
    * settle `id` with INVALID_REQUEST and shut nothing down.
    */
   shutdown(id: number, timeoutMs: number): void
-  /** Stats (DESIGN §8) as JSON text. */
+  /** Stats (docs/architecture.md §8) as JSON text. */
   stats(): string
   /** Health as JSON text. */
   health(): string

@@ -32,7 +32,7 @@
 #define BIFROST_WAIT_FOREVER -1
 
 // The outcome of every bifrost call. `BIFROST_OK` (0) is success; each
-// other value but `BIFROST_PENDING` is one error kind of DESIGN §6, whose
+// other value but `BIFROST_PENDING` is one error kind of docs/architecture.md §6, whose
 // name `bifrost_status_name` returns (`"QUEUE_FULL"`, ...).
 typedef enum bifrost_status {
     // Success.
@@ -104,7 +104,7 @@ typedef void (*bifrost_callback)(void *user_data, enum bifrost_status status, co
 extern "C" {
 #endif // __cplusplus
 
-// Creates a gateway from a configuration in JSON text (DESIGN §4; the
+// Creates a gateway from a configuration in JSON text (docs/architecture.md §4; the
 // same JSON as every other language).
 //
 // - `config_json`: NUL-terminated UTF-8, borrowed for the call.
@@ -148,7 +148,7 @@ enum bifrost_status bifrost_gateway_shutdown(const struct bifrost_gateway *gatew
 // no-op. The pointer is invalid afterwards; no other thread may be using it.
 void bifrost_gateway_free(struct bifrost_gateway *gateway);
 
-// A snapshot of every pool's stats (DESIGN §8 schema: workers, queue,
+// A snapshot of every pool's stats (docs/architecture.md §8 schema: workers, queue,
 // jobs, latency_us, throughput_per_s, circuit, keys; object_pools;
 // runtime) as JSON. `stats_json` receives a string the caller owns (free
 // with bifrost_string_free). Never blocks; thread-safe.
@@ -190,11 +190,11 @@ void bifrost_string_free(char *s);
 const char *bifrost_version(void);
 
 // The stable name of a status ("OK", "QUEUE_FULL", ..., "PENDING"; the
-// error kind names of DESIGN §6), or "UNKNOWN_STATUS" for a value that is
+// error kind names of docs/architecture.md §6), or "UNKNOWN_STATUS" for a value that is
 // not a bifrost_status. A static string, never freed. Thread-safe.
 const char *bifrost_status_name(int32_t status);
 
-// Submits a chat request (DESIGN §5 JSON: `{"model": "provider/model",
+// Submits a chat request (docs/architecture.md §5 JSON: `{"model": "provider/model",
 // "messages": [...], "params": {...}, "fallbacks": [...], "timeout_ms": N}`).
 //
 // Honours the provider's queue policy: under "block" (default) a full

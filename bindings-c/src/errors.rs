@@ -1,6 +1,6 @@
 //! The one place where core errors become C statuses and messages.
 //!
-//! `enum bifrost_status` has one value per core [`ErrorKind`] (DESIGN §6),
+//! `enum bifrost_status` has one value per core [`ErrorKind`] (docs/architecture.md §6),
 //! plus `BIFROST_OK = 0` and `BIFROST_PENDING` (a wait that timed out, a
 //! poll of an unfinished job). The message is the core error's `Display`:
 //! it says what happened and what to change; a PROVIDER error's message
@@ -12,7 +12,7 @@ use std::ffi::c_char;
 use bifrost_core::{Error, ErrorKind};
 
 /// The outcome of every bifrost call. `BIFROST_OK` (0) is success; each
-/// other value but `BIFROST_PENDING` is one error kind of DESIGN §6, whose
+/// other value but `BIFROST_PENDING` is one error kind of docs/architecture.md §6, whose
 /// name `bifrost_status_name` returns (`"QUEUE_FULL"`, ...).
 #[repr(C)]
 #[allow(non_camel_case_types)]

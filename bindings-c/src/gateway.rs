@@ -41,7 +41,7 @@ pub(crate) fn json_out<T: Serialize>(
     }
 }
 
-/// Creates a gateway from a configuration in JSON text (DESIGN §4; the
+/// Creates a gateway from a configuration in JSON text (docs/architecture.md §4; the
 /// same JSON as every other language).
 ///
 /// - `config_json`: NUL-terminated UTF-8, borrowed for the call.
@@ -70,7 +70,7 @@ pub unsafe extern "C" fn bifrost_gateway_new(
     ffi_boundary!(err, {
         check_out!(gateway_out, err, "gateway_out");
         let text = check_str!(config_json, err, "config_json");
-        // Strict (DESIGN §13): trailing text, duplicate keys (two providers
+        // Strict (docs/architecture.md §13): trailing text, duplicate keys (two providers
         // of one name) and deep nesting are CONFIG errors, as in every
         // language.
         match Gateway::from_json(text) {
@@ -133,7 +133,7 @@ pub unsafe extern "C" fn bifrost_gateway_free(gateway: *mut BifrostGateway) {
     })
 }
 
-/// A snapshot of every pool's stats (DESIGN §8 schema: workers, queue,
+/// A snapshot of every pool's stats (docs/architecture.md §8 schema: workers, queue,
 /// jobs, latency_us, throughput_per_s, circuit, keys; object_pools;
 /// runtime) as JSON. `stats_json` receives a string the caller owns (free
 /// with bifrost_string_free). Never blocks; thread-safe.
@@ -236,7 +236,7 @@ pub extern "C" fn bifrost_version() -> *const c_char {
 }
 
 /// The stable name of a status ("OK", "QUEUE_FULL", ..., "PENDING"; the
-/// error kind names of DESIGN §6), or "UNKNOWN_STATUS" for a value that is
+/// error kind names of docs/architecture.md §6), or "UNKNOWN_STATUS" for a value that is
 /// not a bifrost_status. A static string, never freed. Thread-safe.
 #[no_mangle]
 pub extern "C" fn bifrost_status_name(status: i32) -> *const c_char {

@@ -177,7 +177,7 @@ fn submit_core(gw: &Gateway, request_json: &str) -> Result<Job<Response>, Error>
     }
 }
 
-/// Submits a chat request (DESIGN §5 JSON: `{"model": "provider/model",
+/// Submits a chat request (docs/architecture.md §5 JSON: `{"model": "provider/model",
 /// "messages": [...], "params": {...}, "fallbacks": [...], "timeout_ms": N}`).
 ///
 /// Honours the provider's queue policy: under "block" (default) a full

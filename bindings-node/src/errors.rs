@@ -28,7 +28,7 @@ pub fn to_json(e: &Error) -> Value {
         o.insert("body".into(), b.into());
     }
     // A provider's Retry-After, or when an open circuit lets the next probe
-    // through (DESIGN §6: every error that knows when to come back says so).
+    // through (docs/architecture.md §6: every error that knows when to come back says so).
     if let Some(ms) = e.retry_after_ms() {
         o.insert("retryAfterMs".into(), ms.into());
     }

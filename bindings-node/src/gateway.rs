@@ -381,7 +381,7 @@ impl NativeGateway {
         });
     }
 
-    /// Stats (DESIGN §8) as JSON text.
+    /// Stats (docs/architecture.md §8) as JSON text.
     #[napi]
     pub fn stats(&self) -> napi::Result<String> {
         serde_json::to_string(&self.gw.stats()).map_err(|e| napi::Error::from_reason(e.to_string()))

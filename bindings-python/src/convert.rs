@@ -5,7 +5,7 @@
 //! pythonize recurses without a limit (a dict nested 16k deep, or one that
 //! contains itself, overflowed the stack and killed the interpreter) and
 //! turns `nan`/`inf` into JSON null, i.e. "not set". The walk refuses
-//! those with a typed error instead (DESIGN §13): nesting deeper than
+//! those with a typed error instead (docs/architecture.md §13): nesting deeper than
 //! `bounds::MAX_NESTING`, a reference cycle, a non-finite float. JSON text
 //! goes through `bounds::parse_strict` (duplicate keys, trailing text and
 //! depth refused). Messages never quote a string value (`bounds::scrub`).

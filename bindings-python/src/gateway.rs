@@ -161,7 +161,7 @@ impl Gateway {
         })
     }
 
-    /// Live stats (DESIGN §8 schema).
+    /// Live stats (docs/architecture.md §8 schema).
     fn stats(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         to_py(py, &self.inner.stats())
     }

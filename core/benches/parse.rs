@@ -1,4 +1,4 @@
-//! What strict JSON text costs per request (DESIGN §13): `Request::from_json`
+//! What strict JSON text costs per request (docs/architecture.md §13): `Request::from_json`
 //! (duplicate-key and nesting pass, then the typed parse) against the plain
 //! typed parse `serde_json::from_str::<Request>` it replaced, on a typical
 //! chat request. Run with `cargo bench -p bifrost-core --bench parse`.

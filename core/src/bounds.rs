@@ -1,4 +1,4 @@
-//! The hard bounds on untrusted input (DESIGN §13), in one place.
+//! The hard bounds on untrusted input (docs/architecture.md §13), in one place.
 //!
 //! Everything a provider, a config or a caller sends is bounded here or
 //! checked by a function of this module, so every binding refuses the same

@@ -1,4 +1,4 @@
-//! Gateway configuration: the JSON schema of DESIGN §4, parsed and validated.
+//! Gateway configuration: the JSON schema of docs/architecture.md §4, parsed and validated.
 //!
 //! The schema is a superset of the Go Bifrost gateway's `providers` section,
 //! so a Bifrost `config.json` provider block loads unchanged. Parsing is
@@ -796,7 +796,7 @@ pub struct NetworkConfig {
     #[serde(default)]
     pub follow_redirects: bool,
     /// Largest success body read (1 KiB..=1 GiB, default 64 MiB); a larger
-    /// one is a PROTOCOL error (DESIGN §13).
+    /// one is a PROTOCOL error (docs/architecture.md §13).
     #[serde(default = "defaults::max_response_bytes")]
     pub max_response_bytes: u64,
     /// Largest single SSE event or line of a stream (1 KiB..=256 MiB,
@@ -931,7 +931,7 @@ impl Default for ConcurrencyConfig {
     }
 }
 
-/// What `submit` does when the queue is full (DESIGN §3).
+/// What `submit` does when the queue is full (docs/architecture.md §3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum QueuePolicy {
@@ -1126,7 +1126,7 @@ mod defaults {
 impl Config {
     /// Parses JSON text, resolves `env.NAME` keys and validates every field.
     pub fn from_json(text: &str) -> Result<Config> {
-        // Strict text (DESIGN §13): no trailing characters, no duplicate
+        // Strict text (docs/architecture.md §13): no trailing characters, no duplicate
         // keys (two providers of one name), bounded nesting.
         let parsed: Config = crate::bounds::parse_strict(text).map_err(|e| config_error(e.path, e.message))?;
         parsed.finish()

@@ -8,7 +8,7 @@
 
 use std::fmt;
 
-/// The stable, language-neutral category of an [`Error`] (DESIGN §6).
+/// The stable, language-neutral category of an [`Error`] (docs/architecture.md §6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorKind {
     QueueFull,
@@ -180,7 +180,7 @@ impl Error {
     }
 
     /// When to come back, in ms, if the provider (`Retry-After`) or the
-    /// circuit breaker said so (DESIGN §6: every binding exposes it).
+    /// circuit breaker said so (docs/architecture.md §6: every binding exposes it).
     pub fn retry_after_ms(&self) -> Option<u64> {
         match self {
             Error::Provider { retry_after_ms, .. } => *retry_after_ms,

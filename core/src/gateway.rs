@@ -234,7 +234,7 @@ impl Gateway {
         job.await
     }
 
-    /// A snapshot of every pool, object pool and the runtime (DESIGN §8).
+    /// A snapshot of every pool, object pool and the runtime (docs/architecture.md §8).
     pub fn stats(&self) -> Stats {
         Stats {
             providers: self.pools.iter().map(|(n, p)| (n.clone(), p.snapshot())).collect(),

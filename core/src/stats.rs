@@ -1,5 +1,5 @@
 //! Live statistics: lock-free counters, latency histograms, a throughput
-//! window, and the serializable snapshot of DESIGN §8.
+//! window, and the serializable snapshot of docs/architecture.md §8.
 //!
 //! Writers (submitters, workers) only touch atomics, so recording never
 //! blocks a job. Readers build a [`Stats`] snapshot. The job counters of
@@ -470,7 +470,7 @@ pub struct RuntimeStats {
     pub worker_threads: u64,
 }
 
-/// A snapshot of the whole gateway (DESIGN §8).
+/// A snapshot of the whole gateway (docs/architecture.md §8).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Stats {
     pub providers: BTreeMap<String, ProviderStats>,

@@ -1,5 +1,5 @@
 //! Requests and responses: the OpenAI chat shape plus bifrost's routing fields
-//! (DESIGN §5).
+//! (docs/architecture.md §5).
 //!
 //! These types serialize to exactly the JSON the bindings hand their users,
 //! so Python, Node and C see the same keys as Rust. `Request::validate`

@@ -1,5 +1,5 @@
-//! Configuration errors and Bifrost compatibility (DESIGN §4), plus request
-//! validation errors (DESIGN §5, §6): every bad input is a typed error whose
+//! Configuration errors and Bifrost compatibility (docs/architecture.md §4), plus request
+//! validation errors (docs/architecture.md §5, §6): every bad input is a typed error whose
 //! message names the offending key, and nothing invalid is ever counted.
 
 use std::time::Duration;

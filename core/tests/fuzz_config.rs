@@ -1,5 +1,5 @@
 //! Property-based fuzzing of the parsers of untrusted config and request
-//! input, through the public API (DESIGN §13): `Config` / `Gateway`
+//! input, through the public API (docs/architecture.md §13): `Config` / `Gateway`
 //! `from_json` / `from_value`, `Request` / `EmbedRequest` `from_json` /
 //! `from_value`, `bounds::parse_strict`, and `bounds::seconds` / `millis`.
 //!

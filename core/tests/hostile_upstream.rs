@@ -1,4 +1,4 @@
-//! Providers that misbehave on purpose, over real loopback HTTP (DESIGN §13):
+//! Providers that misbehave on purpose, over real loopback HTTP (docs/architecture.md §13):
 //! redirects to another host, error bodies that echo the key, absurd
 //! `Retry-After` values, bodies and events past their bounds, streams that
 //! end without `[DONE]`, 200s that are not completions, attempt timeouts.

@@ -1,4 +1,4 @@
-//! Property test of the accounting invariant (DESIGN §3) under random
+//! Property test of the accounting invariant (docs/architecture.md §3) under random
 //! sequences of submits (both paths, every queue policy), cancels, handle
 //! drops, detaches, partial awaits and one shutdown at a random point.
 //!

@@ -96,7 +96,7 @@ async fn retry_on_connection_refused() {
 async fn retry_after_is_honoured_within_the_deadline() {
     let srv = server(&["mock-key"]).await;
     // Without a deadline a Retry-After pause is capped at 10 × retry_backoff_max_ms
-    // (DESIGN §13): 200 ms allows the 1 s asked for.
+    // (docs/architecture.md §13): 200 ms allows the 1 s asked for.
     let gw = openai(
         &srv,
         json!([{"value": "mock-key", "models": ["*"]}]),

@@ -1,4 +1,4 @@
-"""Type stubs of the native module (the API of DESIGN §7)."""
+"""Type stubs of the native module (the API of docs/architecture.md §7)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Exception classes of bifrost: one per error kind of the core (DESIGN §6).
+"""Exception classes of bifrost: one per error kind of the core (docs/architecture.md §6).
 
 Every exception is a :class:`BifrostError` with ``kind`` (the stable name,
 e.g. ``"QUEUE_FULL"``), ``provider``, and for provider errors

@@ -1,4 +1,4 @@
-/* Hostile input at the C boundary (issue "Hardening", DESIGN §13): JSON
+/* Hostile input at the C boundary (issue "Hardening", docs/architecture.md §13): JSON
  * text that is not exactly one value, duplicate keys, deep nesting, secrets
  * in the wrong place, durations at the ends of their types, and calls made
  * in a fork() child. Each case was accepted, leaked or panicked before. */

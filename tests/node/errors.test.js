@@ -1,5 +1,5 @@
 'use strict'
-// Error classes and codes (DESIGN §6) and TypeErrors for wrong argument types.
+// Error classes and codes (docs/architecture.md §6) and TypeErrors for wrong argument types.
 
 const test = require('node:test')
 const assert = require('node:assert/strict')

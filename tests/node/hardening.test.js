@@ -1,5 +1,5 @@
 'use strict'
-// Hostile input at the Node boundary (issue "Hardening", DESIGN §13): every
+// Hostile input at the Node boundary (issue "Hardening", docs/architecture.md §13): every
 // case here crashed, hung, lost a job or changed a value before.
 
 const test = require('node:test')

@@ -62,7 +62,7 @@ async function until (cond, ms = 5000) {
   }
 }
 
-/** Asserts the DESIGN §3 accounting invariant for every provider of `stats`. */
+/** Asserts the docs/architecture.md §3 accounting invariant for every provider of `stats`. */
 function invariantHolds (stats) {
   for (const [name, p] of Object.entries(stats.providers)) {
     const j = p.jobs

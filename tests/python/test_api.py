@@ -1,4 +1,4 @@
-"""Every API call of DESIGN §7 on the in-process mock provider."""
+"""Every API call of docs/architecture.md §7 on the in-process mock provider."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Hostile input at the Python boundary (issue "Hardening", DESIGN §13).
+"""Hostile input at the Python boundary (issue "Hardening", docs/architecture.md §13).
 
 Each case here crashed the interpreter, raised a PanicException, lost a
 job or silently changed a value before.

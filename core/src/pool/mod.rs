@@ -5,7 +5,7 @@
 //! - `job`: the job state machine and the [`Job`] handle.
 //! - `worker`: the worker loop (deadlines, cancellation, retries, panics).
 //!
-//! This file holds the submit path (queue policies of DESIGN §3) and the
+//! This file holds the submit path (queue policies of docs/architecture.md §3) and the
 //! shutdown path. A job's moves are counted in the pool's [`ledger`]: its
 //! entry by the queue's push, its start by the worker, and its end in
 //! [`PoolShared::finish`], which every path that ends an accepted job goes

@@ -1,5 +1,5 @@
 //! Property-based fuzzing of the parsers of untrusted upstream bytes
-//! (DESIGN §13): the SSE parser, the OpenAI / Anthropic / Bedrock stream
+//! (docs/architecture.md §13): the SSE parser, the OpenAI / Anthropic / Bedrock stream
 //! decoders and `Retry-After`.
 //!
 //! Every property runs a fixed number of cases from a fixed seed, so a run

@@ -14,7 +14,7 @@
 //! upstream read); dropping the [`ChunkStream`] aborts the task, which drops
 //! the connection. A body that ends before its terminal event is an error.
 //!
-//! Bounds (DESIGN §13, `crate::bounds`): redirects are not followed unless
+//! Bounds (docs/architecture.md §13, `crate::bounds`): redirects are not followed unless
 //! `network_config.follow_redirects`, and then only within the same origin
 //! (so no credential header ever reaches another host); an error body is
 //! read to at most 16 KiB, a success body to `max_response_bytes`, one

@@ -163,7 +163,7 @@ impl OpenAi {
 ///
 /// A body that ends without `[DONE]` is still complete once a chunk with a
 /// `finish_reason` arrived, and the usage chunk too when usage was asked
-/// for (DESIGN §11): many OpenAI-compatible servers never send `[DONE]`.
+/// for (docs/architecture.md §11): many OpenAI-compatible servers never send `[DONE]`.
 pub(crate) struct OpenAiDecoder {
     sse: SseParser,
     provider: String,
