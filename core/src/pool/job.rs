@@ -1,13 +1,20 @@
 //! A job: one request, its completion slot, and the handle a caller awaits.
 //!
 //! Every job moves through `QUEUED → RUNNING → DONE` or `QUEUED → DONE`,
-//! by compare-and-swap on one atomic state. Whoever wins the transition to
-//! `DONE` is the only party that records the outcome in the pool's counters
-//! and sends it to the handle, so each job ends exactly once:
-//! - while `QUEUED`, transitions happen under the queue lock (cancel,
-//!   drop_oldest eviction, queue-timeout expiry, worker pick-up, shutdown);
-//! - while `RUNNING`, only the worker that runs the job finishes it; a cancel
-//!   or a hard shutdown merely signals that worker.
+//! by compare-and-swap on one atomic state. Each move that can be won
+//! yields a token, and the job's slot is reachable only through a token, so
+//! "only the winner touches the slot" is checked by the types:
+//! - [`JobInner::try_start`] (`QUEUED → RUNNING`) yields [`Running`]: the
+//!   one owner of a running job, which alone takes its work and alone ends
+//!   it ([`Running::end`], which cannot fail);
+//! - [`JobInner::try_end_queued`] (`QUEUED → DONE`) and [`Running::end`]
+//!   yield [`Ending`]: the one party that records the outcome in the pool's
+//!   counters and sends it to the handle ([`Ending::deliver`]), so each job
+//!   ends exactly once.
+//!
+//! While `QUEUED`, moves happen under the queue lock (cancel, drop_oldest
+//! eviction, queue-timeout expiry, worker pick-up, shutdown). While
+//! `RUNNING`, a cancel or a hard shutdown merely signals the owner.
 //!
 //! Counters are updated *before* the outcome is sent, so a caller that has
 //! seen every outcome also sees stats that already include them.
@@ -29,6 +36,7 @@ use crate::providers::ChunkStream;
 use crate::types::{EmbedRequest, EmbedResponse, Request, Response};
 
 use super::fallback::{fallback_worthy, run_chain, ChainCancel, FallbackPlan};
+use super::ledger::Phase;
 use super::PoolLink;
 
 pub(crate) const QUEUED: u8 = 0;
@@ -101,12 +109,16 @@ pub(crate) struct JobInner {
 
 // SAFETY: every field but `slot` is `Sync`. `slot` is never shared: the job's
 // state machine hands it from one party to the next, each hand-over an
-// atomic Release/Acquire pair: the submitter writes the work before the job
-// is published (queue lock or hand-off swap); the worker that owns the job
-// `RUNNING` (won by CAS) takes it; the party that wins the move to `DONE`
-// writes the outcome and publishes it with `delivered`; the handle reads it
-// after seeing `delivered`. What the slot holds is `Send`, so moving it
-// between threads this way is sound.
+// atomic Release/Acquire pair, and each party reaches it only through its
+// token (this file is the only one that touches `slot`):
+// - the submitter writes the work before the job is published (queue lock
+//   or hand-off swap);
+// - the holder of the one `Running` token (won by CAS) takes the work;
+// - the holder of the one `Ending` token (won by CAS, or given up by the
+//   `Running` holder) writes the outcome and publishes it with `delivered`;
+// - the handle reads it after seeing `delivered`.
+// What the slot holds is `Send`, so moving it between threads this way is
+// sound.
 unsafe impl Sync for JobInner {}
 const _: () = {
     const fn send<T: Send>() {}
@@ -149,20 +161,34 @@ impl JobInner {
     }
 
     /// Moves `from → to`; true if this caller won the transition.
-    pub(crate) fn transition(&self, from: u8, to: u8) -> bool {
+    fn transition(&self, from: u8, to: u8) -> bool {
         self.state.compare_exchange(from, to, Ordering::AcqRel, Ordering::Acquire).is_ok()
+    }
+
+    /// `QUEUED → RUNNING`: the caller becomes the job's one owner.
+    pub(crate) fn try_start(self: &Arc<Self>) -> Option<Running> {
+        self.transition(QUEUED, RUNNING).then(|| Running(self.clone()))
+    }
+
+    /// `QUEUED → DONE` (cancel, eviction, expiry, shutdown): the caller
+    /// alone ends the job.
+    pub(crate) fn try_end_queued(self: &Arc<Self>) -> Option<Ending> {
+        self.transition(QUEUED, DONE).then(|| Ending { job: self.clone(), phase: Phase::Queued })
     }
 
     pub(crate) fn cancel_requested(&self) -> bool {
         self.cancel_requested.load(Ordering::Acquire)
     }
 
-    /// Takes the work to run (once; `None` if already taken or ended).
-    /// Only the worker that owns the job while it is `RUNNING` calls this.
-    pub(crate) fn take_work(&self) -> Option<Work> {
-        // SAFETY: the caller owns the RUNNING job (it won QUEUED → RUNNING,
-        // or was handed the job by the push that won it), so nobody else
-        // touches the slot until this worker delivers (`Sync` impl below).
+    /// Takes the work to run (once; `None` if already taken).
+    ///
+    /// # Safety
+    /// Only through [`Running`]: its holder owns the slot until it ends
+    /// the job.
+    unsafe fn take_work(&self) -> Option<Work> {
+        // SAFETY: the caller holds the job's one `Running` token (it won
+        // QUEUED → RUNNING, or was handed the token by the push that won
+        // it), so nobody else touches the slot until it delivers.
         let slot = unsafe { &mut *self.slot.get() };
         match std::mem::replace(slot, Slot::Empty) {
             Slot::Work(w) => Some(w),
@@ -192,13 +218,15 @@ impl JobInner {
         }
     }
 
-    /// Hands the outcome to the handle. Called exactly once, by the party
-    /// that moved the job to `DONE`, after it updated the counters.
-    pub(crate) fn deliver(&self, outcome: Result<Output>) {
-        // SAFETY: the caller won the move to DONE, so it is the only party
-        // that may touch the slot now: a worker takes the work only while
-        // it owns the job RUNNING (and delivers afterwards itself), and the
-        // handle reads only after `delivered`, set below.
+    /// Hands the outcome to the handle.
+    ///
+    /// # Safety
+    /// Only through [`Ending`], exactly once per job.
+    unsafe fn deliver(&self, outcome: Result<Output>) {
+        // SAFETY: the caller holds the job's one `Ending` token: it won the
+        // move to DONE, so it is the only party that may touch the slot now
+        // (a `Running` holder gave up its token to get this one, and the
+        // handle reads only after `delivered`, set below).
         unsafe { *self.slot.get() = Slot::Outcome(outcome) };
         self.delivered.store(true, Ordering::Release);
         self.waker.wake();
@@ -212,6 +240,70 @@ impl JobInner {
             Some(d) if d < by_wait => d,
             _ => by_wait,
         }
+    }
+}
+
+/// The one owner of a running job (it won `QUEUED → RUNNING`, or a push
+/// that won it handed this over). Not `Clone`: it is the proof.
+pub(crate) struct Running(Arc<JobInner>);
+
+impl Running {
+    /// The job (read-only fields: id, deadline, timestamps, cancel signal).
+    pub fn job(&self) -> &Arc<JobInner> {
+        &self.0
+    }
+
+    /// Takes the work to run (once; `None` if already taken).
+    pub fn take_work(&mut self) -> Option<Work> {
+        // SAFETY: `self` is the job's one `Running` token.
+        unsafe { self.0.take_work() }
+    }
+
+    /// `RUNNING → DONE`. Cannot fail: only this token's holder moves a
+    /// running job.
+    pub fn end(self) -> Ending {
+        let won = self.0.transition(RUNNING, DONE);
+        debug_assert!(won, "a running job was ended by someone other than its owner");
+        Ending { job: self.0, phase: Phase::Running }
+    }
+
+    /// Moves the token into a raw pointer (for the hand-off mailbox).
+    pub fn into_raw(self) -> *const JobInner {
+        Arc::into_raw(self.0)
+    }
+
+    /// Rebuilds a token from [`Running::into_raw`].
+    ///
+    /// # Safety
+    /// `ptr` came from `into_raw` and is rebuilt exactly once.
+    pub unsafe fn from_raw(ptr: *const JobInner) -> Running {
+        // SAFETY: per the contract, a pointer from `Arc::into_raw`, once.
+        Running(unsafe { Arc::from_raw(ptr) })
+    }
+}
+
+/// The one party that ends a job: it won the move to `DONE`. Consumed by
+/// [`Ending::deliver`].
+#[must_use = "an Ending must deliver the job's outcome, or its handle never resolves"]
+pub(crate) struct Ending {
+    job: Arc<JobInner>,
+    phase: Phase,
+}
+
+impl Ending {
+    pub fn job(&self) -> &Arc<JobInner> {
+        &self.job
+    }
+
+    /// Where the job was when it ended (for the ledger).
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// Sends the outcome to the handle (after the caller counted it).
+    pub fn deliver(self, outcome: Result<Output>) {
+        // SAFETY: `self` is the job's one `Ending` token, consumed here.
+        unsafe { self.job.deliver(outcome) }
     }
 }
 

@@ -40,8 +40,7 @@ use crate::stats::{
 };
 
 pub use job::{Canceller, Job, JobOutput};
-pub(crate) use job::{JobInner, Output, Work};
-pub(crate) use ledger::Phase;
+pub(crate) use job::{Ending, JobInner, Output, Work};
 use queue::{JobQueue, Push};
 
 fn unix_ms() -> u64 {
@@ -246,14 +245,14 @@ impl PoolShared {
         self.links[crate::stats::thread_stripe()].clone()
     }
 
-    /// Counts `outcome` (the job ends from `phase`) and hands it to the
-    /// job's handle. The caller must have won the job's transition to `DONE`.
-    pub fn finish(&self, job: &JobInner, outcome: Result<Output>, bucket: Outcome, phase: Phase) {
+    /// Counts `outcome` and hands it to the job's handle; `ending` is the
+    /// proof that the caller won the job's move to `DONE`.
+    pub fn finish(&self, ending: Ending, outcome: Result<Output>, bucket: Outcome) {
         if matches!(outcome, Err(Error::Shutdown { .. })) {
             self.counters.aborted.fetch_add(1, Ordering::Relaxed);
         }
-        self.ledger.end(phase, bucket);
-        job.deliver(outcome);
+        self.ledger.end(ending.phase(), bucket);
+        ending.deliver(outcome);
     }
 
     /// Submits `work`, applying the queue policy when the queue is full.
@@ -368,7 +367,7 @@ impl PoolShared {
             Push::Queued => Ok(Job::pending(inner, self.link())),
             Push::Evicted(old) => {
                 let err = Error::Dropped { provider: self.name.clone(), reason: DropReason::Evicted };
-                self.finish(&old, Err(err), Outcome::Dropped, Phase::Queued);
+                self.finish(old, Err(err), Outcome::Dropped);
                 Ok(Job::pending(inner, self.link()))
             }
             Push::Closed => Err(Error::Shutdown { provider: Some(self.name.clone()) }),
@@ -405,11 +404,9 @@ impl PoolShared {
     }
 
     /// Cancels a queued job (freeing its slot); false if it was not queued.
-    pub fn cancel_queued(&self, job: &JobInner) -> bool {
-        if !self.queue.remove(job) {
-            return false;
-        }
-        self.finish(job, Err(Error::Cancelled { provider: self.name.clone() }), Outcome::Cancelled, Phase::Queued);
+    pub fn cancel_queued(&self, job: &Arc<JobInner>) -> bool {
+        let Some(ending) = self.queue.remove(job) else { return false };
+        self.finish(ending, Err(Error::Cancelled { provider: self.name.clone() }), Outcome::Cancelled);
         true
     }
 
@@ -445,9 +442,9 @@ impl PoolShared {
         self.queue.close();
         self.closing.trip();
         self.abort.trip();
-        for job in self.queue.drain_all() {
+        for ending in self.queue.drain_all() {
             let err = Error::Shutdown { provider: Some(self.name.clone()) };
-            self.finish(&job, Err(err), Outcome::Failed, Phase::Queued);
+            self.finish(ending, Err(err), Outcome::Failed);
         }
     }
 

@@ -67,7 +67,7 @@ use tokio::sync::Notify;
 use crate::clock::Nanos;
 use crate::stats::{thread_stripe, STRIPES};
 
-use super::job::{JobInner, DONE, QUEUED, RUNNING};
+use super::job::{Ending, JobInner, Running, QUEUED};
 use super::ledger::Ledger;
 
 /// A queued job keyed by its request deadline (min-heap via `Reverse`).
@@ -115,24 +115,24 @@ pub(crate) struct Parking {
 struct HandedJob(AtomicPtr<JobInner>);
 
 impl HandedJob {
-    fn put(&self, job: Arc<JobInner>) {
-        let old = self.0.swap(Arc::into_raw(job).cast_mut(), AcqRel);
+    fn put(&self, job: Running) {
+        let old = self.0.swap(job.into_raw().cast_mut(), AcqRel);
         // One hand-off per listing (module doc), so the box was empty.
         debug_assert!(old.is_null(), "a worker was handed two jobs");
         if !old.is_null() {
             // SAFETY: every non-null pointer stored here came from
-            // `Arc::into_raw` and is taken out exactly once (this swap).
-            drop(unsafe { Arc::from_raw(old) });
+            // `Running::into_raw` and is taken out exactly once (this swap).
+            drop(unsafe { Running::from_raw(old) });
         }
     }
 
-    fn take(&self) -> Option<Arc<JobInner>> {
+    fn take(&self) -> Option<Running> {
         if self.0.load(Relaxed).is_null() {
             return None;
         }
         let job = self.0.swap(std::ptr::null_mut(), Acquire);
-        // SAFETY: as in `put`: from `Arc::into_raw`, taken out once.
-        (!job.is_null()).then(|| unsafe { Arc::from_raw(job) })
+        // SAFETY: as in `put`: from `Running::into_raw`, taken out once.
+        (!job.is_null()).then(|| unsafe { Running::from_raw(job) })
     }
 }
 
@@ -144,7 +144,7 @@ impl Drop for HandedJob {
 
 impl Parking {
     /// The job a push handed to this worker, if any.
-    fn take_handed(&self) -> Option<Arc<JobInner>> {
+    fn take_handed(&self) -> Option<Running> {
         self.handed.take()
     }
 
@@ -217,12 +217,12 @@ pub(crate) enum Push {
     Full,
     Closed,
     /// `drop_oldest`: queued, and this job was evicted to make room.
-    Evicted(Arc<JobInner>),
+    Evicted(Ending),
 }
 
 /// What a worker's look for its next job found.
 pub(crate) enum Popped {
-    Job(Arc<JobInner>),
+    Job(Running),
     /// Nothing to run: the worker is parked (await [`Parking::parked`]).
     Empty,
     Closed,
@@ -325,9 +325,9 @@ impl JobQueue {
         // `close` has not unparked yet: that worker runs it before it exits.
         if let Some(worker) = self.take_idle() {
             // The job is not visible to anyone else yet: this cannot fail.
-            if job.transition(QUEUED, RUNNING) {
+            if let Some(running) = job.try_start() {
                 ledger.accept();
-                worker.handed.put(job.clone());
+                worker.handed.put(running);
             }
             worker.unpark();
             return Push::Queued;
@@ -342,9 +342,9 @@ impl JobQueue {
                 return Push::Full;
             }
             while let Some(old) = st.deque.pop_front() {
-                if old.transition(QUEUED, DONE) {
+                if let Some(ending) = old.try_end_queued() {
                     st.live -= 1;
-                    evicted = Some(old);
+                    evicted = Some(ending);
                     break;
                 }
             }
@@ -389,7 +389,7 @@ impl JobQueue {
     /// and handed back in `expired` for the caller to finish. Also returns
     /// the time the clock was last read (when the job started, or when the
     /// expired ones were found); the clock is not read just to park.
-    pub fn next_job(&self, expired: &mut Vec<Arc<JobInner>>, worker: &Arc<Parking>) -> (Popped, Nanos) {
+    pub fn next_job(&self, expired: &mut Vec<Ending>, worker: &Arc<Parking>) -> (Popped, Nanos) {
         let mut now = 0;
         loop {
             if let Some(job) = worker.take_handed() {
@@ -420,7 +420,7 @@ impl JobQueue {
 
     /// Takes the oldest live job and marks it `RUNNING`, finishing expired
     /// ones on the way; also says whether the queue is closed and drained.
-    fn pop(&self, now: Nanos, expired: &mut Vec<Arc<JobInner>>) -> (Option<Arc<JobInner>>, bool) {
+    fn pop(&self, now: Nanos, expired: &mut Vec<Ending>) -> (Option<Running>, bool) {
         let mut st = self.state.lock();
         let mut popped = None;
         while let Some(job) = st.deque.pop_front() {
@@ -428,15 +428,15 @@ impl JobQueue {
                 continue; // tombstone of a cancelled/expired job
             }
             if now >= job.queue_expiry(self.wait_timeout) {
-                if job.transition(QUEUED, DONE) {
+                if let Some(ending) = job.try_end_queued() {
                     st.live -= 1;
-                    expired.push(job);
+                    expired.push(ending);
                 }
                 continue;
             }
-            if job.transition(QUEUED, RUNNING) {
+            if let Some(running) = job.try_start() {
                 st.live -= 1;
-                popped = Some(job);
+                popped = Some(running);
                 break;
             }
         }
@@ -455,7 +455,7 @@ impl JobQueue {
 
     /// Ends every queued job whose wait or deadline ran out by `now` (marked
     /// `DONE`, handed back in `expired`), and says when the next one expires.
-    pub fn sweep(&self, now: Nanos, expired: &mut Vec<Arc<JobInner>>) -> Sweep {
+    pub fn sweep(&self, now: Nanos, expired: &mut Vec<Ending>) -> Sweep {
         let mut st = self.state.lock();
         // Front of the deque: ordered by enqueued_at, so by wait expiry.
         while let Some(front) = st.deque.front() {
@@ -466,11 +466,9 @@ impl JobQueue {
             if now < front.enqueued().saturating_add(self.wait_timeout) {
                 break;
             }
-            if let Some(job) = st.deque.pop_front() {
-                if job.transition(QUEUED, DONE) {
-                    st.live -= 1;
-                    expired.push(job);
-                }
+            if let Some(ending) = st.deque.pop_front().and_then(|job| job.try_end_queued()) {
+                st.live -= 1;
+                expired.push(ending);
             }
         }
         // Request deadlines, earliest first.
@@ -482,11 +480,9 @@ impl JobQueue {
             if now < top.0 {
                 break;
             }
-            if let Some(Reverse(ByDeadline(_, job))) = st.deadlines.pop() {
-                if job.transition(QUEUED, DONE) {
-                    st.live -= 1;
-                    expired.push(job);
-                }
+            if let Some(ending) = st.deadlines.pop().and_then(|Reverse(ByDeadline(_, job))| job.try_end_queued()) {
+                st.live -= 1;
+                expired.push(ending);
             }
         }
         let by_wait = st.deque.front().map(|j| j.enqueued().saturating_add(self.wait_timeout));
@@ -505,13 +501,11 @@ impl JobQueue {
         Sweep { next, finished }
     }
 
-    /// Moves a queued job to `DONE` and frees its slot; false if it was no
+    /// Moves a queued job to `DONE` and frees its slot; `None` if it was no
     /// longer queued.
-    pub fn remove(&self, job: &JobInner) -> bool {
+    pub fn remove(&self, job: &Arc<JobInner>) -> Option<Ending> {
         let mut st = self.state.lock();
-        if !job.transition(QUEUED, DONE) {
-            return false;
-        }
+        let ending = job.try_end_queued()?;
         st.live -= 1;
         self.backlog.store(st.live, SeqCst);
         if st.deque.len() > 2 * self.capacity + 64 {
@@ -523,7 +517,7 @@ impl JobQueue {
         if drained {
             self.reaper.notify_one();
         }
-        true
+        Some(ending)
     }
 
     /// Stops accepting pushes and wakes every parked worker so it re-checks
@@ -554,13 +548,11 @@ impl JobQueue {
     }
 
     /// Takes every live job out (marking each `DONE`), for a hard shutdown.
-    pub fn drain_all(&self) -> Vec<Arc<JobInner>> {
+    pub fn drain_all(&self) -> Vec<Ending> {
         let mut st = self.state.lock();
         let mut out = Vec::with_capacity(st.live);
         while let Some(job) = st.deque.pop_front() {
-            if job.transition(QUEUED, DONE) {
-                out.push(job);
-            }
+            out.extend(job.try_end_queued());
         }
         st.deadlines.clear();
         st.live = 0;

@@ -25,9 +25,9 @@ pub(crate) async fn run(pool: Arc<PoolShared>) {
         woken.as_mut().enable();
         let now = clock::now();
         let sweep = pool.queue.sweep(now, &mut expired);
-        for job in expired.drain(..) {
-            let err = pool.expiry_error(&job, now);
-            pool.finish(&job, Err(err), Outcome::TimedOut, super::Phase::Queued);
+        for ending in expired.drain(..) {
+            let err = pool.expiry_error(ending.job(), now);
+            pool.finish(ending, Err(err), Outcome::TimedOut);
         }
         if sweep.finished || pool.abort.is_tripped() {
             return;

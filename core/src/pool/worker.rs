@@ -20,8 +20,7 @@ use crate::error::{Error, Result, TimeoutPhase};
 use crate::stats::Outcome;
 
 use super::attempts::execute;
-use super::job::{JobInner, Output};
-use super::ledger::Phase;
+use super::job::{Ending, JobInner, Output, Running};
 use super::queue::{Parking, Popped};
 use super::PoolShared;
 
@@ -34,9 +33,10 @@ pub(crate) async fn run(pool: Arc<PoolShared>) {
     loop {
         let (popped, now) = pop(&pool, &mut expired, &parking);
         match popped {
-            Popped::Job(job) => {
+            Popped::Job(running) => {
+                let job = running.job();
                 slot.start(&pool, job.id, super::watchdog::job_bound(&pool, now, job.deadline));
-                run_job(&pool, job, now).await;
+                run_job(&pool, running, now).await;
                 slot.finish();
             }
             Popped::Closed => return,
@@ -72,13 +72,13 @@ pub(crate) async fn run(pool: Arc<PoolShared>) {
 
 /// The next job: one handed to this worker by a push, else the oldest
 /// queued one (finishing any expired ones found on the way).
-fn pop(pool: &PoolShared, expired: &mut Vec<Arc<JobInner>>, parking: &Arc<Parking>) -> (Popped, Nanos) {
+fn pop(pool: &PoolShared, expired: &mut Vec<Ending>, parking: &Arc<Parking>) -> (Popped, Nanos) {
     let (popped, now) = pool.queue.next_job(expired, parking);
     // (Checked first: even an empty drain costs a guard on this hot path.)
     if !expired.is_empty() {
-        for job in expired.drain(..) {
-            let err = pool.expiry_error(&job, now);
-            pool.finish(&job, Err(err), Outcome::TimedOut, Phase::Queued);
+        for ending in expired.drain(..) {
+            let err = pool.expiry_error(ending.job(), now);
+            pool.finish(ending, Err(err), Outcome::TimedOut);
         }
     }
     (popped, now)
@@ -129,25 +129,26 @@ async fn race(
 }
 
 /// Runs one job the worker has marked RUNNING, and finishes it.
-async fn run_job(pool: &PoolShared, job: Arc<JobInner>, started: Nanos) {
+async fn run_job(pool: &PoolShared, mut running: Running, started: Nanos) {
     let c = &pool.counters;
     pool.ledger.start();
+    let work = running.take_work();
+    let job: &JobInner = running.job();
     let queue_wait_ns = started.saturating_sub(job.enqueued());
     c.queue_wait.record_ns(queue_wait_ns);
     let queue_wait_us = queue_wait_ns / clock::US;
-    let work = job.take_work();
     let outcome: (Result<Output>, Outcome) = match work {
         None => (Err(Error::Internal { message: "job had no work to run".into() }), Outcome::Failed),
         Some(_) if job.cancel_requested() => {
             (Err(Error::Cancelled { provider: pool.name.clone() }), Outcome::Cancelled)
         }
         Some(work) => {
-            let mut call = std::pin::pin!(AssertUnwindSafe(execute(pool, &job, work, queue_wait_us)).catch_unwind());
+            let mut call = std::pin::pin!(AssertUnwindSafe(execute(pool, job, work, queue_wait_us)).catch_unwind());
             // Most zero-latency calls finish on their first poll: then the
             // cancel/abort/deadline race below is never set up.
             let result = match call.as_mut().now_or_never() {
                 Some(r) => Ok(r),
-                None => race(pool, &job, call).await,
+                None => race(pool, job, call).await,
             };
             match result {
                 Ok(Ok(Ok(out))) => (Ok(out), Outcome::Completed),
@@ -183,7 +184,5 @@ async fn run_job(pool: &PoolShared, job: Arc<JobInner>, started: Nanos) {
         c.throughput.record(finished);
     }
     pool.note_outcome(&outcome.0, outcome.1, finished);
-    // The worker owns a RUNNING job: this transition cannot fail.
-    job.transition(super::job::RUNNING, super::job::DONE);
-    pool.finish(&job, outcome.0, outcome.1, Phase::Running);
+    pool.finish(running.end(), outcome.0, outcome.1);
 }
