@@ -93,7 +93,10 @@ pub(crate) struct JobInner {
     /// The work until a worker takes it, then the outcome until the handle
     /// takes it (one slot for both keeps the job a few cache lines smaller).
     /// Not locked: the state machine gives it to one party at a time (see
-    /// the `Sync` impl below).
+    /// the `Sync` impl below). Measured against a `parking_lot::Mutex`
+    /// (pool_profile, 300 k jobs, medians of 24 alternating runs): equal at
+    /// 1 and 64 submitters, 8 % more jobs/s at 1024, and 97 fewer
+    /// instructions per job (callgrind), so the unsafe slot stays.
     slot: UnsafeCell<Slot>,
     /// When the job was submitted.
     pub submitted: Nanos,
