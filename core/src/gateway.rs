@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::objpool::Buffers;
-use crate::pool::fallback::{plan_for, Pools};
+use crate::pool::route::{fallback_worthy, plan_for, with_fallbacks, Pools};
 use crate::pool::{Admission, Job, JobInner, JobOutput, PoolShared, Work};
 use crate::providers::ChunkStream;
 use crate::stats::{RuntimeStats, Stats};
@@ -188,10 +188,8 @@ impl Gateway {
             }
         };
         match Self::admitted(admitted).await {
-            Ok(job) => Ok(job.with_fallbacks(plan)),
-            Err(e) if plan.is_some() && crate::pool::fallback::fallback_worthy(&e) => {
-                Ok(Job::finished(0, Err(e)).with_fallbacks(plan))
-            }
+            Ok(job) => with_fallbacks(job, plan),
+            Err(e) if plan.is_some() && fallback_worthy(&e) => with_fallbacks(Job::finished(0, Err(e)), plan),
             Err(e) => Err(e),
         }
     }

@@ -349,6 +349,51 @@ async fn cancelling_during_fallbacks_cancels_the_fallback_job() {
     assert_eq!(st.providers["slow"].jobs.running, 0);
 }
 
+/// A request's fallbacks run on the runtime: the chain reaches the fallback
+/// provider and completes there while nobody polls the handle (a C caller
+/// busy elsewhere), and the handle then resolves at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fallbacks_advance_while_nobody_polls_the_handle() {
+    let gw = Gateway::from_value(json!({"providers": {
+        "bad": {"kind": "mock", "mock": {"failure_rate": 1.0}},
+        "good": {"kind": "mock"}
+    }}))
+    .unwrap();
+    let mut job = gw.submit(with_fallbacks("bad/m", &["good/m"])).await.unwrap();
+    let started = Instant::now();
+    while gw.stats().providers["good"].jobs.completed == 0 {
+        assert!(started.elapsed() < Duration::from_secs(30), "the fallback never ran without a poll");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert_eq!(gw.stats().providers["good"].jobs.fallbacks_served, 1);
+    // The outcome is already there: one poll, without waiting, yields it.
+    let out = futures_util::FutureExt::now_or_never(&mut job).expect("resolved without waiting");
+    assert_eq!(out.unwrap().extra_fields.fallback_index, 1);
+}
+
+/// Cancelling a routed job whose primary is still queued frees the
+/// primary's slot at once (counted before `cancel` returns) and runs no
+/// fallback.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_routed_job_cancels_its_queued_primary_at_once() {
+    let gw = Gateway::from_value(json!({"providers": {
+        "busy": {"kind": "mock", "mock": {"latency_ms": 600000},
+                 "concurrency_and_buffer_size": {"concurrency": 1, "buffer_size": 4}},
+        "good": {"kind": "mock"}
+    }}))
+    .unwrap();
+    let blocker = gw.submit(Request::new("busy/m", "holds the only worker")).await.unwrap();
+    let job = gw.submit(with_fallbacks("busy/m", &["good/m"])).await.unwrap();
+    assert!(job.cancel());
+    // (The blocker may still count as queued: its worker may not have begun it.)
+    let j = gw.stats().providers["busy"].jobs;
+    assert_eq!((j.submitted, j.cancelled), (2, 1), "{j:?}");
+    let e = job.await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Cancelled, "{e}");
+    assert_eq!(gw.stats().providers["good"].jobs.submitted, 0, "no fallback after a cancel");
+    assert!(blocker.cancel());
+}
+
 /// 5k jobs, 30% injected faults, fallbacks everywhere: every handle resolves
 /// exactly once and every pool's invariant holds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -458,6 +458,41 @@ static void test_introspection(bifrost_gateway *gw) {
     bifrost_string_free(NULL);
 }
 
+/* A request's fallbacks run on bifrost's runtime: with no C thread in
+ * bifrost_job_wait or bifrost_job_poll, the chain still reaches the
+ * fallback provider and completes there; the job then has its outcome. */
+static void test_fallback_advances_without_waiting(void) {
+    static const char *cfg =
+        "{\"providers\": {\"bad\": {\"kind\": \"mock\", \"mock\": {\"failure_rate\": 1.0}},"
+        " \"good\": {\"kind\": \"mock\"}}}";
+    bifrost_gateway *gw = NULL;
+    char *err = NULL, *resp = NULL;
+    CHECK_ST(bifrost_gateway_new(cfg, &gw, &err), BIFROST_OK, err);
+    if (!gw) return;
+    bifrost_job *job = NULL;
+    CHECK_ST(bifrost_submit(gw, REQ("bad/m", ", \"fallbacks\": [\"good/m\"]"), &job, &err), BIFROST_OK, err);
+    long long completed = 0;
+    for (int i = 0; i < 6000 && completed < 1; i++) { /* up to 60 s: a liveness bound */
+        char *stats = NULL;
+        if (bifrost_stats_json(gw, &stats) != BIFROST_OK) break;
+        const char *good = t_find_obj(stats, "good");
+        const char *jobs = good ? t_find_obj(good, "jobs") : NULL;
+        completed = jobs ? t_num(jobs, "completed") : -1;
+        bifrost_string_free(stats);
+        if (completed < 1) t_sleep_ms(10);
+    }
+    CHECK(completed == 1, "the fallback completed while nobody waited (completed=%lld)", completed);
+    CHECK_ST(bifrost_job_wait(job, 0, &resp, &err), BIFROST_OK, err);
+    CHECK(resp && strstr(resp, "\"fallback_index\":1"), "served by the fallback: %s", t_or_dash(resp));
+    t_clear(&resp);
+    t_clear(&err);
+    bifrost_job_free(job);
+    char *report = NULL;
+    CHECK_ST(bifrost_gateway_shutdown(gw, 2000, &report), BIFROST_OK, NULL);
+    bifrost_string_free(report);
+    bifrost_gateway_free(gw);
+}
+
 static void test_shutdown(void) {
     bifrost_gateway *gw = NULL;
     char *err = NULL, *report = NULL, *resp = NULL;
@@ -541,5 +576,6 @@ int main(void) {
     bifrost_string_free(report);
     bifrost_gateway_free(gw);
     test_shutdown();
+    test_fallback_advances_without_waiting();
     return t_finish("test_api");
 }

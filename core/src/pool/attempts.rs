@@ -25,27 +25,9 @@ use crate::providers::CallCtx;
 use crate::types::ExtraFields;
 
 use super::breaker::Admit;
+use super::classify::{retryable, unhealthy};
 use super::job::{JobInner, Output, Work};
 use super::PoolShared;
-
-/// True for failures worth another attempt.
-pub(crate) fn retryable(e: &Error) -> bool {
-    match e {
-        Error::Provider { status, .. } => matches!(status, 408 | 429 | 500 | 502 | 503 | 504),
-        Error::Network { .. } => true,
-        Error::Timeout { phase: TimeoutPhase::Processing | TimeoutPhase::Attempt, .. } => true,
-        _ => false,
-    }
-}
-
-/// True when a failure says the provider itself is unwell (for the breaker).
-fn unhealthy(e: &Error) -> bool {
-    match e {
-        Error::Provider { status, .. } => *status >= 500 || matches!(status, 408 | 429),
-        Error::Network { .. } | Error::Protocol { .. } | Error::Timeout { .. } | Error::Internal { .. } => true,
-        _ => false,
-    }
-}
 
 /// `min(initial·2^n, max)` ±20 %, never above max.
 pub(crate) fn backoff(initial_ms: u64, max_ms: u64, retry: u32) -> Duration {

@@ -35,7 +35,6 @@ use crate::error::{Error, Result};
 use crate::providers::ChunkStream;
 use crate::types::{EmbedRequest, EmbedResponse, Request, Response};
 
-use super::fallback::{fallback_worthy, run_chain, ChainCancel, FallbackPlan};
 use super::ledger::Phase;
 use super::PoolLink;
 
@@ -400,18 +399,21 @@ impl FromOutput for EmbedResponse {
 /// `cancelled`); call [`Job::detach`] to let it run unobserved instead.
 #[must_use = "a Job does nothing unless awaited; dropping it cancels the job"]
 pub struct Job<T: JobOutput = Response> {
-    inner: Option<Arc<JobInner>>,
-    pool: Option<Arc<PoolLink>>,
-    /// The outcome of a job that was over at submit (boxed: rare, and it
-    /// would otherwise make every handle as large as a response).
-    ready: Option<Box<Result<T>>>,
     id: u64,
-    finished: bool,
-    /// The request's fallbacks, used if the primary fails.
-    plan: Option<Box<FallbackPlan>>,
-    /// The running fallback chain (or stream confirmation).
-    chain: Option<BoxResult<T>>,
-    chain_cancel: Option<Arc<ChainCancel>>,
+    state: HandleState<T>,
+}
+
+/// What a handle waits on.
+enum HandleState<T> {
+    /// A job in a pool, without fallbacks: its slot.
+    Pooled { inner: Arc<JobInner>, link: Arc<PoolLink> },
+    /// A request with fallbacks: the route task's outcome (`route.rs`).
+    Routed(Arc<RouteCell<T>>),
+    /// Over at submit (policy `drop` on a full queue); boxed: rare, and it
+    /// would otherwise make every handle as large as a response.
+    Ready(Box<Result<T>>),
+    /// The outcome was handed out, or the handle detached.
+    Over,
 }
 
 impl<T: JobOutput> std::fmt::Debug for Job<T> {
@@ -421,42 +423,27 @@ impl<T: JobOutput> std::fmt::Debug for Job<T> {
 }
 
 impl<T: JobOutput> Job<T> {
-    pub(crate) fn pending(inner: Arc<JobInner>, pool: Arc<PoolLink>) -> Self {
-        let id = inner.id;
-        Job {
-            inner: Some(inner),
-            pool: Some(pool),
-            ready: None,
-            id,
-            finished: false,
-            plan: None,
-            chain: None,
-            chain_cancel: None,
-        }
+    pub(crate) fn pending(inner: Arc<JobInner>, link: Arc<PoolLink>) -> Self {
+        Job { id: inner.id, state: HandleState::Pooled { inner, link } }
     }
 
     /// A job that is already over (policy `drop` on a full queue).
     pub(crate) fn finished(id: u64, outcome: Result<T>) -> Self {
-        Job {
-            inner: None,
-            pool: None,
-            ready: Some(Box::new(outcome)),
-            id,
-            finished: false,
-            plan: None,
-            chain: None,
-            chain_cancel: None,
-        }
+        Job { id, state: HandleState::Ready(Box::new(outcome)) }
     }
 
-    /// Attaches the request's fallbacks: they run, as the handle is
-    /// awaited, if the primary fails with a fallback-worthy error.
-    pub(crate) fn with_fallbacks(mut self, plan: Option<Box<FallbackPlan>>) -> Self {
-        if let Some(plan) = plan {
-            self.plan = Some(plan);
-            self.chain_cancel = Some(Arc::new(ChainCancel::default()));
+    /// A handle on a route task's outcome.
+    pub(crate) fn routed(id: u64, cell: Arc<RouteCell<T>>) -> Self {
+        Job { id, state: HandleState::Routed(cell) }
+    }
+
+    /// The pool job behind this handle, if it waits on one (for a route,
+    /// which cancels it at once when asked).
+    pub(crate) fn pool_parts(&self) -> Option<(Arc<JobInner>, Arc<PoolLink>)> {
+        match &self.state {
+            HandleState::Pooled { inner, link } => Some((inner.clone(), link.clone())),
+            _ => None,
         }
-        self
     }
 
     /// The job's id, unique within its gateway.
@@ -466,45 +453,42 @@ impl<T: JobOutput> Job<T> {
 
     /// True once the job has an outcome (awaiting it will not wait).
     pub fn is_done(&self) -> bool {
-        if self.chain.is_some() {
-            return false;
-        }
-        match &self.inner {
-            None => self.plan.is_none(),
-            Some(inner) => inner.state() == DONE && self.plan.is_none(),
+        match &self.state {
+            HandleState::Pooled { inner, .. } => inner.delivered.load(Ordering::Acquire),
+            HandleState::Routed(cell) => cell.is_set(),
+            HandleState::Ready(_) | HandleState::Over => true,
         }
     }
 
     /// Asks the job to stop. A queued job ends `CANCELLED` at once and frees
     /// its queue slot; a running job's provider call is dropped and it ends
     /// `CANCELLED` as soon as its worker notices (immediately, unless the
-    /// call finishes first). Returns false if the job had already finished.
+    /// call finishes first); a fallback chain stops. Returns false if the
+    /// job had already finished.
     pub fn cancel(&self) -> bool {
-        let primary = match (&self.inner, &self.pool) {
-            (Some(inner), Some(pool)) => cancel_job(pool, inner),
-            _ => false,
-        };
-        match &self.chain_cancel {
-            Some(c) if !self.finished => {
-                // Stops a fallback chain (now, or before it starts).
-                c.requested.store(true, Ordering::Release);
-                c.waker.wake();
-                true
-            }
-            _ => primary,
+        match &self.state {
+            HandleState::Pooled { inner, link } => cancel_job(link, inner),
+            HandleState::Routed(cell) => cell.cancel(),
+            HandleState::Ready(_) | HandleState::Over => false,
         }
     }
 
-    /// A handle that can cancel this job (and see whether it is done) from
-    /// elsewhere, e.g. while another task awaits the job.
+    /// A handle that can cancel this job from elsewhere, e.g. while another
+    /// task awaits the job.
     pub fn canceller(&self) -> Canceller {
-        Canceller { inner: self.inner.clone(), pool: self.pool.clone(), chain: self.chain_cancel.clone() }
+        Canceller {
+            target: match &self.state {
+                HandleState::Pooled { inner, link } => CancelTarget::Pooled(inner.clone(), link.clone()),
+                HandleState::Routed(cell) => CancelTarget::Routed(cell.clone()),
+                HandleState::Ready(_) | HandleState::Over => CancelTarget::Nothing,
+            },
+        }
     }
 
     /// Lets the job run to its end without a handle; its outcome is counted
     /// in stats and then discarded.
     pub fn detach(mut self) {
-        self.finished = true;
+        self.state = HandleState::Over;
     }
 
     /// Waits for the outcome from synchronous code, up to `timeout`
@@ -550,9 +534,14 @@ impl<T: JobOutput> Job<T> {
 /// Cancels a [`Job`] from anywhere (see [`Job::canceller`]).
 #[derive(Clone)]
 pub struct Canceller {
-    inner: Option<Arc<JobInner>>,
-    pool: Option<Arc<PoolLink>>,
-    chain: Option<Arc<ChainCancel>>,
+    target: CancelTarget,
+}
+
+#[derive(Clone)]
+enum CancelTarget {
+    Pooled(Arc<JobInner>, Arc<PoolLink>),
+    Routed(Arc<dyn Cancel>),
+    Nothing,
 }
 
 impl std::fmt::Debug for Canceller {
@@ -562,20 +551,12 @@ impl std::fmt::Debug for Canceller {
 }
 
 impl Canceller {
-    /// Like [`Job::cancel`]; false if the primary job had finished and no
-    /// fallback chain can still be stopped.
+    /// Like [`Job::cancel`]: false if the job had already finished.
     pub fn cancel(&self) -> bool {
-        let primary = match (&self.inner, &self.pool) {
-            (Some(inner), Some(pool)) => cancel_job(pool, inner),
-            _ => false,
-        };
-        match &self.chain {
-            Some(c) => {
-                c.requested.store(true, Ordering::Release);
-                c.waker.wake();
-                true
-            }
-            None => primary,
+        match &self.target {
+            CancelTarget::Pooled(inner, link) => cancel_job(link, inner),
+            CancelTarget::Routed(cell) => cell.cancel(),
+            CancelTarget::Nothing => false,
         }
     }
 }
@@ -597,6 +578,86 @@ pub(crate) fn cancel_job(link: &PoolLink, inner: &Arc<JobInner>) -> bool {
     }
 }
 
+/// What a [`Canceller`] needs of a route, whatever its output type.
+trait Cancel: Send + Sync {
+    fn cancel(&self) -> bool;
+}
+
+/// The outcome of a request with fallbacks, filled once by its route task
+/// (`route.rs`); the handle only waits for it.
+pub(crate) struct RouteCell<T> {
+    outcome: parking_lot::Mutex<Option<Result<T>>>,
+    set: AtomicBool,
+    waker: AtomicWaker,
+    cancel_requested: AtomicBool,
+    cancel_signal: Notify,
+    /// The primary pool job, cancelled at once on a cancel (so a queued
+    /// primary frees its slot now, not when the route task next runs).
+    primary: Option<(Arc<JobInner>, Arc<PoolLink>)>,
+}
+
+impl<T: JobOutput> RouteCell<T> {
+    pub fn new(primary: Option<(Arc<JobInner>, Arc<PoolLink>)>) -> Arc<Self> {
+        Arc::new(RouteCell {
+            outcome: parking_lot::Mutex::new(None),
+            set: AtomicBool::new(false),
+            waker: AtomicWaker::new(),
+            cancel_requested: AtomicBool::new(false),
+            cancel_signal: Notify::new(),
+            primary,
+        })
+    }
+
+    /// Fills the cell (the route task, once) and wakes the handle.
+    pub fn set(&self, outcome: Result<T>) {
+        *self.outcome.lock() = Some(outcome);
+        self.set.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+
+    fn is_set(&self) -> bool {
+        self.set.load(Ordering::Acquire)
+    }
+
+    /// Resolves once a cancel was requested.
+    pub async fn cancelled(&self) {
+        loop {
+            let mut n = std::pin::pin!(self.cancel_signal.notified());
+            n.as_mut().enable();
+            if self.cancel_requested.load(Ordering::Acquire) {
+                return;
+            }
+            n.await;
+        }
+    }
+
+    fn poll_outcome(&self, cx: &mut Context<'_>) -> Poll<Result<T>> {
+        if !self.is_set() {
+            self.waker.register(cx.waker());
+            if !self.is_set() {
+                return Poll::Pending;
+            }
+        }
+        Poll::Ready(self.outcome.lock().take().unwrap_or_else(|| {
+            Err(Error::Internal { message: "route outcome was taken twice (bifrost bug: please report)".into() })
+        }))
+    }
+}
+
+impl<T: JobOutput> Cancel for RouteCell<T> {
+    fn cancel(&self) -> bool {
+        if self.is_set() {
+            return false;
+        }
+        if let Some((inner, link)) = &self.primary {
+            cancel_job(link, inner);
+        }
+        self.cancel_requested.store(true, Ordering::Release);
+        self.cancel_signal.notify_waiters();
+        true
+    }
+}
+
 // No field is ever pinned structurally: `T` is only moved out by value.
 impl<T: JobOutput> Unpin for Job<T> {}
 
@@ -605,84 +666,45 @@ impl<T: JobOutput> Future for Job<T> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T>> {
         let this = &mut *self;
-        if this.finished {
-            return Poll::Ready(Err(Error::Internal { message: "job polled after it completed".into() }));
-        }
-        loop {
-            if let Some(chain) = this.chain.as_mut() {
-                if let Some(c) = &this.chain_cancel {
-                    c.waker.register(cx.waker());
-                    if c.requested.load(Ordering::Acquire) {
-                        // Dropping the chain cancels the fallback job it awaits.
-                        this.chain = None;
-                        this.finished = true;
-                        let provider =
-                            this.pool.as_ref().and_then(|l| l.pool()).map(|p| p.name.clone()).unwrap_or_default();
-                        return Poll::Ready(Err(Error::Cancelled { provider }));
-                    }
-                }
-                let out = ready!(chain.as_mut().poll(cx));
-                this.chain = None;
-                this.finished = true;
-                return Poll::Ready(out);
+        let out = match &mut this.state {
+            HandleState::Pooled { inner, .. } => ready!(poll_slot(inner, cx)),
+            HandleState::Routed(cell) => ready!(cell.poll_outcome(cx)),
+            // (The placeholder is never seen: the state becomes `Over`.)
+            HandleState::Ready(r) => std::mem::replace(&mut **r, Err(Error::Internal { message: String::new() })),
+            HandleState::Over => {
+                return Poll::Ready(Err(Error::Internal { message: "job polled after it completed".into() }))
             }
-            let primary = match this.ready.take() {
-                Some(r) => *r,
-                None => ready!(Self::poll_slot(this, cx)),
-            };
-            let cancelled = this.chain_cancel.as_ref().is_some_and(|c| c.requested.load(Ordering::Acquire));
-            match (primary, this.plan.take()) {
-                (Err(e), Some(plan)) if fallback_worthy(&e) && !cancelled => {
-                    this.chain = Some(Box::pin(run_chain::<T>(*plan, e)));
-                }
-                (Ok(out), Some(plan)) if !cancelled => {
-                    // A stream may still fall back until its first content.
-                    this.chain = Some(Box::pin(async move {
-                        match out.confirm().await {
-                            Err(e) if fallback_worthy(&e) => run_chain::<T>(*plan, e).await,
-                            other => other,
-                        }
-                    }));
-                }
-                (outcome, _) => {
-                    this.finished = true;
-                    return Poll::Ready(outcome);
-                }
-            }
-        }
+        };
+        this.state = HandleState::Over;
+        Poll::Ready(out)
     }
 }
 
-impl<T: JobOutput> Job<T> {
-    /// Waits for the primary job's completion slot.
-    fn poll_slot(this: &mut Self, cx: &mut Context<'_>) -> Poll<Result<T>> {
-        let Some(inner) = this.inner.as_ref() else {
-            return Poll::Ready(Err(Error::Internal { message: "job has no outcome slot".into() }));
-        };
-        // Queue expiry is the pool reaper's job: the handle only waits.
+/// Waits for a pool job's completion slot.
+fn poll_slot<T: JobOutput>(inner: &JobInner, cx: &mut Context<'_>) -> Poll<Result<T>> {
+    // Queue expiry is the pool reaper's job: the handle only waits.
+    if !inner.delivered.load(Ordering::Acquire) {
+        inner.waker.register(cx.waker());
         if !inner.delivered.load(Ordering::Acquire) {
-            inner.waker.register(cx.waker());
-            if !inner.delivered.load(Ordering::Acquire) {
-                return Poll::Pending;
-            }
+            return Poll::Pending;
         }
-        let outcome = inner.take_outcome();
-        Poll::Ready(match outcome {
-            Some(o) => o.and_then(T::from_output),
-            None => Err(Error::Internal { message: "job outcome was taken twice (bifrost bug: please report)".into() }),
-        })
     }
+    Poll::Ready(match inner.take_outcome() {
+        Some(o) => o.and_then(T::from_output),
+        None => Err(Error::Internal { message: "job outcome was taken twice (bifrost bug: please report)".into() }),
+    })
 }
 
 impl<T: JobOutput> Drop for Job<T> {
     fn drop(&mut self) {
-        if self.finished {
-            return;
-        }
-        if let (Some(inner), Some(pool)) = (&self.inner, &self.pool) {
-            if inner.state() != DONE {
-                cancel_job(pool, inner);
+        match &self.state {
+            HandleState::Pooled { inner, link } if inner.state() != DONE => {
+                cancel_job(link, inner);
             }
+            HandleState::Routed(cell) => {
+                cell.cancel();
+            }
+            _ => {}
         }
     }
 }

@@ -2,8 +2,12 @@
 //! provider, sharing nothing mutable with any other pool.
 //!
 //! - `queue`: the bounded MPMC queue with live-slot accounting.
-//! - `job`: the job state machine and the [`Job`] handle.
-//! - `worker`: the worker loop (deadlines, cancellation, retries, panics).
+//! - `job`: the job state machine, its transition tokens and the [`Job`] handle.
+//! - `ledger`: the job counts, with consistent snapshots.
+//! - `worker`: the worker loop (deadlines, cancellation, panics);
+//!   `attempts`: retries, keys and the breaker within one job.
+//! - `classify`: which failures are retried, fall back, or count against the breaker.
+//! - `route`: fallback chains, each on its own task.
 //!
 //! This file holds the submit path (queue policies of docs/architecture.md §3) and the
 //! shutdown path. A job's moves are counted in the pool's [`ledger`]: its
@@ -13,13 +17,14 @@
 
 pub(crate) mod attempts;
 pub(crate) mod breaker;
-pub(crate) mod fallback;
+pub(crate) mod classify;
 pub(crate) mod job;
 pub(crate) mod keys;
 pub(crate) mod ledger;
 pub(crate) mod probe;
 pub(crate) mod queue;
 pub(crate) mod reaper;
+pub(crate) mod route;
 pub(crate) mod scaler;
 pub(crate) mod watchdog;
 pub(crate) mod worker;

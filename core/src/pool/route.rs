@@ -1,49 +1,37 @@
-//! Fallbacks: when a job's primary provider fails in a way another provider
-//! might not, the request is tried on `fallbacks` in order.
+//! Routing a request across providers: when a job's primary provider fails
+//! in a way another provider might not ([`fallback_worthy`]), the request
+//! is tried on its `fallbacks` in order.
 //!
 //! A fallback is not a retry: the primary pool has already counted its job
 //! as failed (or rejected, dropped, timed out), and each fallback is a new
 //! job submitted to the fallback provider's own pool, with that pool's
-//! queue, policy and workers. The chain runs in the task that awaits the
-//! caller's handle — never in a worker, so no worker waits on another pool.
-//! The first success wins (`extra_fields.fallback_index` = 1 + its index);
-//! if all fail, the caller gets the primary's error with the fallbacks'
-//! errors attached ([`Error::WithFallbacks`]). The request's `timeout_ms`
-//! stays one end-to-end deadline across the whole chain.
+//! queue, policy and workers. A request with fallbacks gets its own *route
+//! task* on the runtime, spawned at submit: it awaits the primary, runs the
+//! chain, and fills the handle's [`RouteCell`]. So a route advances whether
+//! or not anyone polls the handle (a C caller may be busy elsewhere), and no
+//! worker ever waits on another pool. The first success wins
+//! (`extra_fields.fallback_index` = 1 + its index); if all fail, the caller
+//! gets the primary's error with the fallbacks' errors attached
+//! ([`Error::WithFallbacks`]). The request's `timeout_ms` stays one
+//! end-to-end deadline across the whole chain. Cancelling the handle (or
+//! dropping it) cancels the primary at once and stops the chain.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
-
-use futures_util::task::AtomicWaker;
 
 use crate::error::{Error, Result, TimeoutPhase};
 use crate::types::{split_model, Request};
 
-use super::attempts::retryable;
-use super::job::JobOutput;
+pub(crate) use super::classify::fallback_worthy;
+use super::job::{Job, JobOutput, RouteCell};
 use super::PoolShared;
 
 /// The gateway's pools by provider name, shared with fallback chains.
 pub(crate) type Pools = Arc<BTreeMap<String, Arc<PoolShared>>>;
 
-/// Errors after which the next fallback is tried.
-pub(crate) fn fallback_worthy(e: &Error) -> bool {
-    retryable(e)
-        || matches!(
-            e,
-            Error::QueueFull { .. }
-                | Error::Dropped { .. }
-                | Error::QueueTimeout { .. }
-                | Error::CircuitOpen { .. }
-                | Error::Timeout { .. }
-                | Error::Protocol { .. }
-        )
-        || matches!(e, Error::Provider { status: 401 | 403, .. })
-}
-
-/// Everything a handle needs to run its fallback chain.
+/// Everything a route task needs to run the fallback chain.
 pub(crate) struct FallbackPlan {
     pub pools: Pools,
     pub next_id: Arc<crate::ids::JobIds>,
@@ -54,11 +42,38 @@ pub(crate) struct FallbackPlan {
     pub deadline: Option<Instant>,
 }
 
-/// Lets `Job::cancel` stop a chain that another task is polling.
-#[derive(Default)]
-pub(crate) struct ChainCancel {
-    pub requested: AtomicBool,
-    pub waker: AtomicWaker,
+/// Attaches `plan` to `primary`: with fallbacks, spawns the route task and
+/// returns a handle on its outcome; without, returns `primary` as it is.
+pub(crate) fn with_fallbacks<T: JobOutput>(primary: Job<T>, plan: Option<Box<FallbackPlan>>) -> Result<Job<T>> {
+    let Some(plan) = plan else { return Ok(primary) };
+    let handle = crate::runtime::handle()?;
+    let cell = RouteCell::new(primary.pool_parts());
+    let id = primary.id();
+    handle.spawn(drive(cell.clone(), primary, *plan));
+    Ok(Job::routed(id, cell))
+}
+
+/// The route task: the primary, then the chain if it failed (or, for a
+/// stream, failed before its first content), unless cancelled first.
+async fn drive<T: JobOutput>(cell: Arc<RouteCell<T>>, primary: Job<T>, plan: FallbackPlan) {
+    let provider = split_model(&plan.request.model).map(|(p, _)| p.to_string()).unwrap_or_default();
+    let run = async move {
+        match primary.await {
+            Err(e) if fallback_worthy(&e) => run_chain::<T>(plan, e).await,
+            Ok(out) => match out.confirm().await {
+                Err(e) if fallback_worthy(&e) => run_chain::<T>(plan, e).await,
+                other => other,
+            },
+            Err(e) => Err(e),
+        }
+    };
+    let outcome = tokio::select! {
+        biased;
+        // Dropping `run` drops the job it awaits, which cancels it.
+        _ = cell.cancelled() => Err(Error::Cancelled { provider }),
+        r = run => r,
+    };
+    cell.set(outcome);
 }
 
 /// Tries each fallback in order after `primary` failed.
