@@ -454,7 +454,9 @@ impl<T: JobOutput> Job<T> {
     /// True once the job has an outcome (awaiting it will not wait).
     pub fn is_done(&self) -> bool {
         match &self.state {
-            HandleState::Pooled { inner, .. } => inner.delivered.load(Ordering::Acquire),
+            // DONE, as `cancel` sees it: the two always agree (the outcome
+            // follows DONE within a few instructions).
+            HandleState::Pooled { inner, .. } => inner.state() == DONE,
             HandleState::Routed(cell) => cell.is_set(),
             HandleState::Ready(_) | HandleState::Over => true,
         }
