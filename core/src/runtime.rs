@@ -27,8 +27,9 @@ use crate::error::{Error, Result};
 struct Shared {
     pid: u32,
     handle: Handle,
-    /// The runtime itself, when bifrost owns it (see [`adopt`]).
-    owned: Option<Runtime>,
+    /// The runtime itself when bifrost owns it (see [`adopt`]): held, never
+    /// read, so it lives as long as the process.
+    _owned: Option<Runtime>,
 }
 
 static SHARED: OnceLock<std::result::Result<Shared, String>> = OnceLock::new();
@@ -82,7 +83,7 @@ pub fn adopt(handle: Handle) -> bool {
     SHARED.get_or_init(|| {
         adopted = true;
         watch_forks();
-        Ok(Shared { pid: std::process::id(), handle, owned: None })
+        Ok(Shared { pid: std::process::id(), handle, _owned: None })
     });
     adopted
 }
@@ -93,7 +94,7 @@ fn shared() -> &'static std::result::Result<Shared, String> {
         build().map_err(|e| e.to_string()).map(|rt| Shared {
             pid: std::process::id(),
             handle: rt.handle().clone(),
-            owned: Some(rt),
+            _owned: Some(rt),
         })
     })
 }
@@ -124,16 +125,6 @@ pub fn handle() -> Result<&'static Handle> {
         Ok(s) if !FORKED.load(Ordering::Relaxed) || s.pid == std::process::id() => Ok(&s.handle),
         Ok(_) => Err(Error::Internal { message: FORKED_CHILD.to_string() }),
         Err(msg) => Err(Error::Config { path: "BIFROST_WORKER_THREADS".into(), message: msg.clone() }),
-    }
-}
-
-/// The shared runtime itself when bifrost owns it (for bindings whose
-/// async bridge needs a `&'static Runtime`, such as pyo3-async-runtimes).
-pub fn runtime() -> Result<&'static Runtime> {
-    handle()?;
-    match shared() {
-        Ok(Shared { owned: Some(rt), .. }) => Ok(rt),
-        _ => Err(Error::Internal { message: "the shared runtime is owned by the host (adopted)".into() }),
     }
 }
 
