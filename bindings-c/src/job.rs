@@ -101,12 +101,8 @@ impl BifrostJob {
     fn poll_job(&self) -> bool {
         let mut st = self.state.lock();
         let State::Pending(job) = &mut *st else { return true };
-        // A fallback chain may create timers: poll inside the runtime's
-        // context (already entered inside `runtime::block_on`).
-        let _ctx = match tokio::runtime::Handle::try_current() {
-            Ok(_) => None,
-            Err(_) => runtime::handle().ok().map(|h| h.enter()),
-        };
+        // Polling a core job only reads its slot (a fallback chain runs on
+        // its own runtime task), so no runtime context is needed here.
         let mut cx = Context::from_waker(&self.fan_waker);
         match Pin::new(job).poll(&mut cx) {
             Poll::Ready(outcome) => {
