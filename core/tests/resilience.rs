@@ -369,6 +369,12 @@ async fn fallbacks_advance_while_nobody_polls_the_handle() {
     // The outcome is already there: one poll, without waiting, yields it.
     let out = futures_util::FutureExt::now_or_never(&mut job).expect("resolved without waiting");
     assert_eq!(out.unwrap().extra_fields.fallback_index, 1);
+    // A detached job falls back too (its outcome is counted, then dropped).
+    gw.submit(with_fallbacks("bad/m", &["good/m"])).await.unwrap().detach();
+    while gw.stats().providers["good"].jobs.completed < 2 {
+        assert!(started.elapsed() < Duration::from_secs(30), "a detached job did not fall back");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
 }
 
 /// Cancelling a routed job whose primary is still queued frees the
