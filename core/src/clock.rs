@@ -5,10 +5,16 @@
 //! those stamps are subtracted from each other several times per job (queue
 //! wait, processing time, latency, expiry, throughput second). As plain
 //! integers each of those is one instruction, where `Instant` arithmetic
-//! normalises a timespec every time. Readings come from the clock `Instant`
-//! itself reads (CLOCK_MONOTONIC on Unix), so deadlines convert back to
-//! `Instant`s for tokio's timers to within the nanoseconds between the two
-//! reads that fix the epoch ([`instant`]).
+//! normalises a timespec every time. Readings come from the clock std's
+//! `Instant` reads (CLOCK_UPTIME_RAW on Apple systems, CLOCK_MONOTONIC on
+//! other Unix), so deadlines convert back to `Instant`s for tokio's timers
+//! to within the nanoseconds between the two reads that fix the epoch
+//! ([`instant`]); elsewhere it is `Instant` itself.
+//!
+//! This is the one clock of the core: job stamps and deadlines, the
+//! breaker's open period, key cool-downs, the watchdog's bounds, the
+//! throughput window and health timestamps are all on it, and
+//! [`unix_ms`] turns a reading into wall time only when it is reported.
 //! A `u64` of nanoseconds lasts 584 years.
 
 use std::sync::OnceLock;
@@ -35,14 +41,20 @@ fn epoch() -> &'static Epoch {
     })
 }
 
-/// The monotonic clock `Instant` reads (CLOCK_MONOTONIC on Unix), as
-/// nanoseconds, without `Instant`'s timespec arithmetic.
+/// The clock id std's `Instant` reads on this system.
+#[cfg(all(unix, target_vendor = "apple"))]
+const RAW_CLOCK: libc::clockid_t = libc::CLOCK_UPTIME_RAW;
+#[cfg(all(unix, not(target_vendor = "apple")))]
+const RAW_CLOCK: libc::clockid_t = libc::CLOCK_MONOTONIC;
+
+/// The monotonic clock `Instant` reads, as nanoseconds, without
+/// `Instant`'s timespec arithmetic.
 #[cfg(unix)]
 fn raw_now() -> Nanos {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always
-    // exists on the Unix systems Rust supports (std's `Instant` uses it).
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    // SAFETY: `ts` is a valid, writable timespec; RAW_CLOCK is the clock
+    // std's `Instant` reads on this system, so it exists.
+    unsafe { libc::clock_gettime(RAW_CLOCK, &mut ts) };
     (ts.tv_sec as Nanos).wrapping_mul(1_000_000_000).wrapping_add(ts.tv_nsec as Nanos)
 }
 
@@ -58,6 +70,7 @@ pub(crate) fn now() -> Nanos {
 }
 
 /// `at` on this clock (instants before the epoch read as 0).
+#[cfg(test)]
 pub(crate) fn nanos(at: Instant) -> Nanos {
     at.saturating_duration_since(epoch().at).as_nanos() as Nanos
 }
@@ -65,6 +78,14 @@ pub(crate) fn nanos(at: Instant) -> Nanos {
 /// The `Instant` of `ns`, for timers.
 pub(crate) fn instant(ns: Nanos) -> Instant {
     epoch().at + Duration::from_nanos(ns)
+}
+
+/// The Unix time, in ms, of the moment `at` on this clock: now's wall time
+/// minus how long ago `at` was (so a wall-clock step moves every reported
+/// time alike, and no second epoch is kept).
+pub(crate) fn unix_ms(at: Nanos) -> u64 {
+    let wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+    wall.saturating_sub(now().saturating_sub(at) / MS)
 }
 
 /// A duration as nanoseconds (saturating).

@@ -7,7 +7,6 @@
 //! queued and running jobs end with SHUTDOWN (nothing is left hanging).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,8 +16,9 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::objpool::Buffers;
 use crate::pool::route::{fallback_worthy, plan_for, with_fallbacks, Pools};
-use crate::pool::{Admission, Job, JobInner, JobOutput, PoolShared, Work};
+use crate::pool::{Admission, Job, JobOutput, PoolShared, Timing, Work};
 use crate::providers::ChunkStream;
+pub use crate::stats::{Health, ProviderHealth};
 use crate::stats::{RuntimeStats, Stats};
 use crate::types::{split_model, EmbedRequest, EmbedResponse, Request, Response};
 
@@ -35,49 +35,6 @@ pub struct ShutdownReport {
     pub aborted: u64,
     /// Time the shutdown took.
     pub elapsed_ms: u64,
-}
-
-/// Health of one provider pool.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ProviderHealth {
-    /// `ok`; `degraded` when the circuit is not closed, no key is usable,
-    /// the queue is ≥ 90 % full or workers are missing; `shutdown`.
-    pub status: String,
-    /// Circuit breaker state (`disabled`, `closed`, `open`, `half_open`).
-    pub circuit: String,
-    /// Queue depth / capacity.
-    pub queue_utilization: f64,
-    /// Live worker tasks.
-    pub workers: u64,
-    /// Keys usable now (not cooling down after a 401/403; disabled ones excluded).
-    pub live_keys: u64,
-    /// Configured keys.
-    pub keys: u64,
-    /// Last job that completed, Unix ms (0: none yet).
-    pub last_success_unix_ms: u64,
-    /// Last job that failed, Unix ms (0: none yet), and its error.
-    pub last_error_unix_ms: u64,
-    pub last_error: Option<String>,
-    /// The `health_check` probe: `off`, `pending`, `ok` or `failed`.
-    pub startup_probe: String,
-    /// The probe's error, when it failed.
-    pub startup_probe_error: Option<String>,
-    /// Workers busy past their job's deadline plus grace (see `jobs.stalled`).
-    pub stalled_workers: u64,
-}
-
-/// Health of the gateway: `ok` when every provider is `ok`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Health {
-    pub status: String,
-    pub providers: BTreeMap<String, ProviderHealth>,
-}
-
-/// What routing plus [`PoolShared::admit`] did with a job.
-enum Admitted<T: JobOutput> {
-    Done(Result<Job<T>>),
-    /// Policy `block`, queue full: the pool and the job that waits for space.
-    Full(Arc<PoolShared>, Arc<JobInner>),
 }
 
 /// Provider-isolated worker pools behind one routing front.
@@ -144,29 +101,9 @@ impl Gateway {
         }
     }
 
-    /// Submits `work` to `pool` without waiting; `Full` is a `block`-policy
-    /// job waiting for queue space.
-    fn admit_to<T: JobOutput>(
-        &self,
-        pool: &Arc<PoolShared>,
-        work: Work,
-        timeout_ms: Option<u64>,
-        wait: bool,
-    ) -> Admitted<T> {
-        let id = self.next_id.next();
-        match pool.admit(id, work, timeout_ms, wait) {
-            Admission::Done(done) => Admitted::Done(done),
-            Admission::Full(inner) => Admitted::Full(pool.clone(), inner),
-        }
-    }
-
-    /// Waits out an admission (only a full `block` queue waits; that slow
-    /// path is boxed so its state stays out of every submit's future).
-    async fn admitted<T: JobOutput>(admitted: Admitted<T>) -> Result<Job<T>> {
-        match admitted {
-            Admitted::Done(done) => done,
-            Admitted::Full(pool, inner) => Box::pin(async move { pool.wait_for_space(inner).await }).await,
-        }
+    /// Submits `work` to `pool` under a fresh job id (see [`PoolShared::admit`]).
+    fn admit_to<T: JobOutput>(&self, pool: &Arc<PoolShared>, work: Work, timing: Timing, wait: bool) -> Admission<T> {
+        pool.admit(self.next_id.next(), work, timing, wait)
     }
 
     /// Submits a request (chat or stream) with its fallbacks attached: a
@@ -176,18 +113,18 @@ impl Gateway {
     async fn submit_routed<T: JobOutput>(&self, request: Request, wait: bool) -> Result<Job<T>> {
         crate::runtime::check_not_forked()?;
         request.validate()?;
-        let plan = plan_for(&self.pools, &self.next_id, &request)?;
+        let timing = Timing::start(request.timeout_ms);
+        let plan = plan_for(&self.pools, &self.next_id, &request, timing.deadline)?;
         let admitted = match self.route(&request.model) {
-            Err(e) => Admitted::Done(Err(e)),
+            Err(e) => Admission::Done(Err(e)),
             Ok(pool) => {
-                let t = request.timeout_ms;
                 let Some(work) = T::work_for(request) else {
                     return Err(Error::Internal { message: "output kind without a work item".into() });
                 };
-                self.admit_to::<T>(pool, work, t, wait)
+                self.admit_to::<T>(pool, work, timing, wait)
             }
         };
-        match Self::admitted(admitted).await {
+        match admitted.resolve().await {
             Ok(job) => with_fallbacks(job, plan),
             Err(e) if plan.is_some() && fallback_worthy(&e) => with_fallbacks(Job::finished(0, Err(e)), plan),
             Err(e) => Err(e),
@@ -226,9 +163,9 @@ impl Gateway {
         crate::runtime::check_not_forked()?;
         request.validate()?;
         let pool = self.route(&request.model)?;
-        let t = request.timeout_ms;
+        let timing = Timing::start(request.timeout_ms);
         let job: Job<EmbedResponse> =
-            Self::admitted(self.admit_to(pool, Work::Embed(Box::new(request)), t, true)).await?;
+            self.admit_to(pool, Work::Embed(Box::new(request)), timing, true).resolve().await?;
         job.await
     }
 
@@ -244,57 +181,21 @@ impl Gateway {
     /// The same numbers as [`Gateway::stats`], as Prometheus text.
     pub fn prometheus(&self) -> String {
         let stats = self.stats();
-        let hists: Vec<_> =
-            self.pools.iter().map(|(n, p)| (n.as_str(), &p.counters.queue_wait, &p.counters.processing)).collect();
+        let hists: Vec<_> = self
+            .pools
+            .iter()
+            .map(|(n, p)| {
+                let (queue_wait, processing) = p.histograms();
+                (n.as_str(), queue_wait, processing)
+            })
+            .collect();
         crate::stats::render_prometheus(&stats, &hists)
     }
 
     /// Per-provider health and an overall status.
     pub fn health(&self) -> Health {
-        let mut providers = BTreeMap::new();
-        for (name, p) in self.pools.iter() {
-            let util = p.queue.depth() as f64 / p.queue.capacity as f64;
-            let workers = p.workers_alive.load(Ordering::Relaxed) as u64;
-            let circuit = p.breaker.state();
-            let keys = p.keys.len() as u64;
-            let live_keys = p.keys.live_count() as u64;
-            let (last_error_unix_ms, last_error) = p.last_error();
-            let probe = p.probe.lock().clone();
-            let stalled_workers = p.counters.stalled.load(Ordering::Relaxed);
-            let status = if p.queue.is_closed() {
-                "shutdown"
-            } else if util >= 0.9
-                || workers < p.min_workers as u64
-                || matches!(circuit, "open" | "half_open")
-                || (keys > 0 && live_keys == 0)
-                || matches!(probe, crate::pool::probe::ProbeState::Failed { .. })
-                || stalled_workers > 0
-            {
-                "degraded"
-            } else {
-                "ok"
-            };
-            providers.insert(
-                name.clone(),
-                ProviderHealth {
-                    status: status.into(),
-                    circuit: circuit.into(),
-                    queue_utilization: util,
-                    workers,
-                    live_keys,
-                    keys,
-                    last_success_unix_ms: p.last_success_unix_ms(),
-                    last_error_unix_ms,
-                    last_error,
-                    startup_probe: probe.label().into(),
-                    startup_probe_error: match probe {
-                        crate::pool::probe::ProbeState::Failed { error } => Some(error),
-                        _ => None,
-                    },
-                    stalled_workers,
-                },
-            );
-        }
+        let providers: BTreeMap<String, ProviderHealth> =
+            self.pools.iter().map(|(name, p)| (name.clone(), p.health())).collect();
         let status = if providers.values().all(|p| p.status == "ok") {
             "ok"
         } else if providers.values().all(|p| p.status == "shutdown") {
@@ -326,11 +227,9 @@ impl Gateway {
         let deadline = start + timeout.min(crate::bounds::MAX_WAIT);
         let totals = |pools: &Pools| {
             pools.values().fold([0u64; 4], |mut acc, p| {
-                let jobs = p.ledger.snapshot();
-                acc[0] += jobs.completed;
-                acc[1] += jobs.failed;
-                acc[2] += jobs.cancelled;
-                acc[3] += p.counters.aborted.load(Ordering::Relaxed);
+                for (sum, n) in acc.iter_mut().zip(p.totals()) {
+                    *sum += n;
+                }
                 acc
             })
         };

@@ -22,7 +22,6 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering, Ordering::Relaxed};
-use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
@@ -218,8 +217,7 @@ struct Window([(AtomicU64, AtomicU64); 16]);
 
 /// Counts of completions per second over a sliding window (striped).
 pub(crate) struct Throughput {
-    started: Instant,
-    /// `started` on the pools' clock.
+    /// When counting started, on the pools' clock.
     started_ns: crate::clock::Nanos,
     windows: [Window; STRIPES],
 }
@@ -228,10 +226,8 @@ const WINDOW_S: u64 = 10;
 
 impl Throughput {
     pub fn new() -> Self {
-        let started = Instant::now();
         Throughput {
-            started,
-            started_ns: crate::clock::nanos(started),
+            started_ns: crate::clock::now(),
             windows: std::array::from_fn(|_| {
                 Window(std::array::from_fn(|_| (AtomicU64::new(u64::MAX), AtomicU64::new(0))))
             }),
@@ -250,7 +246,7 @@ impl Throughput {
 
     /// Completions per second over the last 10 s (or the pool's life if shorter).
     pub fn per_second(&self) -> f64 {
-        let elapsed = self.started.elapsed();
+        let elapsed = std::time::Duration::from_nanos(crate::clock::now().saturating_sub(self.started_ns));
         let now = elapsed.as_secs();
         let mut n = 0u64;
         for (stamp, count) in self.windows.iter().flat_map(|w| &w.0) {
@@ -637,6 +633,42 @@ pub(crate) fn render_prometheus(stats: &Stats, histograms: &[(&str, &Histogram, 
     family(&mut o, "bifrost_runtime_worker_threads", "gauge", "Threads of the shared runtime.");
     let _ = writeln!(o, "bifrost_runtime_worker_threads {}", stats.runtime.worker_threads);
     o
+}
+
+/// Health of one provider pool.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProviderHealth {
+    /// `ok`; `degraded` when the circuit is not closed, no key is usable,
+    /// the queue is ≥ 90 % full or workers are missing; `shutdown`.
+    pub status: String,
+    /// Circuit breaker state (`disabled`, `closed`, `open`, `half_open`).
+    pub circuit: String,
+    /// Queue depth / capacity.
+    pub queue_utilization: f64,
+    /// Live worker tasks.
+    pub workers: u64,
+    /// Keys usable now (not cooling down after a 401/403; disabled ones excluded).
+    pub live_keys: u64,
+    /// Configured keys.
+    pub keys: u64,
+    /// Last job that completed, Unix ms (0: none yet).
+    pub last_success_unix_ms: u64,
+    /// Last job that failed, Unix ms (0: none yet), and its error.
+    pub last_error_unix_ms: u64,
+    pub last_error: Option<String>,
+    /// The `health_check` probe: `off`, `pending`, `ok` or `failed`.
+    pub startup_probe: String,
+    /// The probe's error, when it failed.
+    pub startup_probe_error: Option<String>,
+    /// Workers busy past their job's deadline plus grace (see `jobs.stalled`).
+    pub stalled_workers: u64,
+}
+
+/// Health of the gateway: `ok` when every provider is `ok`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Health {
+    pub status: String,
+    pub providers: BTreeMap<String, ProviderHealth>,
 }
 
 #[cfg(test)]

@@ -21,7 +21,6 @@
 //! changes: tripping, probing and closing again.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
-use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
@@ -30,8 +29,14 @@ use crate::config::CircuitBreakerConfig;
 
 enum Phase {
     Closed,
-    Open { until: Instant },
-    HalfOpen { in_flight: u32, successes: u32 },
+    /// Open until this moment on the pools' clock.
+    Open {
+        until: Nanos,
+    },
+    HalfOpen {
+        in_flight: u32,
+        successes: u32,
+    },
 }
 
 /// The breaker's answer to "may this call go to the provider?".
@@ -137,11 +142,11 @@ impl Breaker {
             return Admit::Go;
         }
         let mut phase = self.phase.lock();
-        let now = Instant::now();
+        let now = clock::now();
         match &mut *phase {
             Phase::Closed => Admit::Go,
             Phase::Open { until } if now < *until => {
-                Admit::Reject { retry_in_ms: until.saturating_duration_since(now).as_millis() as u64 }
+                Admit::Reject { retry_in_ms: until.saturating_sub(now) / clock::MS }
             }
             Phase::Open { .. } => {
                 *phase = Phase::HalfOpen { in_flight: 1, successes: 0 };
@@ -225,7 +230,7 @@ impl Breaker {
 
     fn trip(&self, phase: &mut Phase, cfg: &CircuitBreakerConfig) {
         self.closed.store(false, Release);
-        *phase = Phase::Open { until: Instant::now() + Duration::from_millis(cfg.open_ms) };
+        *phase = Phase::Open { until: clock::now().saturating_add(clock::from_ms(cfg.open_ms)) };
         self.opened_total.fetch_add(1, Relaxed);
     }
 
@@ -236,7 +241,7 @@ impl Breaker {
         }
         match &*self.phase.lock() {
             Phase::Closed => "closed",
-            Phase::Open { until } if Instant::now() < *until => "open",
+            Phase::Open { until } if clock::now() < *until => "open",
             Phase::Open { .. } | Phase::HalfOpen { .. } => "half_open",
         }
     }
@@ -248,6 +253,8 @@ impl Breaker {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn cfg(threshold: u32, open_ms: u64, probes: u32) -> CircuitBreakerConfig {

@@ -127,8 +127,29 @@ const _: () = {
     send::<Slot>();
 };
 
+/// When a request was submitted and by when it must be done: read from the
+/// clock once per request and shared by its job and its fallback chain, so
+/// the request has one deadline however many pools it visits.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Timing {
+    pub submitted: Nanos,
+    /// The end-to-end deadline (`submitted + timeout_ms`), if any.
+    pub deadline: Option<Nanos>,
+    /// The request's `timeout_ms`, for error messages.
+    pub timeout_ms: Option<u64>,
+}
+
+impl Timing {
+    /// A request submitted now with `timeout_ms`.
+    pub fn start(timeout_ms: Option<u64>) -> Timing {
+        let submitted = clock::now();
+        Timing { submitted, deadline: timeout_ms.map(|t| submitted.saturating_add(clock::from_ms(t))), timeout_ms }
+    }
+}
+
 impl JobInner {
-    pub(crate) fn new(id: u64, work: Work, submitted: Nanos, timeout_ms: Option<u64>) -> Arc<JobInner> {
+    pub(crate) fn new(id: u64, work: Work, timing: Timing) -> Arc<JobInner> {
+        let Timing { submitted, deadline, timeout_ms } = timing;
         Arc::new(JobInner {
             id,
             state: AtomicU8::new(QUEUED),
@@ -137,7 +158,7 @@ impl JobInner {
             slot: UnsafeCell::new(Slot::Work(work)),
             submitted,
             enqueued: AtomicU64::new(submitted),
-            deadline: timeout_ms.map(|t| submitted.saturating_add(clock::from_ms(t))),
+            deadline,
             timeout_ms,
             delivered: AtomicBool::new(false),
             waker: AtomicWaker::new(),

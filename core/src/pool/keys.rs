@@ -9,7 +9,6 @@
 //! by `<provider>#<index>` everywhere; values never leave [`KeyConfig`].
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::time::Instant;
 
 use crate::config::KeyConfig;
 use crate::error::{Error, Result};
@@ -19,7 +18,7 @@ struct Slot {
     id: String,
     requests: AtomicU64,
     errors: AtomicU64,
-    /// Cooling down until this many ms after `KeyRing::epoch` (0: alive).
+    /// Cooling down until this ms on the pools' clock (0: alive).
     dead_until_ms: AtomicU64,
 }
 
@@ -28,7 +27,6 @@ pub(crate) struct KeyRing {
     provider: String,
     keys: Vec<KeyConfig>,
     slots: Vec<Slot>,
-    epoch: Instant,
 }
 
 impl KeyRing {
@@ -44,12 +42,11 @@ impl KeyRing {
                     dead_until_ms: AtomicU64::new(0),
                 })
                 .collect(),
-            epoch: Instant::now(),
         }
     }
 
     fn now_ms(&self) -> u64 {
-        self.epoch.elapsed().as_millis() as u64
+        crate::clock::now() / crate::clock::MS
     }
 
     /// Configured keys.

@@ -17,7 +17,7 @@ use crate::stats::Outcome;
 use super::PoolShared;
 
 pub(crate) async fn run(pool: Arc<PoolShared>) {
-    let _alive = super::TaskAlive { pool: pool.clone(), is_worker: false };
+    let _alive = super::TaskAlive::helper(&pool);
     let mut expired = Vec::new();
     let mut sleep = Box::pin(tokio::time::sleep_until(Instant::now().into()));
     loop {

@@ -19,13 +19,13 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
 
+use crate::clock::{self, Nanos};
 use crate::error::{Error, Result, TimeoutPhase};
 use crate::types::{split_model, Request};
 
 pub(crate) use super::classify::fallback_worthy;
-use super::job::{Job, JobOutput, RouteCell};
+use super::job::{Job, JobOutput, RouteCell, Timing};
 use super::PoolShared;
 
 /// The gateway's pools by provider name, shared with fallback chains.
@@ -38,8 +38,8 @@ pub(crate) struct FallbackPlan {
     pub targets: Vec<String>,
     /// The request, without its `fallbacks`.
     pub request: Request,
-    /// The request's end-to-end deadline.
-    pub deadline: Option<Instant>,
+    /// The request's end-to-end deadline: the primary job's, to the nanosecond.
+    pub deadline: Option<Nanos>,
 }
 
 /// Attaches `plan` to `primary`: with fallbacks, spawns the route task and
@@ -80,9 +80,10 @@ async fn drive<T: JobOutput>(cell: Arc<RouteCell<T>>, primary: Job<T>, plan: Fal
 pub(crate) async fn run_chain<T: JobOutput>(plan: FallbackPlan, primary: Error) -> Result<T> {
     let mut failures = Vec::new();
     for (i, target) in plan.targets.iter().enumerate() {
+        let now = clock::now();
         let remaining_ms = match plan.deadline {
             Some(d) => {
-                let left = d.saturating_duration_since(Instant::now()).as_millis() as u64;
+                let left = d.saturating_sub(now) / clock::MS;
                 if left == 0 {
                     let provider = primary.provider().unwrap_or_default().to_string();
                     let timeout_ms = plan.request.timeout_ms.unwrap_or_default();
@@ -105,7 +106,8 @@ pub(crate) async fn run_chain<T: JobOutput>(plan: FallbackPlan, primary: Error) 
         req.timeout_ms = remaining_ms;
         let Some(work) = T::work_for(req) else { break };
         let id = plan.next_id.next();
-        let outcome = match pool.submit::<T>(id, work, remaining_ms, true).await {
+        let timing = Timing { submitted: now, deadline: plan.deadline, timeout_ms: plan.request.timeout_ms };
+        let outcome = match pool.submit::<T>(id, work, timing, true).await {
             Ok(job) => match job.await {
                 Ok(out) => out.confirm().await,
                 Err(e) => Err(e),
@@ -126,12 +128,12 @@ pub(crate) async fn run_chain<T: JobOutput>(plan: FallbackPlan, primary: Error) 
 }
 
 /// Builds a plan for `req` if it has fallbacks; checks every target names
-/// a configured provider. (The clock is read only for a request with both
-/// fallbacks and a timeout.)
+/// a configured provider; `deadline` is the primary job's.
 pub(crate) fn plan_for(
     pools: &Pools,
     next_id: &Arc<crate::ids::JobIds>,
     req: &Request,
+    deadline: Option<Nanos>,
 ) -> Result<Option<Box<FallbackPlan>>> {
     if req.fallbacks.is_empty() {
         return Ok(None);
@@ -147,11 +149,5 @@ pub(crate) fn plan_for(
     }
     let mut request = req.clone();
     let targets = std::mem::take(&mut request.fallbacks);
-    Ok(Some(Box::new(FallbackPlan {
-        pools: pools.clone(),
-        next_id: next_id.clone(),
-        targets,
-        deadline: req.timeout_ms.map(|t| Instant::now() + std::time::Duration::from_millis(t)),
-        request,
-    })))
+    Ok(Some(Box::new(FallbackPlan { pools: pools.clone(), next_id: next_id.clone(), targets, deadline, request })))
 }

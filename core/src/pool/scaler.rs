@@ -36,7 +36,7 @@ fn utilization(pool: &PoolShared) -> f64 {
 
 /// The controller task; ends when the pool closes.
 pub(crate) async fn run(pool: Arc<PoolShared>, cfg: ScalingConfig) {
-    let _alive = super::TaskAlive { pool: pool.clone(), is_worker: false };
+    let _alive = super::TaskAlive::helper(&pool);
     let interval = Duration::from_millis(cfg.min_scale_interval_ms);
     loop {
         tokio::select! {

@@ -24,7 +24,7 @@ const TICK: Duration = Duration::from_secs(1);
 /// What one worker is doing, for the watchdog.
 #[derive(Default)]
 pub(crate) struct WorkerSlot {
-    /// Ms after the pool's epoch by which the current job must be done (0: idle).
+    /// Ms on the pools' clock by which the current job must be done (0: idle).
     busy_until_ms: AtomicU64,
     job_id: AtomicU64,
     /// The job id already reported as stalled (to log each stall once).
@@ -32,8 +32,8 @@ pub(crate) struct WorkerSlot {
 }
 
 impl WorkerSlot {
-    pub fn start(&self, pool: &PoolShared, job_id: u64, bound: Nanos) {
-        let ms = bound.saturating_add(clock::nanos_of(GRACE)).saturating_sub(pool.epoch_ns) / clock::MS;
+    pub fn start(&self, job_id: u64, bound: Nanos) {
+        let ms = bound.saturating_add(clock::nanos_of(GRACE)) / clock::MS;
         self.job_id.store(job_id, Relaxed);
         self.busy_until_ms.store(ms.max(1), Relaxed);
     }
@@ -68,7 +68,7 @@ pub(crate) fn job_bound(pool: &PoolShared, started: Nanos, deadline: Option<Nano
 
 /// The watchdog task; ends when the pool starts closing.
 pub(crate) async fn run(pool: Arc<PoolShared>) {
-    let _alive = super::TaskAlive { pool: pool.clone(), is_worker: false };
+    let _alive = super::TaskAlive::helper(&pool);
     loop {
         tokio::select! {
             _ = tokio::time::sleep(TICK) => {}
@@ -78,7 +78,7 @@ pub(crate) async fn run(pool: Arc<PoolShared>) {
             pool.counters.stalled.store(0, Relaxed);
             continue;
         }
-        let now = pool.epoch.elapsed().as_millis() as u64;
+        let now = clock::now() / clock::MS;
         let slots: Vec<Weak<WorkerSlot>> = pool.worker_slots.lock().clone();
         let mut stalled = 0;
         for slot in slots.iter().filter_map(Weak::upgrade) {

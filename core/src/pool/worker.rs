@@ -26,7 +26,7 @@ use super::PoolShared;
 
 /// The worker task.
 pub(crate) async fn run(pool: Arc<PoolShared>) {
-    let mut alive = super::TaskAlive { pool: pool.clone(), is_worker: true };
+    let mut alive = super::TaskAlive::worker(&pool);
     let slot = super::watchdog::register(&pool);
     let mut expired = Vec::new();
     let parking = Arc::new(Parking::default());
@@ -35,7 +35,7 @@ pub(crate) async fn run(pool: Arc<PoolShared>) {
         match popped {
             Popped::Job(running) => {
                 let job = running.job();
-                slot.start(&pool, job.id, super::watchdog::job_bound(&pool, now, job.deadline));
+                slot.start(job.id, super::watchdog::job_bound(&pool, now, job.deadline));
                 run_job(&pool, running, now).await;
                 slot.finish();
             }
@@ -60,7 +60,7 @@ pub(crate) async fn run(pool: Arc<PoolShared>) {
                             // Taken off the stack meanwhile: a job is on its way.
                             parking.parked().await;
                         } else if super::scaler::try_retire(&pool, sc) {
-                            alive.is_worker = false; // already counted out
+                            alive.counted_out();
                             return;
                         }
                     }
