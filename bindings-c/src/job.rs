@@ -1,30 +1,23 @@
 //! Submitting requests: job handles (`bifrost_job`) and callbacks.
 //!
-//! A `bifrost_job` owns a core [`Job`] behind a mutex that is held only to
-//! poll or cancel it, never while a thread sleeps: so one thread can wait
-//! while another cancels. Waiting parks the caller's thread (the core's
-//! [`runtime::block_on`], with bifrost's timers on its own runtime) and is
-//! refused on a runtime thread, where it would starve the workers it waits
-//! for. Every waiter's waker is registered in a small fan-out set, and the
-//! job is always polled with the fan-out waker, so concurrent waiters and
-//! pollers never steal each other's wake-up.
-//!
-//! Once finished, the outcome stays in the handle: later waits and polls
-//! return it again (each wait hands out a fresh string).
+//! A `bifrost_job` is the core's shared job handle ([`SharedJob`], see
+//! docs/architecture.md §7): one thread can wait while another cancels,
+//! several threads can wait at once, and the job progresses (fallbacks
+//! included) whether or not anyone waits. Waiting parks the caller's thread
+//! and is refused on a runtime thread, where it would starve the workers it
+//! waits for. Once finished, the outcome stays in the handle: later waits
+//! and polls return it again (each wait hands out a fresh string).
 //!
 //! `bifrost_submit_cb` spawns one small task per job on the shared runtime
 //! that awaits the job and calls the C callback exactly once.
 
 use std::ffi::{c_char, c_void, CString};
 use std::future::Future;
-use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bifrost_core::bounds;
-use bifrost_core::{runtime, Error, Gateway, Job, Request, Response};
-use parking_lot::Mutex;
+use bifrost_core::{runtime, Error, Gateway, Job, Request, Response, SharedJob};
 
 use crate::boundary::{c_string_from_json, check_out, check_ptr, check_str, clear, ffi_boundary, panic_message};
 use crate::errors::{fail, message_of, status_of, BifrostStatus};
@@ -36,124 +29,25 @@ pub const BIFROST_WAIT_FOREVER: i64 = -1;
 /// A submitted job. Opaque; created by bifrost_submit, released with
 /// bifrost_job_free (which cancels it if it has not finished).
 pub struct BifrostJob {
-    state: Mutex<State>,
-    fan: Arc<FanOut>,
-    fan_waker: Waker,
-    id: u64,
-}
-
-enum State {
-    Pending(Job<Response>),
-    Done(Result<Response, Error>),
-}
-
-/// Wakes every registered waiter when the job makes progress.
-#[derive(Default)]
-struct FanOut {
-    wakers: Mutex<Waiters>,
-}
-
-/// The registered wakers: almost always one thread waits, so the first
-/// has its own slot and costs no allocation.
-#[derive(Default)]
-struct Waiters {
-    first: Option<Waker>,
-    more: Vec<Waker>,
-}
-
-impl FanOut {
-    fn register(&self, w: &Waker) {
-        let mut ws = self.wakers.lock();
-        match &ws.first {
-            None => ws.first = Some(w.clone()),
-            Some(f) if f.will_wake(w) => {}
-            Some(_) => {
-                if !ws.more.iter().any(|x| x.will_wake(w)) {
-                    ws.more.push(w.clone());
-                }
-            }
-        }
-    }
-}
-
-impl Wake for FanOut {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-    fn wake_by_ref(self: &Arc<Self>) {
-        let (first, more) = {
-            let mut ws = self.wakers.lock();
-            (ws.first.take(), std::mem::take(&mut ws.more))
-        };
-        for w in first.into_iter().chain(more) {
-            w.wake();
-        }
-    }
+    job: SharedJob<Response>,
 }
 
 impl BifrostJob {
-    fn new(job: Job<Response>) -> Self {
-        let fan = Arc::new(FanOut::default());
-        BifrostJob { id: job.id(), state: Mutex::new(State::Pending(job)), fan_waker: Waker::from(fan.clone()), fan }
-    }
-
-    /// Polls the core job once (with the fan-out waker); true once finished.
-    fn poll_job(&self) -> bool {
-        let mut st = self.state.lock();
-        let State::Pending(job) = &mut *st else { return true };
-        // Polling a core job only reads its slot (a fallback chain runs on
-        // its own runtime task), so no runtime context is needed here.
-        let mut cx = Context::from_waker(&self.fan_waker);
-        match Pin::new(job).poll(&mut cx) {
-            Poll::Ready(outcome) => {
-                *st = State::Done(outcome);
-                true
-            }
-            Poll::Pending => false,
-        }
-    }
-
-    /// Waits up to `timeout` (None: no limit); Ok(true) once finished.
-    fn wait(&self, timeout: Option<Duration>) -> Result<bool, Error> {
-        // Without waiting (or where waiting is refused), one poll decides.
-        if timeout == Some(Duration::ZERO) || runtime::on_runtime_thread() {
-            let done = self.poll_job();
-            if done || timeout == Some(Duration::ZERO) {
-                return Ok(done);
-            }
-        }
-        runtime::block_on(async {
-            let mut sleep = timeout.map(|t| Box::pin(tokio::time::sleep(t)));
-            std::future::poll_fn(|cx| {
-                self.fan.register(cx.waker());
-                if self.poll_job() {
-                    return Poll::Ready(true);
-                }
-                match sleep.as_mut().map(|s| s.as_mut().poll(cx)) {
-                    Some(Poll::Ready(())) => Poll::Ready(false),
-                    _ => Poll::Pending,
-                }
-            })
-            .await
-        })
-    }
-
-    /// Writes the finished outcome to the out-parameters.
+    /// Writes the outcome to the out-parameters (BIFROST_PENDING if none yet).
     ///
     /// # Safety
     /// `response_json` is a checked out-parameter; `err` is optional.
     unsafe fn deliver(&self, response_json: *mut *mut c_char, err: *mut *mut c_char) -> BifrostStatus {
-        let st = self.state.lock();
-        match &*st {
-            State::Pending(_) => BifrostStatus::BIFROST_PENDING,
-            State::Done(Ok(resp)) => {
+        let delivered = self.job.with_outcome(|outcome| match outcome {
+            Ok(resp) => {
                 let mut json = Vec::with_capacity(512);
                 bifrost_core::json::write_response(&mut json, resp);
                 *response_json = c_string_from_json(json);
                 BifrostStatus::BIFROST_OK
             }
-            State::Done(Err(e)) => fail(err, e),
-        }
+            Err(e) => fail(err, e),
+        });
+        delivered.unwrap_or(BifrostStatus::BIFROST_PENDING)
     }
 }
 
@@ -206,7 +100,7 @@ pub unsafe extern "C" fn bifrost_submit(
         let gw = &(*gateway).gw;
         match submit_core(gw, text) {
             Ok(job) => {
-                *job_out = Box::into_raw(Box::new(BifrostJob::new(job)));
+                *job_out = Box::into_raw(Box::new(BifrostJob { job: SharedJob::new(job) }));
                 BifrostStatus::BIFROST_OK
             }
             Err(e) => fail(err, &e),
@@ -248,7 +142,7 @@ pub unsafe extern "C" fn bifrost_job_wait(
         // Any negative value waits forever; past a year is a year (bounds::MAX_WAIT).
         let timeout =
             if timeout_ms < 0 { None } else { Some(Duration::from_millis(timeout_ms as u64).min(bounds::MAX_WAIT)) };
-        match job.wait(timeout) {
+        match job.job.wait_done_blocking(timeout) {
             Ok(true) => job.deliver(response_json, err),
             Ok(false) => BifrostStatus::BIFROST_PENDING,
             Err(e) => fail(err, &e),
@@ -264,15 +158,11 @@ pub unsafe extern "C" fn bifrost_job_wait(
 pub unsafe extern "C" fn bifrost_job_poll(job: *const BifrostJob) -> BifrostStatus {
     ffi_boundary!({
         check_ptr!(job, std::ptr::null_mut(), "job");
-        let job = &*job;
-        if !job.poll_job() {
-            return BifrostStatus::BIFROST_PENDING;
-        }
-        match &*job.state.lock() {
-            State::Done(Ok(_)) => BifrostStatus::BIFROST_OK,
-            State::Done(Err(e)) => status_of(e),
-            State::Pending(_) => BifrostStatus::BIFROST_PENDING,
-        }
+        let status = (*job).job.with_outcome(|outcome| match outcome {
+            Ok(_) => BifrostStatus::BIFROST_OK,
+            Err(e) => status_of(e),
+        });
+        status.unwrap_or(BifrostStatus::BIFROST_PENDING)
     })
 }
 
@@ -292,10 +182,7 @@ pub unsafe extern "C" fn bifrost_job_cancel(job: *const BifrostJob, cancelled: *
             *cancelled = false;
         }
         check_ptr!(job, std::ptr::null_mut(), "job");
-        let did = match &*(*job).state.lock() {
-            State::Pending(j) => j.cancel(),
-            State::Done(_) => false,
-        };
+        let did = (*job).job.cancel();
         if !cancelled.is_null() {
             *cancelled = did;
         }
@@ -310,7 +197,7 @@ pub unsafe extern "C" fn bifrost_job_id(job: *const BifrostJob) -> u64 {
         if job.is_null() {
             return 0;
         }
-        (*job).id
+        (*job).job.id()
     })
 }
 

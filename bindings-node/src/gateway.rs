@@ -6,10 +6,11 @@
 //! gateway's [`Hub`]. Nothing here waits on the JS thread.
 //!
 //! Cancellation (`cancel(id)`, from `job.cancel()` or an `AbortSignal`):
-//! - a submitted chat job sits in its [`Ctl`] slot, and the task polls it
-//!   through that slot, so `cancel` reaches the core `Job::cancel` and
-//!   returns its answer; the job then ends CANCELLED in the core's own
-//!   accounting, and that outcome settles the promise;
+//! - a submitted chat job is a core [`SharedJob`] (docs/architecture.md §7),
+//!   held by the task that awaits it and by its [`Ctl`] slot, so `cancel`
+//!   reaches the core `Job::cancel` and returns its answer; the job then
+//!   ends CANCELLED in the core's own accounting, and that outcome settles
+//!   the promise;
 //! - a cancel that arrives before the task has submitted (e.g. a signal
 //!   aborted right after `chat()` returned) does not skip the submit: the
 //!   task still submits (the core's submit finishes on its first poll
@@ -25,7 +26,7 @@
 //!   core `ChunkStream`, which closes the upstream connection.
 
 use bifrost_core::bounds;
-use bifrost_core::{EmbedRequest, Error, Gateway, Job, Request, Response};
+use bifrost_core::{EmbedRequest, Error, Gateway, Request, Response, SharedJob};
 use napi::bindgen_prelude::{Function, Unknown};
 use napi::Env;
 use napi_derive::napi;
@@ -33,7 +34,6 @@ use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::future::{poll_fn, Future};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
 use tokio::sync::{mpsc, Notify};
@@ -52,7 +52,7 @@ struct Ctl {
 struct CtlState {
     cancelled: bool,
     /// The submitted chat job, while it runs.
-    job: Option<Job<Response>>,
+    job: Option<SharedJob<Response>>,
 }
 
 type Ops = Arc<Mutex<HashMap<u32, Arc<Ctl>>>>;
@@ -203,11 +203,12 @@ impl NativeGateway {
                     j = gw.submit(r) => j?,
                     _ = ctl.notify.notified() => return Err(cancelled(&model)),
                 };
+                let job = SharedJob::new(job);
                 let job_id = job.id();
                 let cancelled_early = {
                     let mut st = ctl.state.lock();
                     let early = st.cancelled && job.cancel();
-                    st.job = Some(job);
+                    st.job = Some(job.clone());
                     early
                 };
                 if announce {
@@ -219,14 +220,7 @@ impl NativeGateway {
                         hub.ok(id, "s", &job_id);
                     }
                 }
-                poll_fn(|cx| {
-                    let mut st = ctl.state.lock();
-                    match st.job.as_mut() {
-                        Some(job) => Pin::new(job).poll(cx),
-                        None => std::task::Poll::Ready(Err(cancelled(&model))),
-                    }
-                })
-                .await
+                job.wait().await
             }
             .await;
             ops.lock().remove(&id);

@@ -116,7 +116,7 @@ impl Gateway {
         let req: Request = request_from(py, request, "request")?;
         let gw = self.inner.clone();
         let job = self.block(py, async move { gw.submit(req).await })?;
-        Job::start(py, job)
+        Ok(Job::new(job))
     }
 
     /// Submits a chat request; awaitable, resolving to its Job.
@@ -124,7 +124,7 @@ impl Gateway {
         let req: Request = request_from(py, request, "request")?;
         let gw = self.inner.clone();
         bridge::spawn(py, async move { gw.submit(req).await }, |py, r| match r {
-            Ok(job) => Job::start(py, job).and_then(|j| Ok(Py::new(py, j)?.into_any())),
+            Ok(job) => Ok(Py::new(py, Job::new(job))?.into_any()),
             Err(e) => Err(err_async(py, e)),
         })
     }

@@ -36,7 +36,7 @@ pub mod types;
 pub use config::{Config, MockConfig, ProviderKind, QueuePolicy, Secret};
 pub use error::{DropReason, Error, ErrorKind, Result, TimeoutPhase};
 pub use gateway::{Gateway, Health, ProviderHealth, ShutdownReport};
-pub use pool::{Canceller, Job, JobOutput};
+pub use pool::{Canceller, Job, JobOutput, SharedJob};
 pub use providers::ChunkStream;
 pub use sizing::{optimal_concurrency, Sizing};
 pub use stats::{JobStats, Stats, WorkerStats};

@@ -11,6 +11,7 @@
 //!   `attempts`: retries, keys and the breaker within one job.
 //! - `classify`: which failures are retried, fall back, or count against the breaker.
 //! - `route`: fallback chains, each on its own task.
+//! - `shared`: [`SharedJob`], the many-waiter handle every binding wraps.
 //!
 //! [`PoolShared`]'s fields are private to this module tree: the gateway
 //! talks to a pool only through its methods. A job's moves are counted in
@@ -34,6 +35,7 @@ pub(crate) mod queue;
 pub(crate) mod reaper;
 pub(crate) mod route;
 pub(crate) mod scaler;
+mod shared;
 mod snapshot;
 mod submit;
 pub(crate) mod watchdog;
@@ -54,6 +56,7 @@ pub use job::{Canceller, Job, JobOutput};
 pub(crate) use job::{Ending, JobInner, Output, Timing, Work};
 pub(crate) use lifecycle::{Latch, TaskAlive};
 use queue::JobQueue;
+pub use shared::SharedJob;
 pub(crate) use submit::Admission;
 
 /// What a job handle holds of its pool: a weak link behind a reference
