@@ -461,6 +461,8 @@ static void test_introspection(bifrost_gateway *gw) {
 /* A request's fallbacks run on bifrost's runtime: with no C thread in
  * bifrost_job_wait or bifrost_job_poll, the chain still reaches the
  * fallback provider and completes there; the job then has its outcome. */
+/* The fallback scenario of tests/python/test_agreement.py and
+ * tests/node/agreement.test.js. */
 static void test_fallback_advances_without_waiting(void) {
     static const char *cfg =
         "{\"providers\": {\"bad\": {\"kind\": \"mock\", \"mock\": {\"failure_rate\": 1.0}},"
@@ -487,6 +489,63 @@ static void test_fallback_advances_without_waiting(void) {
     t_clear(&resp);
     t_clear(&err);
     bifrost_job_free(job);
+    char *report = NULL;
+    CHECK_ST(bifrost_gateway_shutdown(gw, 2000, &report), BIFROST_OK, NULL);
+    bifrost_string_free(report);
+    bifrost_gateway_free(gw);
+}
+
+/* Jobs of `provider` in a stats snapshot: {submitted, cancelled, queued, running, completed, failed}. */
+static void agreement_jobs(bifrost_gateway *gw, const char *provider, long long out[6]) {
+    static const char *keys[6] = {"submitted", "cancelled", "queued", "running", "completed", "failed"};
+    char *stats = NULL;
+    for (int i = 0; i < 6; i++) out[i] = -1;
+    if (bifrost_stats_json(gw, &stats) != BIFROST_OK) return;
+    const char *p = t_find_obj(stats, provider);
+    const char *jobs = p ? t_find_obj(p, "jobs") : NULL;
+    for (int i = 0; i < 6 && jobs; i++) out[i] = t_num(jobs, keys[i]);
+    bifrost_string_free(stats);
+}
+
+/* The cancel scenario of tests/python/test_agreement.py and
+ * tests/node/agreement.test.js, with the same expected answers. */
+static void test_agreement_cancel(void) {
+    static const char *cfg =
+        "{\"providers\": {\"slow\": {\"kind\": \"mock\", \"mock\": {\"latency_ms\": 600000},"
+        " \"concurrency_and_buffer_size\": {\"concurrency\": 1, \"buffer_size\": 8}},"
+        " \"fast\": {\"kind\": \"mock\"}}}";
+    bifrost_gateway *gw = NULL;
+    char *err = NULL, *resp = NULL;
+    CHECK_ST(bifrost_gateway_new(cfg, &gw, &err), BIFROST_OK, err);
+    if (!gw) return;
+    bifrost_job *running = NULL, *queued = NULL, *done = NULL;
+    CHECK_ST(bifrost_submit(gw, REQ("slow/m", ""), &running, &err), BIFROST_OK, err);
+    CHECK_ST(bifrost_submit(gw, REQ("slow/m", ""), &queued, &err), BIFROST_OK, err);
+    bool did = false;
+    CHECK_ST(bifrost_job_cancel(queued, &did), BIFROST_OK, NULL);
+    CHECK(did, "the first cancel of a queued job answers true");
+    CHECK_ST(bifrost_job_cancel(queued, &did), BIFROST_OK, NULL);
+    CHECK(!did, "a second cancel finds the job over");
+    CHECK_ST(bifrost_job_wait(queued, 60000, &resp, &err), BIFROST_CANCELLED, NULL);
+    t_clear(&err);
+    CHECK_ST(bifrost_job_cancel(running, &did), BIFROST_OK, NULL);
+    CHECK(did, "cancelling the running job answers true");
+    CHECK_ST(bifrost_job_wait(running, 60000, &resp, &err), BIFROST_CANCELLED, NULL);
+    t_clear(&err);
+    CHECK_ST(bifrost_submit(gw, REQ("fast/m", ""), &done, &err), BIFROST_OK, err);
+    CHECK_ST(bifrost_job_wait(done, 60000, &resp, &err), BIFROST_OK, err);
+    t_clear(&resp);
+    CHECK_ST(bifrost_job_cancel(done, &did), BIFROST_OK, NULL);
+    CHECK(!did, "a finished job cannot be cancelled");
+    long long slow[6], fast[6];
+    agreement_jobs(gw, "slow", slow);
+    agreement_jobs(gw, "fast", fast);
+    CHECK(slow[0] == 2 && slow[1] == 2 && slow[2] == 0 && slow[3] == 0,
+          "slow: submitted %lld cancelled %lld queued %lld running %lld", slow[0], slow[1], slow[2], slow[3]);
+    CHECK(fast[4] == 1, "fast: completed %lld", fast[4]);
+    bifrost_job_free(running);
+    bifrost_job_free(queued);
+    bifrost_job_free(done);
     char *report = NULL;
     CHECK_ST(bifrost_gateway_shutdown(gw, 2000, &report), BIFROST_OK, NULL);
     bifrost_string_free(report);
@@ -577,5 +636,6 @@ int main(void) {
     bifrost_gateway_free(gw);
     test_shutdown();
     test_fallback_advances_without_waiting();
+    test_agreement_cancel();
     return t_finish("test_api");
 }
