@@ -67,6 +67,12 @@ const MAX_NESTING = 100
 // one stringify plus one substring search: a non-finite number can only
 // have become `null`, so only text containing `null` (or a stringify that
 // threw) pays for a walk of the object that says what is wrong and where.
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
+/** True if `text` is valid Unicode (String#isWellFormed, from Node 20). */
+function wellFormed (text) {
+  return typeof text.isWellFormed === 'function' ? text.isWellFormed() : !LONE_SURROGATE.test(text)
+}
+
 function jsonText (value, kind) {
   let text
   try {
@@ -234,7 +240,12 @@ class Gateway {
    */
   constructor (config) {
     let text
-    if (typeof config === 'string') text = config
+    if (typeof config === 'string') {
+      // Text that is not Unicode (a lone surrogate, which the addon would
+      // turn into U+FFFD) is CONFIG, as in Python and C.
+      if (!wellFormed(config)) throw new BifrostError('invalid config: config text is not Unicode (it contains a lone surrogate)', 'CONFIG', { path: '' })
+      text = config
+    }
     else if (isPlainObject(config)) text = jsonText(config, 'CONFIG')
     else throw new TypeError(`new Gateway(config): config must be an object or a JSON string, got ${describe(config)}`)
     const calls = this.#calls

@@ -113,8 +113,8 @@ extern "C" {
 //   bifrost_gateway_shutdown for a graceful drain).
 // - `err`: optional; receives a message on failure (free with bifrost_string_free).
 //
-// Returns BIFROST_OK; BIFROST_INVALID_REQUEST for NULL arguments or
-// invalid UTF-8; BIFROST_CONFIG for text that is not exactly one JSON
+// Returns BIFROST_OK; BIFROST_INVALID_REQUEST for NULL arguments;
+// BIFROST_CONFIG for text that is not UTF-8 or not exactly one JSON
 // value (trailing text, a duplicate key at any depth, nesting deeper than
 // 100) or a configuration that is invalid (unknown key, value out of
 // range, missing `env.NAME` variable; the message names the key and the

@@ -13,7 +13,7 @@ use std::time::Duration;
 use bifrost_core::{runtime, Error, Gateway};
 use serde::Serialize;
 
-use crate::boundary::{c_string, c_string_from_vec, check_out, check_ptr, check_str, clear, ffi_boundary, free_string};
+use crate::boundary::{c_string, c_string_from_vec, check_out, check_ptr, clear, ffi_boundary, free_string};
 use crate::errors::{fail, invalid, BifrostStatus};
 
 /// A gateway: one worker pool per configured provider. Opaque; create with
@@ -50,8 +50,8 @@ pub(crate) fn json_out<T: Serialize>(
 ///   bifrost_gateway_shutdown for a graceful drain).
 /// - `err`: optional; receives a message on failure (free with bifrost_string_free).
 ///
-/// Returns BIFROST_OK; BIFROST_INVALID_REQUEST for NULL arguments or
-/// invalid UTF-8; BIFROST_CONFIG for text that is not exactly one JSON
+/// Returns BIFROST_OK; BIFROST_INVALID_REQUEST for NULL arguments;
+/// BIFROST_CONFIG for text that is not UTF-8 or not exactly one JSON
 /// value (trailing text, a duplicate key at any depth, nesting deeper than
 /// 100) or a configuration that is invalid (unknown key, value out of
 /// range, missing `env.NAME` variable; the message names the key and the
@@ -69,7 +69,15 @@ pub unsafe extern "C" fn bifrost_gateway_new(
     clear(err);
     ffi_boundary!(err, {
         check_out!(gateway_out, err, "gateway_out");
-        let text = check_str!(config_json, err, "config_json");
+        check_ptr!(config_json, err, "config_json");
+        // Config text that is not UTF-8 is a CONFIG error, as in Python and Node.
+        let text = match std::ffi::CStr::from_ptr(config_json).to_str() {
+            Ok(text) => text,
+            Err(e) => {
+                let e = Error::Config { path: String::new(), message: format!("config_json is not valid UTF-8: {e}") };
+                return fail(err, &e);
+            }
+        };
         // Strict (docs/architecture.md §13): trailing text, duplicate keys (two providers
         // of one name) and deep nesting are CONFIG errors, as in every
         // language.

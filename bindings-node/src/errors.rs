@@ -32,8 +32,8 @@ pub fn to_json(e: &Error) -> Value {
     if let Some(ms) = e.retry_after_ms() {
         o.insert("retryAfterMs".into(), ms.into());
     }
-    if let Error::Config { path, .. } = e.primary() {
-        o.insert("path".into(), path.clone().into());
+    if let Some(path) = e.config_path() {
+        o.insert("path".into(), path.into());
     }
     let fallbacks = e.fallback_errors();
     if !fallbacks.is_empty() {

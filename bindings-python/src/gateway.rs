@@ -69,8 +69,14 @@ impl Gateway {
     fn new(py: Python<'_>, config: &Bound<'_, PyAny>) -> PyResult<Self> {
         ensure_runtime(py)?;
         let gw = if let Ok(text) = config.cast::<PyString>() {
-            let text = text.to_cow()?;
-            bifrost_core::Gateway::from_json(&text)
+            // Text that is not Unicode (a lone surrogate) is a CONFIG error,
+            // as invalid UTF-8 is in C and Node.
+            match text.to_cow() {
+                Ok(text) => bifrost_core::Gateway::from_json(&text),
+                Err(e) => {
+                    Err(Error::Config { path: String::new(), message: format!("config text is not Unicode: {e}") })
+                }
+            }
         } else if config.is_instance_of::<PyDict>() {
             json_from_py(config).and_then(bifrost_core::Gateway::from_value)
         } else {

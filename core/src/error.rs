@@ -209,6 +209,15 @@ impl Error {
         }
     }
 
+    /// The key path a CONFIG error names (`providers.a.kind`; empty for
+    /// the whole text), for every binding's `path` field.
+    pub fn config_path(&self) -> Option<&str> {
+        match self.primary() {
+            Error::Config { path, .. } => Some(path),
+            _ => None,
+        }
+    }
+
     /// The primary provider's error (itself, unless fallbacks were tried).
     pub fn primary(&self) -> &Error {
         match self {

@@ -4,7 +4,8 @@ Every exception is a :class:`BifrostError` with ``kind`` (the stable name,
 e.g. ``"QUEUE_FULL"``), ``provider``, and for provider errors
 ``status_code`` and ``body``; ``retry_after_ms`` says when to come back
 (a provider's ``Retry-After``, capped, or when an open circuit lets the next
-probe through), else None. When fallbacks were tried and all failed, the
+probe through), else None; ``path`` is the key path a :class:`ConfigError`
+names (``"providers.a.kind"``; ``""`` for the text as a whole), else None. When fallbacks were tried and all failed, the
 exception is the primary's and ``fallback_errors`` lists
 ``(target, exception)`` for each fallback.
 """
@@ -23,6 +24,7 @@ class BifrostError(Exception):
     provider: Optional[str]
     fallback_errors: List[Tuple[str, "BifrostError"]]
     retry_after_ms: Optional[int]
+    path: Optional[str]
 
     def __init__(
         self,
@@ -33,6 +35,7 @@ class BifrostError(Exception):
         provider: Optional[str] = None,
         fallback_errors: Optional[List[Tuple[str, "BifrostError"]]] = None,
         retry_after_ms: Optional[int] = None,
+        path: Optional[str] = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -42,6 +45,7 @@ class BifrostError(Exception):
         self.provider = provider
         self.fallback_errors = list(fallback_errors or [])
         self.retry_after_ms = retry_after_ms
+        self.path = path
 
     def __str__(self) -> str:
         return self.message
@@ -60,6 +64,7 @@ class BifrostError(Exception):
                 self.provider,
                 self.fallback_errors,
                 self.retry_after_ms,
+                self.path,
             ),
         )
 

@@ -52,3 +52,16 @@ test('fallbacks advance while nobody waits', async () => {
   assert.equal(job.cancel(), false)
   await gw.shutdown(5000)
 })
+
+// Same input, same error kind (and the same `path`) in every binding: the
+// Python and C files check these inputs too.
+test('bad config text is CONFIG with a path', () => {
+  for (const [text, path] of [
+    ['{"providers": {"a\ud800": {"kind": "mock"}}}', ''], // not Unicode
+    ['{not json', ''],
+    ['{"providers": {"a": {"kind": "mock", "bogus": 1}}}', 'providers.a.bogus']
+  ]) {
+    assert.throws(() => new Gateway(text), (e) => e instanceof BifrostError && e.code === 'CONFIG' && e.path === path,
+      `${JSON.stringify(text)} → CONFIG at ${JSON.stringify(path)}`)
+  }
+})

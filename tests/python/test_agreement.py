@@ -63,3 +63,28 @@ def test_fallbacks_advance_while_nobody_waits():
     assert jobs(g, "bad")["failed"] == 1
     assert job.cancel() is False
     g.shutdown(5)
+
+
+# Same input, same error kind (and the same `path`) in every binding: the
+# Node and C files check these inputs too.
+@pytest.mark.parametrize(
+    "config, path",
+    [
+        ('{"providers": {"a\ud800": {"kind": "mock"}}}', ""),  # not Unicode
+        ("{not json", ""),
+        ('{"providers": {"a": {"kind": "mock", "bogus": 1}}}', "providers.a.bogus"),
+    ],
+)
+def test_bad_config_text_is_config_error_with_path(config, path):
+    with pytest.raises(bifrost.ConfigError) as e:
+        bifrost.Gateway(config)
+    assert e.value.kind == "CONFIG"
+    assert e.value.path == path, str(e.value)
+
+
+def test_only_config_errors_carry_a_path():
+    g = bifrost.Gateway(CONFIG)
+    with pytest.raises(bifrost.InvalidRequestError) as e:
+        g.chat({"model": "fast/m"})
+    assert e.value.path is None
+    g.shutdown(5)
