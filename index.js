@@ -11,11 +11,8 @@ const native = require('./native.js')
 
 const MARK = '\u0000bifrost-error:'
 
-/** The error kinds of docs/architecture.md §6, as `BifrostError#code` values. */
-const ERROR_CODES = Object.freeze([
-  'QUEUE_FULL', 'DROPPED', 'QUEUE_TIMEOUT', 'TIMEOUT', 'CANCELLED', 'SHUTDOWN', 'CIRCUIT_OPEN',
-  'PROVIDER', 'NETWORK', 'PROTOCOL', 'INVALID_REQUEST', 'UNKNOWN_PROVIDER', 'CONFIG', 'INTERNAL',
-])
+/** The error kinds of docs/architecture.md §6, as `BifrostError#code` values (from the core). */
+const ERROR_CODES = Object.freeze(native.errorCodes())
 
 class BifrostError extends Error {
   constructor (message, code, details = {}) {

@@ -63,8 +63,14 @@ export declare class NativeGateway {
   prometheus(): string
 }
 
+/**
+ * The crate version.
+ * Every core error kind's code (`BifrostError#code`), in the core's order:
+ * index.js's `ERROR_CODES` is this list, so it cannot drift from the core.
+ */
+export declare function errorCodes(): Array<string>
+
 /** `optimal_concurrency` as JSON text (`{concurrency, buffer_size, timeout_ms}`). */
 export declare function optimalConcurrency(rateLimitRps: number, avgLatencyS: number, errorRate: number): string
 
-/** The crate version. */
 export declare function version(): string

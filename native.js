@@ -836,5 +836,6 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.NativeGateway = nativeBinding.NativeGateway
+module.exports.errorCodes = nativeBinding.errorCodes
 module.exports.optimalConcurrency = nativeBinding.optimalConcurrency
 module.exports.version = nativeBinding.version

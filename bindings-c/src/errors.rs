@@ -72,6 +72,9 @@ impl BifrostStatus {
             ErrorKind::UnknownProvider => BifrostStatus::BIFROST_UNKNOWN_PROVIDER,
             ErrorKind::Config => BifrostStatus::BIFROST_CONFIG,
             ErrorKind::Internal => BifrostStatus::BIFROST_INTERNAL,
+            // A kind newer than this binding (ErrorKind is non-exhaustive);
+            // the test below checks every kind has its own status.
+            _ => BifrostStatus::BIFROST_INTERNAL,
         }
     }
 

@@ -28,6 +28,13 @@ pub fn optimal_concurrency(rate_limit_rps: f64, avg_latency_s: f64, error_rate: 
 }
 
 /// The crate version.
+/// Every core error kind's code (`BifrostError#code`), in the core's order:
+/// index.js's `ERROR_CODES` is this list, so it cannot drift from the core.
+#[napi]
+pub fn error_codes() -> Vec<&'static str> {
+    bifrost_core::ErrorKind::ALL.iter().map(|k| k.as_str()).collect()
+}
+
 #[napi]
 pub fn version() -> String {
     env!("CARGO_PKG_VERSION").to_string()

@@ -30,7 +30,17 @@ fn class_name(kind: ErrorKind) -> &'static str {
         ErrorKind::UnknownProvider => "UnknownProviderError",
         ErrorKind::Config => "ConfigError",
         ErrorKind::Internal => "InternalError",
+        // A kind newer than this binding (ErrorKind is non-exhaustive);
+        // tests/python/test_errors.py checks every kind has its own class.
+        _ => "BifrostError",
     }
+}
+
+/// `(kind, class name)` for every core error kind, so the test suite can
+/// check that each has its own class (`ErrorKind` is non-exhaustive).
+#[pyfunction]
+pub fn error_classes() -> Vec<(&'static str, &'static str)> {
+    ErrorKind::ALL.iter().map(|&k| (k.as_str(), class_name(k))).collect()
 }
 
 fn build<'py>(py: Python<'py>, e: &Error) -> PyResult<Bound<'py, PyAny>> {

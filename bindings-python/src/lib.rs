@@ -47,6 +47,7 @@ fn _bifrost(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<stream::AsyncStream>()?;
     m.add_class::<bridge::CancelHook>()?;
     m.add_function(wrap_pyfunction!(optimal_concurrency, m)?)?;
+    m.add_function(wrap_pyfunction!(errors::error_classes, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

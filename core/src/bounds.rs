@@ -194,6 +194,7 @@ struct NoDuplicates<'t, 'de> {
 
 /// One step of a key path into a JSON value (bindings that walk their
 /// own values before conversion build paths from these too).
+#[non_exhaustive]
 pub enum Step<'a> {
     Key(Cow<'a, str>),
     Index(usize),

@@ -116,6 +116,7 @@ pub struct Config {
 /// Which wire protocol a provider speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum ProviderKind {
     /// OpenAI, or any OpenAI-compatible server through `network_config.base_url`.
     Openai,
@@ -268,6 +269,7 @@ pub struct CircuitBreakerConfig {
 /// The startup probe setting.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(untagged)]
+#[non_exhaustive]
 pub enum HealthCheck {
     Enabled(bool),
     Model {
@@ -934,6 +936,7 @@ impl Default for ConcurrencyConfig {
 /// What `submit` does when the queue is full (docs/architecture.md §3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum QueuePolicy {
     /// Wait for space up to `wait_timeout_ms`, then QUEUE_TIMEOUT.
     #[default]

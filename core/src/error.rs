@@ -10,6 +10,7 @@ use std::fmt;
 
 /// The stable, language-neutral category of an [`Error`] (docs/architecture.md §6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum ErrorKind {
     QueueFull,
     Dropped,
@@ -75,6 +76,7 @@ impl fmt::Display for ErrorKind {
 
 /// Which part of a job's life ran out of time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum TimeoutPhase {
     /// The request deadline passed while the job still waited in the queue.
     Queued,
@@ -88,6 +90,7 @@ pub enum TimeoutPhase {
 
 /// Why a job ended with [`Error::Dropped`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum DropReason {
     /// Policy `drop`: the queue was full when this job was submitted.
     QueueFull,
@@ -97,6 +100,7 @@ pub enum DropReason {
 
 /// Every failure bifrost reports. See [`ErrorKind`] for the stable names.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum Error {
     /// The queue was full: policy `error`, or `try_submit` under `block`.
     QueueFull { provider: String, buffer_size: usize, policy: &'static str },

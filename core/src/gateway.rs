@@ -206,12 +206,6 @@ impl Gateway {
         Health { status: status.into(), providers }
     }
 
-    /// The gateway's buffer pools (providers serialize request bodies into
-    /// `request`).
-    pub fn buffers(&self) -> &Buffers {
-        &self.buffers
-    }
-
     /// Graceful shutdown: new submits fail with SHUTDOWN at once; queued and
     /// running jobs drain until `timeout`; what remains then ends with
     /// SHUTDOWN. Idempotent: later and concurrent calls return the first

@@ -99,6 +99,7 @@ impl BufferPool {
     }
 
     /// Bytes the idle buffers hold now.
+    #[cfg(test)]
     pub fn idle_bytes(&self) -> usize {
         self.idle_bytes.load(Relaxed)
     }
@@ -122,14 +123,6 @@ impl BufferPool {
 pub struct PooledBuf {
     buf: Vec<u8>,
     pool: Option<Arc<BufferPool>>,
-}
-
-impl PooledBuf {
-    /// Keeps the bytes and gives up pooling for this buffer.
-    pub fn into_vec(mut self) -> Vec<u8> {
-        self.pool = None;
-        std::mem::take(&mut self.buf)
-    }
 }
 
 impl Deref for PooledBuf {

@@ -65,6 +65,7 @@ impl Message {
 /// Message content: a string, or OpenAI content parts.
 #[derive(Debug, Clone, PartialEq, Serialize, Default)]
 #[serde(untagged)]
+#[non_exhaustive]
 pub enum Content {
     Text(String),
     Parts(Vec<Value>),
@@ -369,6 +370,7 @@ pub struct EmbedRequest {
 /// Embedding input: one string or many.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
+#[non_exhaustive]
 pub enum EmbedInput {
     One(String),
     Many(Vec<String>),

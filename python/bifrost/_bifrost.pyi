@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from types import TracebackType
-from typing import Any, AsyncIterator, Dict, Iterator, List, Literal, Optional, Type, TypedDict, Union
+from typing import Any, AsyncIterator, Dict, Iterator, List, Literal, Optional, Tuple, Type, TypedDict, Union
 
 __version__: str
 
@@ -334,3 +334,6 @@ class Gateway:
     async def __aexit__(self, *exc: Any) -> bool: ...
 
 def optimal_concurrency(rate_limit_rps: float, avg_latency_s: float, error_rate: float = 0.0) -> Sizing: ...
+def error_classes() -> List[Tuple[str, str]]:
+    """(kind, exception class name) for every core error kind (used by the tests)."""
+    ...

@@ -151,3 +151,13 @@ def test_errors_pickle():
     e = bifrost.ProviderError("boom", "PROVIDER", 500, "{}", "p", [])
     back = pickle.loads(pickle.dumps(e))
     assert (type(back), back.kind, back.status_code, str(back)) == (bifrost.ProviderError, "PROVIDER", 500, "boom")
+
+
+def test_every_core_error_kind_has_its_own_class():
+    from bifrost import _bifrost
+
+    pairs = _bifrost.error_classes()
+    assert len(pairs) == len({k for k, _ in pairs}) == len({c for _, c in pairs}), pairs
+    for kind, name in pairs:
+        cls = getattr(bifrost, name)
+        assert issubclass(cls, bifrost.BifrostError) and cls is not bifrost.BifrostError, (kind, name)
