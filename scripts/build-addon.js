@@ -6,7 +6,8 @@
 // when npm was run in this repository (a developer checkout: fast builds for
 // the test suite) and `release` when bifrost is installed as a dependency.
 // With @napi-rs/cli present (this repository's devDependencies) it runs
-// `napi build`, which also regenerates native.js / native.d.ts; without it
+// `napi build`, which also regenerates bindings-node/native.js and
+// native.d.ts (the addon lands next to them); without it
 // (an install from another project) it runs cargo and copies the library.
 // CARGO_BUILD_TARGET and CARGO_TARGET_DIR default to the host triple and
 // <repo>/target so every tool shares one set of artifacts.
@@ -60,7 +61,7 @@ try {
 
 console.error(`bifrost: building the native addon (${profile}, target ${env.CARGO_BUILD_TARGET})`)
 if (napiBin) {
-  const argv = [napiBin, 'build', '--platform', '--manifest-path', 'bindings-node/Cargo.toml', '--output-dir', '.',
+  const argv = [napiBin, 'build', '--platform', '--manifest-path', 'bindings-node/Cargo.toml', '--output-dir', 'bindings-node',
     '--js', 'native.js', '--dts', 'native.d.ts', '--target', env.CARGO_BUILD_TARGET]
   if (profile === 'release') argv.push('--release')
   run(process.execPath, argv)
@@ -81,5 +82,5 @@ if (napiBin) {
     console.error('bifrost: cargo built no bifrost_node library')
     process.exit(1)
   }
-  fs.copyFileSync(lib, path.join(root, `bifrost.${platformSuffix()}.node`))
+  fs.copyFileSync(lib, path.join(root, 'bindings-node', `bifrost.${platformSuffix()}.node`))
 }

@@ -1,4 +1,4 @@
-//! `NativeGateway`: the core [`Gateway`] as `index.js` drives it.
+//! `NativeGateway`: the core [`Gateway`] as `protocol.js` / `index.js` drive it.
 //!
 //! Each asynchronous method takes the call's id and returns at once: it
 //! spawns one task on bifrost's shared runtime that parses the request
@@ -39,7 +39,7 @@ use std::task::Poll;
 use tokio::sync::{mpsc, Notify};
 
 use crate::errors;
-use crate::events::Hub;
+use crate::protocol::{Event, Hub};
 
 /// Cancellation state of one cancellable call.
 #[derive(Default)]
@@ -217,7 +217,7 @@ impl NativeGateway {
                         // settles once, with the job's (CANCELLED) outcome.
                         untold = Some(job_id);
                     } else {
-                        hub.ok(id, "s", &job_id);
+                        hub.ok(id, Event::Submitted, &job_id);
                     }
                 }
                 job.wait().await
@@ -232,7 +232,7 @@ impl NativeGateway {
                     // A cancel that came too late: the job finished anyway,
                     // so the caller gets its Job after all.
                     if let Some(job_id) = untold {
-                        hub.ok(id, "s", &job_id);
+                        hub.ok(id, Event::Submitted, &job_id);
                     }
                     hub.response(id, &resp)
                 }
@@ -266,7 +266,7 @@ impl NativeGateway {
                 ops.lock().remove(&id);
             }
             match out {
-                Ok(resp) => hub.ok(id, "r", &resp),
+                Ok(resp) => hub.ok(id, Event::Response, &resp),
                 Err(e) => hub.err(id, &e),
             }
         });
@@ -300,20 +300,20 @@ impl NativeGateway {
                     return;
                 }
             };
-            hub.ok(id, "o", &s.fallback_index());
+            hub.ok(id, Event::Opened, &s.fallback_index());
             while rx.recv().await.is_some() {
                 let item = tokio::select! {
                     item = s.next_chunk() => item,
                     _ = closed(&mut rx) => break,
                 };
                 match item {
-                    Some(Ok(chunk)) => hub.ok(id, "c", &chunk),
+                    Some(Ok(chunk)) => hub.ok(id, Event::Chunk, &chunk),
                     Some(Err(e)) => {
                         hub.err(id, &e);
                         break;
                     }
                     None => {
-                        hub.ok(id, "c", &serde_json::Value::Null);
+                        hub.ok(id, Event::Chunk, &serde_json::Value::Null);
                         break;
                     }
                 }
@@ -371,7 +371,7 @@ impl NativeGateway {
         };
         self.spawn_settled(id, async move {
             let report = gw.shutdown(timeout).await;
-            hub.ok(id, "r", &report);
+            hub.ok(id, Event::Response, &report);
         });
     }
 

@@ -1,10 +1,12 @@
 //! bifrost-node: the Node binding of bifrost (napi-rs).
 //!
 //! Thin by design: `gateway.rs` forwards each call to the core `Gateway`
-//! on bifrost's shared runtime, `events.rs` settles JS promises in batches
-//! through one threadsafe function per gateway, `errors.rs` maps core
+//! on bifrost's shared runtime, `protocol.rs` (the call protocol's Rust side:
+//! event kinds and their batched delivery) settles JS promises through one
+//! threadsafe function per gateway, `errors.rs` maps core
 //! errors. The public JS API (`Gateway`, `Job`, `BifrostError`, streams as
-//! async iterables, `AbortSignal`) lives in the package's `index.js`.
+//! async iterables, `AbortSignal`) lives in `bindings-node/index.js`, over
+//! the call registry of `bindings-node/protocol.js`.
 //!
 //! Runtime: this crate does not enable napi's `async` feature, so napi
 //! starts no tokio runtime of its own; every task runs on the core's shared
@@ -14,8 +16,8 @@
 //! loaded the addon exits), leaving the core holding a dead handle.
 
 mod errors;
-mod events;
 mod gateway;
+mod protocol;
 
 use napi_derive::napi;
 

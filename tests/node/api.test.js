@@ -180,3 +180,10 @@ test('ESM: default and named imports', async () => {
   assert.equal(ERROR_CODES.length, 14)
   assert.ok(ERROR_CODES.includes('PROTOCOL'))
 })
+
+test('the call protocol: event kinds come from the addon, one code each', () => {
+  const { KIND } = require('../../bindings-node/protocol.js')
+  assert.deepEqual(Object.keys(KIND).sort(), ['chunk', 'opened', 'response', 'submitted'])
+  assert.equal(new Set(Object.values(KIND)).size, 4)
+  assert.ok(Object.isFrozen(KIND))
+})

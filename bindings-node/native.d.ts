@@ -70,6 +70,9 @@ export declare class NativeGateway {
  */
 export declare function errorCodes(): Array<string>
 
+/** `{name: code}` for every event kind: `protocol.js`'s `KIND` table. */
+export declare function eventKinds(): Record<string, string>
+
 /** `optimal_concurrency` as JSON text (`{concurrency, buffer_size, timeout_ms}`). */
 export declare function optimalConcurrency(rateLimitRps: number, avgLatencyS: number, errorRate: number): string
 

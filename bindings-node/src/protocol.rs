@@ -1,4 +1,7 @@
-//! Settling JavaScript promises from the runtime's threads, in batches.
+//! The call protocol between `bindings-node/protocol.js` and the addon, on
+//! the Rust side: the event kinds ([`Event`]) and their batched delivery
+//! ([`Hub`]). `protocol.js` is the JS side and reads the kinds from
+//! [`event_kinds`], so neither side spells them by hand.
 //!
 //! Every asynchronous call made from JS carries an id. The task that runs
 //! it on bifrost's runtime serializes its outcome as one JSON event
@@ -16,15 +19,62 @@
 //! without a wake-up to come.
 //!
 //! The threadsafe function is created weak (it does not keep the event loop
-//! alive). `index.js` refs it while any call is pending and unrefs it when
+//! alive). `protocol.js` refs it while any call is pending and unrefs it when
 //! none is, so the process exits by itself once nothing is in flight.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use napi::bindgen_prelude::Unknown;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi_derive::napi;
 use parking_lot::Mutex;
 use serde::Serialize;
+
+/// What a success event carries; an error event has no kind (`"e"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// A call's final value: a chat response, an embedding list, a
+    /// shutdown report.
+    Response,
+    /// `submit`: the job is queued; the value is its id (a "r" or error
+    /// event follows).
+    Submitted,
+    /// `stream`: the stream is open; the value is its fallback index.
+    Opened,
+    /// `stream`: one pulled chunk, or `null` at the end.
+    Chunk,
+}
+
+impl Event {
+    pub const ALL: [Event; 4] = [Event::Response, Event::Submitted, Event::Opened, Event::Chunk];
+
+    /// The one-letter code on the wire (short: one per event per request).
+    pub const fn code(self) -> &'static str {
+        match self {
+            Event::Response => "r",
+            Event::Submitted => "s",
+            Event::Opened => "o",
+            Event::Chunk => "c",
+        }
+    }
+
+    /// The name `protocol.js` knows the kind by.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Event::Response => "response",
+            Event::Submitted => "submitted",
+            Event::Opened => "opened",
+            Event::Chunk => "chunk",
+        }
+    }
+}
+
+/// `{name: code}` for every event kind: `protocol.js`'s `KIND` table.
+#[napi]
+pub fn event_kinds() -> HashMap<&'static str, &'static str> {
+    Event::ALL.iter().map(|e| (e.name(), e.code())).collect()
+}
 
 pub type Wake = ThreadsafeFunction<(), Unknown<'static>, (), napi::Status, false, true, 0>;
 
@@ -64,20 +114,22 @@ impl Hub {
     }
 
     /// Appends a success event of `kind` carrying `value`.
-    pub fn ok<T: Serialize + ?Sized>(&self, id: u32, kind: &str, value: &T) {
+    pub fn ok<T: Serialize + ?Sized>(&self, id: u32, kind: Event, value: &T) {
         match serde_json::to_string(value) {
-            Ok(v) => self.push_raw(&format!("{{\"i\":{id},\"k\":\"{kind}\",\"v\":{v}}}")),
+            Ok(v) => self.push_raw(&format!("{{\"i\":{id},\"k\":\"{}\",\"v\":{v}}}", kind.code())),
             Err(e) => self.err(id, &bifrost_core::Error::Internal { message: format!("serialize: {e}") }),
         }
     }
 
-    /// Appends a chat response event ("r"), written straight into the
+    /// Appends a chat response event ([`Event::Response`]), written straight into the
     /// pending buffer (the per-request hot path: no intermediate strings).
     pub fn response(&self, id: u32, resp: &bifrost_core::Response) {
         self.push_with(|p| {
             p.extend_from_slice(b"{\"i\":");
             p.extend_from_slice(itoa::Buffer::new().format(id).as_bytes());
-            p.extend_from_slice(b",\"k\":\"r\",\"v\":");
+            p.extend_from_slice(b",\"k\":\"");
+            p.extend_from_slice(Event::Response.code().as_bytes());
+            p.extend_from_slice(b"\",\"v\":");
             bifrost_core::json::write_response(p, resp);
             p.push(b'}');
         });

@@ -8,6 +8,7 @@
 
 const { inspect } = require('node:util')
 const native = require('./native.js')
+const { KIND, Calls, reportSettleError } = require('./protocol.js')
 
 const MARK = '\u0000bifrost-error:'
 
@@ -187,22 +188,6 @@ function abortError (signal, provider) {
     { provider, cause: signal.reason })
 }
 
-// Calls on one gateway share an id space; ids wrap below 2^32.
-const MAX_ID = 0xffffffff
-
-// An exception thrown while a batch of outcomes is delivered (by code that
-// is not bifrost's: a signal-like object whose removeEventListener throws).
-// The rest of the batch is still delivered and the call's own promise is
-// already settled; the exception becomes a process warning, so it is seen
-// (stderr, or process.on('warning')) without ending the process or being
-// swallowed: name 'BifrostWarning', code 'BIFROST_SETTLE_ERROR', cause = it.
-function reportSettleError (err) {
-  const w = new Error(`an exception was thrown while delivering call outcomes (every outcome was still delivered): ${err instanceof Error ? err.message : String(err)}`, { cause: err })
-  w.name = 'BifrostWarning'
-  w.code = 'BIFROST_SETTLE_ERROR'
-  process.emitWarning(w)
-}
-
 // Adds `onAbort` to a caller's signal; false (with the exception reported
 // to `reject`) if the signal's addEventListener threw.
 function listen (signal, onAbort, reject) {
@@ -227,9 +212,7 @@ function unlisten (signal, onAbort) {
 
 class Gateway {
   #native
-  #calls = new Map()
-  #nextId = 1
-  #pending = 0
+  #calls
   #providers
 
   /**
@@ -245,55 +228,24 @@ class Gateway {
     }
     else if (isPlainObject(config)) text = jsonText(config, 'CONFIG')
     else throw new TypeError(`new Gateway(config): config must be an object or a JSON string, got ${describe(config)}`)
-    const calls = this.#calls
-    let n
-    // Every event of a batch is delivered, whatever one handler does: each
-    // handler settles its promise before any cleanup, and an exception from
-    // one is reported (reportSettleError) after the whole batch.
-    const wake = () => {
-      const events = JSON.parse(n.drain())
-      let failures
-      for (let k = 0; k < events.length; k++) {
-        const ev = events[k]
-        const call = calls.get(ev.i)
-        if (call === undefined) continue
-        try {
-          call.on(ev)
-        } catch (e) {
-          (failures ??= []).push(e)
-        }
-      }
-      if (failures !== undefined) for (const e of failures) reportSettleError(e)
-    }
     try {
-      n = new native.NativeGateway(text, wake)
+      this.#calls = new Calls(text)
     } catch (e) {
       throw fromNative(e)
     }
+    const n = this.#calls.native
     this.#native = n
     this.#providers = n.providers()
   }
 
-  // Registers a pending call under a new id (or `fixed`: a stream's pulls
-  // reuse the stream's id).
   #begin (call, fixed) {
-    let id = fixed
-    if (id === undefined) {
-      id = this.#nextId
-      while (this.#calls.has(id)) id = id >= MAX_ID ? 1 : id + 1
-      this.#nextId = id >= MAX_ID ? 1 : id + 1
-    }
-    this.#calls.set(id, call)
-    if (this.#pending++ === 0) this.#native.keepAlive(true)
-    return id
+    return this.#calls.begin(call, fixed)
   }
 
   // The bookkeeping first, then the caller's signal (whose
   // removeEventListener is the caller's code, and may throw).
   #end (id, call) {
-    if (this.#calls.get(id) !== call) return false
-    this.#calls.delete(id)
-    if (--this.#pending === 0) this.#native.keepAlive(false)
+    if (!this.#calls.end(id, call)) return false
     if (call.signal !== undefined) unlisten(call.signal, call.onAbort)
     return true
   }
@@ -304,7 +256,7 @@ class Gateway {
     if (call.signal === undefined) return true
     // Only while `id` is still this call: a listener left behind (its
     // removal threw) can never cancel a later call that reuses the id.
-    call.onAbort = () => { if (this.#calls.get(id) === call) this.#native.cancel(id) }
+    call.onAbort = () => { this.#calls.cancel(id, call) }
     if (listen(call.signal, call.onAbort, reject)) return true
     call.signal = undefined
     this.#end(id, call)
@@ -361,8 +313,8 @@ class Gateway {
       const id = this.#begin(call)
       let job
       call.on = (ev) => {
-        if (ev.k === 's') {
-          job = new Job(ev.v, () => this.#calls.get(id) === call && this.#native.cancel(id))
+        if (ev.k === KIND.submitted) {
+          job = new Job(ev.v, () => this.#calls.cancel(id, call))
           resolve(job)
           return
         }
@@ -533,7 +485,7 @@ class ChunkStream {
         if (ev.e !== undefined) {
           reject(fromJson(ev.e))
           this.#finish(id, call, 'done')
-        } else if (ev.k === 'o') {
+        } else if (ev.k === KIND.opened) {
           this.#state = 'open'
           this.#fallbackIndex = ev.v
           this.#ops.pull(id)

@@ -837,5 +837,6 @@ module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __n
 module.exports = nativeBinding
 module.exports.NativeGateway = nativeBinding.NativeGateway
 module.exports.errorCodes = nativeBinding.errorCodes
+module.exports.eventKinds = nativeBinding.eventKinds
 module.exports.optimalConcurrency = nativeBinding.optimalConcurrency
 module.exports.version = nativeBinding.version
