@@ -22,6 +22,7 @@ test-rust:
 	$(CARGO) test -p bifrost-core --lib --tests --examples
 	$(CARGO) test -p bifrost-core --doc
 	$(CARGO) test -p bifrost-mock
+	$(CARGO) test -p bifrost-loom
 
 # Python: tools from PyPI, then the package built from source (dev profile, so
 # it shares compiled dependencies with the Rust tests) and its pytest suite.
@@ -67,6 +68,7 @@ mock-server:
 lint:
 	$(CARGO) clippy -p bifrost-core -p bifrost-mock -p bifrost-python -p bifrost-c -p bifrost-node -- -D warnings
 	$(CARGO) clippy -p bifrost-core --all-targets -- -D warnings
+	$(CARGO) clippy -p bifrost-loom --all-targets -- -D warnings
 	$(CARGO) fmt --check
 
 fmt:

@@ -1,16 +1,12 @@
 //! A job: one request, its completion slot, and the handle a caller awaits.
 //!
-//! Every job moves through `QUEUED → RUNNING → DONE` or `QUEUED → DONE`,
-//! by compare-and-swap on one atomic state. Each move that can be won
-//! yields a token, and the job's slot is reachable only through a token, so
-//! "only the winner touches the slot" is checked by the types:
-//! - [`JobInner::try_start`] (`QUEUED → RUNNING`) yields [`Running`]: the
-//!   one owner of a running job, which alone takes its work and alone ends
-//!   it ([`Running::end`], which cannot fail);
-//! - [`JobInner::try_end_queued`] (`QUEUED → DONE`) and [`Running::end`]
-//!   yield [`Ending`]: the one party that records the outcome in the pool's
-//!   counters and sends it to the handle ([`Ending::deliver`]), so each job
-//!   ends exactly once.
+//! The slot and its state machine live in `slot.rs` (the one file with the
+//! slot's `unsafe` code; model-checked with loom): every job moves through
+//! `QUEUED → RUNNING → DONE` or `QUEUED → DONE`, each move that can be won
+//! yields a token ([`Running`], [`Ending`]), and the slot is reachable only
+//! through a token. This file is what a job is around its slot: its
+//! request timing, its cancel signal, the waker of its handle, and the
+//! handle itself ([`Job`]).
 //!
 //! While `QUEUED`, moves happen under the queue lock (cancel, drop_oldest
 //! eviction, queue-timeout expiry, worker pick-up, shutdown). While
@@ -19,10 +15,9 @@
 //! Counters are updated *before* the outcome is sent, so a caller that has
 //! seen every outcome also sees stats that already include them.
 
-use std::cell::UnsafeCell;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
@@ -35,12 +30,15 @@ use crate::error::{Error, Result};
 use crate::providers::ChunkStream;
 use crate::types::{EmbedRequest, EmbedResponse, Request, Response};
 
-use super::ledger::Phase;
+use super::slot::{self, JobSlot, Slotted};
 use super::PoolLink;
 
-pub(crate) const QUEUED: u8 = 0;
-pub(crate) const RUNNING: u8 = 1;
-pub(crate) const DONE: u8 = 2;
+pub(crate) use super::slot::{DONE, QUEUED};
+
+/// The one owner of a running job (see `slot.rs`).
+pub(crate) type Running = slot::Running<JobInner>;
+/// The one party that ends a job (see `slot.rs`).
+pub(crate) type Ending = slot::Ending<JobInner>;
 
 /// What a worker is asked to do.
 #[doc(hidden)]
@@ -73,30 +71,21 @@ pub enum Output {
     Embed(Box<EmbedResponse>),
 }
 
-/// A job's slot: its work, then its outcome (each taken once).
-enum Slot {
-    Work(Work),
-    Outcome(Result<Output>),
-    Empty,
-}
-
 /// The shared state of one job, owned jointly by its handle, the queue and
 /// the worker running it.
 pub(crate) struct JobInner {
     pub id: u64,
-    state: AtomicU8,
+    /// The work until a worker takes it, then the outcome until the handle
+    /// takes it, with the state that owns them (`slot.rs`). Not locked:
+    /// measured against a `parking_lot::Mutex` (pool_profile, 300 k jobs,
+    /// medians of 24 alternating runs): equal at 1 and 64 submitters, 8 %
+    /// more jobs/s at 1024, and 97 fewer instructions per job (callgrind),
+    /// so the unlocked slot stays.
+    slot: JobSlot<Work, Result<Output>>,
     /// Set by `cancel()` on a running job; the worker reads it after waking.
     cancel_requested: AtomicBool,
     /// Wakes the worker running this job when it is cancelled.
     pub cancel_signal: Notify,
-    /// The work until a worker takes it, then the outcome until the handle
-    /// takes it (one slot for both keeps the job a few cache lines smaller).
-    /// Not locked: the state machine gives it to one party at a time (see
-    /// the `Sync` impl below). Measured against a `parking_lot::Mutex`
-    /// (pool_profile, 300 k jobs, medians of 24 alternating runs): equal at
-    /// 1 and 64 submitters, 8 % more jobs/s at 1024, and 97 fewer
-    /// instructions per job (callgrind), so the unsafe slot stays.
-    slot: UnsafeCell<Slot>,
     /// When the job was submitted.
     pub submitted: Nanos,
     /// When the job entered the queue (set just before the push takes the
@@ -105,27 +94,21 @@ pub(crate) struct JobInner {
     /// End-to-end deadline from the request's `timeout_ms`.
     pub deadline: Option<Nanos>,
     pub timeout_ms: Option<u64>,
-    delivered: AtomicBool,
     waker: AtomicWaker,
 }
 
-// SAFETY: every field but `slot` is `Sync`. `slot` is never shared: the job's
-// state machine hands it from one party to the next, each hand-over an
-// atomic Release/Acquire pair, and each party reaches it only through its
-// token (this file is the only one that touches `slot`):
-// - the submitter writes the work before the job is published (queue lock
-//   or hand-off swap);
-// - the holder of the one `Running` token (won by CAS) takes the work;
-// - the holder of the one `Ending` token (won by CAS, or given up by the
-//   `Running` holder) writes the outcome and publishes it with `delivered`;
-// - the handle reads it after seeing `delivered`.
-// What the slot holds is `Send`, so moving it between threads this way is
-// sound.
-unsafe impl Sync for JobInner {}
-const _: () = {
-    const fn send<T: Send>() {}
-    send::<Slot>();
-};
+impl Slotted for JobInner {
+    type Work = Work;
+    type Outcome = Result<Output>;
+
+    fn slot(&self) -> &JobSlot<Work, Result<Output>> {
+        &self.slot
+    }
+
+    fn delivered(&self) {
+        self.waker.wake();
+    }
+}
 
 /// When a request was submitted and by when it must be done: read from the
 /// clock once per request and shared by its job and its fallback chain, so
@@ -152,15 +135,13 @@ impl JobInner {
         let Timing { submitted, deadline, timeout_ms } = timing;
         Arc::new(JobInner {
             id,
-            state: AtomicU8::new(QUEUED),
             cancel_requested: AtomicBool::new(false),
             cancel_signal: Notify::new(),
-            slot: UnsafeCell::new(Slot::Work(work)),
+            slot: JobSlot::new(work),
             submitted,
             enqueued: AtomicU64::new(submitted),
             deadline,
             timeout_ms,
-            delivered: AtomicBool::new(false),
             waker: AtomicWaker::new(),
         })
     }
@@ -180,79 +161,22 @@ impl JobInner {
     }
 
     pub(crate) fn state(&self) -> u8 {
-        self.state.load(Ordering::Acquire)
-    }
-
-    /// Moves `from → to`; true if this caller won the transition.
-    fn transition(&self, from: u8, to: u8) -> bool {
-        self.state.compare_exchange(from, to, Ordering::AcqRel, Ordering::Acquire).is_ok()
+        self.slot.state()
     }
 
     /// `QUEUED → RUNNING`: the caller becomes the job's one owner.
     pub(crate) fn try_start(self: &Arc<Self>) -> Option<Running> {
-        self.transition(QUEUED, RUNNING).then(|| Running(self.clone()))
+        slot::try_start(self)
     }
 
     /// `QUEUED → DONE` (cancel, eviction, expiry, shutdown): the caller
     /// alone ends the job.
     pub(crate) fn try_end_queued(self: &Arc<Self>) -> Option<Ending> {
-        self.transition(QUEUED, DONE).then(|| Ending { job: self.clone(), phase: Phase::Queued })
+        slot::try_end_queued(self)
     }
 
     pub(crate) fn cancel_requested(&self) -> bool {
         self.cancel_requested.load(Ordering::Acquire)
-    }
-
-    /// Takes the work to run (once; `None` if already taken).
-    ///
-    /// # Safety
-    /// Only through [`Running`]: its holder owns the slot until it ends
-    /// the job.
-    unsafe fn take_work(&self) -> Option<Work> {
-        // SAFETY: the caller holds the job's one `Running` token (it won
-        // QUEUED → RUNNING, or was handed the token by the push that won
-        // it), so nobody else touches the slot until it delivers.
-        let slot = unsafe { &mut *self.slot.get() };
-        match std::mem::replace(slot, Slot::Empty) {
-            Slot::Work(w) => Some(w),
-            other => {
-                *slot = other;
-                None
-            }
-        }
-    }
-
-    /// Takes the delivered outcome (once). Only the job's handle calls
-    /// this, after it saw `delivered`.
-    fn take_outcome(&self) -> Option<Result<Output>> {
-        if !self.delivered.load(Ordering::Acquire) {
-            return None;
-        }
-        // SAFETY: `delivered` (Acquire) follows the one write of the
-        // outcome (Release, in `deliver`), after which only the handle,
-        // through `&mut Job`, touches the slot.
-        let slot = unsafe { &mut *self.slot.get() };
-        match std::mem::replace(slot, Slot::Empty) {
-            Slot::Outcome(o) => Some(o),
-            other => {
-                *slot = other;
-                None
-            }
-        }
-    }
-
-    /// Hands the outcome to the handle.
-    ///
-    /// # Safety
-    /// Only through [`Ending`], exactly once per job.
-    unsafe fn deliver(&self, outcome: Result<Output>) {
-        // SAFETY: the caller holds the job's one `Ending` token: it won the
-        // move to DONE, so it is the only party that may touch the slot now
-        // (a `Running` holder gave up its token to get this one, and the
-        // handle reads only after `delivered`, set below).
-        unsafe { *self.slot.get() = Slot::Outcome(outcome) };
-        self.delivered.store(true, Ordering::Release);
-        self.waker.wake();
     }
 
     /// When the job, still queued, must stop waiting: the earlier of the
@@ -263,70 +187,6 @@ impl JobInner {
             Some(d) if d < by_wait => d,
             _ => by_wait,
         }
-    }
-}
-
-/// The one owner of a running job (it won `QUEUED → RUNNING`, or a push
-/// that won it handed this over). Not `Clone`: it is the proof.
-pub(crate) struct Running(Arc<JobInner>);
-
-impl Running {
-    /// The job (read-only fields: id, deadline, timestamps, cancel signal).
-    pub fn job(&self) -> &Arc<JobInner> {
-        &self.0
-    }
-
-    /// Takes the work to run (once; `None` if already taken).
-    pub fn take_work(&mut self) -> Option<Work> {
-        // SAFETY: `self` is the job's one `Running` token.
-        unsafe { self.0.take_work() }
-    }
-
-    /// `RUNNING → DONE`. Cannot fail: only this token's holder moves a
-    /// running job.
-    pub fn end(self) -> Ending {
-        let won = self.0.transition(RUNNING, DONE);
-        debug_assert!(won, "a running job was ended by someone other than its owner");
-        Ending { job: self.0, phase: Phase::Running }
-    }
-
-    /// Moves the token into a raw pointer (for the hand-off mailbox).
-    pub fn into_raw(self) -> *const JobInner {
-        Arc::into_raw(self.0)
-    }
-
-    /// Rebuilds a token from [`Running::into_raw`].
-    ///
-    /// # Safety
-    /// `ptr` came from `into_raw` and is rebuilt exactly once.
-    pub unsafe fn from_raw(ptr: *const JobInner) -> Running {
-        // SAFETY: per the contract, a pointer from `Arc::into_raw`, once.
-        Running(unsafe { Arc::from_raw(ptr) })
-    }
-}
-
-/// The one party that ends a job: it won the move to `DONE`. Consumed by
-/// [`Ending::deliver`].
-#[must_use = "an Ending must deliver the job's outcome, or its handle never resolves"]
-pub(crate) struct Ending {
-    job: Arc<JobInner>,
-    phase: Phase,
-}
-
-impl Ending {
-    pub fn job(&self) -> &Arc<JobInner> {
-        &self.job
-    }
-
-    /// Where the job was when it ended (for the ledger).
-    pub fn phase(&self) -> Phase {
-        self.phase
-    }
-
-    /// Sends the outcome to the handle (after the caller counted it).
-    pub fn deliver(self, outcome: Result<Output>) {
-        // SAFETY: `self` is the job's one `Ending` token, consumed here.
-        unsafe { self.job.deliver(outcome) }
     }
 }
 
@@ -706,13 +566,15 @@ impl<T: JobOutput> Future for Job<T> {
 /// Waits for a pool job's completion slot.
 fn poll_slot<T: JobOutput>(inner: &JobInner, cx: &mut Context<'_>) -> Poll<Result<T>> {
     // Queue expiry is the pool reaper's job: the handle only waits.
-    if !inner.delivered.load(Ordering::Acquire) {
+    if !inner.slot.is_delivered() {
         inner.waker.register(cx.waker());
-        if !inner.delivered.load(Ordering::Acquire) {
+        if !inner.slot.is_delivered() {
             return Poll::Pending;
         }
     }
-    Poll::Ready(match inner.take_outcome() {
+    // SAFETY: called only from `Job::poll`, and a job has one `Job` handle
+    // (made once, at submit; `Canceller`s and route cells never read it).
+    Poll::Ready(match unsafe { inner.slot.take_outcome() } {
         Some(o) => o.and_then(T::from_output),
         None => Err(Error::Internal { message: "job outcome was taken twice (bifrost bug: please report)".into() }),
     })

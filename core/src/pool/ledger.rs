@@ -68,12 +68,7 @@ fn outcome_index(o: Outcome) -> usize {
         }
 }
 
-/// Where a job was when it ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Phase {
-    Queued,
-    Running,
-}
+pub(crate) use super::slot::Phase;
 
 type Moves = [u64; MOVES];
 

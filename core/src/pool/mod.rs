@@ -5,7 +5,10 @@
 //! - `lifecycle`: starting, closing, draining and aborting a pool.
 //! - `snapshot`: what a pool reports (stats, health, histograms).
 //! - `queue`: the bounded MPMC queue with live-slot accounting.
-//! - `job`: the job state machine, its transition tokens and the [`Job`] handle.
+//! - `slot`: a job's slot and the state machine whose tokens own it (the
+//!   slot's only `unsafe` code, model-checked by `tests/loom`); `sync`: the
+//!   primitives it is written against.
+//! - `job`: a job around its slot, and the [`Job`] handle.
 //! - `ledger`: the job counts, with consistent snapshots.
 //! - `worker`: the worker loop (deadlines, cancellation, panics);
 //!   `attempts`: retries, keys and the breaker within one job.
@@ -36,8 +39,10 @@ pub(crate) mod reaper;
 pub(crate) mod route;
 pub(crate) mod scaler;
 mod shared;
+mod slot;
 mod snapshot;
 mod submit;
+mod sync;
 pub(crate) mod watchdog;
 pub(crate) mod worker;
 

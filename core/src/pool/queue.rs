@@ -53,8 +53,7 @@ use std::cmp::{Ordering, Reverse};
 use std::collections::{BinaryHeap, VecDeque};
 use std::future::Future;
 use std::sync::atomic::{
-    AtomicBool, AtomicPtr, AtomicUsize, Ordering::AcqRel, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
-    Ordering::SeqCst,
+    AtomicBool, AtomicUsize, Ordering::Acquire, Ordering::Relaxed, Ordering::Release, Ordering::SeqCst,
 };
 use std::sync::Arc;
 use std::task::Poll;
@@ -69,6 +68,7 @@ use crate::stats::{thread_stripe, STRIPES};
 
 use super::job::{Ending, JobInner, Running, QUEUED};
 use super::ledger::Ledger;
+use super::slot::Mailbox;
 
 /// A queued job keyed by its request deadline (min-heap via `Reverse`).
 struct ByDeadline(Nanos, Arc<JobInner>);
@@ -103,43 +103,8 @@ pub(crate) struct Parking {
     stripe: AtomicUsize,
     /// A job a push handed over directly (already `RUNNING`); the worker
     /// takes it before anything else when it wakes.
-    handed: HandedJob,
+    handed: Mailbox<JobInner>,
     waker: AtomicWaker,
-}
-
-/// A one-job mailbox: an `Option<Arc<JobInner>>` in one atomic pointer, so
-/// a hand-off costs one atomic swap on each side instead of a lock and an
-/// unlock. Only the push that took the worker off its stack puts a job in,
-/// and only that worker takes it out.
-#[derive(Default)]
-struct HandedJob(AtomicPtr<JobInner>);
-
-impl HandedJob {
-    fn put(&self, job: Running) {
-        let old = self.0.swap(job.into_raw().cast_mut(), AcqRel);
-        // One hand-off per listing (module doc), so the box was empty.
-        debug_assert!(old.is_null(), "a worker was handed two jobs");
-        if !old.is_null() {
-            // SAFETY: every non-null pointer stored here came from
-            // `Running::into_raw` and is taken out exactly once (this swap).
-            drop(unsafe { Running::from_raw(old) });
-        }
-    }
-
-    fn take(&self) -> Option<Running> {
-        if self.0.load(Relaxed).is_null() {
-            return None;
-        }
-        let job = self.0.swap(std::ptr::null_mut(), Acquire);
-        // SAFETY: as in `put`: from `Running::into_raw`, taken out once.
-        (!job.is_null()).then(|| unsafe { Running::from_raw(job) })
-    }
-}
-
-impl Drop for HandedJob {
-    fn drop(&mut self) {
-        drop(self.take());
-    }
 }
 
 impl Parking {
