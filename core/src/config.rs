@@ -55,6 +55,30 @@ impl fmt::Display for Secret {
     }
 }
 
+impl schemars::JsonSchema for Secret {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Secret".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "A credential: the value, or \"env.NAME\" to read it from the environment, or Bifrost's {\"value\", \"env_var\", \"from_env\"}.",
+            "anyOf": [
+                {"type": "string"},
+                {
+                    "type": "object",
+                    "properties": {
+                        "value": {"type": "string"},
+                        "env_var": {"type": "string"},
+                        "from_env": {"type": "boolean"}
+                    },
+                    "additionalProperties": false
+                }
+            ]
+        })
+    }
+}
+
 impl<'de> Deserialize<'de> for Secret {
     /// A string (literal or `env.NAME`), or Bifrost's object form
     /// `{"value": "...", "env_var": "env.NAME", "from_env": true}`.
@@ -90,7 +114,7 @@ impl<'de> Deserialize<'de> for Secret {
 }
 
 /// The whole gateway configuration.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Bifrost's config version, for what a key's `models` means. `["*"]`
@@ -114,7 +138,7 @@ pub struct Config {
 }
 
 /// Which wire protocol a provider speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum ProviderKind {
@@ -161,7 +185,7 @@ impl ProviderKind {
 }
 
 /// One provider: its protocol, keys, limits and queue policy.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderConfig {
     /// Protocol; defaults to the provider's name when that is a known kind.
@@ -221,11 +245,12 @@ pub struct ProviderConfig {
     /// Bifrost's pre-1.0 provider-level credentials: refused by name
     /// (current Bifrost ignores it; bifrost will not drop credentials silently).
     #[serde(default)]
+    #[schemars(skip)]
     pub meta_config: Option<serde::de::IgnoredAny>,
 }
 
 /// Bifrost's `custom_provider_config`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CustomProviderConfig {
     /// The protocol this provider reuses.
@@ -235,14 +260,16 @@ pub struct CustomProviderConfig {
     pub is_key_less: bool,
     /// Which request types are allowed: refused by name (not supported yet).
     #[serde(default)]
+    #[schemars(skip)]
     pub allowed_requests: Option<serde::de::IgnoredAny>,
     /// Per-request-type paths: refused by name (not supported yet).
     #[serde(default)]
+    #[schemars(skip)]
     pub request_path_overrides: Option<serde::de::IgnoredAny>,
 }
 
 /// When a provider's circuit opens and how it recovers.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CircuitBreakerConfig {
     /// Consecutive failures that open the circuit (1..=10000, default 5).
@@ -267,7 +294,7 @@ pub struct CircuitBreakerConfig {
 }
 
 /// The startup probe setting.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 #[non_exhaustive]
 pub enum HealthCheck {
@@ -306,7 +333,7 @@ impl ProviderConfig {
 }
 
 /// Adaptive worker scaling of one pool.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScalingConfig {
     /// Fewest workers (1..=10000); the pool starts at `concurrency` clamped
@@ -338,7 +365,7 @@ pub struct ScalingConfig {
 }
 
 /// Outbound proxy settings (Bifrost's `proxy_config`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProxyConfig {
     /// `none`, `http`, `socks5` or `environment`.
@@ -359,7 +386,7 @@ pub struct ProxyConfig {
 }
 
 /// AWS credentials of a Bedrock key (Bifrost's `bedrock_key_config`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BedrockKeyConfig {
     #[serde(default)]
@@ -386,6 +413,7 @@ pub struct BedrockKeyConfig {
     pub session_name: Option<Secret>,
     /// Bifrost's batch API buckets: accepted and ignored (no batch API here).
     #[serde(default)]
+    #[schemars(skip)]
     pub batch_s3_config: Option<serde::de::IgnoredAny>,
     /// Bifrost's Bedrock Mantle project (no effect on Converse): ignored.
     #[serde(default)]
@@ -562,7 +590,7 @@ impl ProviderConfig {
 }
 
 /// One API key.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KeyConfig {
     /// The key itself, or `env.NAME` to read it from the environment.
@@ -614,20 +642,28 @@ pub struct KeyConfig {
     /// Bifrost's key configs of provider kinds bifrost does not speak yet:
     /// refused by name (`provider kind 'azure' is not supported yet`).
     #[serde(default)]
+    #[schemars(skip)]
     pub azure_key_config: Option<serde::de::IgnoredAny>,
     #[serde(default)]
+    #[schemars(skip)]
     pub vertex_key_config: Option<serde::de::IgnoredAny>,
     #[serde(default)]
+    #[schemars(skip)]
     pub vllm_key_config: Option<serde::de::IgnoredAny>,
     #[serde(default)]
+    #[schemars(skip)]
     pub ollama_key_config: Option<serde::de::IgnoredAny>,
     #[serde(default)]
+    #[schemars(skip)]
     pub sgl_key_config: Option<serde::de::IgnoredAny>,
     #[serde(default)]
+    #[schemars(skip)]
     pub replicate_key_config: Option<serde::de::IgnoredAny>,
     #[serde(default)]
+    #[schemars(skip)]
     pub bedrock_mantle_key_config: Option<serde::de::IgnoredAny>,
     #[serde(default)]
+    #[schemars(skip)]
     pub huggingface_key_config: Option<serde::de::IgnoredAny>,
 }
 
@@ -638,6 +674,32 @@ pub struct KeyConfig {
 pub struct Alias {
     /// The model id sent upstream.
     pub model_id: String,
+}
+
+impl schemars::JsonSchema for Alias {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "AliasConfig".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "A model id sent upstream, or Bifrost's object form (only model_id is used; the others are labels).",
+            "anyOf": [
+                {"type": "string"},
+                {
+                    "type": "object",
+                    "properties": {
+                        "model_id": {"type": "string"},
+                        "model_name": {"type": "string"},
+                        "model_family": {"type": "string"},
+                        "description": {"type": "string"}
+                    },
+                    "required": ["model_id"],
+                    "additionalProperties": false
+                }
+            ]
+        })
+    }
 }
 
 impl<'de> Deserialize<'de> for Alias {
@@ -734,7 +796,7 @@ impl KeyConfig {
 }
 
 /// Endpoint, timeouts and retries (Bifrost's `network_config`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NetworkConfig {
     /// Overrides the provider's default endpoint.
@@ -752,16 +814,20 @@ pub struct NetworkConfig {
     pub max_retries: u32,
     /// First backoff (0..=1000000 ms); doubles each retry up to the max.
     #[serde(default = "defaults::backoff_initial_ms", deserialize_with = "millis")]
+    #[schemars(with = "DurationInput")]
     pub retry_backoff_initial_ms: u64,
     /// Backoff ceiling (>= initial, ..=1000000 ms).
     #[serde(default = "defaults::backoff_max_ms", deserialize_with = "millis")]
+    #[schemars(with = "DurationInput")]
     pub retry_backoff_max_ms: u64,
     /// Bifrost's spelling of `retry_backoff_initial_ms`, with its meaning:
     /// ms or a duration string (`"2m"`), and 0 or less keeps the default.
     #[serde(default, deserialize_with = "bifrost_millis")]
+    #[schemars(with = "Option<DurationInput>")]
     pub retry_backoff_initial: Option<u64>,
     /// Bifrost's spelling of `retry_backoff_max_ms` (as above).
     #[serde(default, deserialize_with = "bifrost_millis")]
+    #[schemars(with = "Option<DurationInput>")]
     pub retry_backoff_max: Option<u64>,
     /// A stream with no event for this long is an error (1..=3600 s).
     #[serde(default = "defaults::stream_idle_s")]
@@ -805,6 +871,16 @@ pub struct NetworkConfig {
     /// default 8 MiB); a larger one is a PROTOCOL error.
     #[serde(default = "defaults::max_event_bytes")]
     pub max_event_bytes: u64,
+}
+
+/// The schema of a duration field: integer milliseconds or a Go duration
+/// string (`"500ms"`, `"5s"`, `"2m"`), as [`read_millis`] reads it.
+#[derive(schemars::JsonSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum DurationInput {
+    Ms(i64),
+    Text(String),
 }
 
 /// A duration as written: integer milliseconds (any sign, so Bifrost's
@@ -916,7 +992,7 @@ impl Default for NetworkConfig {
 }
 
 /// Worker count and queue capacity (Bifrost's `concurrency_and_buffer_size`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConcurrencyConfig {
     /// Worker tasks, i.e. jobs running at once (1..=10000).
@@ -934,7 +1010,7 @@ impl Default for ConcurrencyConfig {
 }
 
 /// What `submit` does when the queue is full (docs/architecture.md §3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum QueuePolicy {
@@ -962,7 +1038,7 @@ impl QueuePolicy {
 }
 
 /// Queue policy and the longest a job may wait.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QueueConfig {
     /// Full-queue behaviour.
@@ -982,7 +1058,7 @@ impl Default for QueueConfig {
 
 /// Behaviour of the in-process mock provider; every field can be overridden
 /// per request by a request field `"mock": {...}` with the same keys.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MockConfig {
     /// Base latency of each call, ms (0..=600000).

@@ -23,7 +23,7 @@ use crate::stats::{RuntimeStats, Stats};
 use crate::types::{split_model, EmbedRequest, EmbedResponse, Request, Response};
 
 /// What [`Gateway::shutdown`] did, counted over the shutdown itself.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ShutdownReport {
     /// Jobs that completed while draining.
     pub completed: u64,

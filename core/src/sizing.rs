@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 pub const MAX_SUGGESTED_WORKERS: u64 = 10_000;
 
 /// Suggested `concurrency_and_buffer_size` and timeout for one provider.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Sizing {
     /// Workers (`concurrency_and_buffer_size.concurrency`), 1..=10000.
     pub concurrency: u64,

@@ -340,7 +340,7 @@ impl PoolCounters {
 }
 
 /// p50/p90/p99/max of a latency, µs.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Quantiles {
     pub p50: u64,
     pub p90: u64,
@@ -349,7 +349,7 @@ pub struct Quantiles {
 }
 
 /// Worker counts of a pool.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct WorkerStats {
     pub total: u64,
     pub busy: u64,
@@ -364,7 +364,7 @@ pub struct WorkerStats {
 }
 
 /// Queue occupancy and policy.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct QueueStats {
     pub depth: u64,
     pub capacity: u64,
@@ -373,7 +373,7 @@ pub struct QueueStats {
 
 /// Job counters; see the module doc for the invariant they satisfy (in
 /// every snapshot: the counters of one snapshot are one instant's).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct JobStats {
     pub submitted: u64,
     pub completed: u64,
@@ -413,21 +413,21 @@ impl JobStats {
 }
 
 /// Queue-wait and processing latency summaries, µs.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LatencyStats {
     pub queue_wait: Quantiles,
     pub processing: Quantiles,
 }
 
 /// Circuit breaker state (`disabled` until breakers exist for the pool).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CircuitStats {
     pub state: String,
     pub opened_total: u64,
 }
 
 /// Counters of one key, by its non-secret id.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct KeyStats {
     pub id: String,
     pub requests: u64,
@@ -438,7 +438,7 @@ pub struct KeyStats {
 }
 
 /// Everything about one provider pool.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ProviderStats {
     pub workers: WorkerStats,
     pub queue: QueueStats,
@@ -450,7 +450,7 @@ pub struct ProviderStats {
 }
 
 /// Counters of one object pool.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ObjectPoolStats {
     pub requests: u64,
     pub hits: u64,
@@ -461,13 +461,13 @@ pub struct ObjectPoolStats {
 }
 
 /// The shared runtime.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RuntimeStats {
     pub worker_threads: u64,
 }
 
 /// A snapshot of the whole gateway (docs/architecture.md §8).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Stats {
     pub providers: BTreeMap<String, ProviderStats>,
     pub object_pools: BTreeMap<String, ObjectPoolStats>,
@@ -636,7 +636,7 @@ pub(crate) fn render_prometheus(stats: &Stats, histograms: &[(&str, &Histogram, 
 }
 
 /// Health of one provider pool.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ProviderHealth {
     /// `ok`; `degraded` when the circuit is not closed, no key is usable,
     /// the queue is ≥ 90 % full or workers are missing; `shutdown`.
@@ -665,7 +665,7 @@ pub struct ProviderHealth {
 }
 
 /// Health of the gateway: `ok` when every provider is `ok`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Health {
     pub status: String,
     pub providers: BTreeMap<String, ProviderHealth>,

@@ -15,8 +15,9 @@ use crate::config::MockConfig;
 use crate::error::{Error, Result};
 
 /// A chat request (`{"model": "provider/model", "messages": [...], ...}`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(rename = "ChatRequest")]
 pub struct Request {
     /// `"<provider>/<model>"`.
     pub model: String,
@@ -37,7 +38,7 @@ pub struct Request {
 }
 
 /// One chat message.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Message {
     /// `system`, `developer`, `user`, `assistant` or `tool`.
     pub role: String,
@@ -63,7 +64,7 @@ impl Message {
 }
 
 /// Message content: a string, or OpenAI content parts.
-#[derive(Debug, Clone, PartialEq, Serialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Default, schemars::JsonSchema)]
 #[serde(untagged)]
 #[non_exhaustive]
 pub enum Content {
@@ -204,7 +205,7 @@ pub(crate) fn request_error(e: serde_path_to_error::Error<serde_json::Error>) ->
 }
 
 /// Token counts of one call.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Usage {
     #[serde(default)]
     pub prompt_tokens: u64,
@@ -215,7 +216,7 @@ pub struct Usage {
 }
 
 /// Where and how a response was produced (bifrost's additions to the shape).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ExtraFields {
     /// Provider name that served the request.
     pub provider: String,
@@ -234,7 +235,7 @@ pub struct ExtraFields {
 }
 
 /// The assistant message of a choice.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AssistantMessage {
     /// `assistant` (borrowed when it is the well-known value: no allocation).
     #[serde(default)]
@@ -246,7 +247,7 @@ pub struct AssistantMessage {
 }
 
 /// One completion choice.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Choice {
     #[serde(default)]
     pub index: u32,
@@ -258,7 +259,8 @@ pub struct Choice {
 }
 
 /// An OpenAI `chat.completion` object plus `extra_fields`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[schemars(rename = "ChatResponse")]
 pub struct Response {
     #[serde(default)]
     pub id: String,
@@ -285,7 +287,7 @@ impl Response {
 }
 
 /// The incremental message of a streamed choice.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Delta {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<Cow<'static, str>>,
@@ -296,7 +298,7 @@ pub struct Delta {
 }
 
 /// One streamed choice.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ChunkChoice {
     #[serde(default)]
     pub index: u32,
@@ -307,7 +309,7 @@ pub struct ChunkChoice {
 }
 
 /// An OpenAI `chat.completion.chunk` object.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Chunk {
     #[serde(default)]
     pub id: String,
@@ -349,7 +351,7 @@ impl Chunk {
 }
 
 /// An embeddings request in the OpenAI shape, routed by `model`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EmbedRequest {
     /// `"<provider>/<model>"`.
@@ -368,7 +370,7 @@ pub struct EmbedRequest {
 }
 
 /// Embedding input: one string or many.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 #[non_exhaustive]
 pub enum EmbedInput {
@@ -421,7 +423,7 @@ impl EmbedRequest {
 }
 
 /// One embedding vector.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Embedding {
     #[serde(default)]
     pub object: String,
@@ -431,7 +433,7 @@ pub struct Embedding {
 }
 
 /// An OpenAI embeddings response (`object: "list"`) plus `extra_fields`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct EmbedResponse {
     #[serde(default)]
     pub object: String,

@@ -181,4 +181,4 @@ def test_typed_package_ships_stubs():
     import importlib.resources as res
 
     files = {p.name for p in res.files("bifrost").iterdir()}
-    assert {"py.typed", "_bifrost.pyi", "__init__.py"} <= files
+    assert {"py.typed", "_bifrost.pyi", "_types.pyi", "__init__.py"} <= files
