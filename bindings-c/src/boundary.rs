@@ -48,13 +48,7 @@ impl<T> OnPanic for *const T {
 
 /// The text of a caught panic.
 pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
-    let what = if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "unknown panic payload".to_string()
-    };
+    let what = bifrost_core::error::panic_text(payload);
     format!("internal error: a panic was caught at the bifrost C boundary: {what}")
 }
 

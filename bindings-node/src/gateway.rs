@@ -91,11 +91,7 @@ impl NativeGateway {
             })
             .await;
             if let Some(panic) = caught {
-                let what = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "a panic".into());
+                let what = bifrost_core::error::panic_text(&*panic);
                 hub.err(id, &Error::Internal { message: format!("bifrost's Node binding panicked: {what}") });
             }
         });

@@ -133,7 +133,7 @@ where
             match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
                 Ok(std::task::Poll::Ready(out)) => std::task::Poll::Ready(Ok(out)),
                 Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
-                Err(panic) => std::task::Poll::Ready(Err(crate::boundary_panic_message(&*panic))),
+                Err(panic) => std::task::Poll::Ready(Err(bifrost_core::error::panic_text(&*panic))),
             }
         })
         .await;

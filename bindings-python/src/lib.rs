@@ -30,15 +30,6 @@ fn optimal_concurrency(
     convert::to_py(py, &sizing)
 }
 
-/// The text of a caught panic's payload.
-pub(crate) fn boundary_panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic".into())
-}
-
 #[pymodule]
 fn _bifrost(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<gateway::Gateway>()?;

@@ -84,16 +84,6 @@ fn pop(pool: &PoolShared, expired: &mut Vec<Ending>, parking: &Arc<Parking>) -> 
     (popped, now)
 }
 
-fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        s.to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "non-string panic payload".to_string()
-    }
-}
-
 type CallResult = std::thread::Result<Result<Output>>;
 
 /// Races a pending provider call against the job's cancel signal, the
@@ -156,7 +146,7 @@ async fn run_job(pool: &PoolShared, mut running: Running, started: Nanos) {
                 Ok(Ok(Err(e))) => (Err(e), Outcome::Failed),
                 Ok(Err(payload)) => {
                     c.panics.fetch_add(1, Ordering::Relaxed);
-                    let message = format!("provider '{}' panicked: {}", pool.name, panic_text(&*payload));
+                    let message = format!("provider '{}' panicked: {}", pool.name, crate::error::panic_text(&*payload));
                     (Err(Error::Internal { message }), Outcome::Failed)
                 }
                 Err(stopped) => stopped,
