@@ -263,16 +263,24 @@ class Gateway {
     return false
   }
 
-  // chat / embed / shutdown: one promise settled by one "r" or error event.
-  #unary (method, request, options, start) {
+  // A call's request text and signal, or `early`: the promise it ends with
+  // at once (a bad argument, or a signal that is already aborted).
+  #prepare (method, request, options) {
     let text, signal
     try {
       text = request === undefined && method === 'shutdown' ? '' : requestText(method, request)
       signal = signalOf(method, options)
     } catch (e) {
-      return Promise.reject(e)
+      return { early: Promise.reject(e) }
     }
-    if (signal !== undefined && signal.aborted) return Promise.reject(abortError(signal, providerOf(request)))
+    if (signal !== undefined && signal.aborted) return { early: Promise.reject(abortError(signal, providerOf(request))) }
+    return { text, signal }
+  }
+
+  // chat / embed / shutdown: one promise settled by one "r" or error event.
+  #unary (method, request, options, start) {
+    const { text, signal, early } = this.#prepare(method, request, options)
+    if (early !== undefined) return early
     return new Promise((resolve, reject) => {
       const call = { signal, onAbort: undefined, on: undefined }
       const id = this.#begin(call)
@@ -300,14 +308,8 @@ class Gateway {
    * resolves with a Job once it is queued.
    */
   submit (request, options) {
-    let text, signal
-    try {
-      text = requestText('submit', request)
-      signal = signalOf('submit', options)
-    } catch (e) {
-      return Promise.reject(e)
-    }
-    if (signal !== undefined && signal.aborted) return Promise.reject(abortError(signal, providerOf(request)))
+    const { text, signal, early } = this.#prepare('submit', request, options)
+    if (early !== undefined) return early
     return new Promise((resolve, reject) => {
       const call = { signal, onAbort: undefined, on: undefined }
       const id = this.#begin(call)
