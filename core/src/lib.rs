@@ -24,6 +24,7 @@ pub mod error;
 pub mod gateway;
 mod ids;
 pub mod json;
+pub(crate) mod limits;
 mod objpool;
 mod pool;
 mod providers;

@@ -1,0 +1,72 @@
+//! Admission limits (docs/architecture.md §10): token buckets for requests
+//! and tokens, kept in a store that one process ([`memory::MemoryStore`])
+//! or a whole fleet (a Redis store, next) shares.
+//!
+//! - `gcra`: one bucket, in exact integer arithmetic, with the bound
+//!   `admitted ≤ burst + limit·t/period` over any interval.
+//! - [`LimitStore`]: what a store does, all-or-nothing over the several
+//!   buckets one job needs (its key's requests and tokens, its model's):
+//!   either every claim is taken, or none is and the answer is the longest
+//!   wait among them, computed from the buckets (no polling).
+//!
+//! Not wired into the pools yet: this is the limiter's core and its proof;
+//! the config section, the queueing of waiting jobs and the stats follow.
+
+// Wired into the pools by the next slice of issue 16; until then only the
+// tests use parts of it.
+#![allow(dead_code)]
+
+pub(crate) mod gcra;
+pub(crate) mod memory;
+
+use std::future::Future;
+
+use crate::clock::Nanos;
+
+pub(crate) use gcra::Rate;
+
+/// One bucket a job needs `units` of.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Claim<'a> {
+    /// The bucket's name in the store (`<provider>:<scope>:<what>`).
+    pub bucket: &'a str,
+    pub rate: Rate,
+    pub units: u64,
+}
+
+/// What a store did with a set of claims.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Acquired {
+    /// Every claim was taken.
+    Admitted,
+    /// None was taken; all would be admitted after this many ns (the
+    /// longest of the waits), if nothing else takes meanwhile.
+    Wait(Nanos),
+    /// None was taken; a claim is larger than its bucket's burst.
+    Never,
+}
+
+/// What a limits store does (the memory store and the Redis store behind
+/// one interface). Every call is one atomic step on the store's state.
+pub(crate) trait LimitStore: Send + Sync {
+    /// Takes every claim at `now`, or none (see [`Acquired`]).
+    fn acquire(&self, claims: &[Claim<'_>], now: Nanos) -> impl Future<Output = Acquired> + Send;
+
+    /// Settles a reservation: `delta > 0` charges more units (the provider
+    /// reported more than was reserved), `delta < 0` refunds them.
+    fn adjust(&self, bucket: &str, rate: Rate, delta: i64, now: Nanos) -> impl Future<Output = ()> + Send;
+
+    /// Lowers a bucket to the provider's view (`remaining` units, full
+    /// again in `reset_ns`).
+    fn observe(
+        &self,
+        bucket: &str,
+        rate: Rate,
+        remaining: u64,
+        reset_ns: Nanos,
+        now: Nanos,
+    ) -> impl Future<Output = ()> + Send;
+
+    /// Units free now and ns until full (for stats).
+    fn level(&self, bucket: &str, rate: Rate, now: Nanos) -> impl Future<Output = (u64, Nanos)> + Send;
+}
