@@ -935,7 +935,7 @@ fn bifrost_millis<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option
 }
 
 /// Parses a Go duration (`"500ms"`, `"1m30s"`, `"1.5h"`, `"100us"`) to ms.
-fn parse_duration_ms(s: &str) -> Option<u64> {
+pub(crate) fn parse_duration_ms(s: &str) -> Option<u64> {
     let s = s.trim();
     if s == "0" {
         return Some(0);

@@ -2,6 +2,8 @@
 //! and tokens, kept in a store that one process ([`memory::MemoryStore`])
 //! or a whole fleet (a Redis store, next) shares.
 //!
+//! - `headers`: what a response's rate-limit headers say (OpenAI, Anthropic,
+//!   Retry-After), as untrusted input.
 //! - `gcra`: one bucket, in exact integer arithmetic, with the bound
 //!   `admitted ≤ burst + limit·t/period` over any interval.
 //! - [`LimitStore`]: what a store does, all-or-nothing over the several
@@ -17,6 +19,7 @@
 #![allow(dead_code)]
 
 pub(crate) mod gcra;
+pub(crate) mod headers;
 pub(crate) mod memory;
 
 use std::future::Future;

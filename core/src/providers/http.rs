@@ -397,14 +397,20 @@ fn httpdate(s: &str) -> Option<u64> {
     if !((0..24).contains(&h) && (0..60).contains(&m) && (0..=60).contains(&sec)) {
         return None;
     }
-    // Days from civil (Howard Hinnant's algorithm).
+    let days = days_from_civil(year, month, day);
+    Some(u64::try_from(days * 86_400 + h * 3_600 + m * 60 + sec).unwrap_or(0))
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
+/// algorithm). Callers keep `year` in 0..=9999, `month` in 1..=12 and `day`
+/// in 1..=31, so every step stays far inside `i64`.
+pub(crate) fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     let (y, mp) = if month <= 2 { (year - 1, month + 9) } else { (year, month - 3) };
     let era = y.div_euclid(400);
     let yoe = y - era * 400;
     let doy = (153 * mp + 2) / 5 + day - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(u64::try_from(days * 86_400 + h * 3_600 + m * 60 + sec).unwrap_or(0))
+    era * 146_097 + doe - 719_468
 }
 
 /// What a stream decoder produced from the bytes so far.
