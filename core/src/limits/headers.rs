@@ -260,6 +260,74 @@ mod tests {
         assert_eq!(rfc3339_unix_ms("2023-02-29T00:00:00Z"), None);
     }
 
+    /// One raw HTTP/1.1 POST to the mock: the status and the headers.
+    async fn post(addr: std::net::SocketAddr, path: &str, extra: &str, body: &str) -> (u16, Vec<(String, String)>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect to the mock");
+        let req = format!(
+            "POST {path} HTTP/1.1\r\nhost: mock\r\ncontent-type: application/json\r\n{extra}content-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        s.write_all(req.as_bytes()).await.expect("send");
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).await.expect("read");
+        let text = String::from_utf8_lossy(&raw);
+        let head = text.split("\r\n\r\n").next().unwrap_or_default();
+        let mut lines = head.lines();
+        let status = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|c| c.parse().ok()).unwrap_or(0);
+        let headers =
+            lines.filter_map(|l| l.split_once(':')).map(|(n, v)| (n.to_string(), v.trim().to_string())).collect();
+        (status, headers)
+    }
+
+    fn observed(headers: &[(String, String)]) -> Observed {
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        observe(headers.iter().map(|(n, v)| (n.as_str(), v.as_str())), now)
+    }
+
+    /// bifrost-mock's limit headers (written by its own code, after the
+    /// providers' documented formats) read back to what it enforces.
+    #[test]
+    fn the_mocks_limit_headers_read_back() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        rt.block_on(async {
+            let limits = bifrost_mock::MockLimits { requests_per_minute: Some(3), tokens_per_minute: Some(1000) };
+            let srv = bifrost_mock::MockServer::start(bifrost_mock::MockConfig { limits, ..Default::default() })
+                .await
+                .expect("mock");
+            // Two words of prompt plus max_tokens 10: 12 tokens a request.
+            let body = r#"{"model":"m","messages":[{"role":"user","content":"hello there"}],"max_tokens":10}"#;
+            let auth = "authorization: Bearer mock-key\r\n";
+            let mut seen = Vec::new();
+            for _ in 0..2 {
+                let (status, h) = post(srv.addr(), "/v1/chat/completions", auth, body).await;
+                assert_eq!(status, 200, "{h:?}");
+                seen.push(observed(&h));
+            }
+            assert_eq!(seen[1].requests.and_then(|w| w.remaining), Some(1));
+            assert_eq!(seen[1].tokens.and_then(|w| w.remaining), Some(1000 - 24));
+            assert!(
+                seen[1].tokens.and_then(|w| w.reset_ms).is_some_and(|r| r > 50_000 && r <= 60_000),
+                "{:?}",
+                seen[1]
+            );
+            let anthropic = "x-api-key: mock-key\r\nanthropic-version: 2023-06-01\r\n";
+            let (status, h) = post(srv.addr(), "/v1/messages", anthropic, body).await;
+            assert_eq!(status, 200, "{h:?}");
+            let o = observed(&h);
+            assert_eq!(o.requests.and_then(|w| w.remaining), Some(0));
+            assert!(o.requests.and_then(|w| w.reset_ms).is_some_and(|r| r > 50_000 && r <= 61_000), "{o:?}");
+            let (status, h) = post(srv.addr(), "/v1/chat/completions", auth, body).await;
+            assert_eq!(status, 429, "{h:?}");
+            let o = observed(&h);
+            assert!(o.retry_after_ms.is_some_and(|r| r > 50_000 && r <= 61_000), "{o:?}");
+            assert_eq!(o.requests.and_then(|w| w.remaining), Some(0));
+            assert_eq!(srv.admissions().len(), 3);
+            assert_eq!(srv.rate_limited(), 1);
+        });
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 512, rng_seed: proptest::test_runner::RngSeed::Fixed(0x11d7), ..ProptestConfig::default() })]
 

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::behave::{self, behave, ending, json, with_retry_after, Ending, Failure, Shared};
 use crate::body::{FrameBody, Frames};
 use crate::directives::split_model;
+use crate::limits::Flavor;
 use crate::openai::sse_response;
 use crate::stats::Route;
 use crate::text::{self, words, Reply, Text};
@@ -110,7 +111,10 @@ fn error_body(f: &Failure) -> ErrorBody<'_> {
 
 /// An error response in Anthropic's format.
 pub(crate) fn error(f: Failure) -> Response {
-    let r = json(f.status, &error_body(&f));
+    let mut r = json(f.status, &error_body(&f));
+    if let Some(v) = &f.limits {
+        v.apply(&mut r, Flavor::Anthropic);
+    }
     with_retry_after(r, &f)
 }
 
@@ -146,7 +150,14 @@ async fn messages_inner(shared: &Arc<Shared>, headers: &HeaderMap, body: &[u8]) 
     let prompt = words(req.system.as_str()) + req.messages.iter().map(|m| words(m.content.as_str())).sum::<u64>();
     let last_user = req.messages.iter().rev().find(|m| m.role == "user").map_or("", |m| m.content.as_str());
     let reply = Reply::new(last_user, prompt, Some(max_tokens));
+    let verdict = shared.limit(prompt + max_tokens)?;
     behave(shared, &d).await?;
+    let limited = |mut r: Response| {
+        if let Some(v) = &verdict {
+            v.apply(&mut r, Flavor::Anthropic);
+        }
+        r
+    };
 
     let id = format!("msg_mock{:020}", shared.next_id());
     let stop_reason = if reply.truncated { "max_tokens" } else { "end_turn" };
@@ -161,7 +172,7 @@ async fn messages_inner(shared: &Arc<Shared>, headers: &HeaderMap, body: &[u8]) 
             stop_sequence: None,
             usage: Usage { input_tokens: reply.prompt_tokens, output_tokens: reply.completion_tokens },
         };
-        return Ok(json(200, &m));
+        return Ok(limited(json(200, &m)));
     }
 
     let pieces = text::split_chunks(&reply.text, d.chunks);
@@ -210,7 +221,7 @@ async fn messages_inner(shared: &Arc<Shared>, headers: &HeaderMap, body: &[u8]) 
         }
     }
     let body = FrameBody::new(shared.clone(), frames, Duration::from_millis(d.chunk_delay_ms));
-    Ok(sse_response(Body::from_stream(body)))
+    Ok(limited(sse_response(Body::from_stream(body))))
 }
 
 #[derive(Serialize)]

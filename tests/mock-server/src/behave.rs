@@ -16,6 +16,7 @@ use axum::response::Response;
 use serde::Serialize;
 
 use crate::directives::Directives;
+use crate::limits::{Limiter, MockLimits, Verdict};
 use crate::stats::{Counters, Route};
 
 /// State shared by every connection of one server.
@@ -23,12 +24,34 @@ pub(crate) struct Shared {
     pub keys: Vec<String>,
     pub defaults: Directives,
     pub counters: Counters,
+    pub limiter: Limiter,
     next_id: AtomicU64,
 }
 
 impl Shared {
-    pub(crate) fn new(keys: Vec<String>, defaults: Directives) -> Shared {
-        Shared { keys, defaults, counters: Counters::default(), next_id: AtomicU64::new(1) }
+    pub(crate) fn new(keys: Vec<String>, defaults: Directives, limits: MockLimits) -> Shared {
+        Shared {
+            keys,
+            defaults,
+            counters: Counters::default(),
+            limiter: Limiter::new(limits),
+            next_id: AtomicU64::new(1),
+        }
+    }
+
+    /// Applies the rate limits to a request costing `tokens`: `None` without
+    /// limits, else the verdict (a refusal is the 429 to answer).
+    pub(crate) fn limit(&self, tokens: u64) -> Result<Option<Verdict>, Failure> {
+        if self.limiter.is_off() {
+            return Ok(None);
+        }
+        let v = self.limiter.admit(tokens);
+        if v.retry_after.is_some() {
+            let mut f = Failure::new(429, "mock: rate limit reached (requests or tokens per minute)");
+            f.limits = Some(Box::new(v));
+            return Err(f);
+        }
+        Ok(Some(v))
     }
 
     /// Whether `key` is an accepted API key (or Bedrock access key id).
@@ -56,11 +79,14 @@ pub(crate) struct Failure {
     pub kind: Option<&'static str>,
     /// Seconds for a `Retry-After` header (429 only).
     pub retry_after: Option<u64>,
+    /// The rate limits' verdict, when they refused the request (boxed:
+    /// most failures have none).
+    pub limits: Option<Box<Verdict>>,
 }
 
 impl Failure {
     pub(crate) fn new(status: u16, message: impl Into<String>) -> Failure {
-        Failure { status, message: message.into(), kind: None, retry_after: None }
+        Failure { status, message: message.into(), kind: None, retry_after: None, limits: None }
     }
 
     pub(crate) fn kind(mut self, kind: &'static str) -> Failure {

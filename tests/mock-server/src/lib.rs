@@ -18,6 +18,11 @@
 //! for per request with [`Directives`], in the `x-mock` header or after a `~`
 //! in the model name: `gpt-4o~fail_status=503&fail_first=2&scenario=s1`.
 //!
+//! Rate limits ([`MockLimits`]: requests and tokens per minute) are enforced
+//! like the real APIs' when configured: 429 with `Retry-After`, and the
+//! providers' `x-ratelimit-*` / `anthropic-ratelimit-*` headers on every
+//! chat response; [`MockServer::admissions`] lists what was admitted when.
+//!
 //! Use it in-process with [`MockServer::start`], or run the `bifrost-mock`
 //! binary, which prints its port alone on its first line.
 
@@ -26,11 +31,13 @@ mod bedrock;
 mod behave;
 mod body;
 pub mod directives;
+pub mod limits;
 mod openai;
 mod server;
 mod stats;
 mod text;
 
 pub use directives::{DirectiveError, Directives};
+pub use limits::{Admission, MockLimits};
 pub use server::{MockConfig, MockServer};
 pub use stats::{MockStats, RouteCounts};

@@ -15,7 +15,7 @@ use bifrost_mock::{directives, Directives, MockConfig, MockServer};
 
 const USAGE: &str = "usage: bifrost-mock [--port P (default 0)] [--host H (default 127.0.0.1)] [--api-key K]... \
 [--workers N (default 2)] [--latency-ms N] [--jitter-ms N] [--fail-status S] [--fail-rate R] [--retry-after S] \
-[--fail-first N --scenario ID] [--chunks N] [--chunk-delay-ms N] [--truncate-after N] [--stream-error-after N] [--hang 1]";
+[--fail-first N --scenario ID] [--requests-per-minute N] [--tokens-per-minute N] [--chunks N] [--chunk-delay-ms N] [--truncate-after N] [--stream-error-after N] [--hang 1]";
 
 struct Args {
     host: String,
@@ -30,6 +30,7 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut workers = 2usize;
     let mut keys = Vec::new();
     let mut defaults = Directives::default();
+    let mut limits = bifrost_mock::MockLimits::default();
     while let Some(flag) = argv.next() {
         if flag == "-h" || flag == "--help" {
             return Err(String::new());
@@ -55,6 +56,17 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
                 }
             }
             "api-key" => keys.push(value),
+            "requests-per-minute" | "tokens-per-minute" => {
+                let n: u64 = match value.parse() {
+                    Ok(n @ 1..) => n,
+                    _ => return Err(format!("--{name}: '{value}' is not a positive integer")),
+                };
+                if name == "requests-per-minute" {
+                    limits.requests_per_minute = Some(n);
+                } else {
+                    limits.tokens_per_minute = Some(n);
+                }
+            }
             other => {
                 let key = other.replace('-', "_");
                 if !directives::KEYS.contains(&key.as_str()) {
@@ -67,7 +79,7 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
     if defaults.fail_first.is_some() && defaults.scenario.is_none() {
         return Err("--fail-first needs --scenario".to_string());
     }
-    let mut config = MockConfig { defaults, ..MockConfig::default() };
+    let mut config = MockConfig { defaults, limits, ..MockConfig::default() };
     if !keys.is_empty() {
         config.api_keys = keys;
     }

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::behave::{self, behave, ending, json, respond, with_retry_after, Ending, Failure, Shared};
 use crate::body::{FrameBody, Frames};
 use crate::directives::split_model;
+use crate::limits::Flavor;
 use crate::stats::Route;
 use crate::text::{self, words, Reply, Text};
 
@@ -150,7 +151,10 @@ fn error_detail(f: &Failure) -> ErrorDetail<'_> {
 
 /// An error response in OpenAI's format.
 pub(crate) fn error(f: Failure) -> Response {
-    let r = json(f.status, &ErrorBody { error: error_detail(&f) });
+    let mut r = json(f.status, &ErrorBody { error: error_detail(&f) });
+    if let Some(v) = &f.limits {
+        v.apply(&mut r, Flavor::OpenAi);
+    }
     with_retry_after(r, &f)
 }
 
@@ -200,8 +204,16 @@ async fn chat_inner(shared: &Arc<Shared>, headers: &HeaderMap, body: &[u8]) -> R
     let d = behave::resolve(shared, spec, headers)?;
     let prompt: u64 = req.messages.iter().map(|m| words(m.content.as_str())).sum();
     let last_user = req.messages.iter().rev().find(|m| m.role == "user").map_or("", |m| m.content.as_str());
-    let reply = Reply::new(last_user, prompt, req.max_completion_tokens.or(req.max_tokens));
+    let max_tokens = req.max_completion_tokens.or(req.max_tokens);
+    let reply = Reply::new(last_user, prompt, max_tokens);
+    let verdict = shared.limit(prompt + max_tokens.unwrap_or(0))?;
     behave(shared, &d).await?;
+    let limited = |mut r: Response| {
+        if let Some(v) = &verdict {
+            v.apply(&mut r, Flavor::OpenAi);
+        }
+        r
+    };
 
     let id = format!("chatcmpl-mock{}", shared.next_id());
     let created = behave::unix_now();
@@ -224,7 +236,7 @@ async fn chat_inner(shared: &Arc<Shared>, headers: &HeaderMap, body: &[u8]) -> R
             }],
             usage,
         };
-        return Ok(json(200, &c));
+        return Ok(limited(json(200, &c)));
     }
 
     let include_usage = req.stream_options.and_then(|o| o.include_usage).unwrap_or(false);
@@ -257,7 +269,7 @@ async fn chat_inner(shared: &Arc<Shared>, headers: &HeaderMap, body: &[u8]) -> R
         }
     }
     let body = FrameBody::new(shared.clone(), frames, Duration::from_millis(d.chunk_delay_ms));
-    Ok(sse_response(Body::from_stream(body)))
+    Ok(limited(sse_response(Body::from_stream(body))))
 }
 
 /// One `data: <json>\n\n` SSE event.

@@ -22,6 +22,7 @@ use tokio::sync::watch;
 
 use crate::behave::{json, respond, Shared};
 use crate::directives::Directives;
+use crate::limits::{Admission, MockLimits};
 use crate::stats::MockStats;
 use crate::{anthropic, bedrock, openai};
 
@@ -35,12 +36,18 @@ pub struct MockConfig {
     pub api_keys: Vec<String>,
     /// Directives every request starts from (a request's own directives override them).
     pub defaults: Directives,
+    /// Rate limits the server enforces on chat routes (none by default).
+    pub limits: MockLimits,
 }
 
 impl Default for MockConfig {
     /// Accepts exactly `mock-key`, no latency, no failures, 4 stream chunks.
     fn default() -> Self {
-        MockConfig { api_keys: vec!["mock-key".to_string()], defaults: Directives::default() }
+        MockConfig {
+            api_keys: vec!["mock-key".to_string()],
+            defaults: Directives::default(),
+            limits: MockLimits::default(),
+        }
     }
 }
 
@@ -89,7 +96,7 @@ impl MockServer {
     pub async fn bind(addr: impl ToSocketAddrs, config: MockConfig) -> std::io::Result<MockServer> {
         let listener = listen(addr).await?;
         let addr = listener.local_addr()?;
-        let shared = Arc::new(Shared::new(config.api_keys, config.defaults));
+        let shared = Arc::new(Shared::new(config.api_keys, config.defaults, config.limits));
         let (shutdown, rx) = watch::channel(false);
         tokio::spawn(accept_loop(listener, router(shared.clone()), rx));
         Ok(MockServer { addr, shared, shutdown })
@@ -110,9 +117,20 @@ impl MockServer {
         self.shared.counters.snapshot()
     }
 
-    /// Zeroes the counters (like `POST /_mock/reset`).
+    /// Zeroes the counters and the rate-limit window (like `POST /_mock/reset`).
     pub fn reset(&self) {
         self.shared.counters.reset();
+        self.shared.limiter.reset();
+    }
+
+    /// Every request the rate limits admitted, in order (empty without limits).
+    pub fn admissions(&self) -> Vec<Admission> {
+        self.shared.limiter.admissions()
+    }
+
+    /// Requests the rate limits refused with 429.
+    pub fn rate_limited(&self) -> u64 {
+        self.shared.limiter.refused()
     }
 }
 
@@ -150,6 +168,7 @@ async fn stats(State(shared): State<Arc<Shared>>) -> Response {
 
 async fn reset(State(shared): State<Arc<Shared>>) -> Response {
     shared.counters.reset();
+    shared.limiter.reset();
     json(200, &shared.counters.snapshot())
 }
 

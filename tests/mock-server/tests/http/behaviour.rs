@@ -173,7 +173,9 @@ async fn unknown_directive_is_400_naming_it() {
 #[tokio::test]
 async fn latency_and_defaults_from_config() {
     let defaults = Directives::parse("latency_ms=60").unwrap();
-    let s = MockServer::start(MockConfig { api_keys: vec!["k1".into(), "k2".into()], defaults }).await.unwrap();
+    let s = MockServer::start(MockConfig { api_keys: vec!["k1".into(), "k2".into()], defaults, ..Default::default() })
+        .await
+        .unwrap();
     let t = Instant::now();
     let r = post_json(s.addr(), "/v1/chat/completions", &[("authorization", "Bearer k2")], &chat("gpt", false)).await;
     assert_eq!(r.status, 200);
