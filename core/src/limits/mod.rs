@@ -4,6 +4,8 @@
 //!
 //! - `headers`: what a response's rate-limit headers say (OpenAI, Anthropic,
 //!   Retry-After), as untrusted input.
+//! - `plan`: the `limits` config section, validated, and the claims (one
+//!   request, its estimated tokens) a request makes on its buckets.
 //! - `gcra`: one bucket, in exact integer arithmetic, with the bound
 //!   `admitted ≤ burst + limit·t/period` over any interval.
 //! - [`LimitStore`]: what a store does, all-or-nothing over the several
@@ -21,6 +23,7 @@
 pub(crate) mod gcra;
 pub(crate) mod headers;
 pub(crate) mod memory;
+pub(crate) mod plan;
 
 use std::future::Future;
 
