@@ -234,6 +234,8 @@ export interface JobStats {
   panics: number
   /** Jobs accepted and not yet begun by a worker (including one just handed to a worker); `QueueStats::depth` is the queue's occupancy. */
   queued: number
+  /** Jobs a limit of the provider's `limits` had no capacity for before their deadline (ended RATE_LIMITED, never sent). */
+  rate_limited: number
   rejected: number
   retries: number
   /** Jobs a worker has begun and not finished. */
@@ -596,3 +598,4 @@ export type ErrorCode =
   | 'UNKNOWN_PROVIDER'
   | 'CONFIG'
   | 'INTERNAL'
+  | 'RATE_LIMITED'

@@ -69,6 +69,9 @@ typedef enum bifrost_status {
     // a stream that ends with neither its terminal event nor a finish). Numbered after PENDING so
     // that every earlier value keeps its number.
     BIFROST_PROTOCOL = 15,
+    // One of the provider's `limits` had no capacity before the job's deadline; the job was never
+    // sent (bifrost's own limit, not the provider's 429). Numbered last, like PROTOCOL.
+    BIFROST_RATE_LIMITED = 16,
 } bifrost_status;
 
 // A gateway: one worker pool per configured provider. Opaque; create with

@@ -52,6 +52,9 @@ pub enum BifrostStatus {
     /// a stream that ends with neither its terminal event nor a finish). Numbered after PENDING so
     /// that every earlier value keeps its number.
     BIFROST_PROTOCOL = 15,
+    /// One of the provider's `limits` had no capacity before the job's deadline; the job was never
+    /// sent (bifrost's own limit, not the provider's 429). Numbered last, like PROTOCOL.
+    BIFROST_RATE_LIMITED = 16,
 }
 
 impl BifrostStatus {
@@ -72,6 +75,7 @@ impl BifrostStatus {
             ErrorKind::UnknownProvider => BifrostStatus::BIFROST_UNKNOWN_PROVIDER,
             ErrorKind::Config => BifrostStatus::BIFROST_CONFIG,
             ErrorKind::Internal => BifrostStatus::BIFROST_INTERNAL,
+            ErrorKind::RateLimited => BifrostStatus::BIFROST_RATE_LIMITED,
             // A kind newer than this binding (ErrorKind is non-exhaustive);
             // the test below checks every kind has its own status.
             _ => BifrostStatus::BIFROST_INTERNAL,
@@ -97,6 +101,7 @@ impl BifrostStatus {
             13 => b"INTERNAL\0",
             14 => b"PENDING\0",
             15 => b"PROTOCOL\0",
+            16 => b"RATE_LIMITED\0",
             _ => b"UNKNOWN_STATUS\0",
         }
     }

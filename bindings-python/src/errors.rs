@@ -30,6 +30,7 @@ fn class_name(kind: ErrorKind) -> &'static str {
         ErrorKind::UnknownProvider => "UnknownProviderError",
         ErrorKind::Config => "ConfigError",
         ErrorKind::Internal => "InternalError",
+        ErrorKind::RateLimited => "RateLimitedError",
         // A kind newer than this binding (ErrorKind is non-exhaustive);
         // tests/python/test_errors.py checks every kind has its own class.
         _ => "BifrostError",

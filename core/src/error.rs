@@ -26,11 +26,14 @@ pub enum ErrorKind {
     UnknownProvider,
     Config,
     Internal,
+    /// A limit of bifrost's own (docs/architecture.md §10) had no capacity
+    /// before the job's deadline.
+    RateLimited,
 }
 
 impl ErrorKind {
     /// Every kind, in declaration order (bindings use it to build their tables).
-    pub const ALL: [ErrorKind; 14] = [
+    pub const ALL: [ErrorKind; 15] = [
         ErrorKind::QueueFull,
         ErrorKind::Dropped,
         ErrorKind::QueueTimeout,
@@ -45,6 +48,7 @@ impl ErrorKind {
         ErrorKind::UnknownProvider,
         ErrorKind::Config,
         ErrorKind::Internal,
+        ErrorKind::RateLimited,
     ];
 
     /// The upper-snake-case name used by every binding (`"QUEUE_FULL"`).
@@ -64,6 +68,7 @@ impl ErrorKind {
             ErrorKind::UnknownProvider => "UNKNOWN_PROVIDER",
             ErrorKind::Config => "CONFIG",
             ErrorKind::Internal => "INTERNAL",
+            ErrorKind::RateLimited => "RATE_LIMITED",
         }
     }
 }
@@ -134,6 +139,11 @@ pub enum Error {
     Config { path: String, message: String },
     /// A bug or a panic inside bifrost or a provider, caught and isolated.
     Internal { message: String },
+    /// One of the provider's `limits` had no capacity before the job's
+    /// deadline (or the job asks for more than a full bucket holds); the
+    /// job never reached the provider. `limit` names the bucket;
+    /// `retry_after_ms` is when it has room (none if it never will).
+    RateLimited { provider: String, limit: String, retry_after_ms: Option<u64> },
     /// The primary provider failed and so did every fallback: the primary's
     /// error (which gives this error its kind, status and body) with each
     /// fallback target's error attached.
@@ -162,6 +172,7 @@ impl Error {
             Error::UnknownProvider { .. } => ErrorKind::UnknownProvider,
             Error::Config { .. } => ErrorKind::Config,
             Error::Internal { .. } => ErrorKind::Internal,
+            Error::RateLimited { .. } => ErrorKind::RateLimited,
         }
     }
 
@@ -189,6 +200,7 @@ impl Error {
         match self {
             Error::Provider { retry_after_ms, .. } => *retry_after_ms,
             Error::CircuitOpen { retry_in_ms, .. } => Some(*retry_in_ms),
+            Error::RateLimited { retry_after_ms, .. } => *retry_after_ms,
             Error::WithFallbacks { primary, .. } => primary.retry_after_ms(),
             _ => None,
         }
@@ -206,7 +218,8 @@ impl Error {
             | Error::Provider { provider, .. }
             | Error::Network { provider, .. }
             | Error::Protocol { provider, .. }
-            | Error::UnknownProvider { provider, .. } => Some(provider),
+            | Error::UnknownProvider { provider, .. }
+            | Error::RateLimited { provider, .. } => Some(provider),
             Error::Shutdown { provider } => provider.as_deref(),
             Error::WithFallbacks { primary, .. } => primary.provider(),
             _ => None,
@@ -311,6 +324,13 @@ impl fmt::Display for Error {
                 }
             }
             Error::Internal { message } => write!(f, "internal error: {message}"),
+            Error::RateLimited { provider, limit, retry_after_ms: Some(ms) } => write!(
+                f,
+                "provider '{provider}' is rate limited by its {limit} limit: capacity in {ms} ms, after the job's deadline"
+            ),
+            Error::RateLimited { provider, limit, retry_after_ms: None } => {
+                write!(f, "provider '{provider}': the job needs more than its {limit} limit ever holds")
+            }
             Error::WithFallbacks { primary, fallbacks } => {
                 write!(f, "{primary}; fallbacks failed too: ")?;
                 for (i, (target, e)) in fallbacks.iter().enumerate() {

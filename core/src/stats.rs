@@ -4,7 +4,7 @@
 //! Writers (submitters, workers) only touch atomics, so recording never
 //! blocks a job. Readers build a [`Stats`] snapshot. The job counters of
 //! the accounting invariant
-//! `submitted = queued + running + completed + failed + dropped + rejected + timed_out + cancelled`
+//! `submitted = queued + running + completed + failed + dropped + rejected + timed_out + cancelled + rate_limited`
 //! come from the pool's ledger (`pool::ledger`), which makes them one
 //! instant's values, so the invariant holds in every snapshot; the other
 //! fields (latencies, retries, workers, keys) are read one by one.
@@ -275,6 +275,7 @@ pub(crate) enum Outcome {
     Rejected,
     TimedOut,
     Cancelled,
+    RateLimited,
 }
 
 /// Per-pool atomic counters.
@@ -382,6 +383,9 @@ pub struct JobStats {
     pub rejected: u64,
     pub timed_out: u64,
     pub cancelled: u64,
+    /// Jobs a limit of the provider's `limits` had no capacity for before
+    /// their deadline (ended RATE_LIMITED, never sent).
+    pub rate_limited: u64,
     pub retries: u64,
     pub panics: u64,
     /// Jobs a worker has begun and not finished.
@@ -409,6 +413,7 @@ impl JobStats {
                 + self.rejected
                 + self.timed_out
                 + self.cancelled
+                + self.rate_limited
     }
 }
 
@@ -498,6 +503,7 @@ pub(crate) fn render_prometheus(stats: &Stats, histograms: &[(&str, &Histogram, 
             ("rejected", j.rejected),
             ("timed_out", j.timed_out),
             ("cancelled", j.cancelled),
+            ("rate_limited", j.rate_limited),
         ] {
             let _ = writeln!(o, "bifrost_jobs_total{{provider=\"{}\",outcome=\"{outcome}\"}} {v}", esc(p));
         }

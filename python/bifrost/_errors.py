@@ -77,6 +77,13 @@ class DroppedError(BifrostError):
     """The job was dropped by policy ``drop`` or ``drop_oldest``."""
 
 
+class RateLimitedError(BifrostError):
+    """A limit of the provider's ``limits`` had no capacity before the job's deadline.
+
+    The job was never sent; ``retry_after_ms`` says when the limit has room.
+    """
+
+
 class QueueTimeoutError(BifrostError):
     """The job waited longer than ``queue.wait_timeout_ms``."""
 

@@ -263,6 +263,9 @@ class JobStats(TypedDict):
     # Jobs accepted and not yet begun by a worker (including one just
     # handed to a worker); `QueueStats::depth` is the queue's occupancy.
     queued: int
+    # Jobs a limit of the provider's `limits` had no capacity for before
+    # their deadline (ended RATE_LIMITED, never sent).
+    rate_limited: int
     rejected: int
     retries: int
     # Jobs a worker has begun and not finished.
@@ -676,5 +679,6 @@ ErrorCode = Literal[
     "UNKNOWN_PROVIDER",
     "CONFIG",
     "INTERNAL",
+    "RATE_LIMITED",
 ]
 """The error kinds, as `BifrostError.kind` values."""

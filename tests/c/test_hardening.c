@@ -26,6 +26,8 @@ static bifrost_gateway *new_gateway(const char *config) {
 static void test_protocol_status(void) {
     CHECK(strcmp(bifrost_status_name(BIFROST_PROTOCOL), "PROTOCOL") == 0, "PROTOCOL name");
     CHECK(BIFROST_PROTOCOL == 15, "PROTOCOL is appended, numbers of the others unchanged");
+    CHECK(strcmp(bifrost_status_name(BIFROST_RATE_LIMITED), "RATE_LIMITED") == 0, "RATE_LIMITED name");
+    CHECK(BIFROST_RATE_LIMITED == 16, "RATE_LIMITED is appended after PROTOCOL");
 }
 
 /* Submits `request` and expects `want`; the message must contain `needle`. */

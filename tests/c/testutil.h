@@ -79,7 +79,7 @@ static inline long long t_num(const char *obj, const char *key) {
 }
 
 /* Checks submitted = queued + running + completed + failed + dropped +
- * rejected + timed_out + cancelled for one provider of a stats JSON.
+ * rejected + timed_out + cancelled + rate_limited for one provider of a stats JSON.
  * Returns submitted (or -1). */
 static inline long long t_check_invariant(const char *stats, const char *provider) {
     const char *prov = t_find_obj(stats, provider);
@@ -91,9 +91,9 @@ static inline long long t_check_invariant(const char *stats, const char *provide
     long long s = t_num(jobs, "submitted");
     long long sum = t_num(jobs, "queued") + t_num(jobs, "running") + t_num(jobs, "completed") +
                     t_num(jobs, "failed") + t_num(jobs, "dropped") + t_num(jobs, "rejected") +
-                    t_num(jobs, "timed_out") + t_num(jobs, "cancelled");
+                    t_num(jobs, "timed_out") + t_num(jobs, "cancelled") + t_num(jobs, "rate_limited");
     CHECK(s >= 0 && s == sum, "%s: submitted=%lld but queued+running+completed+failed+dropped+"
-          "rejected+timed_out+cancelled=%lld", provider, s, sum);
+          "rejected+timed_out+cancelled+rate_limited=%lld", provider, s, sum);
     return s;
 }
 

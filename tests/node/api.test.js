@@ -177,7 +177,7 @@ test('ESM: default and named imports', async () => {
   assert.equal(m.Gateway, Gateway)
   assert.equal(m.BifrostError, BifrostError)
   assert.equal(typeof m.optimalConcurrency, 'function')
-  assert.equal(ERROR_CODES.length, 14)
+  assert.equal(ERROR_CODES.length, 15)
   assert.ok(ERROR_CODES.includes('PROTOCOL'))
 })
 

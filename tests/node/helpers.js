@@ -66,7 +66,7 @@ async function until (cond, ms = 5000) {
 function invariantHolds (stats) {
   for (const [name, p] of Object.entries(stats.providers)) {
     const j = p.jobs
-    const sum = j.queued + j.running + j.completed + j.failed + j.dropped + j.rejected + j.timed_out + j.cancelled
+    const sum = j.queued + j.running + j.completed + j.failed + j.dropped + j.rejected + j.timed_out + j.cancelled + j.rate_limited
     if (j.submitted !== sum) return `${name}: submitted ${j.submitted} != ${sum} (${JSON.stringify(j)})`
   }
   return true

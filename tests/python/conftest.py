@@ -75,6 +75,6 @@ def invariant(stats: dict) -> None:
         j = p["jobs"]
         total = (
             j["queued"] + j["running"] + j["completed"] + j["failed"] + j["dropped"] + j["rejected"]
-            + j["timed_out"] + j["cancelled"]
+            + j["timed_out"] + j["cancelled"] + j["rate_limited"]
         )
         assert j["submitted"] == total, f"{name}: {j}"

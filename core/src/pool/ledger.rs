@@ -54,7 +54,7 @@ const ENDED_QUEUED: usize = 2;
 const ENDED_RUNNING: usize = 3;
 const REFUSED: usize = 4;
 const OUTCOME_BASE: usize = 5;
-const MOVES: usize = OUTCOME_BASE + 6;
+const MOVES: usize = OUTCOME_BASE + 7;
 
 fn outcome_index(o: Outcome) -> usize {
     OUTCOME_BASE
@@ -65,6 +65,7 @@ fn outcome_index(o: Outcome) -> usize {
             Outcome::Rejected => 3,
             Outcome::TimedOut => 4,
             Outcome::Cancelled => 5,
+            Outcome::RateLimited => 6,
         }
 }
 
@@ -86,6 +87,7 @@ fn job_stats(m: &Moves) -> JobStats {
         rejected: at(Outcome::Rejected),
         timed_out: at(Outcome::TimedOut),
         cancelled: at(Outcome::Cancelled),
+        rate_limited: at(Outcome::RateLimited),
         ..JobStats::default()
     }
 }
