@@ -38,6 +38,14 @@ export interface BedrockKeyConfig {
   session_token?: Secret | null
 }
 
+/** Bucket capacities, when not one period's worth. */
+export interface BurstConfig {
+  /** Requests a full bucket holds (1..=1000000000). */
+  requests?: number | null
+  /** Tokens a full bucket holds (1..=1000000000000). */
+  tokens?: number | null
+}
+
 /** A chat request (`{"model": "provider/model", "messages": [...], ...}`). */
 export interface ChatRequest {
   /** `"provider/model"` targets tried in order when the primary fails. */
@@ -291,6 +299,50 @@ export interface LatencyStats {
   queue_wait: Quantiles
 }
 
+/** Whose buckets a request draws from. */
+export type LimitScope = 'provider' | 'key'
+
+/** One limit bucket (docs/architecture.md §10). */
+export interface LimitStats {
+  /** Units a full bucket holds. */
+  burst: number
+  /** Units per period (requests or tokens). */
+  limit: number
+  period_ms: number
+  /** Jobs this bucket had no capacity for before their deadline. */
+  rate_limited: number
+  /** Units that could be taken now. */
+  remaining: number
+  /** Ms until the bucket is full again. */
+  reset_ms: number
+  /** Times a job at the queue's front waited for this bucket. */
+  waits: number
+}
+
+/** A provider's `limits` section. */
+export interface LimitsConfig {
+  /** Capacities; default one period's worth. */
+  burst?: BurstConfig | null
+  /** Completion tokens reserved for a request without `max_tokens` (1..=10000000, default 256). */
+  default_completion_tokens?: number | null
+  /** Lower the buckets to what the provider's rate-limit headers say (not supported yet: only `false` is accepted). */
+  learn_from_headers?: boolean | null
+  /** Requests at the upstream at once (not supported yet). */
+  max_in_flight?: number | null
+  /** Limits of single models (by the name a request uses), on top of the provider's. */
+  models?: Record<string, RateConfig>
+  requests_per_day?: number | null
+  requests_per_minute?: number | null
+  /** Requests per second / minute / day (1..=1000000000; one of the three). */
+  requests_per_second?: number | null
+  /** `provider` (default): one set of buckets (`key`, one per key, is not supported yet). */
+  scope?: LimitScope
+  tokens_per_day?: number | null
+  tokens_per_minute?: number | null
+  /** Tokens per second / minute / day (1..=1000000000000; one of the three). */
+  tokens_per_second?: number | null
+}
+
 /** One chat message. */
 export interface Message {
   /** Text, or a list of content parts (`[{"type": "text", "text": ...}]`). */
@@ -392,6 +444,8 @@ export interface ProviderConfig {
   keys?: KeyConfig[]
   /** Protocol; defaults to the provider's name when that is a known kind. */
   kind?: ProviderKind | null
+  /** Request and token limits bifrost keeps to before the provider's 429 (docs/architecture.md §10); absent means none. */
+  limits?: LimitsConfig | null
   /** Bifrost's operator labels (no effect on routing): accepted and ignored. */
   metadata?: Record<string, string> | null
   /** Knobs of the in-process mock provider (`kind: "mock"` only). */
@@ -452,6 +506,8 @@ export interface ProviderStats {
   jobs: JobStats
   keys: KeyStats[]
   latency_us: LatencyStats
+  /** The provider's `limits`, by bucket (`requests`, `tokens`, `model:<name>:tokens`, ...); empty without limits. */
+  limits: Record<string, LimitStats>
   queue: QueueStats
   throughput_per_s: number
   workers: WorkerStats
@@ -495,6 +551,20 @@ export interface QueueStats {
   capacity: number
   depth: number
   policy: string
+}
+
+/** Request and token rates: at most one period per resource. */
+export interface RateConfig {
+  /** Capacities; default one period's worth. */
+  burst?: BurstConfig | null
+  requests_per_day?: number | null
+  requests_per_minute?: number | null
+  /** Requests per second / minute / day (1..=1000000000; one of the three). */
+  requests_per_second?: number | null
+  tokens_per_day?: number | null
+  tokens_per_minute?: number | null
+  /** Tokens per second / minute / day (1..=1000000000000; one of the three). */
+  tokens_per_second?: number | null
 }
 
 /** The shared runtime. */

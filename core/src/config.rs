@@ -212,6 +212,10 @@ pub struct ProviderConfig {
     /// Adaptive worker count; absent means a fixed `concurrency`.
     #[serde(default)]
     pub scaling: Option<ScalingConfig>,
+    /// Request and token limits bifrost keeps to before the provider's 429
+    /// (docs/architecture.md §10); absent means none.
+    #[serde(default)]
+    pub limits: Option<crate::limits::plan::LimitsConfig>,
     /// Startup probe: `true` (model from the first key's `models`, or any
     /// model for `mock`) or `{"model": "..."}`. Its result shows in `health()`.
     #[serde(default)]
@@ -1291,6 +1295,9 @@ impl Config {
                      (it defaults to the provider name only when that name is a known kind)",
                 ));
             };
+            if let Some(l) = &p.limits {
+                crate::limits::plan::Limits::from_config(l, &format!("{base}.limits"))?;
+            }
             let cb = &p.concurrency_and_buffer_size;
             check_range(&format!("{base}.concurrency_and_buffer_size.concurrency"), cb.concurrency as u64, 1, 10_000)?;
             check_range(

@@ -452,6 +452,27 @@ pub struct ProviderStats {
     pub throughput_per_s: f64,
     pub circuit: CircuitStats,
     pub keys: Vec<KeyStats>,
+    /// The provider's `limits`, by bucket (`requests`, `tokens`,
+    /// `model:<name>:tokens`, ...); empty without limits.
+    pub limits: BTreeMap<String, LimitStats>,
+}
+
+/// One limit bucket (docs/architecture.md §10).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct LimitStats {
+    /// Units per period (requests or tokens).
+    pub limit: u64,
+    pub period_ms: u64,
+    /// Units a full bucket holds.
+    pub burst: u64,
+    /// Units that could be taken now.
+    pub remaining: u64,
+    /// Ms until the bucket is full again.
+    pub reset_ms: u64,
+    /// Times a job at the queue's front waited for this bucket.
+    pub waits: u64,
+    /// Jobs this bucket had no capacity for before their deadline.
+    pub rate_limited: u64,
 }
 
 /// Counters of one object pool.

@@ -48,6 +48,15 @@ class BedrockKeyConfig(TypedDict):
     session_token: NotRequired[Union[Secret, None]]
 
 
+class BurstConfig(TypedDict):
+    """Bucket capacities, when not one period's worth."""
+
+    # Requests a full bucket holds (1..=1000000000).
+    requests: NotRequired[Union[int, None]]
+    # Tokens a full bucket holds (1..=1000000000000).
+    tokens: NotRequired[Union[int, None]]
+
+
 class ChatRequest(TypedDict):
     """A chat request (`{"model": "provider/model", "messages": [...], ...}`)."""
 
@@ -330,6 +339,57 @@ class LatencyStats(TypedDict):
     queue_wait: Quantiles
 
 
+LimitScope = Union[Literal["provider"], Literal["key"]]
+"""Whose buckets a request draws from."""
+
+
+class LimitStats(TypedDict):
+    """One limit bucket (docs/architecture.md §10)."""
+
+    # Units a full bucket holds.
+    burst: int
+    # Units per period (requests or tokens).
+    limit: int
+    period_ms: int
+    # Jobs this bucket had no capacity for before their deadline.
+    rate_limited: int
+    # Units that could be taken now.
+    remaining: int
+    # Ms until the bucket is full again.
+    reset_ms: int
+    # Times a job at the queue's front waited for this bucket.
+    waits: int
+
+
+class LimitsConfig(TypedDict):
+    """A provider's `limits` section."""
+
+    # Capacities; default one period's worth.
+    burst: NotRequired[Union[BurstConfig, None]]
+    # Completion tokens reserved for a request without `max_tokens`
+    # (1..=10000000, default 256).
+    default_completion_tokens: NotRequired[Union[int, None]]
+    # Lower the buckets to what the provider's rate-limit headers say
+    # (not supported yet: only `false` is accepted).
+    learn_from_headers: NotRequired[Union[bool, None]]
+    # Requests at the upstream at once (not supported yet).
+    max_in_flight: NotRequired[Union[int, None]]
+    # Limits of single models (by the name a request uses), on top of
+    # the provider's.
+    models: NotRequired[Dict[str, RateConfig]]
+    requests_per_day: NotRequired[Union[int, None]]
+    requests_per_minute: NotRequired[Union[int, None]]
+    # Requests per second / minute / day (1..=1000000000; one of the three).
+    requests_per_second: NotRequired[Union[int, None]]
+    # `provider` (default): one set of buckets (`key`, one per key, is not
+    # supported yet).
+    scope: NotRequired[LimitScope]
+    tokens_per_day: NotRequired[Union[int, None]]
+    tokens_per_minute: NotRequired[Union[int, None]]
+    # Tokens per second / minute / day (1..=1000000000000; one of the three).
+    tokens_per_second: NotRequired[Union[int, None]]
+
+
 class Message(TypedDict):
     """One chat message."""
 
@@ -450,6 +510,9 @@ class ProviderConfig(TypedDict):
     keys: NotRequired[List[KeyConfig]]
     # Protocol; defaults to the provider's name when that is a known kind.
     kind: NotRequired[Union[ProviderKind, None]]
+    # Request and token limits bifrost keeps to before the provider's 429
+    # (docs/architecture.md §10); absent means none.
+    limits: NotRequired[Union[LimitsConfig, None]]
     # Bifrost's operator labels (no effect on routing): accepted and ignored.
     metadata: NotRequired[Union[Dict[str, str], None]]
     # Knobs of the in-process mock provider (`kind: "mock"` only).
@@ -515,6 +578,9 @@ class ProviderStats(TypedDict):
     jobs: JobStats
     keys: List[KeyStats]
     latency_us: LatencyStats
+    # The provider's `limits`, by bucket (`requests`, `tokens`,
+    # `model:<name>:tokens`, ...); empty without limits.
+    limits: Dict[str, LimitStats]
     queue: QueueStats
     throughput_per_s: float
     workers: WorkerStats
@@ -564,6 +630,21 @@ class QueueStats(TypedDict):
     capacity: int
     depth: int
     policy: str
+
+
+class RateConfig(TypedDict):
+    """Request and token rates: at most one period per resource."""
+
+    # Capacities; default one period's worth.
+    burst: NotRequired[Union[BurstConfig, None]]
+    requests_per_day: NotRequired[Union[int, None]]
+    requests_per_minute: NotRequired[Union[int, None]]
+    # Requests per second / minute / day (1..=1000000000; one of the three).
+    requests_per_second: NotRequired[Union[int, None]]
+    tokens_per_day: NotRequired[Union[int, None]]
+    tokens_per_minute: NotRequired[Union[int, None]]
+    # Tokens per second / minute / day (1..=1000000000000; one of the three).
+    tokens_per_second: NotRequired[Union[int, None]]
 
 
 class RuntimeStats(TypedDict):

@@ -553,6 +553,42 @@ static void test_agreement_cancel(void) {
     bifrost_gateway_free(gw);
 }
 
+/* A provider's `limits`: the same cases as tests/python/test_limits.py and
+ * tests/node/limits.test.js. */
+static void test_limits(void) {
+    static const char *cfg =
+        "{\"providers\": {\"p\": {\"kind\": \"mock\", \"limits\": {\"requests_per_minute\": 2}}}}";
+    bifrost_gateway *gw = NULL;
+    char *err = NULL, *resp = NULL, *stats = NULL;
+    CHECK_ST(bifrost_gateway_new(cfg, &gw, &err), BIFROST_OK, err);
+    if (!gw) return;
+    for (int i = 0; i < 2; i++) {
+        bifrost_job *job = NULL;
+        CHECK_ST(bifrost_submit(gw, REQ("p/m", ""), &job, &err), BIFROST_OK, err);
+        CHECK_ST(bifrost_job_wait(job, 60000, &resp, &err), BIFROST_OK, err);
+        t_clear(&resp);
+        bifrost_job_free(job);
+    }
+    bifrost_job *late = NULL;
+    CHECK_ST(bifrost_submit(gw, REQ("p/m", ", \"timeout_ms\": 5000"), &late, &err), BIFROST_OK, err);
+    CHECK_ST(bifrost_job_wait(late, 60000, &resp, &err), BIFROST_RATE_LIMITED, NULL);
+    CHECK(err && strstr(err, "requests_per_minute"), "names the limit: %s", t_or_dash(err));
+    t_clear(&err);
+    bifrost_job_free(late);
+    CHECK_ST(bifrost_stats_json(gw, &stats), BIFROST_OK, NULL);
+    const char *p = stats ? t_find_obj(stats, "p") : NULL;
+    const char *jobs = p ? t_find_obj(p, "jobs") : NULL;
+    CHECK(jobs && t_num(jobs, "rate_limited") == 1 && t_num(jobs, "completed") == 2, "jobs: %s", t_or_dash(stats));
+    const char *limits = p ? t_find_obj(p, "limits") : NULL;
+    const char *bucket = limits ? t_find_obj(limits, "requests") : NULL;
+    CHECK(bucket && t_num(bucket, "limit") == 2 && t_num(bucket, "remaining") == 0, "bucket: %s", t_or_dash(stats));
+    bifrost_string_free(stats);
+    char *report = NULL;
+    CHECK_ST(bifrost_gateway_shutdown(gw, 2000, &report), BIFROST_OK, NULL);
+    bifrost_string_free(report);
+    bifrost_gateway_free(gw);
+}
+
 static void test_shutdown(void) {
     bifrost_gateway *gw = NULL;
     char *err = NULL, *report = NULL, *resp = NULL;
@@ -638,5 +674,6 @@ int main(void) {
     test_shutdown();
     test_fallback_advances_without_waiting();
     test_agreement_cancel();
+    test_limits();
     return t_finish("test_api");
 }

@@ -111,7 +111,8 @@ test('stats, health and prometheus have the core keys', async () => {
   assert.deepEqual(Object.keys(st).sort(), ['object_pools', 'providers', 'runtime'])
   assert.deepEqual(Object.keys(st.providers).sort(), ['local', 'other'])
   const p = st.providers.local
-  assert.deepEqual(Object.keys(p).sort(), ['circuit', 'jobs', 'keys', 'latency_us', 'queue', 'throughput_per_s', 'workers'])
+  assert.deepEqual(Object.keys(p).sort(), ['circuit', 'jobs', 'keys', 'latency_us', 'limits', 'queue', 'throughput_per_s', 'workers'])
+  assert.deepEqual(p.limits, {}, 'no limits configured')
   for (const k of ['submitted', 'completed', 'failed', 'dropped', 'rejected', 'timed_out', 'cancelled', 'retries', 'panics', 'running', 'queued']) {
     assert.equal(typeof p.jobs[k], 'number', k)
   }

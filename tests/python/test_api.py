@@ -95,7 +95,8 @@ def test_stats_prometheus_health(gw):
     gw.chat(req())
     s = gw.stats()
     p = s["providers"]["p"]
-    assert set(p) == {"workers", "queue", "jobs", "latency_us", "throughput_per_s", "circuit", "keys"}
+    assert set(p) == {"workers", "queue", "jobs", "latency_us", "throughput_per_s", "circuit", "keys", "limits"}
+    assert p["limits"] == {}, "no limits configured"
     assert p["jobs"]["completed"] == 1
     invariant(s)
     assert s["runtime"]["worker_threads"] >= 1

@@ -46,6 +46,10 @@ impl Rate {
         self.burst
     }
 
+    pub fn period_ns(&self) -> u64 {
+        self.period_ns
+    }
+
     /// `ns` on the bucket's scaled clock.
     fn scaled(&self, ns: Nanos) -> u128 {
         ns as u128 * self.limit as u128

@@ -29,26 +29,28 @@ impl MemoryStore {
     /// [`LimitStore::acquire`], synchronously. Claims on one bucket are
     /// merged first, so a bucket named twice is checked for their sum.
     pub fn acquire_now(&self, claims: &[Claim<'_>], now: Nanos) -> Acquired {
-        let mut merged: Vec<(&str, Rate, u64)> = Vec::with_capacity(claims.len());
-        for c in claims {
+        // (bucket, rate, units, index of the first claim on it)
+        let mut merged: Vec<(&str, Rate, u64, usize)> = Vec::with_capacity(claims.len());
+        for (i, c) in claims.iter().enumerate() {
             match merged.iter_mut().find(|m| m.0 == c.bucket) {
                 Some(m) => m.2 = m.2.saturating_add(c.units),
-                None => merged.push((c.bucket, c.rate, c.units)),
+                None => merged.push((c.bucket, c.rate, c.units, i)),
             }
         }
         let mut map = self.buckets.lock();
-        let mut wait = 0;
-        for (name, rate, units) in &merged {
+        let mut wait = (0, 0);
+        for (name, rate, units, i) in &merged {
             match map.get(*name).copied().unwrap_or_default().check(rate, *units, now) {
                 Take::Admitted => {}
-                Take::Wait(w) => wait = wait.max(w),
-                Take::Never => return Acquired::Never,
+                Take::Wait(w) if w > wait.0 => wait = (w, *i),
+                Take::Wait(_) => {}
+                Take::Never => return Acquired::Never(*i),
             }
         }
-        if wait > 0 {
-            return Acquired::Wait(wait);
+        if wait.0 > 0 {
+            return Acquired::Wait(wait.0, wait.1);
         }
-        for (name, rate, units) in &merged {
+        for (name, rate, units, _) in &merged {
             let b = match map.get_mut(*name) {
                 Some(b) => b,
                 None => map.entry((*name).to_string()).or_default(),
@@ -61,12 +63,9 @@ impl MemoryStore {
     }
 }
 
-impl LimitStore for MemoryStore {
-    async fn acquire(&self, claims: &[Claim<'_>], now: Nanos) -> Acquired {
-        self.acquire_now(claims, now)
-    }
-
-    async fn adjust(&self, bucket: &str, rate: Rate, delta: i64, now: Nanos) {
+impl MemoryStore {
+    /// [`LimitStore::adjust`], synchronously.
+    pub fn adjust_now(&self, bucket: &str, rate: Rate, delta: i64, now: Nanos) {
         self.with_bucket(bucket, |b| match delta {
             d if d > 0 => b.charge(&rate, d as u64, now),
             d if d < 0 => b.refund(&rate, d.unsigned_abs(), now),
@@ -74,12 +73,27 @@ impl LimitStore for MemoryStore {
         })
     }
 
+    /// [`LimitStore::level`], synchronously.
+    pub fn level_now(&self, bucket: &str, rate: Rate, now: Nanos) -> (u64, Nanos) {
+        self.buckets.lock().get(bucket).copied().unwrap_or_default().level(&rate, now)
+    }
+}
+
+impl LimitStore for MemoryStore {
+    async fn acquire(&self, claims: &[Claim<'_>], now: Nanos) -> Acquired {
+        self.acquire_now(claims, now)
+    }
+
+    async fn adjust(&self, bucket: &str, rate: Rate, delta: i64, now: Nanos) {
+        self.adjust_now(bucket, rate, delta, now)
+    }
+
     async fn observe(&self, bucket: &str, rate: Rate, remaining: u64, reset_ns: Nanos, now: Nanos) {
         self.with_bucket(bucket, |b| b.observe(&rate, remaining, reset_ns, now))
     }
 
     async fn level(&self, bucket: &str, rate: Rate, now: Nanos) -> (u64, Nanos) {
-        self.buckets.lock().get(bucket).copied().unwrap_or_default().level(&rate, now)
+        self.level_now(bucket, rate, now)
     }
 }
 
@@ -101,11 +115,11 @@ mod tests {
         let tpm = Rate::new(600, 60 * S, 600); // 10 tokens/s
         assert_eq!(block_on(store.acquire(&claims(&rpm, &tpm, 500), 0)), Acquired::Admitted);
         // 200 tokens: 100 short, 10 s of refill; requests have room.
-        assert_eq!(block_on(store.acquire(&claims(&rpm, &tpm, 200), 0)), Acquired::Wait(10 * S));
+        assert_eq!(block_on(store.acquire(&claims(&rpm, &tpm, 200), 0)), Acquired::Wait(10 * S, 1));
         // Refused claims took nothing: the request bucket is where it was.
         assert_eq!(block_on(store.level("p:requests", rpm, 0)).0, 59);
         assert_eq!(block_on(store.acquire(&claims(&rpm, &tpm, 200), 10 * S)), Acquired::Admitted);
-        assert_eq!(block_on(store.acquire(&claims(&rpm, &tpm, 601), 10 * S)), Acquired::Never);
+        assert_eq!(block_on(store.acquire(&claims(&rpm, &tpm, 601), 10 * S)), Acquired::Never(1));
     }
 
     #[test]
@@ -130,10 +144,10 @@ mod tests {
         assert_eq!(block_on(store.acquire(&[Claim { bucket: "b", rate: r, units: 5 }], 0)), Acquired::Admitted);
         let twice = [Claim { bucket: "b", rate: r, units: 3 }, Claim { bucket: "b", rate: r, units: 3 }];
         // 6 needed, 5 free: one unit short, 6 s of refill.
-        assert_eq!(block_on(store.acquire(&twice, 0)), Acquired::Wait(6 * S));
+        assert_eq!(block_on(store.acquire(&twice, 0)), Acquired::Wait(6 * S, 0));
         assert_eq!(block_on(store.level("b", r, 0)).0, 5, "nothing taken");
         let too_big = [Claim { bucket: "b", rate: r, units: 6 }, Claim { bucket: "b", rate: r, units: 6 }];
-        assert_eq!(block_on(store.acquire(&too_big, 0)), Acquired::Never);
+        assert_eq!(block_on(store.acquire(&too_big, 0)), Acquired::Never(0));
     }
 
     #[test]

@@ -12,14 +12,15 @@
 //!   buckets one job needs (its key's requests and tokens, its model's):
 //!   either every claim is taken, or none is and the answer is the longest
 //!   wait among them, computed from the buckets (no polling).
+//! - `gate`: a pool's admission gate (the queue asks it before a job starts).
 //!
-//! Not wired into the pools yet: this is the limiter's core and its proof;
-//! the config section, the queueing of waiting jobs and the stats follow.
+//! One process only for now: the gate uses the memory store synchronously.
 
-// Wired into the pools by the next slice of issue 16; until then only the
-// tests use parts of it.
+// Parts for the next slices of issue 16 (the async store interface, the
+// provider headers) are not called outside tests yet.
 #![allow(dead_code)]
 
+pub(crate) mod gate;
 pub(crate) mod gcra;
 pub(crate) mod headers;
 pub(crate) mod memory;
@@ -46,10 +47,11 @@ pub(crate) enum Acquired {
     /// Every claim was taken.
     Admitted,
     /// None was taken; all would be admitted after this many ns (the
-    /// longest of the waits), if nothing else takes meanwhile.
-    Wait(Nanos),
-    /// None was taken; a claim is larger than its bucket's burst.
-    Never,
+    /// longest of the waits), if nothing else takes meanwhile; the index
+    /// of the claim whose bucket needs that long.
+    Wait(Nanos, usize),
+    /// None was taken; claim `.0` is larger than its bucket's burst.
+    Never(usize),
 }
 
 /// What a limits store does (the memory store and the Redis store behind

@@ -86,9 +86,10 @@ pub struct LimitsConfig {
     pub tokens_per_day: Option<u64>,
     /// Capacities; default one period's worth.
     pub burst: Option<BurstConfig>,
-    /// Requests at the upstream at once (1..=100000).
+    /// Requests at the upstream at once (not supported yet).
     pub max_in_flight: Option<u64>,
-    /// `provider` (default): one set of buckets; `key`: one per key.
+    /// `provider` (default): one set of buckets (`key`, one per key, is not
+    /// supported yet).
     #[serde(default)]
     pub scope: LimitScope,
     /// Limits of single models (by the name a request uses), on top of
@@ -96,7 +97,7 @@ pub struct LimitsConfig {
     #[serde(default)]
     pub models: BTreeMap<String, RateConfig>,
     /// Lower the buckets to what the provider's rate-limit headers say
-    /// (default true).
+    /// (not supported yet: only `false` is accepted).
     pub learn_from_headers: Option<bool>,
     /// Completion tokens reserved for a request without `max_tokens`
     /// (1..=10000000, default 256).
@@ -157,6 +158,26 @@ impl Claims {
     pub fn is_empty(&self) -> bool {
         self.names.is_empty()
     }
+
+    /// The bucket name of claim `i`.
+    pub fn name(&self, i: usize) -> &str {
+        self.names.get(i).map_or("", String::as_str)
+    }
+
+    /// `(bucket, rate)` of every claim.
+    pub fn iter_rates(&self) -> impl Iterator<Item = (&str, Rate)> {
+        self.names.iter().map(String::as_str).zip(self.rates.iter().map(|(r, _)| *r))
+    }
+
+    /// `(bucket, rate, units)` of every claim.
+    pub fn all(&self) -> impl Iterator<Item = (&str, Rate, u64)> {
+        self.names.iter().zip(&self.rates).map(|(n, (r, u))| (n.as_str(), *r, *u))
+    }
+
+    /// The token claims (what a reported usage settles).
+    pub fn token_claims(&self) -> impl Iterator<Item = (&str, Rate, u64)> {
+        self.all().filter(|(n, _, _)| n.ends_with(":tokens"))
+    }
 }
 
 impl Limits {
@@ -179,6 +200,19 @@ impl Limits {
         }
         if let Some(n) = cfg.max_in_flight {
             check_range(&format!("{path}.max_in_flight"), n, 1, 100_000)?;
+            return Err(Error::config(format!("{path}.max_in_flight"), "is not supported yet (issue 16)"));
+        }
+        if cfg.scope == LimitScope::Key {
+            return Err(Error::config(
+                format!("{path}.scope"),
+                "\"key\" is not supported yet (issue 16): use \"provider\"",
+            ));
+        }
+        if cfg.learn_from_headers == Some(true) {
+            return Err(Error::config(
+                format!("{path}.learn_from_headers"),
+                "true is not supported yet (issue 16): bifrost does not read the provider's rate-limit headers yet",
+            ));
         }
         let default_completion_tokens = cfg.default_completion_tokens.unwrap_or(256);
         check_range(&format!("{path}.default_completion_tokens"), default_completion_tokens, 1, MAX_COMPLETION)?;
@@ -193,7 +227,7 @@ impl Limits {
             models,
             scope: cfg.scope,
             max_in_flight: cfg.max_in_flight,
-            learn_from_headers: cfg.learn_from_headers.unwrap_or(true),
+            learn_from_headers: false,
             default_completion_tokens,
         })
     }
@@ -324,10 +358,20 @@ mod tests {
             .unwrap();
         assert_eq!(l.provider.requests, Some(Rate::new(500, MINUTE, 500)));
         assert_eq!(l.provider.tokens, Some(Rate::new(200_000, MINUTE, 50_000)));
-        assert_eq!((l.scope, l.learn_from_headers, l.default_completion_tokens), (LimitScope::Provider, true, 256));
-        let l = limits(json!({"requests_per_day": 10000, "scope": "key", "learn_from_headers": false})).unwrap();
+        assert_eq!((l.scope, l.learn_from_headers, l.default_completion_tokens), (LimitScope::Provider, false, 256));
+        let l = limits(json!({"requests_per_day": 10000, "learn_from_headers": false})).unwrap();
         assert_eq!(l.provider.requests, Some(Rate::new(10_000, DAY, 10_000)));
-        assert_eq!((l.scope, l.learn_from_headers), (LimitScope::Key, false));
+        for (v, key) in [
+            (json!({"requests_per_day": 1, "scope": "key"}), "scope"),
+            (json!({"requests_per_day": 1, "max_in_flight": 5}), "max_in_flight"),
+            (json!({"requests_per_day": 1, "learn_from_headers": true}), "learn_from_headers"),
+        ] {
+            let e = limits(v).unwrap_err();
+            assert!(
+                matches!(&e, Error::Config { path, message } if path.ends_with(key) && message.contains("not supported yet")),
+                "{e}"
+            );
+        }
     }
 
     #[test]
@@ -364,9 +408,10 @@ mod tests {
 
     #[test]
     fn claims_name_the_buckets_a_request_draws_from() {
-        let l = limits(json!({"requests_per_minute": 500, "tokens_per_minute": 200000, "scope": "key",
+        let mut l = limits(json!({"requests_per_minute": 500, "tokens_per_minute": 200000,
             "models": {"GPT-4o": {"tokens_per_minute": 30000}}}))
         .unwrap();
+        l.scope = LimitScope::Key; // (refused in config for now; the naming is ready)
         let c = l.claims("openai", Some(1), "gpt-4o", 120);
         let names: Vec<_> = c.as_claims().iter().map(|c| (c.bucket.to_string(), c.units)).collect();
         assert_eq!(

@@ -32,6 +32,7 @@ use crate::types::{EmbedRequest, EmbedResponse, Request, Response};
 
 use super::slot::{self, JobSlot, Slotted};
 use super::PoolLink;
+use crate::limits::plan::Claims;
 
 pub(crate) use super::slot::{DONE, QUEUED};
 
@@ -94,6 +95,8 @@ pub(crate) struct JobInner {
     /// End-to-end deadline from the request's `timeout_ms`.
     pub deadline: Option<Nanos>,
     pub timeout_ms: Option<u64>,
+    /// What the job claims from its pool's `limits` (none without limits).
+    claims: Option<Box<Claims>>,
     waker: AtomicWaker,
 }
 
@@ -131,7 +134,7 @@ impl Timing {
 }
 
 impl JobInner {
-    pub(crate) fn new(id: u64, work: Work, timing: Timing) -> Arc<JobInner> {
+    pub(crate) fn new(id: u64, work: Work, timing: Timing, claims: Option<Box<Claims>>) -> Arc<JobInner> {
         let Timing { submitted, deadline, timeout_ms } = timing;
         Arc::new(JobInner {
             id,
@@ -142,6 +145,7 @@ impl JobInner {
             enqueued: AtomicU64::new(submitted),
             deadline,
             timeout_ms,
+            claims,
             waker: AtomicWaker::new(),
         })
     }
@@ -162,6 +166,11 @@ impl JobInner {
 
     pub(crate) fn state(&self) -> u8 {
         self.slot.state()
+    }
+
+    /// What the job claims from its pool's `limits`.
+    pub(crate) fn claims(&self) -> Option<&Claims> {
+        self.claims.as_deref()
     }
 
     /// `QUEUED → RUNNING`: the caller becomes the job's one owner.

@@ -107,6 +107,13 @@ impl PoolShared {
         let concurrency = cfg.concurrency_and_buffer_size.concurrency.clamp(min_workers, max_workers);
         let scaling = cfg.scaling.clone().filter(|sc| sc.min_workers < sc.max_workers);
         let wait_timeout = Duration::from_millis(cfg.queue.wait_timeout_ms);
+        let gate = match &cfg.limits {
+            Some(l) => Some(Arc::new(crate::limits::gate::Gate::new(
+                name,
+                crate::limits::plan::Limits::from_config(l, &format!("providers.{name}.limits"))?,
+            ))),
+            None => None,
+        };
         let pool = Arc::new_cyclic(|me| PoolShared {
             name: name.to_string(),
             policy: cfg.queue.policy,
@@ -114,7 +121,7 @@ impl PoolShared {
             min_workers,
             max_workers,
             scaling: scaling.clone(),
-            queue: JobQueue::new(cfg.concurrency_and_buffer_size.buffer_size, wait_timeout),
+            queue: JobQueue::new(cfg.concurrency_and_buffer_size.buffer_size, wait_timeout, gate.clone()),
             counters: PoolCounters::new(),
             ledger: ledger::Ledger::default(),
             provider,
@@ -135,6 +142,7 @@ impl PoolShared {
             tasks_alive: AtomicUsize::new(concurrency + 2 + usize::from(scaling.is_some())),
             workers_gone: Notify::new(),
             links: std::array::from_fn(|_| Arc::new(PoolLink { pool: me.clone() })),
+            gate,
         });
         for _ in 0..concurrency {
             handle.spawn(worker::run(pool.clone()));

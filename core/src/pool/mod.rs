@@ -118,6 +118,8 @@ pub(crate) struct PoolShared {
     workers_gone: Notify,
     /// What job handles hold, by thread stripe ([`PoolLink`]).
     links: [Arc<PoolLink>; crate::stats::STRIPES],
+    /// The provider's `limits` (docs/architecture.md §10), if any.
+    gate: Option<Arc<crate::limits::gate::Gate>>,
 }
 
 impl PoolShared {

@@ -26,6 +26,14 @@
 //! only then looks for work, so it can never be listed while a job is
 //! being handed to it.
 //!
+//! With `limits` (docs/architecture.md §10) a push never hands a job
+//! straight to a worker: every job is queued, and `pop` asks the pool's
+//! gate before it starts the job at the front. A job that must wait for
+//! capacity stays at the front (still `QUEUED`, still counted in `live`),
+//! and the worker gets `Popped::Throttled(until)`: it sleeps until then
+//! without listing itself, so no wake-up protocol is involved. A job whose
+//! wait would outlast its expiry is ended there, RATE_LIMITED.
+//!
 //! Two notifiers: `space` wakes `block`-policy submitters when a slot frees;
 //! `reaper` wakes the pool's expiry task when a job with an earlier expiry
 //! than it is sleeping for arrives.
@@ -69,6 +77,7 @@ use crate::stats::{thread_stripe, STRIPES};
 use super::job::{Ending, JobInner, Running, QUEUED};
 use super::ledger::Ledger;
 use super::slot::Mailbox;
+use crate::limits::gate::{Admit, Gate};
 
 /// A queued job keyed by its request deadline (min-heap via `Reverse`).
 struct ByDeadline(Nanos, Arc<JobInner>);
@@ -174,6 +183,9 @@ pub(crate) struct JobQueue {
     pub space_waiters: AtomicUsize,
     /// Signalled when the reaper must recompute its next wake-up.
     pub reaper: Notify,
+    /// The pool's `limits`, asked before a job at the front starts (with
+    /// limits, pushes never hand a job straight to a worker).
+    gate: Option<Arc<Gate>>,
 }
 
 /// What a push found.
@@ -191,6 +203,23 @@ pub(crate) enum Popped {
     /// Nothing to run: the worker is parked (await [`Parking::parked`]).
     Empty,
     Closed,
+    /// The job at the front waits for capacity until this moment; the
+    /// worker is not parked (it sleeps until then and looks again).
+    Throttled(Nanos),
+}
+
+/// What [`JobQueue::pop`] found.
+enum Pop {
+    Job(Running),
+    Throttled(Nanos),
+    Drained,
+    Nothing,
+}
+
+/// A queued job the worker's look ended: expired, or refused by the limits.
+pub(crate) enum Ended {
+    Expired(Ending),
+    Limited(Ending, crate::error::Error),
 }
 
 /// What a reaper sweep found.
@@ -202,7 +231,7 @@ pub(crate) struct Sweep {
 }
 
 impl JobQueue {
-    pub fn new(capacity: usize, wait_timeout: Duration) -> Self {
+    pub fn new(capacity: usize, wait_timeout: Duration, gate: Option<Arc<Gate>>) -> Self {
         JobQueue {
             state: Mutex::new(QueueState {
                 deque: VecDeque::with_capacity(capacity.min(4096)),
@@ -219,6 +248,7 @@ impl JobQueue {
             space: Notify::new(),
             space_waiters: AtomicUsize::new(0),
             reaper: Notify::new(),
+            gate,
         }
     }
 
@@ -288,14 +318,17 @@ impl JobQueue {
         }
         // A push that races `close` may still hand its job to a worker that
         // `close` has not unparked yet: that worker runs it before it exits.
-        if let Some(worker) = self.take_idle() {
-            // The job is not visible to anyone else yet: this cannot fail.
-            if let Some(running) = job.try_start() {
-                ledger.accept();
-                worker.handed.put(running);
+        // With limits, every job goes through the queue (and the gate).
+        if self.gate.is_none() {
+            if let Some(worker) = self.take_idle() {
+                // The job is not visible to anyone else yet: this cannot fail.
+                if let Some(running) = job.try_start() {
+                    ledger.accept();
+                    worker.handed.put(running);
+                }
+                worker.unpark();
+                return Push::Queued;
             }
-            worker.unpark();
-            return Push::Queued;
         }
         let mut st = self.state.lock();
         if st.closed {
@@ -354,7 +387,7 @@ impl JobQueue {
     /// and handed back in `expired` for the caller to finish. Also returns
     /// the time the clock was last read (when the job started, or when the
     /// expired ones were found); the clock is not read just to park.
-    pub fn next_job(&self, expired: &mut Vec<Ending>, worker: &Arc<Parking>) -> (Popped, Nanos) {
+    pub fn next_job(&self, expired: &mut Vec<Ended>, worker: &Arc<Parking>) -> (Popped, Nanos) {
         let mut now = 0;
         loop {
             if let Some(job) = worker.take_handed() {
@@ -362,12 +395,11 @@ impl JobQueue {
             }
             if self.backlog.load(SeqCst) > 0 || self.closed.load(SeqCst) {
                 now = crate::clock::now();
-                let (popped, drained) = self.pop(now, expired);
-                if let Some(job) = popped {
-                    return (Popped::Job(job), now);
-                }
-                if drained {
-                    return (Popped::Closed, now);
+                match self.pop(now, expired) {
+                    Pop::Job(job) => return (Popped::Job(job), now),
+                    Pop::Throttled(until) => return (Popped::Throttled(until), now),
+                    Pop::Drained => return (Popped::Closed, now),
+                    Pop::Nothing => {}
                 }
             }
             worker.unparked.store(false, Relaxed);
@@ -383,39 +415,73 @@ impl JobQueue {
         }
     }
 
-    /// Takes the oldest live job and marks it `RUNNING`, finishing expired
-    /// ones on the way; also says whether the queue is closed and drained.
-    fn pop(&self, now: Nanos, expired: &mut Vec<Ending>) -> (Option<Running>, bool) {
+    /// Takes the oldest live job and marks it `RUNNING` (if the pool's
+    /// limits admit it), ending expired and rate-limited ones on the way.
+    fn pop(&self, now: Nanos, expired: &mut Vec<Ended>) -> Pop {
         let mut st = self.state.lock();
         let mut popped = None;
+        let mut throttled = None;
+        let ended_before = expired.len();
         while let Some(job) = st.deque.pop_front() {
             if job.state() != QUEUED {
                 continue; // tombstone of a cancelled/expired job
             }
-            if now >= job.queue_expiry(self.wait_timeout) {
+            let expiry = job.queue_expiry(self.wait_timeout);
+            if now >= expiry {
                 if let Some(ending) = job.try_end_queued() {
                     st.live -= 1;
-                    expired.push(ending);
+                    expired.push(Ended::Expired(ending));
                 }
                 continue;
             }
-            if let Some(running) = job.try_start() {
-                st.live -= 1;
-                popped = Some(running);
-                break;
+            if let (Some(gate), Some(claims)) = (&self.gate, job.claims()) {
+                match gate.admit(claims, now, expiry) {
+                    Admit::Go => {}
+                    Admit::Wait(until) => {
+                        // It stays first in line; the worker comes back then.
+                        st.deque.push_front(job);
+                        throttled = Some(until);
+                        break;
+                    }
+                    Admit::Refuse(err) => {
+                        if let Some(ending) = job.try_end_queued() {
+                            st.live -= 1;
+                            expired.push(Ended::Limited(ending, err));
+                        }
+                        continue;
+                    }
+                }
+            }
+            match job.try_start() {
+                Some(running) => {
+                    st.live -= 1;
+                    popped = Some(running);
+                    break;
+                }
+                // (Under the queue lock a queued job cannot move otherwise.)
+                None => {
+                    if let (Some(gate), Some(claims)) = (&self.gate, job.claims()) {
+                        gate.refund(claims, now);
+                    }
+                }
             }
         }
         self.backlog.store(st.live, SeqCst);
         let drained = st.closed && st.live == 0;
         drop(st);
-        for _ in 0..expired.len() + usize::from(popped.is_some()) {
+        for _ in 0..(expired.len() - ended_before) + usize::from(popped.is_some()) {
             self.free_slot();
         }
         if drained {
             // The reaper exits once a closed queue is empty.
             self.reaper.notify_one();
         }
-        (popped, drained)
+        match (popped, throttled) {
+            (Some(job), _) => Pop::Job(job),
+            (None, Some(until)) => Pop::Throttled(until),
+            (None, None) if drained => Pop::Drained,
+            (None, None) => Pop::Nothing,
+        }
     }
 
     /// Ends every queued job whose wait or deadline ran out by `now` (marked

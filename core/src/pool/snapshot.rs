@@ -82,6 +82,7 @@ impl PoolShared {
                 opened_total: self.breaker.opened_total(),
             },
             keys: self.keys.snapshot(),
+            limits: self.gate.as_ref().map(|g| g.snapshot()).unwrap_or_default(),
         }
     }
 

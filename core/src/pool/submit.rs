@@ -21,6 +21,7 @@ use crate::stats::Outcome;
 use super::job::{Job, JobInner, JobOutput, Timing, Work};
 use super::queue::Push;
 use super::PoolShared;
+use crate::limits::plan::Claims;
 
 /// What [`PoolShared::admit`] did with a job.
 pub(crate) enum Admission<T: JobOutput> {
@@ -58,10 +59,11 @@ impl PoolShared {
     /// without it a full queue is QUEUE_FULL whatever the policy says (for
     /// `try_submit`). Synchronous, so the common path costs no future state.
     pub fn admit<T: JobOutput>(self: &Arc<Self>, id: u64, work: Work, timing: Timing, wait: bool) -> Admission<T> {
+        let claims = self.gate.as_ref().map(|g| Box::new(g.claims(&work)));
         if !(wait && self.policy == QueuePolicy::Block) {
-            return Admission::Done(self.push_once(id, work, timing));
+            return Admission::Done(self.push_once(id, work, timing, claims));
         }
-        match self.enqueue_owned(JobInner::new(id, work, timing), timing.submitted) {
+        match self.enqueue_owned(JobInner::new(id, work, timing, claims), timing.submitted) {
             Ok(done) => Admission::Done(done),
             Err(inner) => Admission::Full(self.clone(), inner),
         }
@@ -134,8 +136,14 @@ impl PoolShared {
     }
 
     /// One push attempt; a full queue is resolved by the policy at once.
-    fn push_once<T: JobOutput>(self: &Arc<Self>, id: u64, work: Work, timing: Timing) -> Result<Job<T>> {
-        let inner = JobInner::new(id, work, timing);
+    fn push_once<T: JobOutput>(
+        self: &Arc<Self>,
+        id: u64,
+        work: Work,
+        timing: Timing,
+        claims: Option<Box<Claims>>,
+    ) -> Result<Job<T>> {
+        let inner = JobInner::new(id, work, timing, claims);
         let evict = self.policy == QueuePolicy::DropOldest;
         match self.queue.push(&inner, evict, timing.submitted, &self.ledger) {
             Push::Queued => Ok(Job::pending(inner, self.link())),

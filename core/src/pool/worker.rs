@@ -20,8 +20,8 @@ use crate::error::{Error, Result, TimeoutPhase};
 use crate::stats::Outcome;
 
 use super::attempts::execute;
-use super::job::{Ending, JobInner, Output, Running};
-use super::queue::{Parking, Popped};
+use super::job::{JobInner, Output, Running};
+use super::queue::{Ended, Parking, Popped};
 use super::PoolShared;
 
 /// The worker task.
@@ -40,6 +40,14 @@ pub(crate) async fn run(pool: Arc<PoolShared>) {
                 slot.finish();
             }
             Popped::Closed => return,
+            // The job at the front waits for the limits' capacity: sleep
+            // until the moment the bucket computed (an abort cuts it short).
+            Popped::Throttled(until) => {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(clock::instant(until).into()) => {}
+                    _ = pool.abort.tripped() => {}
+                }
+            }
             // Parked: wait for a push or the queue closing (an abort closes
             // the queue first, so it unparks every worker too). No notifier
             // shared by all workers is touched on this path.
@@ -72,13 +80,18 @@ pub(crate) async fn run(pool: Arc<PoolShared>) {
 
 /// The next job: one handed to this worker by a push, else the oldest
 /// queued one (finishing any expired ones found on the way).
-fn pop(pool: &PoolShared, expired: &mut Vec<Ending>, parking: &Arc<Parking>) -> (Popped, Nanos) {
+fn pop(pool: &PoolShared, expired: &mut Vec<Ended>, parking: &Arc<Parking>) -> (Popped, Nanos) {
     let (popped, now) = pool.queue.next_job(expired, parking);
     // (Checked first: even an empty drain costs a guard on this hot path.)
     if !expired.is_empty() {
-        for ending in expired.drain(..) {
-            let err = pool.expiry_error(ending.job(), now);
-            pool.finish(ending, Err(err), Outcome::TimedOut);
+        for ended in expired.drain(..) {
+            match ended {
+                Ended::Expired(ending) => {
+                    let err = pool.expiry_error(ending.job(), now);
+                    pool.finish(ending, Err(err), Outcome::TimedOut);
+                }
+                Ended::Limited(ending, err) => pool.finish(ending, Err(err), Outcome::RateLimited),
+            }
         }
     }
     (popped, now)
@@ -174,5 +187,8 @@ async fn run_job(pool: &PoolShared, mut running: Running, started: Nanos) {
         c.throughput.record(finished);
     }
     pool.note_outcome(&outcome.0, outcome.1, finished);
+    if let (Some(gate), Some(claims)) = (&pool.gate, job.claims()) {
+        gate.settle(claims, &outcome.0, finished);
+    }
     pool.finish(running.end(), outcome.0, outcome.1);
 }

@@ -1,0 +1,153 @@
+//! A provider's `limits` (docs/architecture.md §10), end to end: jobs wait
+//! queued for capacity, a job whose wait would outlast its deadline ends
+//! RATE_LIMITED at once, reported usage settles every reservation exactly,
+//! and bifrost-mock's own log of arrivals stays within the bound.
+//!
+//! Timing: nothing here assumes a job is still running "by now". The waits
+//! are long (a minute) where a test needs a job to be refused, and the
+//! other checks are lower bounds the bucket guarantees (a busy machine can
+//! only make them slower) or counts that do not depend on time.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bifrost_core::{ErrorKind, Gateway, Request};
+use bifrost_mock::{MockConfig, MockLimits, MockServer};
+use serde_json::json;
+
+fn gateway(limits: serde_json::Value) -> Gateway {
+    Gateway::from_value(json!({"providers": {"p": {"kind": "mock", "limits": limits,
+        "concurrency_and_buffer_size": {"concurrency": 4, "buffer_size": 1000}}}}))
+    .unwrap()
+}
+
+fn req(text: &str) -> Request {
+    Request::new("p/m", text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_whose_wait_outlasts_its_deadline_is_rate_limited_at_once() {
+    let gw = gateway(json!({"requests_per_minute": 1}));
+    gw.chat(req("first")).await.expect("the bucket starts full");
+    let mut second = req("second");
+    second.timeout_ms = Some(5_000);
+    let started = Instant::now();
+    let e = gw.chat(second).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::RateLimited, "{e}");
+    // Refused when examined, not after waiting out its 5 s.
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    let after = e.retry_after_ms().expect("says when");
+    assert!(after > 50_000 && after <= 60_000, "{after}");
+    assert!(e.to_string().contains("requests_per_minute"), "{e}");
+    let s = gw.stats().providers["p"].clone();
+    assert_eq!((s.jobs.submitted, s.jobs.completed, s.jobs.rate_limited), (2, 1, 1), "{:?}", s.jobs);
+    assert!(s.jobs.invariant_holds());
+    let bucket = &s.limits["requests"];
+    assert_eq!((bucket.limit, bucket.period_ms, bucket.burst, bucket.remaining), (1, 60_000, 1, 0));
+    assert_eq!(bucket.rate_limited, 1);
+    // A job asking for more tokens than the bucket ever holds is refused too.
+    let gw = gateway(json!({"tokens_per_minute": 100}));
+    let mut big = req("x");
+    big.params.insert("max_tokens".into(), json!(500));
+    let e = gw.chat(big).await.unwrap_err();
+    assert_eq!((e.kind(), e.retry_after_ms()), (ErrorKind::RateLimited, None), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_jobs_stay_queued_and_start_when_the_bucket_allows() {
+    // 4 per second, 1 at a time: 9 jobs take at least 2 s whatever the load.
+    let gw = Arc::new(gateway(json!({"requests_per_second": 4, "burst": {"requests": 1}})));
+    let started = Instant::now();
+    let jobs: Vec<_> = (0..9).map(|i| gw.try_submit(req(&format!("job {i}"))).unwrap()).collect();
+    for j in jobs {
+        j.await.expect("every job runs once capacity comes");
+    }
+    assert!(started.elapsed() >= Duration::from_millis(1990), "{:?}", started.elapsed());
+    let s = gw.stats().providers["p"].clone();
+    assert_eq!((s.jobs.completed, s.jobs.rate_limited), (9, 0));
+    assert!(s.limits["requests"].waits >= 1, "{:?}", s.limits);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reported_usage_settles_every_reservation_exactly() {
+    // One token a day refills nothing during the test: the bucket's level
+    // is exactly what the jobs used.
+    let gw = gateway(json!({"tokens_per_day": 1, "burst": {"tokens": 1000000}, "default_completion_tokens": 5000}));
+    let mut used = 0;
+    for i in 0..20 {
+        let text = "word ".repeat(i + 1);
+        let r = gw.chat(req(&text)).await.unwrap();
+        used += r.usage.total_tokens;
+    }
+    let mut cancelled = req("never sent");
+    cancelled.mock = Some(bifrost_core::MockConfig { latency_ms: Some(600_000), ..Default::default() });
+    let job = gw.submit(cancelled).await.unwrap();
+    // Once the job is running, its reservation is taken; cancelling it
+    // before the provider answered gives it back.
+    for _ in 0..6000 {
+        if gw.stats().providers["p"].jobs.running == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(job.cancel());
+    assert_eq!(job.await.unwrap_err().kind(), ErrorKind::Cancelled);
+    let s = gw.stats().providers["p"].clone();
+    assert_eq!(s.limits["tokens"].remaining, 1_000_000 - used, "{:?}", s.limits);
+}
+
+/// 150 jobs from 16 submitters, some cancelled, through an HTTP provider:
+/// in bifrost-mock's log of arrivals, no interval holds more than
+/// `burst + rate·t` requests (plus one for the loopback's reordering of
+/// requests sent within microseconds), and the mock never answered 429.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mocks_log_of_arrivals_stays_within_the_bound() {
+    let srv = MockServer::start(MockConfig {
+        limits: MockLimits { requests_per_minute: Some(100_000), tokens_per_minute: None },
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let gw = Arc::new(
+        Gateway::from_value(json!({"providers": {"o": {"kind": "openai",
+            "keys": [{"value": "mock-key", "models": ["*"]}],
+            "network_config": {"base_url": format!("{}/v1", srv.url())},
+            "limits": {"requests_per_second": 60, "burst": {"requests": 6}},
+            "concurrency_and_buffer_size": {"concurrency": 8, "buffer_size": 1000}}}}))
+        .unwrap(),
+    );
+    let mut tasks = Vec::new();
+    for s in 0..16 {
+        let gw = gw.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut ok = 0;
+            for i in 0..10 {
+                let job = gw.submit(Request::new("o/gpt-4o-mini", "hi")).await.unwrap();
+                if (s + i) % 7 == 0 {
+                    job.cancel();
+                    let _ = job.await;
+                } else if job.await.is_ok() {
+                    ok += 1;
+                }
+            }
+            ok
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        ok += t.await.unwrap();
+    }
+    assert!(ok > 100, "{ok}");
+    assert_eq!(srv.rate_limited(), 0);
+    let log = srv.admissions();
+    let (rate, per_ns, burst) = (60u128, 1_000_000_000u128, 6u128);
+    for i in 0..log.len() {
+        for j in i..log.len() {
+            let n = (j - i + 1) as u128;
+            let t = (log[j].at_ns - log[i].at_ns) as u128;
+            assert!(n * per_ns <= (burst + 1) * per_ns + rate * t, "{n} requests in {t} ns");
+        }
+    }
+    let j = gw.stats().providers["o"].jobs;
+    assert!(j.invariant_holds(), "{j:?}");
+}

@@ -1,0 +1,48 @@
+"""A provider's `limits` from Python: a limited provider works, a job that
+cannot get capacity before its deadline raises RateLimitedError (sync and
+async), and the stats show the buckets. The same cases run in
+tests/node/limits.test.js and tests/c/test_api.c (test_limits)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+import bifrost
+from conftest import invariant, mock_gateway, req
+
+
+def test_a_limited_provider_works_and_rate_limited_is_typed():
+    g = mock_gateway(limits={"requests_per_minute": 2})
+    assert g.chat(req())["object"] == "chat.completion"
+    assert g.chat(req())["object"] == "chat.completion"
+    with pytest.raises(bifrost.RateLimitedError) as e:
+        g.chat(req(timeout_ms=5000))
+    assert e.value.kind == "RATE_LIMITED" and e.value.provider == "p"
+    assert 20_000 < e.value.retry_after_ms <= 30_000, e.value.retry_after_ms
+    assert "requests_per_minute" in str(e.value)
+
+    async def main():
+        with pytest.raises(bifrost.RateLimitedError):
+            await g.achat(req(timeout_ms=5000))
+
+    asyncio.run(main())
+    stats = g.stats()
+    s = stats["providers"]["p"]
+    assert (s["jobs"]["completed"], s["jobs"]["rate_limited"]) == (2, 2)
+    bucket = s["limits"]["requests"]
+    assert (bucket["limit"], bucket["period_ms"], bucket["burst"], bucket["remaining"]) == (2, 60000, 2, 0)
+    assert bucket["rate_limited"] == 2
+    invariant(stats)
+    assert 'outcome="rate_limited"} 2' in g.prometheus()
+    g.shutdown(5)
+
+
+def test_limits_are_validated_like_every_other_key():
+    with pytest.raises(bifrost.ConfigError) as e:
+        mock_gateway(limits={"requests_per_minute": 0})
+    assert e.value.path == "providers.p.limits.requests_per_minute"
+    with pytest.raises(bifrost.ConfigError) as e:
+        mock_gateway(limits={"requests_per_minute": 5, "scope": "key"})
+    assert e.value.path == "providers.p.limits.scope" and "not supported yet" in str(e.value)
