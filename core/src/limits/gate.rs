@@ -79,6 +79,12 @@ impl Gate {
         self.limits.claims(&self.provider, None, model, tokens)
     }
 
+    /// Takes `claims` at `now` if they fit now; no counts change otherwise
+    /// (a push's try, before the job is queued).
+    pub fn try_take(&self, claims: &Claims, now: Nanos) -> bool {
+        claims.is_empty() || self.store.acquire_now(&claims.as_claims(), now) == Acquired::Admitted
+    }
+
     /// Takes `claims` at `now` if they fit, for a job whose wait may last
     /// until `expiry`.
     pub fn admit(&self, claims: &Claims, now: Nanos, expiry: Nanos) -> Admit {

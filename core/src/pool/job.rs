@@ -97,6 +97,10 @@ pub(crate) struct JobInner {
     pub timeout_ms: Option<u64>,
     /// What the job claims from its pool's `limits` (none without limits).
     claims: Option<Box<Claims>>,
+    /// The claims were taken at submit (the queue was empty and they fit),
+    /// so the queue's gate lets the job through and an end before it ran
+    /// gives them back.
+    claimed: AtomicBool,
     waker: AtomicWaker,
 }
 
@@ -146,6 +150,7 @@ impl JobInner {
             deadline,
             timeout_ms,
             claims,
+            claimed: AtomicBool::new(false),
             waker: AtomicWaker::new(),
         })
     }
@@ -171,6 +176,15 @@ impl JobInner {
     /// What the job claims from its pool's `limits`.
     pub(crate) fn claims(&self) -> Option<&Claims> {
         self.claims.as_deref()
+    }
+
+    /// True once the job's claims are taken (see the field).
+    pub(crate) fn claimed(&self) -> bool {
+        self.claimed.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_claimed(&self) {
+        self.claimed.store(true, Ordering::Release);
     }
 
     /// `QUEUED → RUNNING`: the caller becomes the job's one owner.

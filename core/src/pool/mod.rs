@@ -134,6 +134,15 @@ impl PoolShared {
         if matches!(outcome, Err(Error::Shutdown { .. })) {
             self.counters.aborted.fetch_add(1, Ordering::Relaxed);
         }
+        // The job's reservation on the limits, if it holds one: settled by
+        // the reported usage after running, given back if it never ran.
+        if let (Some(gate), Some(claims)) = (&self.gate, ending.job().claims()) {
+            match ending.phase() {
+                ledger::Phase::Running => gate.settle(claims, &outcome, crate::clock::now()),
+                ledger::Phase::Queued if ending.job().claimed() => gate.refund(claims, crate::clock::now()),
+                ledger::Phase::Queued => {}
+            }
+        }
         self.ledger.end(ending.phase(), bucket);
         ending.deliver(outcome);
     }

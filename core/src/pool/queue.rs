@@ -252,6 +252,14 @@ impl JobQueue {
         }
     }
 
+    /// Gives back the claims a push took for a job that then did not enter
+    /// the queue (closed or full meanwhile).
+    fn unclaim(&self, job: &JobInner, at: Nanos) {
+        if let (Some(gate), Some(claims), true) = (&self.gate, job.claims(), job.claimed()) {
+            gate.refund(claims, at);
+        }
+    }
+
     fn free_slot(&self) {
         if self.space_waiters.load(Relaxed) > 0 {
             self.space.notify_one();
@@ -318,8 +326,20 @@ impl JobQueue {
         }
         // A push that races `close` may still hand its job to a worker that
         // `close` has not unparked yet: that worker runs it before it exits.
-        // With limits, every job goes through the queue (and the gate).
-        if self.gate.is_none() {
+        // With limits, a job is handed straight to a worker only if the
+        // queue is empty and its claims fit now (taken here, so the gate
+        // lets it through later too); otherwise it queues and waits its turn.
+        let through = match (&self.gate, job.claims()) {
+            (Some(gate), Some(claims)) => {
+                let ok = self.backlog.load(SeqCst) == 0 && gate.try_take(claims, at);
+                if ok {
+                    job.set_claimed();
+                }
+                ok
+            }
+            _ => true,
+        };
+        if through {
             if let Some(worker) = self.take_idle() {
                 // The job is not visible to anyone else yet: this cannot fail.
                 if let Some(running) = job.try_start() {
@@ -332,11 +352,15 @@ impl JobQueue {
         }
         let mut st = self.state.lock();
         if st.closed {
+            drop(st);
+            self.unclaim(job, at);
             return Push::Closed;
         }
         let mut evicted = None;
         if st.live >= self.capacity {
             if !evict_oldest {
+                drop(st);
+                self.unclaim(job, at);
                 return Push::Full;
             }
             while let Some(old) = st.deque.pop_front() {
@@ -348,6 +372,8 @@ impl JobQueue {
             }
             if evicted.is_none() {
                 // Unreachable while `live` is accurate; refuse rather than overfill.
+                drop(st);
+                self.unclaim(job, at);
                 return Push::Full;
             }
         }
@@ -434,7 +460,7 @@ impl JobQueue {
                 }
                 continue;
             }
-            if let (Some(gate), Some(claims)) = (&self.gate, job.claims()) {
+            if let (Some(gate), Some(claims), false) = (&self.gate, job.claims(), job.claimed()) {
                 match gate.admit(claims, now, expiry) {
                     Admit::Go => {}
                     Admit::Wait(until) => {
@@ -461,6 +487,7 @@ impl JobQueue {
                 // (Under the queue lock a queued job cannot move otherwise.)
                 None => {
                     if let (Some(gate), Some(claims)) = (&self.gate, job.claims()) {
+                        // Taken just above or at submit: give them back.
                         gate.refund(claims, now);
                     }
                 }

@@ -187,8 +187,5 @@ async fn run_job(pool: &PoolShared, mut running: Running, started: Nanos) {
         c.throughput.record(finished);
     }
     pool.note_outcome(&outcome.0, outcome.1, finished);
-    if let (Some(gate), Some(claims)) = (&pool.gate, job.claims()) {
-        gate.settle(claims, &outcome.0, finished);
-    }
     pool.finish(running.end(), outcome.0, outcome.1);
 }
