@@ -11,8 +11,10 @@
 //! settled: a chat or embedding's reported usage replaces the estimate; a
 //! job that never reached the provider gives back everything.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use parking_lot::Mutex;
 
 use crate::clock::{self, Nanos};
 use crate::error::{Error, Result};
@@ -20,26 +22,61 @@ use crate::pool::{Output, Work};
 use crate::stats::LimitStats;
 use crate::types::EmbedInput;
 
-use super::memory::MemoryStore;
-use super::plan::{estimate_tokens, Claims, Limits};
-use super::{Acquired, Rate};
+use super::gcra::{self, Take};
+use super::plan::{estimate_tokens, Limits};
+use super::Rate;
 
 /// One bucket as the stats see it.
 struct Bucket {
+    /// Its name in a store (`<provider>:requests`, `<provider>:model:<m>:tokens`).
+    name: String,
     rate: Rate,
     /// `requests_per_minute` etc., for messages.
     label: String,
+    /// Whether it counts tokens (what a reported usage settles).
+    tokens: bool,
     waits: AtomicU64,
     rate_limited: AtomicU64,
 }
 
-/// A pool's limits and their state.
+/// Most buckets one job draws from: the provider's requests and tokens,
+/// and its model's.
+const MAX_CLAIMS: usize = 4;
+
+/// What one job claims: `(bucket index, units)`, without allocating names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct JobClaims {
+    items: [(u16, u64); MAX_CLAIMS],
+    len: u8,
+}
+
+impl JobClaims {
+    fn iter(&self) -> impl Iterator<Item = (usize, u64)> + '_ {
+        self.items[..self.len as usize].iter().map(|&(b, u)| (b as usize, u))
+    }
+
+    fn push(&mut self, bucket: Option<usize>, units: u64) {
+        if let Some(b) = bucket {
+            if (self.len as usize) < MAX_CLAIMS {
+                self.items[self.len as usize] = (b as u16, units);
+                self.len += 1;
+            }
+        }
+    }
+}
+
+/// A pool's limits and their state. The buckets live in one table, indexed
+/// by the claims (the in-process store: one mutex held only for the
+/// arithmetic, taken inside the queue lock and never the other way round).
 pub(crate) struct Gate {
     provider: String,
     limits: Limits,
-    store: MemoryStore,
-    /// By store name (`<provider>:requests`, `<provider>:model:<m>:tokens`).
-    buckets: BTreeMap<String, Bucket>,
+    table: Vec<Bucket>,
+    levels: Mutex<Vec<gcra::Bucket>>,
+    /// The provider's request and token buckets.
+    provider_buckets: [Option<usize>; 2],
+    /// A model's own (lower-case name).
+    model_buckets: HashMap<String, [Option<usize>; 2]>,
 }
 
 /// What a gate says about the job at the queue's front.
@@ -53,101 +90,148 @@ pub(crate) enum Admit {
     Refuse(Error),
 }
 
+/// The answer of one check over a job's claims.
+enum Check {
+    Fits,
+    Wait(Nanos, usize),
+    Never(usize),
+}
+
 impl Gate {
     pub fn new(provider: &str, limits: Limits) -> Gate {
-        let mut buckets = BTreeMap::new();
-        // Every bucket a request can claim, known up front (provider scope).
-        for (name, rate) in limits.claims(provider, None, "", 0).iter_rates() {
-            buckets.insert(name.to_string(), bucket(rate, name));
+        let mut table = Vec::new();
+        let mut add = |name: String, rate: Option<Rate>, tokens: bool| {
+            rate.map(|rate| {
+                table.push(Bucket {
+                    label: label(&name, rate),
+                    name,
+                    rate,
+                    tokens,
+                    waits: AtomicU64::new(0),
+                    rate_limited: AtomicU64::new(0),
+                });
+                table.len() - 1
+            })
+        };
+        let provider_buckets = [
+            add(format!("{provider}:requests"), limits.provider.requests, false),
+            add(format!("{provider}:tokens"), limits.provider.tokens, true),
+        ];
+        let mut model_buckets = HashMap::new();
+        for (model, rates) in &limits.models {
+            let ids = [
+                add(format!("{provider}:model:{model}:requests"), rates.requests, false),
+                add(format!("{provider}:model:{model}:tokens"), rates.tokens, true),
+            ];
+            model_buckets.insert(model.clone(), ids);
         }
-        for model in limits.models.keys() {
-            for (name, rate) in limits.claims(provider, None, model, 0).iter_rates() {
-                buckets.entry(name.to_string()).or_insert_with(|| bucket(rate, name));
-            }
-        }
-        Gate { provider: provider.to_string(), limits, store: MemoryStore::default(), buckets }
+        let levels = Mutex::new(vec![gcra::Bucket::default(); table.len()]);
+        Gate { provider: provider.to_string(), limits, table, levels, provider_buckets, model_buckets }
     }
 
     /// What `work` claims (computed once, at submit).
-    pub fn claims(&self, work: &Work) -> Claims {
-        let (model, tokens) = match work {
-            Work::Chat(r) | Work::Stream(r) => {
-                (work.model(), estimate_tokens(r, self.limits.default_completion_tokens))
-            }
-            Work::Embed(r) => (work.model(), embed_tokens(&r.input)),
+    pub fn claims(&self, work: &Work) -> JobClaims {
+        let tokens = match work {
+            Work::Chat(r) | Work::Stream(r) => estimate_tokens(r, self.limits.default_completion_tokens),
+            Work::Embed(r) => embed_tokens(&r.input),
         };
-        self.limits.claims(&self.provider, None, model, tokens)
+        let mut c = JobClaims { items: [(0, 0); MAX_CLAIMS], len: 0 };
+        c.push(self.provider_buckets[0], 1);
+        c.push(self.provider_buckets[1], tokens);
+        if !self.model_buckets.is_empty() {
+            let model = work.model();
+            let ids = self.model_buckets.get(model).or_else(|| self.model_buckets.get(&model.to_lowercase()));
+            if let Some(ids) = ids {
+                c.push(ids[0], 1);
+                c.push(ids[1], tokens);
+            }
+        }
+        c
+    }
+
+    /// Checks every claim (a bucket named twice counts its sum; not here:
+    /// a job's claims name distinct buckets) and takes them all if they fit.
+    fn take(&self, claims: &JobClaims, now: Nanos) -> Check {
+        let mut levels = self.levels.lock();
+        let mut wait = (0, 0);
+        for (b, units) in claims.iter() {
+            match levels[b].check(&self.table[b].rate, units, now) {
+                Take::Admitted => {}
+                Take::Wait(w) if w > wait.0 => wait = (w, b),
+                Take::Wait(_) => {}
+                Take::Never => return Check::Never(b),
+            }
+        }
+        if wait.0 > 0 {
+            return Check::Wait(wait.0, wait.1);
+        }
+        for (b, units) in claims.iter() {
+            levels[b].take(&self.table[b].rate, units, now);
+        }
+        Check::Fits
     }
 
     /// Takes `claims` at `now` if they fit now; no counts change otherwise
     /// (a push's try, before the job is queued).
-    pub fn try_take(&self, claims: &Claims, now: Nanos) -> bool {
-        claims.is_empty() || self.store.acquire_now(&claims.as_claims(), now) == Acquired::Admitted
+    pub fn try_take(&self, claims: &JobClaims, now: Nanos) -> bool {
+        matches!(self.take(claims, now), Check::Fits)
     }
 
     /// Takes `claims` at `now` if they fit, for a job whose wait may last
     /// until `expiry`.
-    pub fn admit(&self, claims: &Claims, now: Nanos, expiry: Nanos) -> Admit {
-        if claims.is_empty() {
-            return Admit::Go;
-        }
-        match self.store.acquire_now(&claims.as_claims(), now) {
-            Acquired::Admitted => Admit::Go,
-            Acquired::Wait(wait, i) => {
-                let name = claims.name(i);
+    pub fn admit(&self, claims: &JobClaims, now: Nanos, expiry: Nanos) -> Admit {
+        match self.take(claims, now) {
+            Check::Fits => Admit::Go,
+            Check::Wait(wait, b) => {
                 let until = now.saturating_add(wait);
                 if until > expiry {
-                    return Admit::Refuse(self.refuse(name, Some(wait)));
+                    return Admit::Refuse(self.refuse(b, Some(wait)));
                 }
-                if let Some(b) = self.buckets.get(name) {
-                    b.waits.fetch_add(1, Relaxed);
-                }
+                self.table[b].waits.fetch_add(1, Relaxed);
                 Admit::Wait(until)
             }
-            Acquired::Never(i) => Admit::Refuse(self.refuse(claims.name(i), None)),
+            Check::Never(b) => Admit::Refuse(self.refuse(b, None)),
         }
     }
 
-    fn refuse(&self, name: &str, wait: Option<Nanos>) -> Error {
-        let label = match self.buckets.get(name) {
-            Some(b) => {
-                b.rate_limited.fetch_add(1, Relaxed);
-                b.label.clone()
-            }
-            None => name.to_string(),
-        };
+    fn refuse(&self, b: usize, wait: Option<Nanos>) -> Error {
+        let bucket = &self.table[b];
+        bucket.rate_limited.fetch_add(1, Relaxed);
         Error::RateLimited {
             provider: self.provider.clone(),
-            limit: label,
+            limit: bucket.label.clone(),
             retry_after_ms: wait.map(|w| w.div_ceil(clock::MS)),
         }
     }
 
     /// Settles a finished job's reservation: reported usage replaces the
     /// estimate; a job that never reached the provider gives it all back.
-    pub fn settle(&self, claims: &Claims, outcome: &Result<Output>, now: Nanos) {
+    pub fn settle(&self, claims: &JobClaims, outcome: &Result<Output>, now: Nanos) {
         let used = match outcome {
-            Ok(Output::Chat(r)) => Some(r.usage.total_tokens),
-            Ok(Output::Embed(r)) => Some(r.usage.total_tokens),
+            Ok(Output::Chat(r)) => r.usage.total_tokens,
+            Ok(Output::Embed(r)) => r.usage.total_tokens,
             // A stream's usage arrives at its end: the estimate stands.
-            Ok(Output::Stream(_)) => None,
-            Err(e) if never_sent(e) => {
-                self.refund(claims, now);
-                return;
-            }
-            Err(_) => None,
+            Ok(Output::Stream(_)) => return,
+            Err(e) if never_sent(e) => return self.refund(claims, now),
+            Err(_) => return,
         };
-        let Some(used) = used else { return };
-        for (name, rate, reserved) in claims.token_claims() {
-            let delta = used as i64 - reserved as i64;
-            self.store.adjust_now(name, rate, delta, now);
+        let mut levels = self.levels.lock();
+        for (b, reserved) in claims.iter().filter(|&(b, _)| self.table[b].tokens) {
+            let rate = &self.table[b].rate;
+            if used >= reserved {
+                levels[b].charge(rate, used - reserved, now);
+            } else {
+                levels[b].refund(rate, reserved - used, now);
+            }
         }
     }
 
-    /// Gives back every claim (a job admitted but never started).
-    pub fn refund(&self, claims: &Claims, now: Nanos) {
-        for (name, rate, units) in claims.all() {
-            self.store.adjust_now(name, rate, -(units as i64), now);
+    /// Gives back every claim (a job whose claims were taken but that never
+    /// reached the provider).
+    pub fn refund(&self, claims: &JobClaims, now: Nanos) {
+        let mut levels = self.levels.lock();
+        for (b, units) in claims.iter() {
+            levels[b].refund(&self.table[b].rate, units, now);
         }
     }
 
@@ -155,11 +239,13 @@ impl Gate {
     pub fn snapshot(&self) -> BTreeMap<String, LimitStats> {
         let now = clock::now();
         let prefix = format!("{}:", self.provider);
-        self.buckets
+        let levels = self.levels.lock().clone();
+        self.table
             .iter()
-            .map(|(name, b)| {
-                let (remaining, reset_ns) = self.store.level_now(name, b.rate, now);
-                let key = name.strip_prefix(&prefix).unwrap_or(name).to_string();
+            .zip(levels)
+            .map(|(b, level)| {
+                let (remaining, reset_ns) = level.level(&b.rate, now);
+                let key = b.name.strip_prefix(&prefix).unwrap_or(&b.name).to_string();
                 (
                     key,
                     LimitStats {
@@ -175,10 +261,6 @@ impl Gate {
             })
             .collect()
     }
-}
-
-fn bucket(rate: Rate, name: &str) -> Bucket {
-    Bucket { rate, label: label(name, rate), waits: AtomicU64::new(0), rate_limited: AtomicU64::new(0) }
 }
 
 /// The config key a bucket comes from (`tokens_per_minute`,

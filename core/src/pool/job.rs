@@ -32,7 +32,7 @@ use crate::types::{EmbedRequest, EmbedResponse, Request, Response};
 
 use super::slot::{self, JobSlot, Slotted};
 use super::PoolLink;
-use crate::limits::plan::Claims;
+use crate::limits::gate::JobClaims as Claims;
 
 pub(crate) use super::slot::{DONE, QUEUED};
 

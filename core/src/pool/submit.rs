@@ -21,7 +21,7 @@ use crate::stats::Outcome;
 use super::job::{Job, JobInner, JobOutput, Timing, Work};
 use super::queue::Push;
 use super::PoolShared;
-use crate::limits::plan::Claims;
+use crate::limits::gate::JobClaims as Claims;
 
 /// What [`PoolShared::admit`] did with a job.
 pub(crate) enum Admission<T: JobOutput> {
