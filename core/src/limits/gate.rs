@@ -14,17 +14,15 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use parking_lot::Mutex;
-
 use crate::clock::{self, Nanos};
 use crate::error::{Error, Result};
 use crate::pool::{Output, Work};
 use crate::stats::LimitStats;
 use crate::types::EmbedInput;
 
-use super::gcra::{self, Take};
+use super::memory::MemoryStore;
 use super::plan::{estimate_tokens, Limits};
-use super::Rate;
+use super::{Acquired, Claim, Rate};
 
 /// One bucket as the stats see it.
 struct Bucket {
@@ -51,7 +49,7 @@ pub(crate) struct JobClaims {
 }
 
 impl JobClaims {
-    fn iter(&self) -> impl Iterator<Item = (usize, u64)> + '_ {
+    pub fn iter(&self) -> impl Iterator<Item = (usize, u64)> + '_ {
         self.items[..self.len as usize].iter().map(|&(b, u)| (b as usize, u))
     }
 
@@ -65,14 +63,14 @@ impl JobClaims {
     }
 }
 
-/// A pool's limits and their state. The buckets live in one table, indexed
-/// by the claims (the in-process store: one mutex held only for the
+/// A pool's limits and their state. The buckets are numbered by `table`
+/// and kept in the store (in process: one mutex held only for the
 /// arithmetic, taken inside the queue lock and never the other way round).
 pub(crate) struct Gate {
     provider: String,
     limits: Limits,
     table: Vec<Bucket>,
-    levels: Mutex<Vec<gcra::Bucket>>,
+    store: MemoryStore,
     /// The provider's request and token buckets.
     provider_buckets: [Option<usize>; 2],
     /// A model's own (lower-case name).
@@ -125,8 +123,8 @@ impl Gate {
             ];
             model_buckets.insert(model.clone(), ids);
         }
-        let levels = Mutex::new(vec![gcra::Bucket::default(); table.len()]);
-        Gate { provider: provider.to_string(), limits, table, levels, provider_buckets, model_buckets }
+        let store = MemoryStore::new(table.len());
+        Gate { provider: provider.to_string(), limits, table, store, provider_buckets, model_buckets }
     }
 
     /// What `work` claims (computed once, at submit).
@@ -149,26 +147,19 @@ impl Gate {
         c
     }
 
-    /// Checks every claim (a bucket named twice counts its sum; not here:
-    /// a job's claims name distinct buckets) and takes them all if they fit.
+    /// Takes every claim if all fit (one atomic step of the store).
     fn take(&self, claims: &JobClaims, now: Nanos) -> Check {
-        let mut levels = self.levels.lock();
-        let mut wait = (0, 0);
+        let mut buf = [Claim { bucket: 0, rate: Rate::new(1, 1, 1), units: 0 }; MAX_CLAIMS];
+        let mut n = 0;
         for (b, units) in claims.iter() {
-            match levels[b].check(&self.table[b].rate, units, now) {
-                Take::Admitted => {}
-                Take::Wait(w) if w > wait.0 => wait = (w, b),
-                Take::Wait(_) => {}
-                Take::Never => return Check::Never(b),
-            }
+            buf[n] = Claim { bucket: b, rate: self.table[b].rate, units };
+            n += 1;
         }
-        if wait.0 > 0 {
-            return Check::Wait(wait.0, wait.1);
+        match self.store.acquire_now(&buf[..n], now) {
+            Acquired::Admitted => Check::Fits,
+            Acquired::Wait(w, i) => Check::Wait(w, buf[i].bucket),
+            Acquired::Never(i) => Check::Never(buf[i].bucket),
         }
-        for (b, units) in claims.iter() {
-            levels[b].take(&self.table[b].rate, units, now);
-        }
-        Check::Fits
     }
 
     /// Takes `claims` at `now` if they fit now; no counts change otherwise
@@ -215,23 +206,17 @@ impl Gate {
             Err(e) if never_sent(e) => return self.refund(claims, now),
             Err(_) => return,
         };
-        let mut levels = self.levels.lock();
         for (b, reserved) in claims.iter().filter(|&(b, _)| self.table[b].tokens) {
-            let rate = &self.table[b].rate;
-            if used >= reserved {
-                levels[b].charge(rate, used - reserved, now);
-            } else {
-                levels[b].refund(rate, reserved - used, now);
-            }
+            let delta = used.min(i64::MAX as u64) as i64 - reserved.min(i64::MAX as u64) as i64;
+            self.store.adjust_now(b, self.table[b].rate, delta, now);
         }
     }
 
     /// Gives back every claim (a job whose claims were taken but that never
     /// reached the provider).
     pub fn refund(&self, claims: &JobClaims, now: Nanos) {
-        let mut levels = self.levels.lock();
         for (b, units) in claims.iter() {
-            levels[b].refund(&self.table[b].rate, units, now);
+            self.store.adjust_now(b, self.table[b].rate, -(units.min(i64::MAX as u64) as i64), now);
         }
     }
 
@@ -239,12 +224,11 @@ impl Gate {
     pub fn snapshot(&self) -> BTreeMap<String, LimitStats> {
         let now = clock::now();
         let prefix = format!("{}:", self.provider);
-        let levels = self.levels.lock().clone();
         self.table
             .iter()
-            .zip(levels)
-            .map(|(b, level)| {
-                let (remaining, reset_ns) = level.level(&b.rate, now);
+            .enumerate()
+            .map(|(i, b)| {
+                let (remaining, reset_ns) = self.store.level_now(i, b.rate, now);
                 let key = b.name.strip_prefix(&prefix).unwrap_or(&b.name).to_string();
                 (
                     key,
@@ -294,4 +278,37 @@ fn embed_tokens(input: &EmbedInput) -> u64 {
         EmbedInput::Many(v) => v.iter().map(|s| s.len() as u64).sum(),
     };
     bytes.div_ceil(4).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::Request;
+
+    fn gate(v: serde_json::Value) -> Gate {
+        let cfg: super::super::plan::LimitsConfig = serde_json::from_value(v).unwrap();
+        Gate::new("openai", Limits::from_config(&cfg, "providers.openai.limits").unwrap())
+    }
+
+    #[test]
+    fn a_request_claims_the_provider_buckets_and_its_models() {
+        let g = gate(serde_json::json!({"requests_per_minute": 500, "tokens_per_minute": 200000,
+            "models": {"GPT-4o": {"tokens_per_minute": 30000}}}));
+        let names: Vec<_> = g.table.iter().map(|b| (b.name.as_str(), b.label.as_str())).collect();
+        assert_eq!(
+            names,
+            [
+                ("openai:requests", "requests_per_minute"),
+                ("openai:tokens", "tokens_per_minute"),
+                ("openai:model:gpt-4o:tokens", "models.gpt-4o.tokens_per_minute")
+            ]
+        );
+        let mut r = Request::new("openai/gpt-4o", "12345678");
+        r.params.insert("max_tokens".into(), serde_json::json!(10));
+        let c = g.claims(&Work::Chat(Box::new(r.clone())));
+        assert_eq!(c.iter().collect::<Vec<_>>(), [(0, 1), (1, 12), (2, 12)]);
+        r.model = "openai/gpt-4o-mini".into();
+        let c = g.claims(&Work::Chat(Box::new(r)));
+        assert_eq!(c.iter().collect::<Vec<_>>(), [(0, 1), (1, 12)], "no model limit for another model");
+    }
 }

@@ -4,10 +4,9 @@
 //! [`LimitsConfig`] is the section as written; [`Limits::from_config`]
 //! validates it (every number has a range, the message names the key and
 //! never quotes a value) and turns each limit into a [`Rate`]. A request
-//! then claims, from every bucket that applies to it ([`Limits::claims`]),
-//! one request and its estimated tokens ([`estimate_tokens`]):
-//! the provider's (or, with `scope: "key"`, its key's) requests and tokens,
-//! and its model's when the model has limits of its own.
+//! then claims (`gate.rs`) one request and its estimated tokens
+//! ([`estimate_tokens`]) from the provider's requests and tokens buckets,
+//! and from its model's when the model has limits of its own.
 //!
 //! Token estimate: about 4 bytes of text per token (`ceil(bytes / 4)` over
 //! every message's text, name and tool-call JSON), plus the request's
@@ -23,7 +22,7 @@ use crate::config::check_range;
 use crate::error::{Error, Result};
 use crate::types::{Content, Request};
 
-use super::{Claim, Rate};
+use super::Rate;
 
 const SECOND: u64 = 1_000_000_000;
 const MINUTE: u64 = 60 * SECOND;
@@ -138,48 +137,6 @@ pub(crate) struct Limits {
     pub default_completion_tokens: u64,
 }
 
-/// The buckets one request draws from, with their names in the store.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Claims {
-    names: Vec<String>,
-    rates: Vec<(Rate, u64)>,
-}
-
-impl Claims {
-    /// As store claims (borrowing the names).
-    pub fn as_claims(&self) -> Vec<Claim<'_>> {
-        self.names
-            .iter()
-            .zip(&self.rates)
-            .map(|(n, (rate, units))| Claim { bucket: n, rate: *rate, units: *units })
-            .collect()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
-    }
-
-    /// The bucket name of claim `i`.
-    pub fn name(&self, i: usize) -> &str {
-        self.names.get(i).map_or("", String::as_str)
-    }
-
-    /// `(bucket, rate)` of every claim.
-    pub fn iter_rates(&self) -> impl Iterator<Item = (&str, Rate)> {
-        self.names.iter().map(String::as_str).zip(self.rates.iter().map(|(r, _)| *r))
-    }
-
-    /// `(bucket, rate, units)` of every claim.
-    pub fn all(&self) -> impl Iterator<Item = (&str, Rate, u64)> {
-        self.names.iter().zip(&self.rates).map(|(n, (r, u))| (n.as_str(), *r, *u))
-    }
-
-    /// The token claims (what a reported usage settles).
-    pub fn token_claims(&self) -> impl Iterator<Item = (&str, Rate, u64)> {
-        self.all().filter(|(n, _, _)| n.ends_with(":tokens"))
-    }
-}
-
 impl Limits {
     /// Validates `cfg` (at `path`, e.g. `providers.openai.limits`).
     pub fn from_config(cfg: &LimitsConfig, path: &str) -> Result<Limits> {
@@ -230,29 +187,6 @@ impl Limits {
             learn_from_headers: false,
             default_completion_tokens,
         })
-    }
-
-    /// What `request` (for `model`, served by key `key` under `scope:
-    /// "key"`) claims: one request and `tokens` from each bucket that applies.
-    pub fn claims(&self, provider: &str, key: Option<usize>, model: &str, tokens: u64) -> Claims {
-        let owner = match (self.scope, key) {
-            (LimitScope::Key, Some(k)) => format!("{provider}#{k}"),
-            _ => provider.to_string(),
-        };
-        let mut c = Claims { names: Vec::with_capacity(4), rates: Vec::with_capacity(4) };
-        let mut add = |name: String, rate: Option<Rate>, units: u64| {
-            if let Some(rate) = rate {
-                c.names.push(name);
-                c.rates.push((rate, units));
-            }
-        };
-        add(format!("{owner}:requests"), self.provider.requests, 1);
-        add(format!("{owner}:tokens"), self.provider.tokens, tokens);
-        if let Some(m) = self.models.get(&model.to_lowercase()) {
-            add(format!("{owner}:model:{}:requests", model.to_lowercase()), m.requests, 1);
-            add(format!("{owner}:model:{}:tokens", model.to_lowercase()), m.tokens, tokens);
-        }
-        c
     }
 }
 
@@ -404,26 +338,6 @@ mod tests {
             }
         }
         assert!(limits(json!({"requests_per_minute": 5, "bogus": 1})).is_err(), "unknown keys are refused");
-    }
-
-    #[test]
-    fn claims_name_the_buckets_a_request_draws_from() {
-        let mut l = limits(json!({"requests_per_minute": 500, "tokens_per_minute": 200000,
-            "models": {"GPT-4o": {"tokens_per_minute": 30000}}}))
-        .unwrap();
-        l.scope = LimitScope::Key; // (refused in config for now; the naming is ready)
-        let c = l.claims("openai", Some(1), "gpt-4o", 120);
-        let names: Vec<_> = c.as_claims().iter().map(|c| (c.bucket.to_string(), c.units)).collect();
-        assert_eq!(
-            names,
-            [
-                ("openai#1:requests".to_string(), 1),
-                ("openai#1:tokens".to_string(), 120),
-                ("openai#1:model:gpt-4o:tokens".to_string(), 120)
-            ]
-        );
-        let c = l.claims("openai", None, "gpt-4o-mini", 7);
-        assert_eq!(c.as_claims().len(), 2, "no model limit for another model");
     }
 
     #[test]
