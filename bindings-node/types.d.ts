@@ -48,6 +48,8 @@ export interface BurstConfig {
 
 /** A chat request (`{"model": "provider/model", "messages": [...], ...}`). */
 export interface ChatRequest {
+  /** The tokens this request will use, prompt and completion, when the caller counted them (a tokenizer): what the provider's `limits` reserve instead of bifrost's estimate (docs/architecture.md §10). Never sent to the provider. */
+  estimated_tokens?: number | null
   /** `"provider/model"` targets tried in order when the primary fails. */
   fallbacks?: string[]
   /** The conversation, oldest first. */

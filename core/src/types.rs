@@ -32,6 +32,12 @@ pub struct Request {
     /// One end-to-end deadline in ms: queue wait, every attempt and backoff.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
+    /// The tokens this request will use, prompt and completion, when the
+    /// caller counted them (a tokenizer): what the provider's `limits`
+    /// reserve instead of bifrost's estimate (docs/architecture.md §10).
+    /// Never sent to the provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated_tokens: Option<u64>,
     /// Per-request overrides for the mock provider.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mock: Option<MockConfig>,
@@ -185,6 +191,14 @@ impl Request {
                 .map_err(|_| Error::invalid(format!("fallbacks[{i}] must be \"<provider>/<model>\", got {f:?}")))?;
         }
         check_timeout(self.timeout_ms)?;
+        if let Some(n) = self.estimated_tokens {
+            if n == 0 || n > crate::limits::plan::MAX_ESTIMATED_TOKENS {
+                return Err(Error::invalid(format!(
+                    "estimated_tokens must be 1..={}, got {n}",
+                    crate::limits::plan::MAX_ESTIMATED_TOKENS
+                )));
+            }
+        }
         if let Some(m) = &self.mock {
             m.validate("mock").map_err(|e| match e {
                 Error::Config { path, message } => Error::invalid(format!("{path} {message}")),

@@ -71,29 +71,40 @@ async fn waiting_jobs_stay_queued_and_start_when_the_bucket_allows() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reported_usage_settles_every_reservation_exactly() {
     // One token a day refills nothing during the test: the bucket's level
-    // is exactly what the jobs used.
-    let gw = gateway(json!({"tokens_per_day": 1, "burst": {"tokens": 1000000}, "default_completion_tokens": 5000}));
+    // is exactly what the jobs used. Through bifrost-mock over HTTP, so the
+    // test sees when a request has reached the provider.
+    let srv = MockServer::start(MockConfig::default()).await.unwrap();
+    let gw = Gateway::from_value(json!({"providers": {"o": {"kind": "openai",
+        "keys": [{"value": "mock-key", "models": ["*"]}],
+        "network_config": {"base_url": format!("{}/v1", srv.url())},
+        "limits": {"tokens_per_day": 1, "burst": {"tokens": 1000000}, "default_completion_tokens": 5000},
+        "concurrency_and_buffer_size": {"concurrency": 1, "buffer_size": 10}}}}))
+    .unwrap();
     let mut used = 0;
     for i in 0..20 {
         let text = "word ".repeat(i + 1);
-        let r = gw.chat(req(&text)).await.unwrap();
+        let r = gw.chat(Request::new("o/gpt-4o", &text)).await.unwrap();
         used += r.usage.total_tokens;
     }
-    let mut cancelled = req("never sent");
-    cancelled.mock = Some(bifrost_core::MockConfig { latency_ms: Some(600_000), ..Default::default() });
-    let job = gw.submit(cancelled).await.unwrap();
-    // Once the job is running, its reservation is taken; cancelling it
-    // before the provider answered gives it back.
+    // One cancelled while its request is out keeps its reservation (the
+    // provider may have counted it): 12 bytes of prompt (3 tokens) + 5000
+    // completion. One cancelled while queued behind it (concurrency 1)
+    // never reached the provider: it gives back everything.
+    let out = gw.submit(Request::new("o/gpt-4o~hang=true", "in flight...")).await.unwrap();
+    let queued = gw.submit(Request::new("o/gpt-4o", "never sent")).await.unwrap();
     for _ in 0..6000 {
-        if gw.stats().providers["p"].jobs.running == 1 {
+        if srv.stats().requests == 21 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert!(job.cancel());
-    assert_eq!(job.await.unwrap_err().kind(), ErrorKind::Cancelled);
-    let s = gw.stats().providers["p"].clone();
-    assert_eq!(s.limits["tokens"].remaining, 1_000_000 - used, "{:?}", s.limits);
+    assert_eq!(srv.stats().requests, 21, "the hanging request reached the mock");
+    assert!(queued.cancel() && out.cancel());
+    assert_eq!(queued.await.unwrap_err().kind(), ErrorKind::Cancelled);
+    assert_eq!(out.await.unwrap_err().kind(), ErrorKind::Cancelled);
+    let s = gw.stats().providers["o"].clone();
+    assert_eq!(s.limits["tokens"].remaining, 1_000_000 - used - 5003, "{:?}", s.limits);
+    assert_eq!(srv.stats().requests, 21, "the queued job never went out");
 }
 
 /// 150 jobs from 16 submitters, some cancelled, through an HTTP provider:
@@ -103,7 +114,7 @@ async fn reported_usage_settles_every_reservation_exactly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_mocks_log_of_arrivals_stays_within_the_bound() {
     let srv = MockServer::start(MockConfig {
-        limits: MockLimits { requests_per_minute: Some(100_000), tokens_per_minute: None },
+        limits: MockLimits { requests_per_minute: Some(100_000), ..Default::default() },
         ..Default::default()
     })
     .await
@@ -150,4 +161,31 @@ async fn the_mocks_log_of_arrivals_stays_within_the_bound() {
     }
     let j = gw.stats().providers["o"].jobs;
     assert!(j.invariant_holds(), "{j:?}");
+}
+
+/// Every request the provider sees is counted: a job that needed three
+/// attempts took three requests from the bucket; a retry that would have
+/// to wait past the deadline is not sent (the job ends with its last error).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_retry_takes_a_request_from_the_bucket() {
+    let srv = MockServer::start(MockConfig::default()).await.unwrap();
+    let gw = Gateway::from_value(json!({"providers": {"o": {"kind": "openai",
+        "keys": [{"value": "mock-key", "models": ["*"]}],
+        "network_config": {"base_url": format!("{}/v1", srv.url()), "max_retries": 5,
+            "retry_backoff_initial_ms": 1, "retry_backoff_max_ms": 2},
+        "limits": {"requests_per_day": 1, "burst": {"requests": 4}}}}}))
+    .unwrap();
+    let r = gw.chat(Request::new("o/gpt-4o~fail_status=503&fail_first=2&scenario=a", "hi")).await.unwrap();
+    assert_eq!(r.extra_fields.attempts, 3);
+    assert_eq!(gw.stats().providers["o"].limits["requests"].remaining, 1);
+    // One request left: the first attempt takes it, its retry would wait a
+    // day, so the job ends with the 503 after one request.
+    let mut second = Request::new("o/gpt-4o~fail_status=503&fail_first=5&scenario=b", "hi");
+    second.timeout_ms = Some(60_000);
+    let e = gw.chat(second).await.unwrap_err();
+    assert_eq!(e.status(), Some(503), "{e}");
+    assert_eq!(srv.stats().requests, 4, "3 + 1 requests reached the provider");
+    let s = gw.stats().providers["o"].clone();
+    assert_eq!(s.limits["requests"].remaining, 0);
+    assert_eq!((s.jobs.completed, s.jobs.failed, s.jobs.rate_limited), (1, 1, 0), "{:?}", s.jobs);
 }

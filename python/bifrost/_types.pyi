@@ -60,6 +60,11 @@ class BurstConfig(TypedDict):
 class ChatRequest(TypedDict):
     """A chat request (`{"model": "provider/model", "messages": [...], ...}`)."""
 
+    # The tokens this request will use, prompt and completion, when the
+    # caller counted them (a tokenizer): what the provider's `limits`
+    # reserve instead of bifrost's estimate (docs/architecture.md §10).
+    # Never sent to the provider.
+    estimated_tokens: NotRequired[Union[int, None]]
     # `"provider/model"` targets tried in order when the primary fails.
     fallbacks: NotRequired[List[str]]
     # The conversation, oldest first.

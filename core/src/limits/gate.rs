@@ -195,16 +195,34 @@ impl Gate {
         }
     }
 
-    /// Settles a finished job's reservation: reported usage replaces the
-    /// estimate; a job that never reached the provider gives it all back.
+    /// Before a retry's request goes out: takes one more request from the
+    /// job's request buckets (every request the provider sees is counted).
+    /// `None` when taken, else how long until it would be (`Nanos::MAX`:
+    /// never); the caller weighs that against the job's deadline.
+    pub fn take_retry(&self, claims: &JobClaims, now: Nanos) -> Option<Nanos> {
+        let mut requests = JobClaims { items: [(0, 0); MAX_CLAIMS], len: 0 };
+        for (b, units) in claims.iter().filter(|&(b, _)| !self.table[b].tokens) {
+            requests.push(Some(b), units);
+        }
+        match self.take(&requests, now) {
+            Check::Fits => None,
+            Check::Wait(wait, b) => {
+                self.table[b].waits.fetch_add(1, Relaxed);
+                Some(wait)
+            }
+            Check::Never(_) => Some(Nanos::MAX),
+        }
+    }
+
+    /// Settles the reservation of a job whose request went out: reported
+    /// usage replaces the token estimate; without a report (a failure, a
+    /// stream) the estimate stands, as the provider may have counted it.
     pub fn settle(&self, claims: &JobClaims, outcome: &Result<Output>, now: Nanos) {
         let used = match outcome {
             Ok(Output::Chat(r)) => r.usage.total_tokens,
             Ok(Output::Embed(r)) => r.usage.total_tokens,
             // A stream's usage arrives at its end: the estimate stands.
-            Ok(Output::Stream(_)) => return,
-            Err(e) if never_sent(e) => return self.refund(claims, now),
-            Err(_) => return,
+            Ok(Output::Stream(_)) | Err(_) => return,
         };
         for (b, reserved) in claims.iter().filter(|&(b, _)| self.table[b].tokens) {
             let delta = used.min(i64::MAX as u64) as i64 - reserved.min(i64::MAX as u64) as i64;
@@ -260,15 +278,6 @@ fn label(name: &str, rate: Rate) -> String {
         Some((model, _)) => format!("models.{model}.{what}_per_{per}"),
         None => format!("{what}_per_{per}"),
     }
-}
-
-/// A job that failed before any byte went to the provider: its
-/// reservation is given back.
-fn never_sent(e: &Error) -> bool {
-    matches!(
-        e,
-        Error::Cancelled { .. } | Error::Shutdown { .. } | Error::CircuitOpen { .. } | Error::RateLimited { .. }
-    )
 }
 
 /// An embedding request's tokens: about 4 bytes each.

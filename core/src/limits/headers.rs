@@ -292,7 +292,11 @@ mod tests {
     fn the_mocks_limit_headers_read_back() {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         rt.block_on(async {
-            let limits = bifrost_mock::MockLimits { requests_per_minute: Some(3), tokens_per_minute: Some(1000) };
+            let limits = bifrost_mock::MockLimits {
+                requests_per_minute: Some(3),
+                tokens_per_minute: Some(1000),
+                window_ms: None,
+            };
             let srv = bifrost_mock::MockServer::start(bifrost_mock::MockConfig { limits, ..Default::default() })
                 .await
                 .expect("mock");

@@ -11,8 +11,10 @@
 //! Token estimate: about 4 bytes of text per token (`ceil(bytes / 4)` over
 //! every message's text, name and tool-call JSON), plus the request's
 //! `max_completion_tokens` or `max_tokens`, else the section's
-//! `default_completion_tokens`. It is only the reservation: the provider's
-//! reported usage replaces it after the response.
+//! `default_completion_tokens`. A request that states `estimated_tokens`
+//! (the caller ran a tokenizer) reserves exactly that instead. It is only
+//! the reservation: the provider's reported usage replaces it after the
+//! response.
 
 use std::collections::BTreeMap;
 
@@ -33,6 +35,8 @@ const MAX_REQUESTS: u64 = 1_000_000_000;
 const MAX_TOKENS: u64 = 1_000_000_000_000;
 /// Largest completion a request may reserve (larger `max_tokens` count as this).
 const MAX_COMPLETION: u64 = 10_000_000;
+/// Largest `estimated_tokens` a request may state.
+pub(crate) const MAX_ESTIMATED_TOKENS: u64 = 100_000_000;
 
 /// Whose buckets a request draws from.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
@@ -248,6 +252,9 @@ fn rates(r: &RateConfig, path: &str) -> Result<Rates> {
 
 /// The tokens `request` reserves (see the module docs).
 pub(crate) fn estimate_tokens(request: &Request, default_completion: u64) -> u64 {
+    if let Some(n) = request.estimated_tokens {
+        return n.min(MAX_ESTIMATED_TOKENS);
+    }
     let mut bytes: u64 = 0;
     for m in &request.messages {
         bytes = bytes.saturating_add(match &m.content {
@@ -355,5 +362,10 @@ mod tests {
         });
         let image_json = json!({"type": "image_url"}).to_string().len() as u64;
         assert_eq!(estimate_tokens(&r, 256), (8 + 3 + image_json).div_ceil(4) + MAX_COMPLETION);
+        r.estimated_tokens = Some(77);
+        assert_eq!(estimate_tokens(&r, 256), 77, "the caller's own count wins");
+        assert!(r.validate().is_ok());
+        r.estimated_tokens = Some(0);
+        assert!(r.validate().unwrap_err().to_string().contains("estimated_tokens must be 1..=100000000"));
     }
 }

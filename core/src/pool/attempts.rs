@@ -13,13 +13,15 @@
 //! A 401/403 puts the key in cooldown and retries at once on another key
 //! (bounded by the number of keys, not by `max_retries`); with none left the
 //! job fails "credentials exhausted". Every attempt asks the breaker first.
+//! With `limits`, a retry is one more request: it takes from the request
+//! buckets before it goes out, waiting for them inside the deadline.
 //! Cancellation and the deadline are enforced around this whole function by
 //! the worker, so backoff sleeps end with them.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use crate::clock;
+use crate::clock::{self, Nanos};
 use crate::error::{Error, Result, TimeoutPhase};
 use crate::providers::CallCtx;
 use crate::types::ExtraFields;
@@ -51,6 +53,13 @@ pub(crate) async fn execute(pool: &PoolShared, job: &JobInner, work: Work, queue
         if let Admit::Reject { retry_in_ms } = admit {
             return Err(last_err.unwrap_or(Error::CircuitOpen { provider: pool.name.clone(), retry_in_ms }));
         }
+        if attempt > 1 && !wait_for_retry_capacity(pool, job).await {
+            pool.breaker.release(admit);
+            // A retry follows a failed attempt, whose error this is.
+            return Err(
+                last_err.unwrap_or_else(|| Error::Internal { message: "a retry without a failed attempt".into() })
+            );
+        }
         let key = match pool.keys.choose(model, avoid) {
             Ok(k) => k,
             Err(e) => {
@@ -73,6 +82,7 @@ pub(crate) async fn execute(pool: &PoolShared, job: &JobInner, work: Work, queue
             deadline: job.deadline_instant(),
             timeout_ms: job.timeout_ms,
         };
+        job.set_sent();
         let call = async {
             match &work {
                 Work::Chat(r) => pool.provider.chat(r, &ctx).await.map(|r| Output::Chat(Box::new(r))),
@@ -166,6 +176,21 @@ pub(crate) async fn execute(pool: &PoolShared, job: &JobInner, work: Work, queue
         pool.counters.retries.fetch_add(1, Ordering::Relaxed);
         last_err = Some(e);
         tokio::time::sleep(pause).await;
+    }
+}
+
+/// A retry is one more request at the provider: it takes from the job's
+/// request buckets first, waiting until they allow it. `false` when that
+/// wait would outlast the job's deadline (the job ends with its last error).
+async fn wait_for_retry_capacity(pool: &PoolShared, job: &JobInner) -> bool {
+    let (Some(gate), Some(claims)) = (&pool.gate, job.claims()) else { return true };
+    loop {
+        let now = clock::now();
+        let Some(wait) = gate.take_retry(claims, now) else { return true };
+        if job.deadline.is_some_and(|d| now.saturating_add(wait) > d) || wait == Nanos::MAX {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_nanos(wait)).await;
     }
 }
 

@@ -101,6 +101,9 @@ pub(crate) struct JobInner {
     /// so the queue's gate lets the job through and an end before it ran
     /// gives them back.
     claimed: AtomicBool,
+    /// A provider call was started: the request may have reached the
+    /// provider, so its reservation is settled, not given back.
+    sent: AtomicBool,
     waker: AtomicWaker,
 }
 
@@ -151,6 +154,7 @@ impl JobInner {
             timeout_ms,
             claims,
             claimed: AtomicBool::new(false),
+            sent: AtomicBool::new(false),
             waker: AtomicWaker::new(),
         })
     }
@@ -185,6 +189,16 @@ impl JobInner {
 
     pub(crate) fn set_claimed(&self) {
         self.claimed.store(true, Ordering::Release);
+    }
+
+    /// True once a provider call was started (see the field).
+    pub(crate) fn sent(&self) -> bool {
+        self.sent.load(Ordering::Relaxed)
+    }
+
+    /// Marks the start of a provider call (by the job's one owner, who later ends it).
+    pub(crate) fn set_sent(&self) {
+        self.sent.store(true, Ordering::Relaxed);
     }
 
     /// `QUEUED → RUNNING`: the caller becomes the job's one owner.

@@ -135,11 +135,13 @@ impl PoolShared {
             self.counters.aborted.fetch_add(1, Ordering::Relaxed);
         }
         // The job's reservation on the limits, if it holds one: settled by
-        // the reported usage after running, given back if it never ran.
+        // the reported usage once a request went out, given back if none did.
         if let (Some(gate), Some(claims)) = (&self.gate, ending.job().claims()) {
+            let job = ending.job();
             match ending.phase() {
-                ledger::Phase::Running => gate.settle(claims, &outcome, crate::clock::now()),
-                ledger::Phase::Queued if ending.job().claimed() => gate.refund(claims, crate::clock::now()),
+                ledger::Phase::Running if job.sent() => gate.settle(claims, &outcome, crate::clock::now()),
+                ledger::Phase::Running => gate.refund(claims, crate::clock::now()),
+                ledger::Phase::Queued if job.claimed() => gate.refund(claims, crate::clock::now()),
                 ledger::Phase::Queued => {}
             }
         }

@@ -2,7 +2,8 @@
 //! tests can prove that bifrost stays under a provider's limit.
 //!
 //! A deliberately different algorithm from bifrost's (a log of the last
-//! minute's admissions, not a token bucket), so the judge shares no code
+//! minute's admissions, not a token bucket; `window_ms` shortens the
+//! minute for tests), so the judge shares no code
 //! and no reasoning with what it judges. A request costs one request and
 //! `prompt + max_tokens` tokens (prompt counted as the mock counts usage,
 //! in words); it is admitted when the last 60 s hold fewer than
@@ -24,18 +25,29 @@ use axum::http::{HeaderName, HeaderValue};
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 
+/// The default window: a minute, like the real APIs' limits.
 const WINDOW: Duration = Duration::from_secs(60);
 
 /// Limits a mock server enforces (none by default).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MockLimits {
+    /// Requests per window (a minute unless `window_ms` says otherwise).
     pub requests_per_minute: Option<u64>,
+    /// Tokens per window.
     pub tokens_per_minute: Option<u64>,
+    /// The window's length in ms (default 60 000), so a test can watch
+    /// several windows pass in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_ms: Option<u64>,
 }
 
 impl MockLimits {
     pub fn is_off(&self) -> bool {
         self.requests_per_minute.is_none() && self.tokens_per_minute.is_none()
+    }
+
+    fn window(&self) -> Duration {
+        self.window_ms.map_or(WINDOW, |ms| Duration::from_millis(ms.max(1)))
     }
 }
 
@@ -93,8 +105,9 @@ impl Limiter {
     /// Admits a request of `tokens` now, or refuses it (`retry_after` set).
     pub(crate) fn admit(&self, tokens: u64) -> Verdict {
         let now = Instant::now();
+        let window = self.limits.window();
         let mut w = self.window.lock().unwrap_or_else(|p| p.into_inner());
-        while w.front().is_some_and(|(t, _)| now.duration_since(*t) >= WINDOW) {
+        while w.front().is_some_and(|(t, _)| now.duration_since(*t) >= window) {
             w.pop_front();
         }
         let used_requests = w.len() as u64;
@@ -121,15 +134,15 @@ impl Limiter {
                 }
                 r -= 1;
                 t -= n;
-                at = *ts + WINDOW;
+                at = *ts + window;
             }
             retry_after = Some(if r < rpm && t.saturating_add(tokens) <= tpm {
                 at.saturating_duration_since(now)
             } else {
-                WINDOW // larger than the whole limit: never; say a window
+                window // larger than the whole limit: never; say a window
             });
         }
-        let reset = w.back().map_or(Duration::ZERO, |(t, _)| (*t + WINDOW).saturating_duration_since(now));
+        let reset = w.back().map_or(Duration::ZERO, |(t, _)| (*t + window).saturating_duration_since(now));
         Verdict {
             limits: self.limits,
             remaining_requests: rpm.saturating_sub(w.len() as u64),
@@ -235,7 +248,8 @@ mod tests {
 
     #[test]
     fn admits_up_to_the_limit_then_refuses_with_the_wait() {
-        let l = Limiter::new(MockLimits { requests_per_minute: Some(3), tokens_per_minute: Some(100) });
+        let l =
+            Limiter::new(MockLimits { requests_per_minute: Some(3), tokens_per_minute: Some(100), window_ms: None });
         assert!(l.admit(40).retry_after.is_none());
         assert!(l.admit(40).retry_after.is_none());
         let v = l.admit(40); // 120 > 100 tokens

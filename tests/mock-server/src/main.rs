@@ -15,7 +15,7 @@ use bifrost_mock::{directives, Directives, MockConfig, MockServer};
 
 const USAGE: &str = "usage: bifrost-mock [--port P (default 0)] [--host H (default 127.0.0.1)] [--api-key K]... \
 [--workers N (default 2)] [--latency-ms N] [--jitter-ms N] [--fail-status S] [--fail-rate R] [--retry-after S] \
-[--fail-first N --scenario ID] [--requests-per-minute N] [--tokens-per-minute N] [--chunks N] [--chunk-delay-ms N] [--truncate-after N] [--stream-error-after N] [--hang 1]";
+[--fail-first N --scenario ID] [--requests-per-minute N] [--tokens-per-minute N] [--limit-window-ms N] [--chunks N] [--chunk-delay-ms N] [--truncate-after N] [--stream-error-after N] [--hang 1]";
 
 struct Args {
     host: String,
@@ -56,15 +56,15 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
                 }
             }
             "api-key" => keys.push(value),
-            "requests-per-minute" | "tokens-per-minute" => {
+            "requests-per-minute" | "tokens-per-minute" | "limit-window-ms" => {
                 let n: u64 = match value.parse() {
                     Ok(n @ 1..) => n,
                     _ => return Err(format!("--{name}: '{value}' is not a positive integer")),
                 };
-                if name == "requests-per-minute" {
-                    limits.requests_per_minute = Some(n);
-                } else {
-                    limits.tokens_per_minute = Some(n);
+                match name.as_str() {
+                    "requests-per-minute" => limits.requests_per_minute = Some(n),
+                    "tokens-per-minute" => limits.tokens_per_minute = Some(n),
+                    _ => limits.window_ms = Some(n),
                 }
             }
             other => {
