@@ -327,7 +327,7 @@ export interface LimitsConfig {
   burst?: BurstConfig | null
   /** Completion tokens reserved for a request without `max_tokens` (1..=10000000, default 256). */
   default_completion_tokens?: number | null
-  /** Lower the buckets to what the provider's rate-limit headers say (not supported yet: only `false` is accepted). */
+  /** Lower the buckets to what the provider's rate-limit headers and a 429's `Retry-After` say (default false). */
   learn_from_headers?: boolean | null
   /** Requests at the upstream at once (not supported yet). */
   max_in_flight?: number | null

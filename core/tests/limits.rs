@@ -189,3 +189,40 @@ async fn every_retry_takes_a_request_from_the_bucket() {
     assert_eq!(s.limits["requests"].remaining, 0);
     assert_eq!((s.jobs.completed, s.jobs.failed, s.jobs.rate_limited), (1, 1, 0), "{:?}", s.jobs);
 }
+
+/// bifrost-mock allows 4 requests per second (a sliding window) while
+/// bifrost is configured for 50: with `learn_from_headers`, the mock's
+/// `x-ratelimit-remaining/reset` and its 429's `Retry-After` lower the
+/// bucket, so 429s stay at most one per window that passed (plus one),
+/// and every job completes. (Without learning, the same run sees about
+/// 16 429s in 5 windows.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn learning_from_headers_keeps_429s_to_one_per_window() {
+    let srv = MockServer::start(MockConfig {
+        limits: MockLimits { requests_per_minute: Some(4), window_ms: Some(1000), ..Default::default() },
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let gw = Arc::new(
+        Gateway::from_value(json!({"providers": {"o": {"kind": "openai",
+            "keys": [{"value": "mock-key", "models": ["*"]}],
+            "network_config": {"base_url": format!("{}/v1", srv.url()), "max_retries": 20,
+                "retry_backoff_initial_ms": 10, "retry_backoff_max_ms": 100},
+            "limits": {"requests_per_second": 50, "learn_from_headers": true},
+            "concurrency_and_buffer_size": {"concurrency": 4, "buffer_size": 100}}}}))
+        .unwrap(),
+    );
+    let started = Instant::now();
+    let jobs: Vec<_> = (0..20).map(|i| gw.try_submit(Request::new("o/gpt-4o", format!("job {i}"))).unwrap()).collect();
+    for j in jobs {
+        j.await.expect("every job completes");
+    }
+    let windows = started.elapsed().as_millis().div_ceil(1000) as u64;
+    let refused = srv.rate_limited();
+    assert!(refused <= windows + 1, "{refused} 429s in {windows} windows");
+    assert_eq!(srv.admissions().len(), 20);
+    let s = gw.stats().providers["o"].clone();
+    assert_eq!(s.jobs.completed, 20);
+    assert!(s.limits["requests"].waits > 0, "the learned level made jobs wait: {:?}", s.limits);
+}

@@ -374,8 +374,8 @@ class LimitsConfig(TypedDict):
     # Completion tokens reserved for a request without `max_tokens`
     # (1..=10000000, default 256).
     default_completion_tokens: NotRequired[Union[int, None]]
-    # Lower the buckets to what the provider's rate-limit headers say
-    # (not supported yet: only `false` is accepted).
+    # Lower the buckets to what the provider's rate-limit headers and a
+    # 429's `Retry-After` say (default false).
     learn_from_headers: NotRequired[Union[bool, None]]
     # Requests at the upstream at once (not supported yet).
     max_in_flight: NotRequired[Union[int, None]]

@@ -20,9 +20,11 @@ use crate::pool::{Output, Work};
 use crate::stats::LimitStats;
 use crate::types::EmbedInput;
 
+use super::headers::{observe, Window};
 use super::memory::MemoryStore;
 use super::plan::{estimate_tokens, Limits};
 use super::{Acquired, Claim, Rate};
+use reqwest::header::HeaderMap;
 
 /// One bucket as the stats see it.
 struct Bucket {
@@ -238,6 +240,58 @@ impl Gate {
         }
     }
 
+    /// Whether responses' rate-limit headers lower the buckets
+    /// (`learn_from_headers`).
+    pub fn learns(&self) -> bool {
+        self.limits.learn_from_headers
+    }
+
+    /// Lowers the buckets a `model` request drew from to what one response
+    /// of the provider said (`learn_from_headers`; see `headers.rs`): its
+    /// model's buckets when the model has limits of its own, else the
+    /// provider's. `others_out` requests besides this one are still out
+    /// and maybe not yet in the provider's count, so they come off its
+    /// `remaining` requests (two concurrent requests do not both spend the
+    /// last one; their tokens are not known here). A window with nothing left, or a 429's `Retry-After`, holds
+    /// the bucket empty until the provider's reset.
+    pub fn learn(&self, model: &str, status: u16, headers: &HeaderMap, others_out: u64) {
+        let wall_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis().min(u64::MAX as u128) as u64);
+        let named = headers.iter().filter_map(|(n, v)| v.to_str().ok().map(|v| (n.as_str(), v)));
+        let seen = observe(named, wall_ms);
+        let [requests, tokens] = self.buckets_of(model);
+        let now = clock::now();
+        // Anthropic may give input and output token windows instead of
+        // one; the tighter stands for the total.
+        let token_window = seen.tokens.or_else(|| {
+            [seen.input_tokens, seen.output_tokens]
+                .into_iter()
+                .flatten()
+                .min_by_key(|w| w.remaining.unwrap_or(u64::MAX))
+        });
+        for (bucket, window, out) in [(requests, seen.requests, others_out), (tokens, token_window, 0)] {
+            let (Some(b), Some(Window { remaining: Some(left), reset_ms })) = (bucket, window) else { continue };
+            let reset = if left == 0 { reset_ms.map_or(0, clock::from_ms) } else { 0 };
+            self.store.observe_now(b, self.table[b].rate, left.saturating_sub(out), reset, now);
+        }
+        if let (429, Some(after), Some(b)) = (status, seen.retry_after_ms, requests) {
+            self.store.observe_now(b, self.table[b].rate, 0, clock::from_ms(after), now);
+        }
+    }
+
+    /// The request and token buckets that describe `model`'s limits: its
+    /// own if it has any, else the provider's.
+    fn buckets_of(&self, model: &str) -> [Option<usize>; 2] {
+        let own = if self.model_buckets.is_empty() {
+            None
+        } else {
+            self.model_buckets.get(model).or_else(|| self.model_buckets.get(&model.to_lowercase()))
+        };
+        let own = own.copied().unwrap_or([None, None]);
+        [own[0].or(self.provider_buckets[0]), own[1].or(self.provider_buckets[1])]
+    }
+
     /// The buckets' state now, by name without the provider prefix.
     pub fn snapshot(&self) -> BTreeMap<String, LimitStats> {
         let now = clock::now();
@@ -319,5 +373,78 @@ mod tests {
         r.model = "openai/gpt-4o-mini".into();
         let c = g.claims(&Work::Chat(Box::new(r)));
         assert_eq!(c.iter().collect::<Vec<_>>(), [(0, 1), (1, 12)], "no model limit for another model");
+    }
+
+    fn headers(pairs: &[(&'static str, String)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (n, v) in pairs {
+            h.insert(*n, v.parse().unwrap());
+        }
+        h
+    }
+
+    fn remaining(g: &Gate, name: &str) -> u64 {
+        g.snapshot()[name].remaining
+    }
+
+    #[test]
+    fn headers_lower_the_buckets_the_model_drew_from() {
+        let g = gate(serde_json::json!({"requests_per_minute": 500, "tokens_per_minute": 200000,
+            "learn_from_headers": true, "models": {"gpt-4o": {"tokens_per_minute": 30000}}}));
+        assert!(g.learns());
+        let openai = headers(&[
+            ("x-ratelimit-remaining-requests", "120".into()),
+            ("x-ratelimit-remaining-tokens", "1000".into()),
+            ("x-ratelimit-reset-tokens", "6m0s".into()),
+        ]);
+        // gpt-4o has its own token bucket: that one is lowered; the
+        // requests come off the provider's (gpt-4o has no request limit),
+        // less the 20 other requests still out.
+        g.learn("gpt-4o", 200, &openai, 20);
+        assert_eq!(remaining(&g, "requests"), 100);
+        assert_eq!(remaining(&g, "model:gpt-4o:tokens"), 1000);
+        assert_eq!(remaining(&g, "tokens"), 200_000, "the provider's token bucket is not gpt-4o's");
+        g.learn("gpt-4o-mini", 200, &openai, 0);
+        assert_eq!(remaining(&g, "tokens"), 1000);
+        // A more generous view never raises a bucket.
+        g.learn("gpt-4o-mini", 200, &headers(&[("x-ratelimit-remaining-requests", "499".into())]), 0);
+        assert_eq!(remaining(&g, "requests"), 100);
+    }
+
+    #[test]
+    fn anthropic_windows_and_a_429s_retry_after_hold_the_bucket_empty() {
+        let g = gate(serde_json::json!({"requests_per_minute": 50, "tokens_per_minute": 100000,
+            "learn_from_headers": true}));
+        let soon = bifrost_mock::limits::rfc3339(std::time::SystemTime::now() + std::time::Duration::from_secs(30));
+        let anthropic = headers(&[
+            ("anthropic-ratelimit-input-tokens-remaining", "5000".into()),
+            ("anthropic-ratelimit-output-tokens-remaining", "700".into()),
+            ("anthropic-ratelimit-requests-remaining", "0".into()),
+            ("anthropic-ratelimit-requests-reset", soon),
+        ]);
+        g.learn("claude", 200, &anthropic, 0);
+        assert_eq!(remaining(&g, "tokens"), 700, "the tighter of input and output");
+        let now = clock::now();
+        let claims = g.claims(&Work::Chat(Box::new(Request::new("p/claude", "hi"))));
+        match g.admit(&claims, now, now + clock::from_ms(60_000)) {
+            // Reset is 30 s away at second resolution: 29..=31 s.
+            Admit::Wait(until) => assert!(
+                until - now >= clock::from_ms(28_000) && until - now <= clock::from_ms(31_000),
+                "{}",
+                (until - now) / clock::MS
+            ),
+            other => panic!("must wait for the reset: {other:?}"),
+        }
+        let g = gate(serde_json::json!({"requests_per_minute": 50, "learn_from_headers": true}));
+        let claims = g.claims(&Work::Chat(Box::new(Request::new("p/m", "hi"))));
+        g.learn("m", 429, &headers(&[("retry-after", "20".into())]), 0);
+        let e = match g.admit(&claims, now, now + clock::from_ms(1000)) {
+            Admit::Refuse(e) => e,
+            other => panic!("{other:?}"),
+        };
+        assert!(e.retry_after_ms().is_some_and(|ms| ms > 19_000 && ms <= 20_100), "{e}");
+        let g = gate(serde_json::json!({"requests_per_minute": 50, "learn_from_headers": true}));
+        g.learn("m", 200, &headers(&[("retry-after", "600".into())]), 0);
+        assert_eq!(remaining(&g, "requests"), 50, "Retry-After counts only on a 429");
     }
 }

@@ -130,15 +130,18 @@ impl Bucket {
     }
 
     /// Lowers the bucket to what the provider says is left: `remaining`
-    /// units now, full again `reset_ns` from now. Only ever lowers (a
-    /// provider's view that is more generous than ours is not taken).
-    #[allow(dead_code)] // wired by learn_from_headers (next slice of issue 16)
+    /// units now (refilling at this bucket's rate from there). With nothing
+    /// left, nothing is taken before the provider's reset `reset_ns` from
+    /// now: its first unit comes then. Only ever lowers (a provider's view
+    /// that is more generous than ours is not taken).
     pub fn observe(&mut self, rate: &Rate, remaining: u64, reset_ns: Nanos, now: Nanos) {
         let now_s = rate.scaled(now);
         // `remaining` left means the bucket is `burst - remaining` units
-        // short of full; the provider's reset, if later, wins.
+        // short of full.
         let by_level = now_s + rate.cost(rate.burst.saturating_sub(remaining));
-        let by_reset = now_s + rate.scaled(reset_ns);
+        // One unit fits when `tat + cost(1) <= t + capacity`: not before
+        // `t = now + reset`.
+        let by_reset = (now_s + rate.scaled(reset_ns) + rate.capacity()).saturating_sub(rate.cost(1));
         let floor = if remaining == 0 { by_level.max(by_reset) } else { by_level };
         self.tat = self.tat.max(floor);
     }
@@ -208,8 +211,13 @@ mod tests {
         b.observe(&rate, 90, 0, 0); // more generous: ignored
         assert_eq!(b.level(&rate, 0).0, 40);
         b.observe(&rate, 0, 20 * S, 0); // nothing left until the reset
-        assert_eq!(b.level(&rate, 0), (0, 60 * S));
-        assert_eq!(b.check(&rate, 1, 0), Take::Wait(60 * S - 60 * S / 100 * 99));
+        assert_eq!(b.level(&rate, 0).0, 0);
+        assert_eq!(b.check(&rate, 1, 0), Take::Wait(20 * S), "nothing before the reset");
+        assert_eq!(b.check(&rate, 2, 20 * S), Take::Wait(60 * S / 100), "then one, refilling at our rate");
+        assert_eq!(b.take(&rate, 1, 20 * S), Take::Admitted);
+        let mut short = Bucket::default();
+        short.observe(&rate, 0, 0, 0); // empty, reset now: refills from empty
+        assert_eq!(short.check(&rate, 1, 0), Take::Wait(60 * S / 100));
     }
 
     proptest! {

@@ -89,6 +89,11 @@ impl MemoryStore {
         }
     }
 
+    /// [`LimitStore::observe`], synchronously.
+    pub fn observe_now(&self, bucket: usize, rate: Rate, remaining: u64, reset_ns: Nanos, now: Nanos) {
+        Self::slot(&mut self.buckets.lock(), bucket).observe(&rate, remaining, reset_ns, now)
+    }
+
     /// [`LimitStore::level`], synchronously.
     pub fn level_now(&self, bucket: usize, rate: Rate, now: Nanos) -> (u64, Nanos) {
         self.buckets.lock().get(bucket).copied().unwrap_or_default().level(&rate, now)
@@ -105,7 +110,7 @@ impl LimitStore for MemoryStore {
     }
 
     async fn observe(&self, bucket: usize, rate: Rate, remaining: u64, reset_ns: Nanos, now: Nanos) {
-        Self::slot(&mut self.buckets.lock(), bucket).observe(&rate, remaining, reset_ns, now)
+        self.observe_now(bucket, rate, remaining, reset_ns, now)
     }
 
     async fn level(&self, bucket: usize, rate: Rate, now: Nanos) -> (u64, Nanos) {

@@ -18,8 +18,6 @@
 
 pub(crate) mod gate;
 pub(crate) mod gcra;
-// Read by `learn_from_headers`, wired in the next slice of issue 16.
-#[allow(dead_code)]
 pub(crate) mod headers;
 pub(crate) mod memory;
 pub(crate) mod plan;

@@ -99,8 +99,8 @@ pub struct LimitsConfig {
     /// the provider's.
     #[serde(default)]
     pub models: BTreeMap<String, RateConfig>,
-    /// Lower the buckets to what the provider's rate-limit headers say
-    /// (not supported yet: only `false` is accepted).
+    /// Lower the buckets to what the provider's rate-limit headers and a
+    /// 429's `Retry-After` say (default false).
     pub learn_from_headers: Option<bool>,
     /// Completion tokens reserved for a request without `max_tokens`
     /// (1..=10000000, default 256).
@@ -169,12 +169,6 @@ impl Limits {
                 "\"key\" is not supported yet (issue 16): use \"provider\"",
             ));
         }
-        if cfg.learn_from_headers == Some(true) {
-            return Err(Error::config(
-                format!("{path}.learn_from_headers"),
-                "true is not supported yet (issue 16): bifrost does not read the provider's rate-limit headers yet",
-            ));
-        }
         let default_completion_tokens = cfg.default_completion_tokens.unwrap_or(256);
         check_range(&format!("{path}.default_completion_tokens"), default_completion_tokens, 1, MAX_COMPLETION)?;
         if provider == Rates::default() && models.is_empty() && cfg.max_in_flight.is_none() {
@@ -188,7 +182,7 @@ impl Limits {
             models,
             scope: cfg.scope,
             max_in_flight: cfg.max_in_flight,
-            learn_from_headers: false,
+            learn_from_headers: cfg.learn_from_headers.unwrap_or(false),
             default_completion_tokens,
         })
     }
@@ -300,12 +294,12 @@ mod tests {
         assert_eq!(l.provider.requests, Some(Rate::new(500, MINUTE, 500)));
         assert_eq!(l.provider.tokens, Some(Rate::new(200_000, MINUTE, 50_000)));
         assert_eq!((l.scope, l.learn_from_headers, l.default_completion_tokens), (LimitScope::Provider, false, 256));
+        assert!(limits(json!({"requests_per_day": 1, "learn_from_headers": true})).unwrap().learn_from_headers);
         let l = limits(json!({"requests_per_day": 10000, "learn_from_headers": false})).unwrap();
         assert_eq!(l.provider.requests, Some(Rate::new(10_000, DAY, 10_000)));
         for (v, key) in [
             (json!({"requests_per_day": 1, "scope": "key"}), "scope"),
             (json!({"requests_per_day": 1, "max_in_flight": 5}), "max_in_flight"),
-            (json!({"requests_per_day": 1, "learn_from_headers": true}), "learn_from_headers"),
         ] {
             let e = limits(v).unwrap_err();
             assert!(

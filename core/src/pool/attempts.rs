@@ -14,7 +14,8 @@
 //! (bounded by the number of keys, not by `max_retries`); with none left the
 //! job fails "credentials exhausted". Every attempt asks the breaker first.
 //! With `limits`, a retry is one more request: it takes from the request
-//! buckets before it goes out, waiting for them inside the deadline.
+//! buckets before it goes out, waiting for them inside the deadline; with
+//! `learn_from_headers`, every response's rate-limit headers lower them.
 //! Cancellation and the deadline are enforced around this whole function by
 //! the worker, so backoff sleeps end with them.
 
@@ -23,8 +24,9 @@ use std::time::Duration;
 
 use crate::clock::{self, Nanos};
 use crate::error::{Error, Result, TimeoutPhase};
-use crate::providers::CallCtx;
+use crate::providers::{CallCtx, OnResponse};
 use crate::types::ExtraFields;
+use reqwest::header::HeaderMap;
 
 use super::breaker::Admit;
 use super::classify::{retryable, unhealthy};
@@ -47,6 +49,15 @@ pub(crate) async fn execute(pool: &PoolShared, job: &JobInner, work: Work, queue
     let mut retries_used = 0u32;
     let mut avoid = None;
     let mut last_err: Option<Error> = None;
+    // `learn_from_headers`: every response lowers the job's buckets to
+    // what the provider says is left (the other requests still out come
+    // off that).
+    let learn = pool.gate.as_deref().filter(|g| g.learns()).map(|gate| {
+        move |status: u16, headers: &HeaderMap| {
+            gate.learn(model, status, headers, pool.ledger.running_estimate().saturating_sub(1))
+        }
+    });
+    let on_response = learn.as_ref().map(|f| f as &OnResponse<'_>);
     loop {
         attempt += 1;
         let admit = pool.breaker.admit();
@@ -81,6 +92,7 @@ pub(crate) async fn execute(pool: &PoolShared, job: &JobInner, work: Work, queue
             key_index: key,
             deadline: job.deadline_instant(),
             timeout_ms: job.timeout_ms,
+            on_response,
         };
         job.set_sent();
         let call = async {

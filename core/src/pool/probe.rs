@@ -51,6 +51,7 @@ pub(crate) async fn run(pool: Arc<PoolShared>, model: String) {
                 key_index: key,
                 deadline: None,
                 timeout_ms: None,
+                on_response: None,
             };
             let limit = Duration::from_secs(pool.network.default_request_timeout_in_seconds);
             match tokio::time::timeout(limit, pool.provider.chat(&req, &ctx)).await {

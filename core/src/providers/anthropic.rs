@@ -260,7 +260,7 @@ impl Anthropic {
     pub async fn chat(&self, req: &Request, ctx: &CallCtx<'_>) -> Result<Response> {
         let body = self.http.json_body(&request_body(req, ctx.model, false)?)?;
         let url = format!("{}/v1/messages", self.http.base_url);
-        let resp = self.http.post(&url, self.headers(ctx)?, body, error_message).await?;
+        let resp = self.http.post(&url, self.headers(ctx)?, body, error_message, ctx).await?;
         let bytes = self.http.read_body(resp).await?;
         let v: Value = serde_json::from_slice(&bytes)
             .map_err(|e| self.http.protocol_error(format!("response is not JSON: {e}")))?;
@@ -271,7 +271,7 @@ impl Anthropic {
     pub async fn stream(&self, req: &Request, ctx: &CallCtx<'_>) -> Result<ChunkStream> {
         let body = self.http.json_body(&request_body(req, ctx.model, true)?)?;
         let url = format!("{}/v1/messages", self.http.base_url);
-        let resp = self.http.post(&url, self.headers(ctx)?, body, error_message).await?;
+        let resp = self.http.post(&url, self.headers(ctx)?, body, error_message, ctx).await?;
         let decoder = AnthropicDecoder::new(ctx.provider, ctx.model);
         Ok(self.http.stream(resp, decoder, ctx.deadline, ctx.timeout_ms))
     }

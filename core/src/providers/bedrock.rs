@@ -255,7 +255,7 @@ impl Bedrock {
         let url = format!("{}/model/{}/{route}", self.base_for(key), encode_segment(&Self::model_id(key, ctx.model)));
         let body: Bytes = self.http.json_body(&request_body(req)?)?;
         let headers = self.auth_headers(key, ctx, &url, &body)?;
-        self.http.post(&url, headers, body, error_message).await
+        self.http.post(&url, headers, body, error_message, ctx).await
     }
 
     pub async fn chat(&self, req: &Request, ctx: &CallCtx<'_>) -> Result<Response> {

@@ -34,7 +34,7 @@ use crate::bounds::MAX_ERROR_BODY_BYTES as MAX_ERROR_BODY;
 use crate::config::{ProviderConfig, ProxyConfig};
 use crate::error::{Error, Result, TimeoutPhase};
 use crate::objpool::BufferPool;
-use crate::providers::ChunkStream;
+use crate::providers::{CallCtx, ChunkStream};
 use crate::redact::Redactor;
 use crate::types::Chunk;
 /// Chunks buffered between the upstream reader and the consumer.
@@ -212,19 +212,24 @@ impl HttpClient {
     }
 
     /// Sends one POST; a non-2xx answer becomes PROVIDER via `parse_error`
-    /// (which extracts the provider's own message from the body).
+    /// (which extracts the provider's own message from the body). The
+    /// response's status and headers are shown to `ctx.on_response` first.
     pub async fn post(
         &self,
         url: &str,
         headers: HeaderMap,
         body: Bytes,
         parse_error: fn(&str) -> Option<String>,
+        ctx: &CallCtx<'_>,
     ) -> Result<reqwest::Response> {
         let mut all = self.extra_headers.clone();
         all.extend(headers);
         all.insert(reqwest::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         let resp = self.client.post(url).headers(all).body(body).send().await.map_err(|e| self.transport_error(e))?;
         let status = resp.status();
+        if let Some(seen) = ctx.on_response {
+            seen(status.as_u16(), resp.headers());
+        }
         if status.is_success() {
             return Ok(resp);
         }

@@ -42,7 +42,13 @@ pub(crate) struct CallCtx<'a> {
     pub deadline: Option<Instant>,
     /// The request's `timeout_ms`, for messages about that deadline.
     pub timeout_ms: Option<u64>,
+    /// Shown every HTTP response's status and headers before its body is
+    /// read (`limits.learn_from_headers`, docs/architecture.md §10).
+    pub on_response: Option<&'a OnResponse<'a>>,
 }
+
+/// What sees a response's status and headers (see [`CallCtx::on_response`]).
+pub(crate) type OnResponse<'a> = dyn Fn(u16, &reqwest::header::HeaderMap) + Sync + 'a;
 
 /// OpenAI's `stop` (a string or a list) as a list, for providers that
 /// name it differently.

@@ -122,7 +122,7 @@ impl OpenAi {
             stream: false,
         })?;
         let url = format!("{}/chat/completions", self.http.base_url);
-        let resp = self.http.post(&url, self.headers(ctx)?, body, error_message).await?;
+        let resp = self.http.post(&url, self.headers(ctx)?, body, error_message, ctx).await?;
         let bytes = self.http.read_body(resp).await?;
         let mut out: Response = serde_json::from_slice(&bytes)
             .map_err(|e| self.http.protocol_error(format!("response is not a chat.completion object: {e}")))?;
@@ -140,7 +140,7 @@ impl OpenAi {
             stream: true,
         })?;
         let url = format!("{}/chat/completions", self.http.base_url);
-        let resp = self.http.post(&url, self.headers(ctx)?, body, error_message).await?;
+        let resp = self.http.post(&url, self.headers(ctx)?, body, error_message, ctx).await?;
         // Usage comes last when asked for: ours by default, or the caller's.
         let expect_usage = match req.params.get("stream_options") {
             None => true,
@@ -152,7 +152,7 @@ impl OpenAi {
     pub async fn embed(&self, req: &EmbedRequest, ctx: &CallCtx<'_>) -> Result<EmbedResponse> {
         let body = self.http.json_body(&EmbedBody { model: ctx.model, req })?;
         let url = format!("{}/embeddings", self.http.base_url);
-        let resp = self.http.post(&url, self.headers(ctx)?, body, error_message).await?;
+        let resp = self.http.post(&url, self.headers(ctx)?, body, error_message, ctx).await?;
         let bytes = self.http.read_body(resp).await?;
         serde_json::from_slice(&bytes)
             .map_err(|e| self.http.protocol_error(format!("response is not an embeddings list: {e}")))

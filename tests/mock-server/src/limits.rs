@@ -202,7 +202,7 @@ impl Verdict {
 }
 
 /// A duration as OpenAI writes it: `"20ms"`, `"1.5s"`, `"6m0.000s"`.
-pub(crate) fn go_duration(d: Duration) -> String {
+pub fn go_duration(d: Duration) -> String {
     let ms = d.as_millis() as u64;
     if ms < 1000 {
         return format!("{ms}ms");
@@ -217,7 +217,7 @@ pub(crate) fn go_duration(d: Duration) -> String {
 }
 
 /// A wall time as RFC 3339 in UTC, to the second (`2026-12-07T02:15:10Z`).
-pub(crate) fn rfc3339(t: SystemTime) -> String {
+pub fn rfc3339(t: SystemTime) -> String {
     let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
     let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // Civil from days (Howard Hinnant's algorithm).
