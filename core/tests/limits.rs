@@ -368,3 +368,31 @@ async fn the_bound_holds_for_10k_jobs_with_cancellations_and_a_shutdown_midway()
         burst_t + tps * span / sec
     );
 }
+
+/// A stream's reservation is settled when the chunk with its usage goes
+/// by; a stream dropped before then keeps its estimate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_settles_with_the_usage_at_its_end() {
+    let srv = MockServer::start(MockConfig::default()).await.unwrap();
+    let gw = Gateway::from_value(json!({"providers": {"o": {"kind": "openai",
+        "keys": [{"value": "mock-key", "models": ["*"]}],
+        "network_config": {"base_url": format!("{}/v1", srv.url())},
+        "limits": {"tokens_per_day": 1, "burst": {"tokens": 1000000}, "default_completion_tokens": 5000}}}}))
+    .unwrap();
+    let remaining = || gw.stats().providers["o"].limits["tokens"].remaining;
+    let mut s = gw.stream(Request::new("o/gpt-4o~chunks=4", "one two three")).await.unwrap();
+    let mut usage = None;
+    while let Some(c) = s.next_chunk().await {
+        if let Some(u) = c.unwrap().usage {
+            usage = Some(u.total_tokens);
+        }
+    }
+    let used = usage.expect("the mock reports usage on the last chunk");
+    assert_eq!(remaining(), 1_000_000 - used);
+    // Dropped after its first chunk: the reservation (13 bytes: 4 tokens,
+    // + 5000) stands.
+    let mut s = gw.stream(Request::new("o/gpt-4o~chunks=4", "one two three")).await.unwrap();
+    s.next_chunk().await.unwrap().unwrap();
+    drop(s);
+    assert_eq!(remaining(), 1_000_000 - used - 5004);
+}

@@ -223,9 +223,15 @@ impl Gate {
         let used = match outcome {
             Ok(Output::Chat(r)) => r.usage.total_tokens,
             Ok(Output::Embed(r)) => r.usage.total_tokens,
-            // A stream's usage arrives at its end: the estimate stands.
+            // A stream's usage arrives at its end ([`Gate::settle_usage`]).
             Ok(Output::Stream(_)) | Err(_) => return,
         };
+        self.settle_usage(claims, used, now);
+    }
+
+    /// Replaces the token reservation of `claims` with `used`, the usage
+    /// the provider reported (a response's, or a stream's at its end).
+    pub fn settle_usage(&self, claims: &JobClaims, used: u64, now: Nanos) {
         for (b, reserved) in claims.iter().filter(|&(b, _)| self.table[b].tokens) {
             let delta = used.min(i64::MAX as u64) as i64 - reserved.min(i64::MAX as u64) as i64;
             self.store.adjust_now(b, self.table[b].rate, delta, now);

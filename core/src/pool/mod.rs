@@ -130,7 +130,7 @@ impl PoolShared {
 
     /// Counts `outcome` and hands it to the job's handle; `ending` is the
     /// proof that the caller won the job's move to `DONE`.
-    pub fn finish(&self, ending: Ending, outcome: Result<Output>, bucket: Outcome) {
+    pub fn finish(&self, ending: Ending, mut outcome: Result<Output>, bucket: Outcome) {
         if matches!(outcome, Err(Error::Shutdown { .. })) {
             self.counters.aborted.fetch_add(1, Ordering::Relaxed);
         }
@@ -139,7 +139,14 @@ impl PoolShared {
         if let (Some(gate), Some(claims)) = (&self.gate, ending.job().claims()) {
             let job = ending.job();
             match ending.phase() {
-                ledger::Phase::Running if job.sent() => gate.settle(claims, &outcome, crate::clock::now()),
+                ledger::Phase::Running if job.sent() => {
+                    gate.settle(claims, &outcome, crate::clock::now());
+                    // A stream settles when its usage goes by.
+                    if let Ok(Output::Stream(stream)) = &mut outcome {
+                        let (gate, claims) = (gate.clone(), *claims);
+                        stream.on_usage(Box::new(move |used| gate.settle_usage(&claims, used, crate::clock::now())));
+                    }
+                }
                 ledger::Phase::Running => gate.refund(claims, crate::clock::now()),
                 ledger::Phase::Queued if job.claimed() => gate.refund(claims, crate::clock::now()),
                 ledger::Phase::Queued => {}

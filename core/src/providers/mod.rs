@@ -159,7 +159,13 @@ pub struct ChunkStream {
     /// Items read ahead (to confirm a stream before giving up fallbacks).
     prefix: VecDeque<Result<Chunk>>,
     fallback_index: u32,
+    /// Told the first reported `usage.total_tokens` as it passes (the
+    /// limits settle a stream's reservation with it).
+    on_usage: Option<UsageHook>,
 }
+
+/// What hears a stream's reported usage (see `ChunkStream::on_usage`).
+pub(crate) type UsageHook = Box<dyn FnOnce(u64) + Send + Sync>;
 
 enum Source {
     /// Every chunk is already known (the mock provider).
@@ -180,7 +186,7 @@ impl Drop for AbortOnDrop {
 
 impl ChunkStream {
     pub(crate) fn ready(chunks: VecDeque<Result<Chunk>>) -> Self {
-        ChunkStream { source: Source::Ready(chunks), prefix: VecDeque::new(), fallback_index: 0 }
+        ChunkStream { source: Source::Ready(chunks), prefix: VecDeque::new(), fallback_index: 0, on_usage: None }
     }
 
     pub(crate) fn channel(rx: mpsc::Receiver<Result<Chunk>>, task: tokio::task::JoinHandle<()>) -> Self {
@@ -188,7 +194,14 @@ impl ChunkStream {
             source: Source::Channel { rx, _reader: AbortOnDrop(task) },
             prefix: VecDeque::new(),
             fallback_index: 0,
+            on_usage: None,
         }
+    }
+
+    /// Calls `hook` with the stream's reported total tokens when the chunk
+    /// carrying them is read; never if the stream ends or is dropped first.
+    pub(crate) fn on_usage(&mut self, hook: UsageHook) {
+        self.on_usage = Some(hook);
     }
 
     /// 0 if the primary provider serves this stream, i + 1 for `fallbacks[i]`.
@@ -247,10 +260,18 @@ impl Stream for ChunkStream {
     type Item = Result<Chunk>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        if let Some(item) = self.prefix.pop_front() {
-            return Poll::Ready(Some(item));
+        let item = match self.prefix.pop_front() {
+            Some(item) => Poll::Ready(Some(item)),
+            None => self.poll_source(cx),
+        };
+        if let (Poll::Ready(Some(Ok(chunk))), Some(_)) = (&item, &self.on_usage) {
+            if let Some(usage) = &chunk.usage {
+                if let Some(hook) = self.on_usage.take() {
+                    hook(usage.total_tokens);
+                }
+            }
         }
-        self.poll_source(cx)
+        item
     }
 }
 
