@@ -504,6 +504,36 @@ fn esc(label: &str) -> String {
     label.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
+/// The `limits` buckets as `bifrost_ratelimit_*{provider, bucket}`.
+fn render_limits(o: &mut String, stats: &Stats) {
+    type Pick = fn(&LimitStats) -> String;
+    let families: [(&str, &str, &str, Pick); 7] = [
+        ("bifrost_ratelimit_limit", "gauge", "Units a limits bucket refills per period.", |b| b.limit.to_string()),
+        ("bifrost_ratelimit_period_seconds", "gauge", "The period of a limits bucket's limit.", |b| {
+            format!("{:.3}", b.period_ms as f64 / 1000.0)
+        }),
+        ("bifrost_ratelimit_burst", "gauge", "Units a full limits bucket holds.", |b| b.burst.to_string()),
+        ("bifrost_ratelimit_remaining", "gauge", "Units a limits bucket would admit now.", |b| b.remaining.to_string()),
+        ("bifrost_ratelimit_reset_seconds", "gauge", "Seconds until a limits bucket is full again.", |b| {
+            format!("{:.3}", b.reset_ms as f64 / 1000.0)
+        }),
+        ("bifrost_ratelimit_waits_total", "counter", "Times a job waited for a limits bucket.", |b| {
+            b.waits.to_string()
+        }),
+        ("bifrost_ratelimit_rate_limited_total", "counter", "Jobs ended RATE_LIMITED by a limits bucket.", |b| {
+            b.rate_limited.to_string()
+        }),
+    ];
+    for (name, kind, help, pick) in families {
+        let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (p, s) in &stats.providers {
+            for (bucket, b) in &s.limits {
+                let _ = writeln!(o, "{name}{{provider=\"{}\",bucket=\"{}\"}} {}", esc(p), esc(bucket), pick(b));
+            }
+        }
+    }
+}
+
 /// Renders a snapshot plus the pools' histograms as Prometheus text.
 pub(crate) fn render_prometheus(stats: &Stats, histograms: &[(&str, &Histogram, &Histogram)]) -> String {
     let mut o = String::with_capacity(4096);
@@ -529,6 +559,7 @@ pub(crate) fn render_prometheus(stats: &Stats, histograms: &[(&str, &Histogram, 
             let _ = writeln!(o, "bifrost_jobs_total{{provider=\"{}\",outcome=\"{outcome}\"}} {v}", esc(p));
         }
     }
+    render_limits(&mut o, stats);
     family(&mut o, "bifrost_jobs_in_flight", "gauge", "Jobs queued or running now.");
     for (p, s) in &stats.providers {
         let _ = writeln!(o, "bifrost_jobs_in_flight{{provider=\"{}\",state=\"queued\"}} {}", esc(p), s.jobs.queued);
@@ -768,8 +799,29 @@ mod tests {
             processing.record_ns(ns / 2);
         }
         let mut stats = Stats::default();
-        stats.providers.insert("p".into(), ProviderStats::default());
+        let mut p = ProviderStats::default();
+        let bucket = LimitStats {
+            limit: 500,
+            period_ms: 60_000,
+            burst: 500,
+            remaining: 12,
+            reset_ms: 1500,
+            waits: 3,
+            rate_limited: 1,
+        };
+        p.limits.insert("requests".into(), bucket);
+        p.limits.insert("model:gpt-4o:tokens".into(), bucket);
+        stats.providers.insert("p".into(), p);
         let text = render_prometheus(&stats, &[("p", &queue_wait, &processing)]);
+        for line in [
+            "bifrost_ratelimit_remaining{provider=\"p\",bucket=\"requests\"} 12",
+            "bifrost_ratelimit_period_seconds{provider=\"p\",bucket=\"model:gpt-4o:tokens\"} 60.000",
+            "bifrost_ratelimit_reset_seconds{provider=\"p\",bucket=\"requests\"} 1.500",
+            "bifrost_ratelimit_rate_limited_total{provider=\"p\",bucket=\"requests\"} 1",
+            "# TYPE bifrost_ratelimit_waits_total counter",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in\n{text}");
+        }
         let mut expected = serde_json::Map::new();
         for (name, halve) in [("bifrost_queue_wait_seconds", false), ("bifrost_processing_seconds", true)] {
             let mut m = serde_json::Map::new();

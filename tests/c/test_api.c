@@ -583,6 +583,11 @@ static void test_limits(void) {
     const char *bucket = limits ? t_find_obj(limits, "requests") : NULL;
     CHECK(bucket && t_num(bucket, "limit") == 2 && t_num(bucket, "remaining") == 0, "bucket: %s", t_or_dash(stats));
     bifrost_string_free(stats);
+    char *prom = NULL;
+    CHECK_ST(bifrost_prometheus(gw, &prom), BIFROST_OK, NULL);
+    CHECK(prom && strstr(prom, "bifrost_ratelimit_rate_limited_total{provider=\"p\",bucket=\"requests\"} 1"),
+          "prometheus: %s", t_or_dash(prom));
+    bifrost_string_free(prom);
     char *report = NULL;
     CHECK_ST(bifrost_gateway_shutdown(gw, 2000, &report), BIFROST_OK, NULL);
     bifrost_string_free(report);

@@ -26,6 +26,7 @@ test('a limited provider works and RATE_LIMITED is typed', async () => {
   const b = s.limits.requests
   assert.deepEqual([b.limit, b.period_ms, b.burst, b.remaining, b.rate_limited], [2, 60000, 2, 0, 1])
   assert.equal(invariantHolds(stats), true)
+  assert.ok(gw.prometheus().includes('bifrost_ratelimit_rate_limited_total{provider="p",bucket="requests"} 1'))
   await gw.shutdown(5000)
 })
 

@@ -35,7 +35,10 @@ def test_a_limited_provider_works_and_rate_limited_is_typed():
     assert (bucket["limit"], bucket["period_ms"], bucket["burst"], bucket["remaining"]) == (2, 60000, 2, 0)
     assert bucket["rate_limited"] == 2
     invariant(stats)
-    assert 'outcome="rate_limited"} 2' in g.prometheus()
+    prom = g.prometheus()
+    assert 'outcome="rate_limited"} 2' in prom
+    assert 'bifrost_ratelimit_remaining{provider="p",bucket="requests"} 0' in prom
+    assert 'bifrost_ratelimit_rate_limited_total{provider="p",bucket="requests"} 2' in prom
     g.shutdown(5)
 
 
