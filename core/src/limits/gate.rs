@@ -39,26 +39,35 @@ struct Bucket {
     rate_limited: AtomicU64,
 }
 
+/// Most tokens one response's reported usage is taken to mean.
+const MAX_REPORTED_TOKENS: u64 = 1_000_000_000;
+
 /// Most buckets one job draws from: the provider's requests and tokens,
 /// and its model's.
 const MAX_CLAIMS: usize = 4;
 
-/// What one job claims: `(bucket index, units)`, without allocating names.
+/// What one job claims: `(bucket index, units)`, without allocating
+/// (kept inline in the job: 48 bytes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct JobClaims {
-    items: [(u16, u64); MAX_CLAIMS],
+    units: [u64; MAX_CLAIMS],
+    buckets: [u16; MAX_CLAIMS],
     len: u8,
 }
 
 impl JobClaims {
+    const EMPTY: JobClaims = JobClaims { units: [0; MAX_CLAIMS], buckets: [0; MAX_CLAIMS], len: 0 };
+
     pub fn iter(&self) -> impl Iterator<Item = (usize, u64)> + '_ {
-        self.items[..self.len as usize].iter().map(|&(b, u)| (b as usize, u))
+        let n = self.len as usize;
+        self.buckets[..n].iter().zip(&self.units[..n]).map(|(&b, &u)| (b as usize, u))
     }
 
     fn push(&mut self, bucket: Option<usize>, units: u64) {
         if let Some(b) = bucket {
-            if (self.len as usize) < MAX_CLAIMS {
-                self.items[self.len as usize] = (b as u16, units);
+            let n = self.len as usize;
+            if n < MAX_CLAIMS {
+                (self.buckets[n], self.units[n]) = (b as u16, units);
                 self.len += 1;
             }
         }
@@ -135,7 +144,7 @@ impl Gate {
             Work::Chat(r) | Work::Stream(r) => estimate_tokens(r, self.limits.default_completion_tokens),
             Work::Embed(r) => embed_tokens(&r.input),
         };
-        let mut c = JobClaims { items: [(0, 0); MAX_CLAIMS], len: 0 };
+        let mut c = JobClaims::EMPTY;
         c.push(self.provider_buckets[0], 1);
         c.push(self.provider_buckets[1], tokens);
         if !self.model_buckets.is_empty() {
@@ -202,7 +211,7 @@ impl Gate {
     /// `None` when taken, else how long until it would be (`Nanos::MAX`:
     /// never); the caller weighs that against the job's deadline.
     pub fn take_retry(&self, claims: &JobClaims, now: Nanos) -> Option<Nanos> {
-        let mut requests = JobClaims { items: [(0, 0); MAX_CLAIMS], len: 0 };
+        let mut requests = JobClaims::EMPTY;
         for (b, units) in claims.iter().filter(|&(b, _)| !self.table[b].tokens) {
             requests.push(Some(b), units);
         }
@@ -219,30 +228,33 @@ impl Gate {
     /// Settles the reservation of a job whose request went out: reported
     /// usage replaces the token estimate; without a report (a failure, a
     /// stream) the estimate stands, as the provider may have counted it.
-    pub fn settle(&self, claims: &JobClaims, outcome: &Result<Output>, now: Nanos) {
+    pub fn settle(&self, claims: &JobClaims, outcome: &Result<Output>) {
         let used = match outcome {
             Ok(Output::Chat(r)) => r.usage.total_tokens,
             Ok(Output::Embed(r)) => r.usage.total_tokens,
             // A stream's usage arrives at its end ([`Gate::settle_usage`]).
             Ok(Output::Stream(_)) | Err(_) => return,
         };
-        self.settle_usage(claims, used, now);
+        self.settle_usage(claims, used);
     }
 
     /// Replaces the token reservation of `claims` with `used`, the usage
     /// the provider reported (a response's, or a stream's at its end).
-    pub fn settle_usage(&self, claims: &JobClaims, used: u64, now: Nanos) {
+    pub fn settle_usage(&self, claims: &JobClaims, used: u64) {
+        // Usage is the provider's word (untrusted): more than this for one
+        // request is not believed.
+        let used = used.min(MAX_REPORTED_TOKENS);
         for (b, reserved) in claims.iter().filter(|&(b, _)| self.table[b].tokens) {
             let delta = used.min(i64::MAX as u64) as i64 - reserved.min(i64::MAX as u64) as i64;
-            self.store.adjust_now(b, self.table[b].rate, delta, now);
+            self.store.adjust_now(b, self.table[b].rate, delta);
         }
     }
 
     /// Gives back every claim (a job whose claims were taken but that never
     /// reached the provider).
-    pub fn refund(&self, claims: &JobClaims, now: Nanos) {
+    pub fn refund(&self, claims: &JobClaims) {
         for (b, units) in claims.iter() {
-            self.store.adjust_now(b, self.table[b].rate, -(units.min(i64::MAX as u64) as i64), now);
+            self.store.adjust_now(b, self.table[b].rate, -(units.min(i64::MAX as u64) as i64));
         }
     }
 

@@ -1,6 +1,16 @@
 //! The one-process limits store: every bucket in one table behind one
 //! mutex, held only for the few arithmetic steps of a call (never across an
 //! await), so a set of claims is checked and taken atomically.
+//!
+//! Settlements (a reservation's refund or extra charge, after the job) do
+//! not take the mutex: they add to the bucket's pending counters, which the
+//! next call that reads or takes from that bucket applies first, under the
+//! lock. Until then the bucket looks fuller-used than it is, never emptier:
+//! a refund applied late can only admit later, and a charge applied late is
+//! applied before anything else is admitted from its bucket. Refunds are
+//! applied before charges, the more cautious order.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use parking_lot::Mutex;
 
@@ -13,19 +23,42 @@ use super::{Acquired, Claim, LimitStore};
 #[derive(Default)]
 pub(crate) struct MemoryStore {
     buckets: Mutex<Vec<Bucket>>,
+    /// Per bucket `0..n`: settlements not yet applied.
+    pending: Box<[Pending]>,
+}
+
+/// Units to give back to, and to charge to, one bucket.
+#[derive(Default)]
+struct Pending {
+    refund: AtomicU64,
+    charge: AtomicU64,
 }
 
 impl MemoryStore {
-    /// A store for buckets `0..n` (more are added when named).
+    /// A store for buckets `0..n` (more are added when named; their
+    /// settlements then take the lock).
     pub fn new(n: usize) -> MemoryStore {
-        MemoryStore { buckets: Mutex::new(vec![Bucket::default(); n]) }
+        MemoryStore {
+            buckets: Mutex::new(vec![Bucket::default(); n]),
+            pending: (0..n).map(|_| Pending::default()).collect(),
+        }
     }
 
-    fn slot(buckets: &mut Vec<Bucket>, i: usize) -> &mut Bucket {
+    /// Bucket `i`, with its pending settlements applied at `now`.
+    fn slot<'a>(&self, buckets: &'a mut Vec<Bucket>, i: usize, rate: &Rate, now: Nanos) -> &'a mut Bucket {
         if i >= buckets.len() {
             buckets.resize(i + 1, Bucket::default());
         }
-        &mut buckets[i]
+        let b = &mut buckets[i];
+        if let Some(p) = self.pending.get(i) {
+            if p.refund.load(Relaxed) != 0 {
+                b.refund(rate, p.refund.swap(0, Relaxed), now);
+            }
+            if p.charge.load(Relaxed) != 0 {
+                b.charge(rate, p.charge.swap(0, Relaxed), now);
+            }
+        }
+        b
     }
 
     /// [`LimitStore::acquire`], synchronously. Claims on one bucket are
@@ -39,7 +72,7 @@ impl MemoryStore {
         let mut buckets = self.buckets.lock();
         let mut wait = (0, 0);
         for (i, c) in claims.iter().enumerate() {
-            match Self::slot(&mut buckets, c.bucket).check(&c.rate, c.units, now) {
+            match self.slot(&mut buckets, c.bucket, &c.rate, now).check(&c.rate, c.units, now) {
                 Take::Admitted => {}
                 Take::Wait(w) if w > wait.0 => wait = (w, i),
                 Take::Wait(_) => {}
@@ -51,7 +84,7 @@ impl MemoryStore {
         }
         for c in claims {
             // Checked just above, under the same lock: this take is admitted.
-            let taken = Self::slot(&mut buckets, c.bucket).take(&c.rate, c.units, now);
+            let taken = buckets[c.bucket].take(&c.rate, c.units, now);
             debug_assert_eq!(taken, Take::Admitted);
         }
         Acquired::Admitted
@@ -78,25 +111,41 @@ impl MemoryStore {
         }
     }
 
-    /// [`LimitStore::adjust`], synchronously.
-    pub fn adjust_now(&self, bucket: usize, rate: Rate, delta: i64, now: Nanos) {
+    /// [`LimitStore::adjust`], synchronously: `delta > 0` charges, `< 0`
+    /// refunds, applied at the bucket's next use (see the module docs).
+    pub fn adjust_now(&self, bucket: usize, rate: Rate, delta: i64) {
+        if delta == 0 {
+            return;
+        }
+        if let Some(p) = self.pending.get(bucket) {
+            let counter = if delta > 0 { &p.charge } else { &p.refund };
+            // Cannot wrap: one settlement is at most 1e9 units (a
+            // reservation, `plan.rs`, or a reported usage, capped in
+            // `gate.rs`), every take from the bucket empties its counters,
+            // and 2^64 is 1.8e10 such settlements.
+            counter.fetch_add(delta.unsigned_abs(), Relaxed);
+            return;
+        }
+        let now = crate::clock::now();
         let mut buckets = self.buckets.lock();
-        let b = Self::slot(&mut buckets, bucket);
-        match delta {
-            d if d > 0 => b.charge(&rate, d as u64, now),
-            d if d < 0 => b.refund(&rate, d.unsigned_abs(), now),
-            _ => {}
+        let b = self.slot(&mut buckets, bucket, &rate, now);
+        if delta > 0 {
+            b.charge(&rate, delta as u64, now);
+        } else {
+            b.refund(&rate, delta.unsigned_abs(), now);
         }
     }
 
     /// [`LimitStore::observe`], synchronously.
     pub fn observe_now(&self, bucket: usize, rate: Rate, remaining: u64, reset_ns: Nanos, now: Nanos) {
-        Self::slot(&mut self.buckets.lock(), bucket).observe(&rate, remaining, reset_ns, now)
+        let mut buckets = self.buckets.lock();
+        self.slot(&mut buckets, bucket, &rate, now).observe(&rate, remaining, reset_ns, now)
     }
 
     /// [`LimitStore::level`], synchronously.
     pub fn level_now(&self, bucket: usize, rate: Rate, now: Nanos) -> (u64, Nanos) {
-        self.buckets.lock().get(bucket).copied().unwrap_or_default().level(&rate, now)
+        let mut buckets = self.buckets.lock();
+        self.slot(&mut buckets, bucket, &rate, now).level(&rate, now)
     }
 }
 
@@ -105,8 +154,8 @@ impl LimitStore for MemoryStore {
         self.acquire_now(claims, now)
     }
 
-    async fn adjust(&self, bucket: usize, rate: Rate, delta: i64, now: Nanos) {
-        self.adjust_now(bucket, rate, delta, now)
+    async fn adjust(&self, bucket: usize, rate: Rate, delta: i64) {
+        self.adjust_now(bucket, rate, delta)
     }
 
     async fn observe(&self, bucket: usize, rate: Rate, remaining: u64, reset_ns: Nanos, now: Nanos) {
@@ -155,7 +204,7 @@ mod tests {
         for (reserved, reported) in [(900u64, 312u64), (500, 500), (200, 760), (1000, 0)] {
             let c = [Claim { bucket: 0, rate: tpm, units: reserved }];
             assert_eq!(block_on(store.acquire(&c, now)), Acquired::Admitted);
-            block_on(store.adjust(0, tpm, reported as i64 - reserved as i64, now));
+            block_on(store.adjust(0, tpm, reported as i64 - reserved as i64));
             used += reported;
         }
         assert_eq!(block_on(store.level(0, tpm, now)).0, 100_000 - used);

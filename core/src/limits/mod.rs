@@ -61,8 +61,9 @@ pub(crate) trait LimitStore: Send + Sync {
     fn acquire(&self, claims: &[Claim], now: Nanos) -> impl Future<Output = Acquired> + Send;
 
     /// Settles a reservation: `delta > 0` charges more units (the provider
-    /// reported more than was reserved), `delta < 0` refunds them.
-    fn adjust(&self, bucket: usize, rate: Rate, delta: i64, now: Nanos) -> impl Future<Output = ()> + Send;
+    /// reported more than was reserved), `delta < 0` refunds them. The
+    /// store may apply it later, but before its next take from the bucket.
+    fn adjust(&self, bucket: usize, rate: Rate, delta: i64) -> impl Future<Output = ()> + Send;
 
     /// Lowers a bucket to the provider's view (`remaining` units, full
     /// again in `reset_ns`).

@@ -96,7 +96,7 @@ pub(crate) struct JobInner {
     pub deadline: Option<Nanos>,
     pub timeout_ms: Option<u64>,
     /// What the job claims from its pool's `limits` (none without limits).
-    claims: Option<Box<Claims>>,
+    claims: Option<Claims>,
     /// The claims were taken at submit (the queue was empty and they fit),
     /// so the queue's gate lets the job through and an end before it ran
     /// gives them back.
@@ -141,7 +141,7 @@ impl Timing {
 }
 
 impl JobInner {
-    pub(crate) fn new(id: u64, work: Work, timing: Timing, claims: Option<Box<Claims>>) -> Arc<JobInner> {
+    pub(crate) fn new(id: u64, work: Work, timing: Timing, claims: Option<Claims>) -> Arc<JobInner> {
         let Timing { submitted, deadline, timeout_ms } = timing;
         Arc::new(JobInner {
             id,
@@ -179,7 +179,7 @@ impl JobInner {
 
     /// What the job claims from its pool's `limits`.
     pub(crate) fn claims(&self) -> Option<&Claims> {
-        self.claims.as_deref()
+        self.claims.as_ref()
     }
 
     /// True once the job's claims are taken (see the field).

@@ -140,15 +140,15 @@ impl PoolShared {
             let job = ending.job();
             match ending.phase() {
                 ledger::Phase::Running if job.sent() => {
-                    gate.settle(claims, &outcome, crate::clock::now());
+                    gate.settle(claims, &outcome);
                     // A stream settles when its usage goes by.
                     if let Ok(Output::Stream(stream)) = &mut outcome {
                         let (gate, claims) = (gate.clone(), *claims);
-                        stream.on_usage(Box::new(move |used| gate.settle_usage(&claims, used, crate::clock::now())));
+                        stream.on_usage(Box::new(move |used| gate.settle_usage(&claims, used)));
                     }
                 }
-                ledger::Phase::Running => gate.refund(claims, crate::clock::now()),
-                ledger::Phase::Queued if job.claimed() => gate.refund(claims, crate::clock::now()),
+                ledger::Phase::Running => gate.refund(claims),
+                ledger::Phase::Queued if job.claimed() => gate.refund(claims),
                 ledger::Phase::Queued => {}
             }
         }

@@ -254,9 +254,9 @@ impl JobQueue {
 
     /// Gives back the claims a push took for a job that then did not enter
     /// the queue (closed or full meanwhile).
-    fn unclaim(&self, job: &JobInner, at: Nanos) {
+    fn unclaim(&self, job: &JobInner) {
         if let (Some(gate), Some(claims), true) = (&self.gate, job.claims(), job.claimed()) {
-            gate.refund(claims, at);
+            gate.refund(claims);
         }
     }
 
@@ -353,14 +353,14 @@ impl JobQueue {
         let mut st = self.state.lock();
         if st.closed {
             drop(st);
-            self.unclaim(job, at);
+            self.unclaim(job);
             return Push::Closed;
         }
         let mut evicted = None;
         if st.live >= self.capacity {
             if !evict_oldest {
                 drop(st);
-                self.unclaim(job, at);
+                self.unclaim(job);
                 return Push::Full;
             }
             while let Some(old) = st.deque.pop_front() {
@@ -373,7 +373,7 @@ impl JobQueue {
             if evicted.is_none() {
                 // Unreachable while `live` is accurate; refuse rather than overfill.
                 drop(st);
-                self.unclaim(job, at);
+                self.unclaim(job);
                 return Push::Full;
             }
         }
@@ -488,7 +488,7 @@ impl JobQueue {
                 None => {
                     if let (Some(gate), Some(claims)) = (&self.gate, job.claims()) {
                         // Taken just above or at submit: give them back.
-                        gate.refund(claims, now);
+                        gate.refund(claims);
                     }
                 }
             }

@@ -59,7 +59,7 @@ impl PoolShared {
     /// without it a full queue is QUEUE_FULL whatever the policy says (for
     /// `try_submit`). Synchronous, so the common path costs no future state.
     pub fn admit<T: JobOutput>(self: &Arc<Self>, id: u64, work: Work, timing: Timing, wait: bool) -> Admission<T> {
-        let claims = self.gate.as_ref().map(|g| Box::new(g.claims(&work)));
+        let claims = self.gate.as_ref().map(|g| g.claims(&work));
         if !(wait && self.policy == QueuePolicy::Block) {
             return Admission::Done(self.push_once(id, work, timing, claims));
         }
@@ -141,7 +141,7 @@ impl PoolShared {
         id: u64,
         work: Work,
         timing: Timing,
-        claims: Option<Box<Claims>>,
+        claims: Option<Claims>,
     ) -> Result<Job<T>> {
         let inner = JobInner::new(id, work, timing, claims);
         let evict = self.policy == QueuePolicy::DropOldest;
