@@ -104,9 +104,10 @@ def parse_pool(raw):
         if d:
             ns = d["mean"]["point_estimate"]
             lo, hi = d["mean"]["confidence_interval"]["lower_bound"], d["mean"]["confidence_interval"]["upper_bound"]
-            res.append({"bench": name, "submitters": int(name.split("_")[0]), "jobs_per_s": elems / ns * 1e9,
+            res.append({"bench": name, "submitters": int(name.split("_")[0]), "limits": name.endswith("_limits"),
+                        "jobs_per_s": elems / ns * 1e9,
                         "jobs_per_s_ci": [elems / hi * 1e9, elems / lo * 1e9], "ns_per_job": ns / elems})
-    return sorted(res, key=lambda r: r["submitters"])
+    return sorted(res, key=lambda r: (r["limits"], r["submitters"]))
 
 
 def parse_alloc(raw):
@@ -586,9 +587,19 @@ def render(data):
     if data["pool"] or data["alloc"]:
         w("## Pool machinery (embedded zero-latency mock provider, no network)\n")
         if data["pool"]:
+            plain = [r for r in data["pool"] if not r.get("limits")]
             w(table(["submitters", "jobs/s (mean)", "95 % CI", "ns per job"],
-                    [[r["submitters"], fmt(r["jobs_per_s"]), f"{r['jobs_per_s_ci'][0]:,.0f} – {r['jobs_per_s_ci'][1]:,.0f}", fmt(r["ns_per_job"])] for r in data["pool"]]))
+                    [[r["submitters"], fmt(r["jobs_per_s"]), f"{r['jobs_per_s_ci'][0]:,.0f} – {r['jobs_per_s_ci'][1]:,.0f}", fmt(r["ns_per_job"])] for r in plain]))
             w(f"\nCommand: `{cmd_of(st, 'pool')}` (criterion; 65,536 jobs per iteration).\n")
+            off = {r["submitters"]: r for r in plain}
+            rows = [[r["submitters"], fmt(off[r["submitters"]]["jobs_per_s"]), fmt(r["jobs_per_s"]),
+                     f"{r['ns_per_job'] - off[r['submitters']]['ns_per_job']:+,.0f}",
+                     f"{(r['jobs_per_s'] / off[r['submitters']]['jobs_per_s'] - 1) * 100:+.1f} %"]
+                    for r in data["pool"] if r.get("limits") and r["submitters"] in off]
+            if rows:
+                w("Admission cost of `limits` (the same runs, a provider with request and token limits that never bind: "
+                  "every job takes its claims at admission and settles its tokens after):\n")
+                w(table(["submitters", "jobs/s, no limits", "jobs/s, limits", "ns per job added", "throughput change"], rows))
         if data["alloc"]:
             a = data["alloc"]
             w(f"Allocations: {a['allocs_per_job']:.1f} allocations and {a['bytes_per_job']:,.0f} bytes per job (64 submitters, "

@@ -329,7 +329,7 @@ export interface LimitsConfig {
   default_completion_tokens?: number | null
   /** Lower the buckets to what the provider's rate-limit headers and a 429's `Retry-After` say (default false). */
   learn_from_headers?: boolean | null
-  /** Requests at the upstream at once (not supported yet). */
+  /** Requests at the upstream at once (1..=100000); a stream counts until it ends. */
   max_in_flight?: number | null
   /** Limits of single models (by the name a request uses), on top of the provider's. */
   models?: Record<string, RateConfig>

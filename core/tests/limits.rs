@@ -230,7 +230,8 @@ async fn learning_from_headers_keeps_429s_to_one_per_window() {
 
 /// The bound under load: 10 000 jobs from 16 submitters with random
 /// prompts and `max_tokens`, random deadlines, cancellations (queued and
-/// in flight) and a shutdown midway, through bifrost-mock over HTTP.
+/// in flight) and a shutdown midway, through bifrost-mock over HTTP, with
+/// `max_in_flight` 8 (every slot is back at the end).
 ///
 /// Judge: bifrost-mock's own log of arrivals (time, and tokens as it
 /// counts them: prompt words + `max_tokens`, which is also the usage it
@@ -261,7 +262,7 @@ async fn the_bound_holds_for_10k_jobs_with_cancellations_and_a_shutdown_midway()
             "keys": [{"value": "mock-key", "models": ["*"]}],
             "network_config": {"base_url": format!("{}/v1", srv.url()), "max_retries": 0},
             "limits": {"requests_per_second": rps as u64, "tokens_per_second": tps as u64,
-                "burst": {"requests": burst_r as u64, "tokens": burst_t as u64}},
+                "burst": {"requests": burst_r as u64, "tokens": burst_t as u64}, "max_in_flight": 8},
             "concurrency_and_buffer_size": {"concurrency": 16, "buffer_size": 10000}}}}))
         .unwrap(),
     );
@@ -341,6 +342,8 @@ async fn the_bound_holds_for_10k_jobs_with_cancellations_and_a_shutdown_midway()
     assert_eq!(j.cancelled, by_kind.get("Cancelled").copied().unwrap_or(0), "{j:?} {by_kind:?}");
     assert_eq!(j.rate_limited, by_kind.get("RateLimited").copied().unwrap_or(0), "{j:?} {by_kind:?}");
     assert!(j.rate_limited > 0 && j.cancelled > 0, "the run had refusals and cancels: {j:?}");
+    let slots = gw.stats().providers["o"].limits["in_flight"];
+    assert_eq!(slots.remaining, 8, "every in-flight slot was given back: {slots:?}");
 
     let log = srv.admissions();
     assert_eq!(srv.rate_limited(), 0);
@@ -396,4 +399,59 @@ async fn a_stream_settles_with_the_usage_at_its_end() {
     s.next_chunk().await.unwrap().unwrap();
     drop(s);
     assert_eq!(remaining(), 1_000_000 - used - 5004);
+}
+
+/// `max_in_flight: 2`, 8 workers: bifrost-mock never has more than two
+/// requests at once. Each takes at least 200 ms there, and a third can
+/// only go once one of two has come back, so any three consecutive
+/// arrivals span at least 200 ms (a busy machine can only spread them).
+/// A stream holds its slot until it ends or is dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_in_flight_bounds_the_requests_at_the_provider() {
+    let srv = MockServer::start(MockConfig {
+        limits: MockLimits { requests_per_minute: Some(1_000_000), ..Default::default() },
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let gw = Arc::new(
+        Gateway::from_value(json!({"providers": {"o": {"kind": "openai",
+            "keys": [{"value": "mock-key", "models": ["*"]}],
+            "network_config": {"base_url": format!("{}/v1", srv.url())},
+            "limits": {"max_in_flight": 2},
+            "concurrency_and_buffer_size": {"concurrency": 8, "buffer_size": 100}}}}))
+        .unwrap(),
+    );
+    let jobs: Vec<_> =
+        (0..10).map(|i| gw.try_submit(Request::new("o/gpt-4o~latency_ms=200", format!("job {i}"))).unwrap()).collect();
+    for j in jobs {
+        j.await.expect("every job completes");
+    }
+    let log = srv.admissions();
+    assert_eq!(log.len(), 10);
+    for w in log.windows(3) {
+        assert!(w[2].at_ns - w[0].at_ns >= 200_000_000, "three requests within 200 ms: {log:?}");
+    }
+    let s = gw.stats().providers["o"].clone();
+    let slots = &s.limits["in_flight"];
+    assert_eq!((slots.limit, slots.remaining), (2, 2), "{slots:?}");
+    assert!(slots.waits > 0, "{slots:?}");
+
+    // Two open streams hold both slots: a third request does not go out
+    // until one of them is dropped.
+    srv.reset();
+    let mut a = gw.stream(Request::new("o/gpt-4o~chunks=3", "a")).await.unwrap();
+    let b = gw.stream(Request::new("o/gpt-4o~chunks=3", "b")).await.unwrap();
+    a.next_chunk().await.unwrap().unwrap();
+    let third = gw.try_submit(Request::new("o/gpt-4o", "c")).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(srv.stats().requests, 2, "the third request waits for a slot");
+    assert_eq!(gw.stats().providers["o"].limits["in_flight"].remaining, 0);
+    drop(b);
+    third.await.expect("runs once a stream is dropped");
+    // Reading a stream to its end gives its slot back too.
+    while let Some(c) = a.next_chunk().await {
+        c.unwrap();
+    }
+    assert_eq!(gw.stats().providers["o"].limits["in_flight"].remaining, 2);
 }

@@ -377,7 +377,8 @@ class LimitsConfig(TypedDict):
     # Lower the buckets to what the provider's rate-limit headers and a
     # 429's `Retry-After` say (default false).
     learn_from_headers: NotRequired[Union[bool, None]]
-    # Requests at the upstream at once (not supported yet).
+    # Requests at the upstream at once (1..=100000); a stream counts until
+    # it ends.
     max_in_flight: NotRequired[Union[int, None]]
     # Limits of single models (by the name a request uses), on top of
     # the provider's.

@@ -49,3 +49,15 @@ def test_limits_are_validated_like_every_other_key():
     with pytest.raises(bifrost.ConfigError) as e:
         mock_gateway(limits={"requests_per_minute": 5, "scope": "key"})
     assert e.value.path == "providers.p.limits.scope" and "not supported yet" in str(e.value)
+
+
+def test_max_in_flight_slots_show_in_the_stats():
+    g = mock_gateway(limits={"max_in_flight": 1})
+
+    async def main():
+        return await asyncio.gather(*(g.achat(req()) for _ in range(8)))
+
+    assert len(asyncio.run(main())) == 8
+    slots = g.stats()["providers"]["p"]["limits"]["in_flight"]
+    assert (slots["limit"], slots["remaining"], slots["period_ms"]) == (1, 1, 0), slots
+    g.shutdown(5)

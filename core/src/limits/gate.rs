@@ -13,6 +13,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 
 use crate::clock::{self, Nanos};
 use crate::error::{Error, Result};
@@ -21,6 +22,7 @@ use crate::stats::LimitStats;
 use crate::types::EmbedInput;
 
 use super::headers::{observe, Window};
+use super::inflight::{InFlight, Lease};
 use super::memory::MemoryStore;
 use super::plan::{estimate_tokens, Limits};
 use super::{Acquired, Claim, Rate};
@@ -86,6 +88,8 @@ pub(crate) struct Gate {
     provider_buckets: [Option<usize>; 2],
     /// A model's own (lower-case name).
     model_buckets: HashMap<String, [Option<usize>; 2]>,
+    /// `max_in_flight`'s slots, if set.
+    in_flight: Option<Arc<InFlight>>,
 }
 
 /// What a gate says about the job at the queue's front.
@@ -104,7 +108,13 @@ enum Check {
     Fits,
     Wait(Nanos, usize),
     Never(usize),
+    /// The buckets fit but every in-flight slot is taken.
+    Busy,
 }
+
+/// Longest a worker sleeps for a slot before it looks again (a slot's
+/// give-back wakes it before that; this only bounds the timer).
+const MAX_SLOT_WAIT: Nanos = 3_600 * 1_000 * clock::MS;
 
 impl Gate {
     pub fn new(provider: &str, limits: Limits) -> Gate {
@@ -135,7 +145,8 @@ impl Gate {
             model_buckets.insert(model.clone(), ids);
         }
         let store = MemoryStore::new(table.len());
-        Gate { provider: provider.to_string(), limits, table, store, provider_buckets, model_buckets }
+        let in_flight = limits.max_in_flight.map(|n| Arc::new(InFlight::new(n)));
+        Gate { provider: provider.to_string(), limits, table, store, provider_buckets, model_buckets, in_flight }
     }
 
     /// What `work` claims (computed once, at submit).
@@ -158,8 +169,27 @@ impl Gate {
         c
     }
 
-    /// Takes every claim if all fit (one atomic step of the store).
+    /// Takes every claim and an in-flight slot if all fit (one atomic step
+    /// of the store, then the slot).
     fn take(&self, claims: &JobClaims, now: Nanos) -> Check {
+        match self.take_buckets(claims, now) {
+            Check::Fits => {}
+            other => return other,
+        }
+        // The buckets first, then a slot: a job refused a slot gives the
+        // buckets back (no one waits on that), and a slot is never taken
+        // and given back unused (whose wake-up would spin a worker).
+        match &self.in_flight {
+            Some(f) if !f.try_take() => {
+                self.refund_buckets(claims);
+                Check::Busy
+            }
+            _ => Check::Fits,
+        }
+    }
+
+    /// Takes every bucket claim if all fit (one atomic step of the store).
+    fn take_buckets(&self, claims: &JobClaims, now: Nanos) -> Check {
         let mut buf = [Claim { bucket: 0, rate: Rate::new(1, 1, 1), units: 0 }; MAX_CLAIMS];
         let mut n = 0;
         for (b, units) in claims.iter() {
@@ -193,7 +223,33 @@ impl Gate {
                 Admit::Wait(until)
             }
             Check::Never(b) => Admit::Refuse(self.refuse(b, None)),
+            Check::Busy => {
+                if let Some(f) = &self.in_flight {
+                    f.waits.fetch_add(1, Relaxed);
+                }
+                // Until a slot is given back (which wakes the worker), or
+                // the job expires.
+                Admit::Wait(expiry.min(now.saturating_add(MAX_SLOT_WAIT)))
+            }
         }
+    }
+
+    /// `max_in_flight`'s slots (what a worker waiting for one listens to).
+    pub fn in_flight(&self) -> Option<&InFlight> {
+        self.in_flight.as_deref()
+    }
+
+    /// Gives back the in-flight slot of a job whose request is over.
+    pub fn release(&self) {
+        if let Some(f) = &self.in_flight {
+            f.give_back();
+        }
+    }
+
+    /// The in-flight slot of a stream's job, as a guard the stream holds
+    /// until it ends.
+    pub fn lease(&self) -> Option<Lease> {
+        self.in_flight.clone().map(Lease)
     }
 
     fn refuse(&self, b: usize, wait: Option<Nanos>) -> Error {
@@ -215,8 +271,8 @@ impl Gate {
         for (b, units) in claims.iter().filter(|&(b, _)| !self.table[b].tokens) {
             requests.push(Some(b), units);
         }
-        match self.take(&requests, now) {
-            Check::Fits => None,
+        match self.take_buckets(&requests, now) {
+            Check::Fits | Check::Busy => None,
             Check::Wait(wait, b) => {
                 self.table[b].waits.fetch_add(1, Relaxed);
                 Some(wait)
@@ -250,9 +306,14 @@ impl Gate {
         }
     }
 
-    /// Gives back every claim (a job whose claims were taken but that never
-    /// reached the provider).
+    /// Gives back every claim and the job's in-flight slot (a job whose
+    /// claims were taken but whose request never went out).
     pub fn refund(&self, claims: &JobClaims) {
+        self.refund_buckets(claims);
+        self.release();
+    }
+
+    fn refund_buckets(&self, claims: &JobClaims) {
         for (b, units) in claims.iter() {
             self.store.adjust_now(b, self.table[b].rate, -(units.min(i64::MAX as u64) as i64));
         }
@@ -333,6 +394,18 @@ impl Gate {
                     },
                 )
             })
+            .chain(self.in_flight.as_ref().map(|f| {
+                let stats = LimitStats {
+                    limit: f.max(),
+                    period_ms: 0,
+                    burst: f.max(),
+                    remaining: f.max().saturating_sub(f.taken()),
+                    reset_ms: 0,
+                    waits: f.waits.load(Relaxed),
+                    rate_limited: 0,
+                };
+                ("in_flight".to_string(), stats)
+            }))
             .collect()
     }
 }

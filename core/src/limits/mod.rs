@@ -19,6 +19,7 @@
 pub(crate) mod gate;
 pub(crate) mod gcra;
 pub(crate) mod headers;
+pub(crate) mod inflight;
 pub(crate) mod memory;
 pub(crate) mod plan;
 

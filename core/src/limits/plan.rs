@@ -89,7 +89,8 @@ pub struct LimitsConfig {
     pub tokens_per_day: Option<u64>,
     /// Capacities; default one period's worth.
     pub burst: Option<BurstConfig>,
-    /// Requests at the upstream at once (not supported yet).
+    /// Requests at the upstream at once (1..=100000); a stream counts until
+    /// it ends.
     pub max_in_flight: Option<u64>,
     /// `provider` (default): one set of buckets (`key`, one per key, is not
     /// supported yet).
@@ -161,7 +162,6 @@ impl Limits {
         }
         if let Some(n) = cfg.max_in_flight {
             check_range(&format!("{path}.max_in_flight"), n, 1, 100_000)?;
-            return Err(Error::config(format!("{path}.max_in_flight"), "is not supported yet (issue 16)"));
         }
         if cfg.scope == LimitScope::Key {
             return Err(Error::config(
@@ -297,16 +297,12 @@ mod tests {
         assert!(limits(json!({"requests_per_day": 1, "learn_from_headers": true})).unwrap().learn_from_headers);
         let l = limits(json!({"requests_per_day": 10000, "learn_from_headers": false})).unwrap();
         assert_eq!(l.provider.requests, Some(Rate::new(10_000, DAY, 10_000)));
-        for (v, key) in [
-            (json!({"requests_per_day": 1, "scope": "key"}), "scope"),
-            (json!({"requests_per_day": 1, "max_in_flight": 5}), "max_in_flight"),
-        ] {
-            let e = limits(v).unwrap_err();
-            assert!(
-                matches!(&e, Error::Config { path, message } if path.ends_with(key) && message.contains("not supported yet")),
-                "{e}"
-            );
-        }
+        assert_eq!(limits(json!({"max_in_flight": 5})).unwrap().max_in_flight, Some(5));
+        let e = limits(json!({"requests_per_day": 1, "scope": "key"})).unwrap_err();
+        assert!(
+            matches!(&e, Error::Config { path, message } if path.ends_with("scope") && message.contains("not supported yet")),
+            "{e}"
+        );
     }
 
     #[test]

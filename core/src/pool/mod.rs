@@ -141,10 +141,17 @@ impl PoolShared {
             match ending.phase() {
                 ledger::Phase::Running if job.sent() => {
                     gate.settle(claims, &outcome);
-                    // A stream settles when its usage goes by.
-                    if let Ok(Output::Stream(stream)) = &mut outcome {
-                        let (gate, claims) = (gate.clone(), *claims);
-                        stream.on_usage(Box::new(move |used| gate.settle_usage(&claims, used)));
+                    match &mut outcome {
+                        // A stream settles when its usage goes by, and
+                        // holds its in-flight slot until it ends.
+                        Ok(Output::Stream(stream)) => {
+                            if let Some(lease) = gate.lease() {
+                                stream.hold(Box::new(lease));
+                            }
+                            let (gate, claims) = (gate.clone(), *claims);
+                            stream.on_usage(Box::new(move |used| gate.settle_usage(&claims, used)));
+                        }
+                        _ => gate.release(),
                     }
                 }
                 ledger::Phase::Running => gate.refund(claims),

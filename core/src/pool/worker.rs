@@ -43,8 +43,16 @@ pub(crate) async fn run(pool: Arc<PoolShared>) {
             // The job at the front waits for the limits' capacity: sleep
             // until the moment the bucket computed (an abort cuts it short).
             Popped::Throttled(until) => {
+                // (With `max_in_flight`, a slot's give-back wakes it too.)
+                let slot_freed = async {
+                    match pool.gate.as_deref().and_then(|g| g.in_flight()) {
+                        Some(f) => f.released().await,
+                        None => std::future::pending().await,
+                    }
+                };
                 tokio::select! {
                     _ = tokio::time::sleep_until(clock::instant(until).into()) => {}
+                    _ = slot_freed => {}
                     _ = pool.abort.tripped() => {}
                 }
             }

@@ -162,6 +162,9 @@ pub struct ChunkStream {
     /// Told the first reported `usage.total_tokens` as it passes (the
     /// limits settle a stream's reservation with it).
     on_usage: Option<UsageHook>,
+    /// Dropped when the stream ends, fails or is dropped (the limits'
+    /// in-flight slot of its request).
+    held: Option<Box<dyn std::any::Any + Send + Sync>>,
 }
 
 /// What hears a stream's reported usage (see `ChunkStream::on_usage`).
@@ -186,7 +189,13 @@ impl Drop for AbortOnDrop {
 
 impl ChunkStream {
     pub(crate) fn ready(chunks: VecDeque<Result<Chunk>>) -> Self {
-        ChunkStream { source: Source::Ready(chunks), prefix: VecDeque::new(), fallback_index: 0, on_usage: None }
+        ChunkStream {
+            source: Source::Ready(chunks),
+            prefix: VecDeque::new(),
+            fallback_index: 0,
+            on_usage: None,
+            held: None,
+        }
     }
 
     pub(crate) fn channel(rx: mpsc::Receiver<Result<Chunk>>, task: tokio::task::JoinHandle<()>) -> Self {
@@ -195,7 +204,13 @@ impl ChunkStream {
             prefix: VecDeque::new(),
             fallback_index: 0,
             on_usage: None,
+            held: None,
         }
+    }
+
+    /// Keeps `guard` until the stream ends, fails or is dropped.
+    pub(crate) fn hold(&mut self, guard: Box<dyn std::any::Any + Send + Sync>) {
+        self.held = Some(guard);
     }
 
     /// Calls `hook` with the stream's reported total tokens when the chunk
@@ -264,12 +279,17 @@ impl Stream for ChunkStream {
             Some(item) => Poll::Ready(Some(item)),
             None => self.poll_source(cx),
         };
-        if let (Poll::Ready(Some(Ok(chunk))), Some(_)) = (&item, &self.on_usage) {
-            if let Some(usage) = &chunk.usage {
-                if let Some(hook) = self.on_usage.take() {
-                    hook(usage.total_tokens);
+        match &item {
+            Poll::Ready(Some(Ok(chunk))) => {
+                if let (Some(usage), Some(_)) = (&chunk.usage, &self.on_usage) {
+                    if let Some(hook) = self.on_usage.take() {
+                        hook(usage.total_tokens);
+                    }
                 }
             }
+            // The upstream request is over.
+            Poll::Ready(Some(Err(_)) | None) => self.held = None,
+            Poll::Pending => {}
         }
         item
     }
