@@ -337,7 +337,7 @@ export interface LimitsConfig {
   requests_per_minute?: number | null
   /** Requests per second / minute / day (1..=1000000000; one of the three). */
   requests_per_second?: number | null
-  /** `provider` (default): one set of buckets (`key`, one per key, is not supported yet). */
+  /** `provider` (default): one set of buckets; `key`: one set per key (1..=64 keys), and a job takes a key with capacity. */
   scope?: LimitScope
   tokens_per_day?: number | null
   tokens_per_minute?: number | null

@@ -455,3 +455,37 @@ async fn max_in_flight_bounds_the_requests_at_the_provider() {
     }
     assert_eq!(gw.stats().providers["o"].limits["in_flight"].remaining, 2);
 }
+
+/// `scope: "key"`: each key has its own buckets, and a job goes to a key
+/// with capacity now. Key 0 weighs 1000 times key 1, yet with 3 requests a
+/// minute each, six jobs complete at once, three on each key (without the
+/// preference for capacity, the heavy key's jobs would wait 20 s each);
+/// the seventh, with a 5 s deadline, is RATE_LIMITED at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_scope_key_jobs_go_to_a_key_with_capacity() {
+    let srv =
+        MockServer::start(MockConfig { api_keys: vec!["k0".into(), "k1".into()], ..Default::default() }).await.unwrap();
+    let gw = Gateway::from_value(json!({"providers": {"o": {"kind": "openai",
+        "keys": [{"value": "k0", "models": ["*"], "weight": 1000.0}, {"value": "k1", "models": ["*"], "weight": 1.0}],
+        "network_config": {"base_url": format!("{}/v1", srv.url())},
+        "limits": {"requests_per_minute": 3, "scope": "key"}}}}))
+    .unwrap();
+    let mut on = std::collections::BTreeMap::<String, u32>::new();
+    for i in 0..6 {
+        let mut r = Request::new("o/gpt-4o", format!("job {i}"));
+        r.timeout_ms = Some(60_000);
+        let resp = gw.chat(r).await.expect("a key has capacity");
+        *on.entry(resp.extra_fields.key_id.unwrap()).or_default() += 1;
+    }
+    assert_eq!(on, [("o#0".to_string(), 3), ("o#1".to_string(), 3)].into());
+    let s = gw.stats().providers["o"].clone();
+    assert_eq!((s.limits["o#0:requests"].waits, s.limits["o#1:requests"].waits), (0, 0), "no job waited for a refill");
+    let mut late = Request::new("o/gpt-4o", "late");
+    late.timeout_ms = Some(5_000);
+    let e = gw.chat(late).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::RateLimited, "{e}");
+    assert!(e.to_string().contains("of key o#"), "{e}");
+    let s = gw.stats().providers["o"].clone();
+    assert_eq!((s.limits["o#0:requests"].remaining, s.limits["o#1:requests"].remaining), (0, 0), "{:?}", s.limits);
+    assert!(s.jobs.invariant_holds());
+}

@@ -387,8 +387,8 @@ class LimitsConfig(TypedDict):
     requests_per_minute: NotRequired[Union[int, None]]
     # Requests per second / minute / day (1..=1000000000; one of the three).
     requests_per_second: NotRequired[Union[int, None]]
-    # `provider` (default): one set of buckets (`key`, one per key, is not
-    # supported yet).
+    # `provider` (default): one set of buckets; `key`: one set per key
+    # (1..=64 keys), and a job takes a key with capacity.
     scope: NotRequired[LimitScope]
     tokens_per_day: NotRequired[Union[int, None]]
     tokens_per_minute: NotRequired[Union[int, None]]

@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
 use crate::clock::{self, Nanos};
+use crate::config::KeyConfig;
 use crate::error::{Error, Result};
 use crate::pool::{Output, Work};
 use crate::stats::LimitStats;
@@ -24,7 +25,7 @@ use crate::types::EmbedInput;
 use super::headers::{observe, Window};
 use super::inflight::{InFlight, Lease};
 use super::memory::MemoryStore;
-use super::plan::{estimate_tokens, Limits};
+use super::plan::{estimate_tokens, LimitScope, Limits};
 use super::{Acquired, Claim, Rate};
 use reqwest::header::HeaderMap;
 
@@ -53,12 +54,15 @@ const MAX_CLAIMS: usize = 4;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct JobClaims {
     units: [u64; MAX_CLAIMS],
+    /// Within a key's block of buckets (block 0 without `scope: "key"`).
     buckets: [u16; MAX_CLAIMS],
     len: u8,
+    /// With `scope: "key"`: the keys that may serve the job (bit `i`: key `i`).
+    keys: u64,
 }
 
 impl JobClaims {
-    const EMPTY: JobClaims = JobClaims { units: [0; MAX_CLAIMS], buckets: [0; MAX_CLAIMS], len: 0 };
+    const EMPTY: JobClaims = JobClaims { units: [0; MAX_CLAIMS], buckets: [0; MAX_CLAIMS], len: 0, keys: 0 };
 
     pub fn iter(&self) -> impl Iterator<Item = (usize, u64)> + '_ {
         let n = self.len as usize;
@@ -90,13 +94,24 @@ pub(crate) struct Gate {
     model_buckets: HashMap<String, [Option<usize>; 2]>,
     /// `max_in_flight`'s slots, if set.
     in_flight: Option<Arc<InFlight>>,
+    /// With `scope: "key"`, the provider's keys: each has its own block of
+    /// `block` buckets, key `k`'s at `k * block` (empty: one shared block).
+    keys: Vec<KeyConfig>,
+    block: usize,
 }
+
+/// Which block of buckets a job drew from: its key's with `scope: "key"`,
+/// else 0.
+pub(crate) type LimitKey = u8;
+
+/// Most keys `scope: "key"` serves (a job's eligible keys are a `u64` mask).
+pub(crate) const MAX_SCOPED_KEYS: usize = 64;
 
 /// What a gate says about the job at the queue's front.
 #[derive(Debug)]
 pub(crate) enum Admit {
-    /// Its claims are taken: start it.
-    Go,
+    /// Its claims are taken (from this key's buckets): start it.
+    Go(LimitKey),
     /// Not before this moment (the job stays queued).
     Wait(Nanos),
     /// Never, or not before its deadline: end it with this error.
@@ -117,36 +132,65 @@ enum Check {
 const MAX_SLOT_WAIT: Nanos = 3_600 * 1_000 * clock::MS;
 
 impl Gate {
-    pub fn new(provider: &str, limits: Limits) -> Gate {
+    /// The gate of `provider`; `keys` are its keys (given their own
+    /// buckets with `scope: "key"`, at most [`MAX_SCOPED_KEYS`]).
+    pub fn new(provider: &str, limits: Limits, keys: &[KeyConfig]) -> Gate {
+        let scoped = limits.scope == LimitScope::Key && !keys.is_empty();
+        let blocks = if scoped { keys.len().min(MAX_SCOPED_KEYS) } else { 1 };
         let mut table = Vec::new();
-        let mut add = |name: String, rate: Option<Rate>, tokens: bool| {
-            rate.map(|rate| {
-                table.push(Bucket {
-                    label: label(&name, rate),
-                    name,
-                    rate,
-                    tokens,
-                    waits: AtomicU64::new(0),
-                    rate_limited: AtomicU64::new(0),
-                });
-                table.len() - 1
-            })
-        };
-        let provider_buckets = [
-            add(format!("{provider}:requests"), limits.provider.requests, false),
-            add(format!("{provider}:tokens"), limits.provider.tokens, true),
-        ];
+        let mut provider_buckets = [None, None];
         let mut model_buckets = HashMap::new();
-        for (model, rates) in &limits.models {
+        for k in 0..blocks {
+            // `openai:requests`, or per key `openai:openai#0:requests`.
+            let owner = if scoped { format!("{provider}:{provider}#{k}") } else { provider.to_string() };
+            let key_label = if scoped { format!(" of key {provider}#{k}") } else { String::new() };
+            let mut add = |name: String, rate: Option<Rate>, tokens: bool| {
+                rate.map(|rate| {
+                    table.push(Bucket {
+                        label: format!("{}{key_label}", label(&name, rate)),
+                        name,
+                        rate,
+                        tokens,
+                        waits: AtomicU64::new(0),
+                        rate_limited: AtomicU64::new(0),
+                    });
+                    // Block 0's indices are kept (every block has the same
+                    // layout, at `k * block`).
+                    table.len() - 1
+                })
+            };
             let ids = [
-                add(format!("{provider}:model:{model}:requests"), rates.requests, false),
-                add(format!("{provider}:model:{model}:tokens"), rates.tokens, true),
+                add(format!("{owner}:requests"), limits.provider.requests, false),
+                add(format!("{owner}:tokens"), limits.provider.tokens, true),
             ];
-            model_buckets.insert(model.clone(), ids);
+            if k == 0 {
+                provider_buckets = ids;
+            }
+            for (model, rates) in &limits.models {
+                let ids = [
+                    add(format!("{owner}:model:{model}:requests"), rates.requests, false),
+                    add(format!("{owner}:model:{model}:tokens"), rates.tokens, true),
+                ];
+                if k == 0 {
+                    model_buckets.insert(model.clone(), ids);
+                }
+            }
         }
+        let block = table.len() / blocks;
         let store = MemoryStore::new(table.len());
         let in_flight = limits.max_in_flight.map(|n| Arc::new(InFlight::new(n)));
-        Gate { provider: provider.to_string(), limits, table, store, provider_buckets, model_buckets, in_flight }
+        let keys = if scoped { keys[..blocks].to_vec() } else { Vec::new() };
+        Gate {
+            provider: provider.to_string(),
+            limits,
+            table,
+            store,
+            provider_buckets,
+            model_buckets,
+            in_flight,
+            keys,
+            block,
+        }
     }
 
     /// What `work` claims (computed once, at submit).
@@ -166,33 +210,93 @@ impl Gate {
                 c.push(ids[1], tokens);
             }
         }
+        for (i, k) in self.keys.iter().enumerate() {
+            if k.enabled && k.weight > 0.0 && k.allows(work.model()) {
+                c.keys |= 1 << i;
+            }
+        }
         c
     }
 
-    /// Takes every claim and an in-flight slot if all fit (one atomic step
-    /// of the store, then the slot).
-    fn take(&self, claims: &JobClaims, now: Nanos) -> Check {
-        match self.take_buckets(claims, now) {
-            Check::Fits => {}
-            other => return other,
+    /// With `scope: "key"`, the job's eligible keys in a weighted random
+    /// order (each next key drawn by weight among those left), so the first
+    /// of them with capacity is drawn by weight among the keys with
+    /// capacity. Without: block 0 alone.
+    fn key_order(&self, claims: &JobClaims) -> ([LimitKey; MAX_SCOPED_KEYS], usize) {
+        let mut order = [0; MAX_SCOPED_KEYS];
+        if self.keys.is_empty() || claims.keys == 0 {
+            return (order, 1);
         }
+        let mut left = claims.keys;
+        let mut n = 0;
+        while left != 0 {
+            let total: f64 = (0..self.keys.len()).filter(|i| left & (1 << i) != 0).map(|i| self.keys[i].weight).sum();
+            let mut pick = fastrand::f64() * total;
+            let mut chosen = left.trailing_zeros() as usize;
+            for i in (0..self.keys.len()).filter(|i| left & (1 << i) != 0) {
+                chosen = i;
+                pick -= self.keys[i].weight;
+                if pick < 0.0 {
+                    break;
+                }
+            }
+            order[n] = chosen as LimitKey;
+            n += 1;
+            left &= !(1 << chosen);
+        }
+        (order, n)
+    }
+
+    /// Takes the job's claims from the first key (in [`Gate::key_order`])
+    /// whose buckets fit, and an in-flight slot. With none fitting, the
+    /// shortest wait among the keys (`Never` only if every key is).
+    fn take(&self, claims: &JobClaims, now: Nanos) -> (Check, LimitKey) {
+        let (order, n) = self.key_order(claims);
+        let mut best: Option<(Check, LimitKey)> = None;
+        for &key in &order[..n] {
+            let check = self.take_buckets(claims, key, now);
+            match check {
+                Check::Fits => return (self.take_slot(claims, key), key),
+                Check::Wait(w, _) => {
+                    if !matches!(best, Some((Check::Wait(bw, _), _)) if bw <= w) {
+                        best = Some((check, key));
+                    }
+                }
+                Check::Never(_) | Check::Busy => {
+                    if best.is_none() {
+                        best = Some((check, key));
+                    }
+                }
+            }
+        }
+        best.unwrap_or((Check::Fits, 0))
+    }
+
+    /// After the buckets: an in-flight slot, or the buckets back.
+    fn take_slot(&self, claims: &JobClaims, key: LimitKey) -> Check {
         // The buckets first, then a slot: a job refused a slot gives the
         // buckets back (no one waits on that), and a slot is never taken
         // and given back unused (whose wake-up would spin a worker).
         match &self.in_flight {
             Some(f) if !f.try_take() => {
-                self.refund_buckets(claims);
+                self.refund_buckets(claims, key);
                 Check::Busy
             }
             _ => Check::Fits,
         }
     }
 
+    /// Bucket `b` of a job's claims, in `key`'s block.
+    fn at(&self, b: usize, key: LimitKey) -> usize {
+        b + key as usize * self.block
+    }
+
     /// Takes every bucket claim if all fit (one atomic step of the store).
-    fn take_buckets(&self, claims: &JobClaims, now: Nanos) -> Check {
+    fn take_buckets(&self, claims: &JobClaims, key: LimitKey, now: Nanos) -> Check {
         let mut buf = [Claim { bucket: 0, rate: Rate::new(1, 1, 1), units: 0 }; MAX_CLAIMS];
         let mut n = 0;
         for (b, units) in claims.iter() {
+            let b = self.at(b, key);
             buf[n] = Claim { bucket: b, rate: self.table[b].rate, units };
             n += 1;
         }
@@ -203,17 +307,22 @@ impl Gate {
         }
     }
 
-    /// Takes `claims` at `now` if they fit now; no counts change otherwise
-    /// (a push's try, before the job is queued).
-    pub fn try_take(&self, claims: &JobClaims, now: Nanos) -> bool {
-        matches!(self.take(claims, now), Check::Fits)
+    /// Takes `claims` at `now` if they fit now (the key whose buckets they
+    /// came from); no counts change otherwise (a push's try, before the
+    /// job is queued).
+    pub fn try_take(&self, claims: &JobClaims, now: Nanos) -> Option<LimitKey> {
+        match self.take(claims, now) {
+            (Check::Fits, key) => Some(key),
+            _ => None,
+        }
     }
 
     /// Takes `claims` at `now` if they fit, for a job whose wait may last
     /// until `expiry`.
     pub fn admit(&self, claims: &JobClaims, now: Nanos, expiry: Nanos) -> Admit {
-        match self.take(claims, now) {
-            Check::Fits => Admit::Go,
+        let (check, key) = self.take(claims, now);
+        match check {
+            Check::Fits => Admit::Go(key),
             Check::Wait(wait, b) => {
                 let until = now.saturating_add(wait);
                 if until > expiry {
@@ -262,16 +371,18 @@ impl Gate {
         }
     }
 
-    /// Before a retry's request goes out: takes one more request from the
-    /// job's request buckets (every request the provider sees is counted).
+    /// Before a retry's request goes out (or a first request on another key
+    /// than the one admitted, with `scope: "key"`): takes one more request
+    /// from `key`'s request buckets (every request the provider sees is
+    /// counted).
     /// `None` when taken, else how long until it would be (`Nanos::MAX`:
     /// never); the caller weighs that against the job's deadline.
-    pub fn take_retry(&self, claims: &JobClaims, now: Nanos) -> Option<Nanos> {
+    pub fn take_retry(&self, claims: &JobClaims, key: LimitKey, now: Nanos) -> Option<Nanos> {
         let mut requests = JobClaims::EMPTY;
         for (b, units) in claims.iter().filter(|&(b, _)| !self.table[b].tokens) {
             requests.push(Some(b), units);
         }
-        match self.take_buckets(&requests, now) {
+        match self.take_buckets(&requests, key, now) {
             Check::Fits | Check::Busy => None,
             Check::Wait(wait, b) => {
                 self.table[b].waits.fetch_add(1, Relaxed);
@@ -281,40 +392,54 @@ impl Gate {
         }
     }
 
+    /// The RATE_LIMITED error of a request that `key`'s request buckets
+    /// cannot take before the job's deadline (`wait`: when they could).
+    pub fn request_refusal(&self, claims: &JobClaims, key: LimitKey, wait: Option<Nanos>) -> Error {
+        let b = claims.iter().map(|(b, _)| self.at(b, key)).find(|&b| !self.table[b].tokens).unwrap_or(0);
+        self.refuse(b, wait)
+    }
+
+    /// Whether every key has its own buckets (`scope: "key"`).
+    pub fn scoped(&self) -> bool {
+        !self.keys.is_empty()
+    }
+
     /// Settles the reservation of a job whose request went out: reported
     /// usage replaces the token estimate; without a report (a failure, a
     /// stream) the estimate stands, as the provider may have counted it.
-    pub fn settle(&self, claims: &JobClaims, outcome: &Result<Output>) {
+    pub fn settle(&self, claims: &JobClaims, key: LimitKey, outcome: &Result<Output>) {
         let used = match outcome {
             Ok(Output::Chat(r)) => r.usage.total_tokens,
             Ok(Output::Embed(r)) => r.usage.total_tokens,
             // A stream's usage arrives at its end ([`Gate::settle_usage`]).
             Ok(Output::Stream(_)) | Err(_) => return,
         };
-        self.settle_usage(claims, used);
+        self.settle_usage(claims, key, used);
     }
 
     /// Replaces the token reservation of `claims` with `used`, the usage
     /// the provider reported (a response's, or a stream's at its end).
-    pub fn settle_usage(&self, claims: &JobClaims, used: u64) {
+    pub fn settle_usage(&self, claims: &JobClaims, key: LimitKey, used: u64) {
         // Usage is the provider's word (untrusted): more than this for one
         // request is not believed.
         let used = used.min(MAX_REPORTED_TOKENS);
         for (b, reserved) in claims.iter().filter(|&(b, _)| self.table[b].tokens) {
             let delta = used.min(i64::MAX as u64) as i64 - reserved.min(i64::MAX as u64) as i64;
+            let b = self.at(b, key);
             self.store.adjust_now(b, self.table[b].rate, delta);
         }
     }
 
-    /// Gives back every claim and the job's in-flight slot (a job whose
-    /// claims were taken but whose request never went out).
-    pub fn refund(&self, claims: &JobClaims) {
-        self.refund_buckets(claims);
+    /// Gives back every claim (taken from `key`'s buckets) and the job's
+    /// in-flight slot (a job whose request never went out).
+    pub fn refund(&self, claims: &JobClaims, key: LimitKey) {
+        self.refund_buckets(claims, key);
         self.release();
     }
 
-    fn refund_buckets(&self, claims: &JobClaims) {
+    fn refund_buckets(&self, claims: &JobClaims, key: LimitKey) {
         for (b, units) in claims.iter() {
+            let b = self.at(b, key);
             self.store.adjust_now(b, self.table[b].rate, -(units.min(i64::MAX as u64) as i64));
         }
     }
@@ -328,18 +453,19 @@ impl Gate {
     /// Lowers the buckets a `model` request drew from to what one response
     /// of the provider said (`learn_from_headers`; see `headers.rs`): its
     /// model's buckets when the model has limits of its own, else the
-    /// provider's. `others_out` requests besides this one are still out
+    /// provider's, in `key`'s block (the key that sent it, with `scope:
+    /// "key"`). `others_out` requests besides this one are still out
     /// and maybe not yet in the provider's count, so they come off its
     /// `remaining` requests (two concurrent requests do not both spend the
     /// last one; their tokens are not known here). A window with nothing left, or a 429's `Retry-After`, holds
     /// the bucket empty until the provider's reset.
-    pub fn learn(&self, model: &str, status: u16, headers: &HeaderMap, others_out: u64) {
+    pub fn learn(&self, model: &str, key: LimitKey, status: u16, headers: &HeaderMap, others_out: u64) {
         let wall_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis().min(u64::MAX as u128) as u64);
         let named = headers.iter().filter_map(|(n, v)| v.to_str().ok().map(|v| (n.as_str(), v)));
         let seen = observe(named, wall_ms);
-        let [requests, tokens] = self.buckets_of(model);
+        let [requests, tokens] = self.buckets_of(model).map(|b| b.map(|b| self.at(b, key)));
         let now = clock::now();
         // Anthropic may give input and output token windows instead of
         // one; the tighter stands for the total.
@@ -441,7 +567,7 @@ mod tests {
 
     fn gate(v: serde_json::Value) -> Gate {
         let cfg: super::super::plan::LimitsConfig = serde_json::from_value(v).unwrap();
-        Gate::new("openai", Limits::from_config(&cfg, "providers.openai.limits").unwrap())
+        Gate::new("openai", Limits::from_config(&cfg, "providers.openai.limits").unwrap(), &[])
     }
 
     #[test]
@@ -464,6 +590,56 @@ mod tests {
         r.model = "openai/gpt-4o-mini".into();
         let c = g.claims(&Work::Chat(Box::new(r)));
         assert_eq!(c.iter().collect::<Vec<_>>(), [(0, 1), (1, 12)], "no model limit for another model");
+    }
+
+    /// Keys as a provider's config makes them (`models` resolved).
+    fn keys_of(keys: serde_json::Value) -> Vec<KeyConfig> {
+        let cfg = crate::config::Config::from_value(serde_json::json!({"providers": {"openai": {"keys": keys}}}));
+        cfg.unwrap().providers["openai"].keys.clone()
+    }
+
+    #[test]
+    fn with_scope_key_a_job_takes_a_key_with_capacity_by_weight() {
+        let keys = keys_of(serde_json::json!([{"value": "a", "weight": 3.0, "models": ["*"]},
+            {"value": "b", "weight": 1.0, "models": ["*"]}]));
+        let scoped = |v: serde_json::Value| {
+            let cfg: super::super::plan::LimitsConfig = serde_json::from_value(v).unwrap();
+            Gate::new("openai", Limits::from_config(&cfg, "providers.openai.limits").unwrap(), &keys)
+        };
+        let job = Work::Chat(Box::new(Request::new("openai/gpt-4o", "hi")));
+        // Plenty of capacity on both: keys are drawn by weight (3 : 1).
+        let g = scoped(serde_json::json!({"requests_per_day": 1000000, "scope": "key"}));
+        let names: Vec<_> = g.table.iter().map(|b| b.name.as_str()).collect();
+        assert_eq!(names, ["openai:openai#0:requests", "openai:openai#1:requests"]);
+        let claims = g.claims(&job);
+        fastrand::seed(7);
+        let first = (0..4000).filter(|_| g.try_take(&claims, 0) == Some(0)).count();
+        assert!((2800..=3200).contains(&first), "{first} of 4000 on the weight-3 key");
+        // Two a day per key: four jobs fit whatever the weights, each on a
+        // key with capacity; the fifth waits for the sooner of the two.
+        let g = scoped(serde_json::json!({"requests_per_day": 2, "scope": "key"}));
+        let mut on = [0; 2];
+        for _ in 0..4 {
+            match g.admit(&claims, 0, Nanos::MAX) {
+                Admit::Go(k) => on[k as usize] += 1,
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(on, [2, 2]);
+        match g.admit(&claims, 0, clock::from_ms(1000)) {
+            Admit::Refuse(e) => assert!(e.to_string().contains("requests_per_day of key openai#"), "{e}"),
+            other => panic!("{other:?}"),
+        }
+        let stats = g.snapshot();
+        assert_eq!((stats["openai#0:requests"].remaining, stats["openai#1:requests"].remaining), (0, 0));
+        // A key whose `models` leave out the job's model is never drawn.
+        let keys = keys_of(serde_json::json!([{"value": "a", "models": ["other"]}, {"value": "b", "models": ["*"]}]));
+        let cfg: super::super::plan::LimitsConfig =
+            serde_json::from_value(serde_json::json!({"requests_per_day": 5, "scope": "key"})).unwrap();
+        let g = Gate::new("openai", Limits::from_config(&cfg, "p").unwrap(), &keys);
+        let claims = g.claims(&job);
+        assert!((0..5).all(|_| g.try_take(&claims, 0) == Some(1)));
+        assert_eq!(g.try_take(&claims, 0), None);
     }
 
     fn headers(pairs: &[(&'static str, String)]) -> HeaderMap {
@@ -491,14 +667,14 @@ mod tests {
         // gpt-4o has its own token bucket: that one is lowered; the
         // requests come off the provider's (gpt-4o has no request limit),
         // less the 20 other requests still out.
-        g.learn("gpt-4o", 200, &openai, 20);
+        g.learn("gpt-4o", 0, 200, &openai, 20);
         assert_eq!(remaining(&g, "requests"), 100);
         assert_eq!(remaining(&g, "model:gpt-4o:tokens"), 1000);
         assert_eq!(remaining(&g, "tokens"), 200_000, "the provider's token bucket is not gpt-4o's");
-        g.learn("gpt-4o-mini", 200, &openai, 0);
+        g.learn("gpt-4o-mini", 0, 200, &openai, 0);
         assert_eq!(remaining(&g, "tokens"), 1000);
         // A more generous view never raises a bucket.
-        g.learn("gpt-4o-mini", 200, &headers(&[("x-ratelimit-remaining-requests", "499".into())]), 0);
+        g.learn("gpt-4o-mini", 0, 200, &headers(&[("x-ratelimit-remaining-requests", "499".into())]), 0);
         assert_eq!(remaining(&g, "requests"), 100);
     }
 
@@ -513,7 +689,7 @@ mod tests {
             ("anthropic-ratelimit-requests-remaining", "0".into()),
             ("anthropic-ratelimit-requests-reset", soon),
         ]);
-        g.learn("claude", 200, &anthropic, 0);
+        g.learn("claude", 0, 200, &anthropic, 0);
         assert_eq!(remaining(&g, "tokens"), 700, "the tighter of input and output");
         let now = clock::now();
         let claims = g.claims(&Work::Chat(Box::new(Request::new("p/claude", "hi"))));
@@ -528,14 +704,14 @@ mod tests {
         }
         let g = gate(serde_json::json!({"requests_per_minute": 50, "learn_from_headers": true}));
         let claims = g.claims(&Work::Chat(Box::new(Request::new("p/m", "hi"))));
-        g.learn("m", 429, &headers(&[("retry-after", "20".into())]), 0);
+        g.learn("m", 0, 429, &headers(&[("retry-after", "20".into())]), 0);
         let e = match g.admit(&claims, now, now + clock::from_ms(1000)) {
             Admit::Refuse(e) => e,
             other => panic!("{other:?}"),
         };
         assert!(e.retry_after_ms().is_some_and(|ms| ms > 19_000 && ms <= 20_100), "{e}");
         let g = gate(serde_json::json!({"requests_per_minute": 50, "learn_from_headers": true}));
-        g.learn("m", 200, &headers(&[("retry-after", "600".into())]), 0);
+        g.learn("m", 0, 200, &headers(&[("retry-after", "600".into())]), 0);
         assert_eq!(remaining(&g, "requests"), 50, "Retry-After counts only on a 429");
     }
 }

@@ -92,8 +92,8 @@ pub struct LimitsConfig {
     /// Requests at the upstream at once (1..=100000); a stream counts until
     /// it ends.
     pub max_in_flight: Option<u64>,
-    /// `provider` (default): one set of buckets (`key`, one per key, is not
-    /// supported yet).
+    /// `provider` (default): one set of buckets; `key`: one set per key
+    /// (1..=64 keys), and a job takes a key with capacity.
     #[serde(default)]
     pub scope: LimitScope,
     /// Limits of single models (by the name a request uses), on top of
@@ -143,6 +143,22 @@ pub(crate) struct Limits {
 }
 
 impl Limits {
+    /// Checks the section against the provider's `keys`: `scope: "key"`
+    /// needs 1..=64 of them (each gets its own buckets).
+    pub fn check_keys(&self, keys: usize, path: &str) -> Result<()> {
+        if self.scope == LimitScope::Key && !(1..=super::gate::MAX_SCOPED_KEYS).contains(&keys) {
+            return Err(Error::config(
+                format!("{path}.scope"),
+                format!(
+                    "\"key\" gives each of the provider's keys its own buckets: it needs 1..={} keys, the \
+                     provider has {keys}",
+                    super::gate::MAX_SCOPED_KEYS
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Validates `cfg` (at `path`, e.g. `providers.openai.limits`).
     pub fn from_config(cfg: &LimitsConfig, path: &str) -> Result<Limits> {
         let provider = rates(&cfg.provider_rates(), path)?;
@@ -163,12 +179,7 @@ impl Limits {
         if let Some(n) = cfg.max_in_flight {
             check_range(&format!("{path}.max_in_flight"), n, 1, 100_000)?;
         }
-        if cfg.scope == LimitScope::Key {
-            return Err(Error::config(
-                format!("{path}.scope"),
-                "\"key\" is not supported yet (issue 16): use \"provider\"",
-            ));
-        }
+
         let default_completion_tokens = cfg.default_completion_tokens.unwrap_or(256);
         check_range(&format!("{path}.default_completion_tokens"), default_completion_tokens, 1, MAX_COMPLETION)?;
         if provider == Rates::default() && models.is_empty() && cfg.max_in_flight.is_none() {
@@ -298,11 +309,15 @@ mod tests {
         let l = limits(json!({"requests_per_day": 10000, "learn_from_headers": false})).unwrap();
         assert_eq!(l.provider.requests, Some(Rate::new(10_000, DAY, 10_000)));
         assert_eq!(limits(json!({"max_in_flight": 5})).unwrap().max_in_flight, Some(5));
-        let e = limits(json!({"requests_per_day": 1, "scope": "key"})).unwrap_err();
-        assert!(
-            matches!(&e, Error::Config { path, message } if path.ends_with("scope") && message.contains("not supported yet")),
-            "{e}"
-        );
+        let l = limits(json!({"requests_per_day": 1, "scope": "key"})).unwrap();
+        assert!(l.check_keys(2, "p").is_ok());
+        for n in [0, 65] {
+            let e = l.check_keys(n, "providers.p.limits").unwrap_err();
+            assert!(
+                matches!(&e, Error::Config { path, message } if path == "providers.p.limits.scope" && message.contains("1..=64 keys")),
+                "{e}"
+            );
+        }
     }
 
     #[test]

@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use crate::clock::{self, Nanos};
 use crate::error::{Error, Result, TimeoutPhase};
+use crate::limits::gate::LimitKey;
 use crate::providers::{CallCtx, OnResponse};
 use crate::types::ExtraFields;
 use reqwest::header::HeaderMap;
@@ -49,35 +50,43 @@ pub(crate) async fn execute(pool: &PoolShared, job: &JobInner, work: Work, queue
     let mut retries_used = 0u32;
     let mut avoid = None;
     let mut last_err: Option<Error> = None;
-    // `learn_from_headers`: every response lowers the job's buckets to
-    // what the provider says is left (the other requests still out come
-    // off that).
-    let learn = pool.gate.as_deref().filter(|g| g.learns()).map(|gate| {
-        move |status: u16, headers: &HeaderMap| {
-            gate.learn(model, status, headers, pool.ledger.running_estimate().saturating_sub(1))
-        }
-    });
-    let on_response = learn.as_ref().map(|f| f as &OnResponse<'_>);
+    // With `limits` `scope: "key"`, the first attempt goes out on the key
+    // whose buckets admitted the job (if it is still usable).
+    let gate = pool.gate.as_deref();
+    let scoped = gate.is_some_and(|g| g.scoped());
+    let admitted = job.limit_key();
     loop {
         attempt += 1;
         let admit = pool.breaker.admit();
         if let Admit::Reject { retry_in_ms } = admit {
             return Err(last_err.unwrap_or(Error::CircuitOpen { provider: pool.name.clone(), retry_in_ms }));
         }
-        if attempt > 1 && !wait_for_retry_capacity(pool, job).await {
-            pool.breaker.release(admit);
-            // A retry follows a failed attempt, whose error this is.
-            return Err(
-                last_err.unwrap_or_else(|| Error::Internal { message: "a retry without a failed attempt".into() })
-            );
-        }
-        let key = match pool.keys.choose(model, avoid) {
+        let prefer = (scoped && attempt == 1).then_some(admitted as usize);
+        let key = match pool.keys.choose(model, avoid, prefer) {
             Ok(k) => k,
             Err(e) => {
                 pool.breaker.release(admit);
                 return Err(e);
             }
         };
+        // Whose buckets this request counts against.
+        let limit_key = if scoped { key.map_or(0, |i| i as LimitKey) } else { 0 };
+        if attempt > 1 || limit_key != admitted {
+            if let Err(e) = wait_for_request_capacity(pool, job, limit_key).await {
+                pool.breaker.release(admit);
+                // A retry ends with the failed attempt's error.
+                return Err(last_err.unwrap_or(e));
+            }
+        }
+        // `learn_from_headers`: every response lowers the job's buckets to
+        // what the provider says is left (the other requests still out
+        // come off that).
+        let learn = gate.filter(|g| g.learns()).map(|gate| {
+            move |status: u16, headers: &HeaderMap| {
+                gate.learn(model, limit_key, status, headers, pool.ledger.running_estimate().saturating_sub(1))
+            }
+        });
+        let on_response = learn.as_ref().map(|f| f as &OnResponse<'_>);
         if let Some(i) = key {
             pool.keys.record_request(i);
         }
@@ -191,16 +200,17 @@ pub(crate) async fn execute(pool: &PoolShared, job: &JobInner, work: Work, queue
     }
 }
 
-/// A retry is one more request at the provider: it takes from the job's
-/// request buckets first, waiting until they allow it. `false` when that
-/// wait would outlast the job's deadline (the job ends with its last error).
-async fn wait_for_retry_capacity(pool: &PoolShared, job: &JobInner) -> bool {
-    let (Some(gate), Some(claims)) = (&pool.gate, job.claims()) else { return true };
+/// A retry is one more request at the provider (and so is a first request
+/// on another key than the one admitted, with `scope: "key"`): it takes
+/// from `key`'s request buckets first, waiting until they allow it. `Err`
+/// (RATE_LIMITED) when that wait would outlast the job's deadline.
+async fn wait_for_request_capacity(pool: &PoolShared, job: &JobInner, key: LimitKey) -> Result<()> {
+    let (Some(gate), Some(claims)) = (&pool.gate, job.claims()) else { return Ok(()) };
     loop {
         let now = clock::now();
-        let Some(wait) = gate.take_retry(claims, now) else { return true };
+        let Some(wait) = gate.take_retry(claims, key, now) else { return Ok(()) };
         if job.deadline.is_some_and(|d| now.saturating_add(wait) > d) || wait == Nanos::MAX {
-            return false;
+            return Err(gate.request_refusal(claims, key, (wait != Nanos::MAX).then_some(wait)));
         }
         tokio::time::sleep(Duration::from_nanos(wait)).await;
     }

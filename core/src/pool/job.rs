@@ -17,7 +17,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
@@ -104,6 +104,10 @@ pub(crate) struct JobInner {
     /// A provider call was started: the request may have reached the
     /// provider, so its reservation is settled, not given back.
     sent: AtomicBool,
+    /// Whose buckets the claims were taken from (the key's, with `limits`
+    /// `scope: "key"`; else 0). Set with the claims, before the job can
+    /// start or be claimed.
+    limit_key: AtomicU8,
     waker: AtomicWaker,
 }
 
@@ -155,6 +159,7 @@ impl JobInner {
             claims,
             claimed: AtomicBool::new(false),
             sent: AtomicBool::new(false),
+            limit_key: AtomicU8::new(0),
             waker: AtomicWaker::new(),
         })
     }
@@ -189,6 +194,15 @@ impl JobInner {
 
     pub(crate) fn set_claimed(&self) {
         self.claimed.store(true, Ordering::Release);
+    }
+
+    /// Whose buckets the job's claims came from (see the field).
+    pub(crate) fn limit_key(&self) -> crate::limits::gate::LimitKey {
+        self.limit_key.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_limit_key(&self, key: crate::limits::gate::LimitKey) {
+        self.limit_key.store(key, Ordering::Relaxed);
     }
 
     /// True once a provider call was started (see the field).

@@ -66,9 +66,11 @@ impl KeyRing {
         self.slots[i].dead_until_ms.load(Relaxed) <= now
     }
 
-    /// Picks a key for `model`, avoiding `avoid` when another is usable.
-    /// `Ok(None)` for a provider without keys (the mock).
-    pub fn choose(&self, model: &str, avoid: Option<usize>) -> Result<Option<usize>> {
+    /// Picks a key for `model`, avoiding `avoid` when another is usable,
+    /// and taking `prefer` when it is usable (the key whose `limits`
+    /// buckets admitted the job). `Ok(None)` for a provider without keys
+    /// (the mock).
+    pub fn choose(&self, model: &str, avoid: Option<usize>, prefer: Option<usize>) -> Result<Option<usize>> {
         if self.keys.is_empty() {
             return Ok(None);
         }
@@ -96,6 +98,9 @@ impl KeyRing {
                 body: String::new(),
                 retry_after_ms: Some(next.saturating_sub(now)),
             });
+        }
+        if let Some(p) = prefer.filter(|p| alive.contains(p) && Some(*p) != avoid) {
+            return Ok(Some(p));
         }
         let preferred: Vec<usize> = match avoid {
             Some(a) if alive.len() > 1 => alive.iter().copied().filter(|&i| i != a).collect(),

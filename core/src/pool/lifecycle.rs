@@ -108,10 +108,12 @@ impl PoolShared {
         let scaling = cfg.scaling.clone().filter(|sc| sc.min_workers < sc.max_workers);
         let wait_timeout = Duration::from_millis(cfg.queue.wait_timeout_ms);
         let gate = match &cfg.limits {
-            Some(l) => Some(Arc::new(crate::limits::gate::Gate::new(
-                name,
-                crate::limits::plan::Limits::from_config(l, &format!("providers.{name}.limits"))?,
-            ))),
+            Some(l) => {
+                let path = format!("providers.{name}.limits");
+                let limits = crate::limits::plan::Limits::from_config(l, &path)?;
+                limits.check_keys(cfg.keys.len(), &path)?;
+                Some(Arc::new(crate::limits::gate::Gate::new(name, limits, &cfg.keys)))
+            }
             None => None,
         };
         let pool = Arc::new_cyclic(|me| PoolShared {

@@ -138,9 +138,10 @@ impl PoolShared {
         // the reported usage once a request went out, given back if none did.
         if let (Some(gate), Some(claims)) = (&self.gate, ending.job().claims()) {
             let job = ending.job();
+            let key = job.limit_key();
             match ending.phase() {
                 ledger::Phase::Running if job.sent() => {
-                    gate.settle(claims, &outcome);
+                    gate.settle(claims, key, &outcome);
                     match &mut outcome {
                         // A stream settles when its usage goes by, and
                         // holds its in-flight slot until it ends.
@@ -149,13 +150,13 @@ impl PoolShared {
                                 stream.hold(Box::new(lease));
                             }
                             let (gate, claims) = (gate.clone(), *claims);
-                            stream.on_usage(Box::new(move |used| gate.settle_usage(&claims, used)));
+                            stream.on_usage(Box::new(move |used| gate.settle_usage(&claims, key, used)));
                         }
                         _ => gate.release(),
                     }
                 }
-                ledger::Phase::Running => gate.refund(claims),
-                ledger::Phase::Queued if job.claimed() => gate.refund(claims),
+                ledger::Phase::Running => gate.refund(claims, key),
+                ledger::Phase::Queued if job.claimed() => gate.refund(claims, key),
                 ledger::Phase::Queued => {}
             }
         }

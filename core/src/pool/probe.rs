@@ -39,7 +39,7 @@ pub(crate) async fn run(pool: Arc<PoolShared>, model: String) {
     let started = Instant::now();
     let mut req = Request::new(format!("{}/{model}", pool.name), "ping");
     req.params.insert("max_tokens".into(), serde_json::json!(1));
-    let outcome = match pool.keys.choose(&model, None) {
+    let outcome = match pool.keys.choose(&model, None, None) {
         Err(e) => Err(e),
         Ok(key) => {
             let ctx = CallCtx {

@@ -256,7 +256,7 @@ impl JobQueue {
     /// the queue (closed or full meanwhile).
     fn unclaim(&self, job: &JobInner) {
         if let (Some(gate), Some(claims), true) = (&self.gate, job.claims(), job.claimed()) {
-            gate.refund(claims);
+            gate.refund(claims, job.limit_key());
         }
     }
 
@@ -331,11 +331,12 @@ impl JobQueue {
         // lets it through later too); otherwise it queues and waits its turn.
         let through = match (&self.gate, job.claims()) {
             (Some(gate), Some(claims)) => {
-                let ok = self.backlog.load(SeqCst) == 0 && gate.try_take(claims, at);
-                if ok {
+                let taken = if self.backlog.load(SeqCst) == 0 { gate.try_take(claims, at) } else { None };
+                if let Some(key) = taken {
+                    job.set_limit_key(key);
                     job.set_claimed();
                 }
-                ok
+                taken.is_some()
             }
             _ => true,
         };
@@ -462,7 +463,7 @@ impl JobQueue {
             }
             if let (Some(gate), Some(claims), false) = (&self.gate, job.claims(), job.claimed()) {
                 match gate.admit(claims, now, expiry) {
-                    Admit::Go => {}
+                    Admit::Go(key) => job.set_limit_key(key),
                     Admit::Wait(until) => {
                         // It stays first in line; the worker comes back then.
                         st.deque.push_front(job);
@@ -488,7 +489,7 @@ impl JobQueue {
                 None => {
                     if let (Some(gate), Some(claims)) = (&self.gate, job.claims()) {
                         // Taken just above or at submit: give them back.
-                        gate.refund(claims);
+                        gate.refund(claims, job.limit_key());
                     }
                 }
             }
