@@ -487,8 +487,10 @@ impl JobQueue {
                 }
                 // (Under the queue lock a queued job cannot move otherwise.)
                 None => {
-                    if let (Some(gate), Some(claims)) = (&self.gate, job.claims()) {
-                        // Taken just above or at submit: give them back.
+                    // Taken just above: give them back. (Taken at submit,
+                    // `claimed`: whoever ended the job gives them back in
+                    // `finish`.)
+                    if let (Some(gate), Some(claims), false) = (&self.gate, job.claims(), job.claimed()) {
                         gate.refund(claims, job.limit_key());
                     }
                 }
