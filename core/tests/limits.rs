@@ -25,6 +25,27 @@ fn req(text: &str) -> Request {
     Request::new("p/m", text)
 }
 
+/// A gateway with one OpenAI provider `o` pointed at `srv` (key
+/// `mock-key`), `extra` merged into its config (`network_config` key by key).
+fn openai_at(srv: &MockServer, extra: serde_json::Value) -> Gateway {
+    let mut p = json!({"kind": "openai", "keys": [{"value": "mock-key", "models": ["*"]}],
+        "network_config": {"base_url": format!("{}/v1", srv.url())}});
+    for (k, v) in extra.as_object().expect("an object") {
+        match (k.as_str(), v) {
+            ("network_config", serde_json::Value::Object(net)) => {
+                p["network_config"].as_object_mut().unwrap().extend(net.clone());
+            }
+            _ => p[k] = v.clone(),
+        }
+    }
+    Gateway::from_value(json!({"providers": {"o": p}})).unwrap()
+}
+
+/// bifrost-mock enforcing (and logging) `limits`.
+async fn mock_with(limits: MockLimits) -> MockServer {
+    MockServer::start(MockConfig { limits, ..Default::default() }).await.unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_whose_wait_outlasts_its_deadline_is_rate_limited_at_once() {
     let gw = gateway(json!({"requests_per_minute": 1}));
@@ -74,12 +95,11 @@ async fn reported_usage_settles_every_reservation_exactly() {
     // is exactly what the jobs used. Through bifrost-mock over HTTP, so the
     // test sees when a request has reached the provider.
     let srv = MockServer::start(MockConfig::default()).await.unwrap();
-    let gw = Gateway::from_value(json!({"providers": {"o": {"kind": "openai",
-        "keys": [{"value": "mock-key", "models": ["*"]}],
-        "network_config": {"base_url": format!("{}/v1", srv.url())},
-        "limits": {"tokens_per_day": 1, "burst": {"tokens": 1000000}, "default_completion_tokens": 5000},
-        "concurrency_and_buffer_size": {"concurrency": 1, "buffer_size": 10}}}}))
-    .unwrap();
+    let gw = openai_at(
+        &srv,
+        json!({"limits": {"tokens_per_day": 1, "burst": {"tokens": 1000000}, "default_completion_tokens": 5000},
+            "concurrency_and_buffer_size": {"concurrency": 1, "buffer_size": 10}}),
+    );
     let mut used = 0;
     for i in 0..20 {
         let text = "word ".repeat(i + 1);
@@ -112,20 +132,12 @@ async fn reported_usage_settles_every_reservation_exactly() {
 /// `burst + rate·(t + 250 ms)` requests, and the mock never answered 429.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_mocks_log_of_arrivals_stays_within_the_bound() {
-    let srv = MockServer::start(MockConfig {
-        limits: MockLimits { requests_per_minute: Some(100_000), ..Default::default() },
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let gw = Arc::new(
-        Gateway::from_value(json!({"providers": {"o": {"kind": "openai",
-            "keys": [{"value": "mock-key", "models": ["*"]}],
-            "network_config": {"base_url": format!("{}/v1", srv.url())},
-            "limits": {"requests_per_second": 60, "burst": {"requests": 6}},
-            "concurrency_and_buffer_size": {"concurrency": 8, "buffer_size": 1000}}}}))
-        .unwrap(),
-    );
+    let srv = mock_with(MockLimits { requests_per_minute: Some(100_000), ..Default::default() }).await;
+    let gw = Arc::new(openai_at(
+        &srv,
+        json!({"limits": {"requests_per_second": 60, "burst": {"requests": 6}},
+            "concurrency_and_buffer_size": {"concurrency": 8, "buffer_size": 1000}}),
+    ));
     let mut tasks = Vec::new();
     for s in 0..16 {
         let gw = gw.clone();
@@ -170,12 +182,11 @@ async fn the_mocks_log_of_arrivals_stays_within_the_bound() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_retry_takes_a_request_from_the_bucket() {
     let srv = MockServer::start(MockConfig::default()).await.unwrap();
-    let gw = Gateway::from_value(json!({"providers": {"o": {"kind": "openai",
-        "keys": [{"value": "mock-key", "models": ["*"]}],
-        "network_config": {"base_url": format!("{}/v1", srv.url()), "max_retries": 5,
-            "retry_backoff_initial_ms": 1, "retry_backoff_max_ms": 2},
-        "limits": {"requests_per_day": 1, "burst": {"requests": 4}}}}}))
-    .unwrap();
+    let gw = openai_at(
+        &srv,
+        json!({"network_config": {"max_retries": 5, "retry_backoff_initial_ms": 1, "retry_backoff_max_ms": 2},
+        "limits": {"requests_per_day": 1, "burst": {"requests": 4}}}),
+    );
     let r = gw.chat(Request::new("o/gpt-4o~fail_status=503&fail_first=2&scenario=a", "hi")).await.unwrap();
     assert_eq!(r.extra_fields.attempts, 3);
     assert_eq!(gw.stats().providers["o"].limits["requests"].remaining, 1);
@@ -199,21 +210,13 @@ async fn every_retry_takes_a_request_from_the_bucket() {
 /// 16 429s in 5 windows.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn learning_from_headers_keeps_429s_to_one_per_window() {
-    let srv = MockServer::start(MockConfig {
-        limits: MockLimits { requests_per_minute: Some(4), window_ms: Some(1000), ..Default::default() },
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let gw = Arc::new(
-        Gateway::from_value(json!({"providers": {"o": {"kind": "openai",
-            "keys": [{"value": "mock-key", "models": ["*"]}],
-            "network_config": {"base_url": format!("{}/v1", srv.url()), "max_retries": 20,
-                "retry_backoff_initial_ms": 10, "retry_backoff_max_ms": 100},
-            "limits": {"requests_per_second": 50, "learn_from_headers": true},
-            "concurrency_and_buffer_size": {"concurrency": 4, "buffer_size": 100}}}}))
-        .unwrap(),
-    );
+    let srv = mock_with(MockLimits { requests_per_minute: Some(4), window_ms: Some(1000), ..Default::default() }).await;
+    let gw = Arc::new(openai_at(
+        &srv,
+        json!({"network_config": {"max_retries": 20, "retry_backoff_initial_ms": 10, "retry_backoff_max_ms": 100},
+        "limits": {"requests_per_second": 50, "learn_from_headers": true},
+        "concurrency_and_buffer_size": {"concurrency": 4, "buffer_size": 100}}),
+    ));
     let started = Instant::now();
     let jobs: Vec<_> = (0..20).map(|i| gw.try_submit(Request::new("o/gpt-4o", format!("job {i}"))).unwrap()).collect();
     for j in jobs {
@@ -247,25 +250,19 @@ async fn the_bound_holds_for_10k_jobs_with_cancellations_and_a_shutdown_midway()
     const JOBS_PER_SUBMITTER: usize = 625;
     const SUBMITTERS: usize = 16;
     let (rps, burst_r, tps, burst_t) = (400u128, 20u128, 15_000u128, 2_000u128);
-    let srv = MockServer::start(MockConfig {
-        limits: MockLimits {
-            requests_per_minute: Some(1_000_000_000),
-            tokens_per_minute: Some(1_000_000_000_000),
-            ..Default::default()
-        },
+    let srv = mock_with(MockLimits {
+        requests_per_minute: Some(1_000_000_000),
+        tokens_per_minute: Some(1_000_000_000_000),
         ..Default::default()
     })
-    .await
-    .unwrap();
-    let gw = Arc::new(
-        Gateway::from_value(json!({"providers": {"o": {"kind": "openai",
-            "keys": [{"value": "mock-key", "models": ["*"]}],
-            "network_config": {"base_url": format!("{}/v1", srv.url()), "max_retries": 0},
-            "limits": {"requests_per_second": rps as u64, "tokens_per_second": tps as u64,
-                "burst": {"requests": burst_r as u64, "tokens": burst_t as u64}, "max_in_flight": 8},
-            "concurrency_and_buffer_size": {"concurrency": 16, "buffer_size": 10000}}}}))
-        .unwrap(),
-    );
+    .await;
+    let gw = Arc::new(openai_at(
+        &srv,
+        json!({"network_config": {"max_retries": 0},
+        "limits": {"requests_per_second": rps as u64, "tokens_per_second": tps as u64,
+            "burst": {"requests": burst_r as u64, "tokens": burst_t as u64}, "max_in_flight": 8},
+        "concurrency_and_buffer_size": {"concurrency": 16, "buffer_size": 10000}}),
+    ));
     let mut submitters = Vec::new();
     for s in 0..SUBMITTERS {
         let gw = gw.clone();
@@ -378,11 +375,10 @@ async fn the_bound_holds_for_10k_jobs_with_cancellations_and_a_shutdown_midway()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_settles_with_the_usage_at_its_end() {
     let srv = MockServer::start(MockConfig::default()).await.unwrap();
-    let gw = Gateway::from_value(json!({"providers": {"o": {"kind": "openai",
-        "keys": [{"value": "mock-key", "models": ["*"]}],
-        "network_config": {"base_url": format!("{}/v1", srv.url())},
-        "limits": {"tokens_per_day": 1, "burst": {"tokens": 1000000}, "default_completion_tokens": 5000}}}}))
-    .unwrap();
+    let gw = openai_at(
+        &srv,
+        json!({"limits": {"tokens_per_day": 1, "burst": {"tokens": 1000000}, "default_completion_tokens": 5000}}),
+    );
     let remaining = || gw.stats().providers["o"].limits["tokens"].remaining;
     let mut s = gw.stream(Request::new("o/gpt-4o~chunks=4", "one two three")).await.unwrap();
     let mut usage = None;
@@ -408,20 +404,11 @@ async fn a_stream_settles_with_the_usage_at_its_end() {
 /// A stream holds its slot until it ends or is dropped.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_in_flight_bounds_the_requests_at_the_provider() {
-    let srv = MockServer::start(MockConfig {
-        limits: MockLimits { requests_per_minute: Some(1_000_000), ..Default::default() },
-        ..Default::default()
-    })
-    .await
-    .unwrap();
-    let gw = Arc::new(
-        Gateway::from_value(json!({"providers": {"o": {"kind": "openai",
-            "keys": [{"value": "mock-key", "models": ["*"]}],
-            "network_config": {"base_url": format!("{}/v1", srv.url())},
-            "limits": {"max_in_flight": 2},
-            "concurrency_and_buffer_size": {"concurrency": 8, "buffer_size": 100}}}}))
-        .unwrap(),
-    );
+    let srv = mock_with(MockLimits { requests_per_minute: Some(1_000_000), ..Default::default() }).await;
+    let gw = Arc::new(openai_at(
+        &srv,
+        json!({"limits": {"max_in_flight": 2}, "concurrency_and_buffer_size": {"concurrency": 8, "buffer_size": 100}}),
+    ));
     let jobs: Vec<_> =
         (0..10).map(|i| gw.try_submit(Request::new("o/gpt-4o~latency_ms=200", format!("job {i}"))).unwrap()).collect();
     for j in jobs {

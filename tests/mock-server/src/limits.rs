@@ -104,9 +104,10 @@ impl Limiter {
 
     /// Admits a request of `tokens` now, or refuses it (`retry_after` set).
     pub(crate) fn admit(&self, tokens: u64) -> Verdict {
-        let now = Instant::now();
         let window = self.limits.window();
         let mut w = self.window.lock().unwrap_or_else(|p| p.into_inner());
+        // Read under the lock, so the log is in time order.
+        let now = Instant::now();
         while w.front().is_some_and(|(t, _)| now.duration_since(*t) >= window) {
             w.pop_front();
         }

@@ -123,7 +123,8 @@ impl MockServer {
         self.shared.limiter.reset();
     }
 
-    /// Every request the rate limits admitted, in order (empty without limits).
+    /// Every request the rate limits admitted, in time order (empty
+    /// without limits).
     pub fn admissions(&self) -> Vec<Admission> {
         self.shared.limiter.admissions()
     }
