@@ -1,61 +1,93 @@
-//! The one-process limits store: every bucket in one table behind one
-//! mutex, held only for the few arithmetic steps of a call (never across an
-//! await), so a set of claims is checked and taken atomically.
+//! The one-process limits store: every bucket behind one mutex, held only
+//! for the few arithmetic steps of a call (never across an await), so a
+//! set of claims is checked and taken atomically.
 //!
-//! Settlements (a reservation's refund or extra charge, after the job) do
-//! not take the mutex: they add to the bucket's pending counters, which the
-//! next call that reads or takes from that bucket applies first, under the
-//! lock. Until then the bucket looks fuller-used than it is, never emptier:
-//! a refund applied late can only admit later, and a charge applied late is
-//! applied before anything else is admitted from its bucket. Refunds are
-//! applied before charges, the more cautious order.
+//! Refunds (a reservation larger than the reported usage, or a job whose
+//! request never went out) do not take the mutex: they add to the
+//! bucket's pending counter, which the next call that reads or takes from
+//! that bucket applies first, under the lock. Until then the bucket looks
+//! fuller-used than it is, never emptier: a refund applied late can only
+//! admit later. Extra charges (usage above the reservation, rare) are
+//! applied at once, under the lock.
+//!
+//! Layout: the first [`INLINE`] buckets (a provider's requests and tokens),
+//! the mutex guarding them and their pending refunds share one 64-byte
+//! cache line, so an admission and a settlement on another thread move one
+//! line between cores, not three. Further buckets (models, keys) sit behind
+//! a second mutex, always taken after the first.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 
 use crate::clock::Nanos;
 
 use super::gcra::{Bucket, Rate, Take};
 use super::{Acquired, Claim, LimitStore};
 
+/// Buckets kept in the store's first cache line.
+const INLINE: usize = 2;
+
 /// Buckets by number, in this process.
 #[derive(Default)]
+#[repr(C, align(64))]
 pub(crate) struct MemoryStore {
-    buckets: Mutex<Vec<Bucket>>,
-    /// Per bucket `0..n`: settlements not yet applied.
-    pending: Box<[Pending]>,
+    first: Mutex<[Bucket; INLINE]>,
+    first_refunds: [AtomicU64; INLINE],
+    rest: Mutex<Vec<Bucket>>,
+    /// Pending refunds of buckets `INLINE..n`.
+    rest_refunds: Box<[AtomicU64]>,
 }
 
-/// Units to give back to, and to charge to, one bucket.
-#[derive(Default)]
-struct Pending {
-    refund: AtomicU64,
-    charge: AtomicU64,
+/// The store's buckets, locked.
+struct Locked<'a> {
+    first: MutexGuard<'a, [Bucket; INLINE]>,
+    rest: Option<MutexGuard<'a, Vec<Bucket>>>,
+}
+
+impl Locked<'_> {
+    fn get(&mut self, i: usize) -> &mut Bucket {
+        if i < INLINE {
+            return &mut self.first[i];
+        }
+        let rest = self.rest.as_mut().expect("buckets past the first line are locked when named");
+        if i - INLINE >= rest.len() {
+            rest.resize(i - INLINE + 1, Bucket::default());
+        }
+        &mut rest[i - INLINE]
+    }
 }
 
 impl MemoryStore {
     /// A store for buckets `0..n` (more are added when named; their
-    /// settlements then take the lock).
+    /// refunds then take the lock).
     pub fn new(n: usize) -> MemoryStore {
         MemoryStore {
-            buckets: Mutex::new(vec![Bucket::default(); n]),
-            pending: (0..n).map(|_| Pending::default()).collect(),
+            rest_refunds: (INLINE..n.max(INLINE)).map(|_| AtomicU64::new(0)).collect(),
+            ..MemoryStore::default()
         }
     }
 
-    /// Bucket `i`, with its pending settlements applied at `now`.
-    fn slot<'a>(&self, buckets: &'a mut Vec<Bucket>, i: usize, rate: &Rate, now: Nanos) -> &'a mut Bucket {
-        if i >= buckets.len() {
-            buckets.resize(i + 1, Bucket::default());
+    /// Locks the first line, and the rest too if `beyond` names a bucket there.
+    fn lock(&self, beyond: bool) -> Locked<'_> {
+        let first = self.first.lock();
+        Locked { first, rest: beyond.then(|| self.rest.lock()) }
+    }
+
+    fn refunds(&self, i: usize) -> Option<&AtomicU64> {
+        if i < INLINE {
+            Some(&self.first_refunds[i])
+        } else {
+            self.rest_refunds.get(i - INLINE)
         }
-        let b = &mut buckets[i];
-        if let Some(p) = self.pending.get(i) {
-            if p.refund.load(Relaxed) != 0 {
-                b.refund(rate, p.refund.swap(0, Relaxed), now);
-            }
-            if p.charge.load(Relaxed) != 0 {
-                b.charge(rate, p.charge.swap(0, Relaxed), now);
+    }
+
+    /// Bucket `i`, with its pending refunds applied at `now`.
+    fn slot<'a>(&self, locked: &'a mut Locked<'_>, i: usize, rate: &Rate, now: Nanos) -> &'a mut Bucket {
+        let b = locked.get(i);
+        if let Some(p) = self.refunds(i) {
+            if p.load(Relaxed) != 0 {
+                b.refund(rate, p.swap(0, Relaxed), now);
             }
         }
         b
@@ -69,10 +101,10 @@ impl MemoryStore {
         if !distinct {
             return self.acquire_merged(claims, now);
         }
-        let mut buckets = self.buckets.lock();
+        let mut locked = self.lock(claims.iter().any(|c| c.bucket >= INLINE));
         let mut wait = (0, 0);
         for (i, c) in claims.iter().enumerate() {
-            match self.slot(&mut buckets, c.bucket, &c.rate, now).check(&c.rate, c.units, now) {
+            match self.slot(&mut locked, c.bucket, &c.rate, now).check(&c.rate, c.units, now) {
                 Take::Admitted => {}
                 Take::Wait(w) if w > wait.0 => wait = (w, i),
                 Take::Wait(_) => {}
@@ -84,7 +116,7 @@ impl MemoryStore {
         }
         for c in claims {
             // Checked just above, under the same lock: this take is admitted.
-            let taken = buckets[c.bucket].take(&c.rate, c.units, now);
+            let taken = locked.get(c.bucket).take(&c.rate, c.units, now);
             debug_assert_eq!(taken, Take::Admitted);
         }
         Acquired::Admitted
@@ -111,24 +143,26 @@ impl MemoryStore {
         }
     }
 
-    /// [`LimitStore::adjust`], synchronously: `delta > 0` charges, `< 0`
-    /// refunds, applied at the bucket's next use (see the module docs).
+    /// [`LimitStore::adjust`], synchronously: `delta < 0` refunds, applied
+    /// at the bucket's next use; `delta > 0` charges, at once (see the
+    /// module docs).
     pub fn adjust_now(&self, bucket: usize, rate: Rate, delta: i64) {
+        if delta < 0 {
+            if let Some(p) = self.refunds(bucket) {
+                // Cannot wrap: one refund is at most 1e9 units (a
+                // reservation, `plan.rs`, or a usage, capped in `gate.rs`),
+                // every take from the bucket empties its counter, and 2^64
+                // is 1.8e10 such refunds.
+                p.fetch_add(delta.unsigned_abs(), Relaxed);
+                return;
+            }
+        }
         if delta == 0 {
             return;
         }
-        if let Some(p) = self.pending.get(bucket) {
-            let counter = if delta > 0 { &p.charge } else { &p.refund };
-            // Cannot wrap: one settlement is at most 1e9 units (a
-            // reservation, `plan.rs`, or a reported usage, capped in
-            // `gate.rs`), every take from the bucket empties its counters,
-            // and 2^64 is 1.8e10 such settlements.
-            counter.fetch_add(delta.unsigned_abs(), Relaxed);
-            return;
-        }
         let now = crate::clock::now();
-        let mut buckets = self.buckets.lock();
-        let b = self.slot(&mut buckets, bucket, &rate, now);
+        let mut locked = self.lock(bucket >= INLINE);
+        let b = self.slot(&mut locked, bucket, &rate, now);
         if delta > 0 {
             b.charge(&rate, delta as u64, now);
         } else {
@@ -138,14 +172,14 @@ impl MemoryStore {
 
     /// [`LimitStore::observe`], synchronously.
     pub fn observe_now(&self, bucket: usize, rate: Rate, remaining: u64, reset_ns: Nanos, now: Nanos) {
-        let mut buckets = self.buckets.lock();
-        self.slot(&mut buckets, bucket, &rate, now).observe(&rate, remaining, reset_ns, now)
+        let mut locked = self.lock(bucket >= INLINE);
+        self.slot(&mut locked, bucket, &rate, now).observe(&rate, remaining, reset_ns, now)
     }
 
     /// [`LimitStore::level`], synchronously.
     pub fn level_now(&self, bucket: usize, rate: Rate, now: Nanos) -> (u64, Nanos) {
-        let mut buckets = self.buckets.lock();
-        self.slot(&mut buckets, bucket, &rate, now).level(&rate, now)
+        let mut locked = self.lock(bucket >= INLINE);
+        self.slot(&mut locked, bucket, &rate, now).level(&rate, now)
     }
 }
 
@@ -221,6 +255,19 @@ mod tests {
         assert_eq!(block_on(store.level(3, r, 0)).0, 5, "nothing taken");
         let too_big = [Claim { bucket: 3, rate: r, units: 6 }, Claim { bucket: 3, rate: r, units: 6 }];
         assert_eq!(block_on(store.acquire(&too_big, 0)), Acquired::Never(0));
+    }
+
+    #[test]
+    fn the_first_buckets_their_lock_and_their_refunds_fill_one_cache_line() {
+        assert_eq!(std::mem::offset_of!(MemoryStore, rest), 64);
+        let store = MemoryStore::new(5);
+        let r = Rate::new(10, 60 * S, 10);
+        // Refunds pending on an inline bucket and on one past the line.
+        for b in [1, 4] {
+            assert_eq!(store.acquire_now(&[Claim { bucket: b, rate: r, units: 7 }], 0), Acquired::Admitted);
+            store.adjust_now(b, r, -5);
+            assert_eq!(store.level_now(b, r, 0).0, 8, "bucket {b}");
+        }
     }
 
     #[test]
