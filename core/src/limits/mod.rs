@@ -12,7 +12,10 @@
 //!   buckets one job needs (its key's requests and tokens, its model's):
 //!   either every claim is taken, or none is and the answer is the longest
 //!   wait among them, computed from the buckets (no polling).
-//! - `gate`: a pool's admission gate (the queue asks it before a job starts).
+//! - `inflight`: `max_in_flight`'s slots, and the lease a stream holds.
+//! - `gate`: a pool's admission gate (the queue asks it before a job
+//!   starts): claims, key choice with `scope: "key"`, settlement, and
+//!   learning from the provider's headers.
 //!
 //! One process only for now: the gate uses the memory store synchronously.
 
