@@ -16,9 +16,10 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
 use crate::clock::{self, Nanos};
-use crate::config::KeyConfig;
 use crate::error::{Error, Result};
+use crate::pool::keys::KeyRing;
 use crate::pool::{Output, Work};
+use crate::providers::StreamWatcher;
 use crate::stats::LimitStats;
 use crate::types::EmbedInput;
 
@@ -49,31 +50,32 @@ const MAX_REPORTED_TOKENS: u64 = 1_000_000_000;
 /// and its model's.
 const MAX_CLAIMS: usize = 4;
 
-/// What one job claims: `(bucket index, units)`, without allocating
-/// (kept inline in the job: 48 bytes).
+/// What one job claims: its buckets (one request from each request
+/// bucket, `tokens` from each token bucket; [`Gate::units`]), without
+/// allocating (kept inline in the job).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct JobClaims {
-    units: [u64; MAX_CLAIMS],
+    /// The job's estimated tokens.
+    tokens: u64,
+    /// With `scope: "key"`: the keys that may serve the job (bit `i`: key `i`).
+    keys: u64,
     /// Within a key's block of buckets (block 0 without `scope: "key"`).
     buckets: [u16; MAX_CLAIMS],
     len: u8,
-    /// With `scope: "key"`: the keys that may serve the job (bit `i`: key `i`).
-    keys: u64,
 }
 
 impl JobClaims {
-    const EMPTY: JobClaims = JobClaims { units: [0; MAX_CLAIMS], buckets: [0; MAX_CLAIMS], len: 0, keys: 0 };
+    const EMPTY: JobClaims = JobClaims { tokens: 0, keys: 0, buckets: [0; MAX_CLAIMS], len: 0 };
 
-    pub fn iter(&self) -> impl Iterator<Item = (usize, u64)> + '_ {
-        let n = self.len as usize;
-        self.buckets[..n].iter().zip(&self.units[..n]).map(|(&b, &u)| (b as usize, u))
+    fn buckets(&self) -> impl Iterator<Item = usize> + '_ {
+        self.buckets[..self.len as usize].iter().map(|&b| b as usize)
     }
 
-    fn push(&mut self, bucket: Option<usize>, units: u64) {
+    fn push(&mut self, bucket: Option<usize>) {
         if let Some(b) = bucket {
             let n = self.len as usize;
             if n < MAX_CLAIMS {
-                (self.buckets[n], self.units[n]) = (b as u16, units);
+                self.buckets[n] = b as u16;
                 self.len += 1;
             }
         }
@@ -94,9 +96,10 @@ pub(crate) struct Gate {
     model_buckets: HashMap<String, [Option<usize>; 2]>,
     /// `max_in_flight`'s slots, if set.
     in_flight: Option<Arc<InFlight>>,
-    /// With `scope: "key"`, the provider's keys: each has its own block of
-    /// `block` buckets, key `k`'s at `k * block` (empty: one shared block).
-    keys: Vec<KeyConfig>,
+    /// With `scope: "key"`, the provider's keys (the pool's ring, which
+    /// owns eligibility and weights): each has its own block of `block`
+    /// buckets, key `k`'s at `k * block` (none: one shared block).
+    keys: Option<Arc<KeyRing>>,
     block: usize,
 }
 
@@ -134,8 +137,8 @@ const MAX_SLOT_WAIT: Nanos = 3_600 * 1_000 * clock::MS;
 impl Gate {
     /// The gate of `provider`; `keys` are its keys (given their own
     /// buckets with `scope: "key"`, at most [`MAX_SCOPED_KEYS`]).
-    pub fn new(provider: &str, limits: Limits, keys: &[KeyConfig]) -> Gate {
-        let scoped = limits.scope == LimitScope::Key && !keys.is_empty();
+    pub fn new(provider: &str, limits: Limits, keys: &Arc<KeyRing>) -> Gate {
+        let scoped = limits.scope == LimitScope::Key && keys.len() > 0;
         let blocks = if scoped { keys.len().min(MAX_SCOPED_KEYS) } else { 1 };
         let mut table = Vec::new();
         let mut provider_buckets = [None, None];
@@ -179,7 +182,7 @@ impl Gate {
         let block = table.len() / blocks;
         let store = MemoryStore::new(table.len());
         let in_flight = limits.max_in_flight.map(|n| Arc::new(InFlight::new(n)));
-        let keys = if scoped { keys[..blocks].to_vec() } else { Vec::new() };
+        let keys = scoped.then(|| keys.clone());
         Gate {
             provider: provider.to_string(),
             limits,
@@ -199,23 +202,31 @@ impl Gate {
             Work::Chat(r) | Work::Stream(r) => estimate_tokens(r, self.limits.default_completion_tokens),
             Work::Embed(r) => embed_tokens(&r.input),
         };
-        let mut c = JobClaims::EMPTY;
-        c.push(self.provider_buckets[0], 1);
-        c.push(self.provider_buckets[1], tokens);
-        if !self.model_buckets.is_empty() {
-            let model = work.model();
-            let ids = self.model_buckets.get(model).or_else(|| self.model_buckets.get(&model.to_lowercase()));
-            if let Some(ids) = ids {
-                c.push(ids[0], 1);
-                c.push(ids[1], tokens);
-            }
+        let mut c = JobClaims { tokens, ..JobClaims::EMPTY };
+        c.push(self.provider_buckets[0]);
+        c.push(self.provider_buckets[1]);
+        if let Some(ids) = self.model_ids(work.model()) {
+            c.push(ids[0]);
+            c.push(ids[1]);
         }
-        for (i, k) in self.keys.iter().enumerate() {
-            if k.enabled && k.weight > 0.0 && k.allows(work.model()) {
-                c.keys |= 1 << i;
-            }
+        if let Some(keys) = &self.keys {
+            c.keys = keys.eligible_mask(work.model());
         }
         c
+    }
+
+    /// `(bucket, units)` of each claim (buckets within block 0).
+    pub fn units<'a>(&'a self, claims: &'a JobClaims) -> impl Iterator<Item = (usize, u64)> + 'a {
+        claims.buckets().map(|b| (b, if self.table[b].tokens { claims.tokens } else { 1 }))
+    }
+
+    /// `model`'s own buckets, if it has limits of its own (names compare
+    /// ignoring case).
+    fn model_ids(&self, model: &str) -> Option<[Option<usize>; 2]> {
+        if self.model_buckets.is_empty() {
+            return None;
+        }
+        self.model_buckets.get(model).or_else(|| self.model_buckets.get(&model.to_lowercase())).copied()
     }
 
     /// With `scope: "key"`, the job's eligible keys in a weighted random
@@ -224,27 +235,10 @@ impl Gate {
     /// capacity. Without: block 0 alone.
     fn key_order(&self, claims: &JobClaims) -> ([LimitKey; MAX_SCOPED_KEYS], usize) {
         let mut order = [0; MAX_SCOPED_KEYS];
-        if self.keys.is_empty() || claims.keys == 0 {
-            return (order, 1);
-        }
-        let mut left = claims.keys;
-        let mut n = 0;
-        while left != 0 {
-            let total: f64 = (0..self.keys.len()).filter(|i| left & (1 << i) != 0).map(|i| self.keys[i].weight).sum();
-            let mut pick = fastrand::f64() * total;
-            let mut chosen = left.trailing_zeros() as usize;
-            for i in (0..self.keys.len()).filter(|i| left & (1 << i) != 0) {
-                chosen = i;
-                pick -= self.keys[i].weight;
-                if pick < 0.0 {
-                    break;
-                }
-            }
-            order[n] = chosen as LimitKey;
-            n += 1;
-            left &= !(1 << chosen);
-        }
-        (order, n)
+        let n = self.keys.as_ref().map_or(0, |k| k.weighted_order(claims.keys, &mut order));
+        // No eligible key (the job fails at key choice, and is refunded):
+        // block 0 stands in.
+        (order, n.max(1))
     }
 
     /// Takes the job's claims from the first key (in [`Gate::key_order`])
@@ -269,7 +263,8 @@ impl Gate {
                 }
             }
         }
-        best.unwrap_or((Check::Fits, 0))
+        // Never `None`: `order` is not empty. (Busy would only wait.)
+        best.unwrap_or((Check::Busy, 0))
     }
 
     /// After the buckets: an in-flight slot, or the buckets back.
@@ -295,7 +290,7 @@ impl Gate {
     fn take_buckets(&self, claims: &JobClaims, key: LimitKey, now: Nanos) -> Check {
         let mut buf = [Claim { bucket: 0, rate: Rate::new(1, 1, 1), units: 0 }; MAX_CLAIMS];
         let mut n = 0;
-        for (b, units) in claims.iter() {
+        for (b, units) in self.units(claims) {
             let b = self.at(b, key);
             buf[n] = Claim { bucket: b, rate: self.table[b].rate, units };
             n += 1;
@@ -355,10 +350,16 @@ impl Gate {
         }
     }
 
-    /// The in-flight slot of a stream's job, as a guard the stream holds
-    /// until it ends.
-    pub fn lease(&self) -> Option<Lease> {
-        self.in_flight.clone().map(Lease)
+    /// What a stream's job hands its stream: settles the reservation with
+    /// the stream's reported usage, and holds the job's in-flight slot
+    /// until the stream is over.
+    pub fn stream_watcher(self: &Arc<Self>, claims: JobClaims, key: LimitKey) -> Box<dyn StreamWatcher> {
+        Box::new(StreamSettle {
+            gate: self.clone(),
+            claims: Some(claims),
+            key,
+            _slot: self.in_flight.clone().map(Lease),
+        })
     }
 
     fn refuse(&self, b: usize, wait: Option<Nanos>) -> Error {
@@ -379,8 +380,8 @@ impl Gate {
     /// never); the caller weighs that against the job's deadline.
     pub fn take_retry(&self, claims: &JobClaims, key: LimitKey, now: Nanos) -> Option<Nanos> {
         let mut requests = JobClaims::EMPTY;
-        for (b, units) in claims.iter().filter(|&(b, _)| !self.table[b].tokens) {
-            requests.push(Some(b), units);
+        for b in claims.buckets().filter(|&b| !self.table[b].tokens) {
+            requests.push(Some(b));
         }
         match self.take_buckets(&requests, key, now) {
             Check::Fits | Check::Busy => None,
@@ -395,13 +396,13 @@ impl Gate {
     /// The RATE_LIMITED error of a request that `key`'s request buckets
     /// cannot take before the job's deadline (`wait`: when they could).
     pub fn request_refusal(&self, claims: &JobClaims, key: LimitKey, wait: Option<Nanos>) -> Error {
-        let b = claims.iter().map(|(b, _)| self.at(b, key)).find(|&b| !self.table[b].tokens).unwrap_or(0);
+        let b = claims.buckets().map(|b| self.at(b, key)).find(|&b| !self.table[b].tokens).unwrap_or(0);
         self.refuse(b, wait)
     }
 
     /// Whether every key has its own buckets (`scope: "key"`).
     pub fn scoped(&self) -> bool {
-        !self.keys.is_empty()
+        self.keys.is_some()
     }
 
     /// Settles the reservation of a job whose request went out: reported
@@ -423,8 +424,8 @@ impl Gate {
         // Usage is the provider's word (untrusted): more than this for one
         // request is not believed.
         let used = used.min(MAX_REPORTED_TOKENS);
-        for (b, reserved) in claims.iter().filter(|&(b, _)| self.table[b].tokens) {
-            let delta = used.min(i64::MAX as u64) as i64 - reserved.min(i64::MAX as u64) as i64;
+        let delta = used.min(i64::MAX as u64) as i64 - claims.tokens.min(i64::MAX as u64) as i64;
+        for b in claims.buckets().filter(|&b| self.table[b].tokens) {
             let b = self.at(b, key);
             self.store.adjust_now(b, self.table[b].rate, delta);
         }
@@ -438,7 +439,7 @@ impl Gate {
     }
 
     fn refund_buckets(&self, claims: &JobClaims, key: LimitKey) {
-        for (b, units) in claims.iter() {
+        for (b, units) in self.units(claims) {
             let b = self.at(b, key);
             self.store.adjust_now(b, self.table[b].rate, -(units.min(i64::MAX as u64) as i64));
         }
@@ -457,16 +458,14 @@ impl Gate {
     /// "key"`). `others_out` requests besides this one are still out
     /// and maybe not yet in the provider's count, so they come off its
     /// `remaining` requests (two concurrent requests do not both spend the
-    /// last one; their tokens are not known here). A window with nothing left, or a 429's `Retry-After`, holds
-    /// the bucket empty until the provider's reset.
+    /// last one; their tokens are not known here). A window with nothing
+    /// left, or a 429's `Retry-After`, holds the bucket empty until the
+    /// provider's reset.
     pub fn learn(&self, model: &str, key: LimitKey, status: u16, headers: &HeaderMap, others_out: u64) {
-        let wall_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis().min(u64::MAX as u128) as u64);
-        let named = headers.iter().filter_map(|(n, v)| v.to_str().ok().map(|v| (n.as_str(), v)));
-        let seen = observe(named, wall_ms);
-        let [requests, tokens] = self.buckets_of(model).map(|b| b.map(|b| self.at(b, key)));
         let now = clock::now();
+        let named = headers.iter().filter_map(|(n, v)| v.to_str().ok().map(|v| (n.as_str(), v)));
+        let seen = observe(named, clock::unix_ms(now));
+        let [requests, tokens] = self.buckets_of(model).map(|b| b.map(|b| self.at(b, key)));
         // Anthropic may give input and output token windows instead of
         // one; the tighter stands for the total.
         let token_window = seen.tokens.or_else(|| {
@@ -488,12 +487,7 @@ impl Gate {
     /// The request and token buckets that describe `model`'s limits: its
     /// own if it has any, else the provider's.
     fn buckets_of(&self, model: &str) -> [Option<usize>; 2] {
-        let own = if self.model_buckets.is_empty() {
-            None
-        } else {
-            self.model_buckets.get(model).or_else(|| self.model_buckets.get(&model.to_lowercase()))
-        };
-        let own = own.copied().unwrap_or([None, None]);
+        let own = self.model_ids(model).unwrap_or([None, None]);
         [own[0].or(self.provider_buckets[0]), own[1].or(self.provider_buckets[1])]
     }
 
@@ -536,6 +530,23 @@ impl Gate {
     }
 }
 
+/// A stream's limits (see [`Gate::stream_watcher`]).
+struct StreamSettle {
+    gate: Arc<Gate>,
+    /// Taken at the first reported usage (a stream settles once).
+    claims: Option<JobClaims>,
+    key: LimitKey,
+    _slot: Option<Lease>,
+}
+
+impl StreamWatcher for StreamSettle {
+    fn usage(&mut self, total_tokens: u64) {
+        if let Some(claims) = self.claims.take() {
+            self.gate.settle_usage(&claims, self.key, total_tokens);
+        }
+    }
+}
+
 /// The config key a bucket comes from (`tokens_per_minute`,
 /// `models.gpt-4o.requests_per_second`), for messages.
 fn label(name: &str, rate: Rate) -> String {
@@ -567,7 +578,11 @@ mod tests {
 
     fn gate(v: serde_json::Value) -> Gate {
         let cfg: super::super::plan::LimitsConfig = serde_json::from_value(v).unwrap();
-        Gate::new("openai", Limits::from_config(&cfg, "providers.openai.limits").unwrap(), &[])
+        Gate::new(
+            "openai",
+            Limits::from_config(&cfg, "providers.openai.limits").unwrap(),
+            &Arc::new(KeyRing::new("openai", &[])),
+        )
     }
 
     #[test]
@@ -586,16 +601,16 @@ mod tests {
         let mut r = Request::new("openai/gpt-4o", "12345678");
         r.params.insert("max_tokens".into(), serde_json::json!(10));
         let c = g.claims(&Work::Chat(Box::new(r.clone())));
-        assert_eq!(c.iter().collect::<Vec<_>>(), [(0, 1), (1, 12), (2, 12)]);
+        assert_eq!(g.units(&c).collect::<Vec<_>>(), [(0, 1), (1, 12), (2, 12)]);
         r.model = "openai/gpt-4o-mini".into();
         let c = g.claims(&Work::Chat(Box::new(r)));
-        assert_eq!(c.iter().collect::<Vec<_>>(), [(0, 1), (1, 12)], "no model limit for another model");
+        assert_eq!(g.units(&c).collect::<Vec<_>>(), [(0, 1), (1, 12)], "no model limit for another model");
     }
 
     /// Keys as a provider's config makes them (`models` resolved).
-    fn keys_of(keys: serde_json::Value) -> Vec<KeyConfig> {
+    fn keys_of(keys: serde_json::Value) -> Arc<KeyRing> {
         let cfg = crate::config::Config::from_value(serde_json::json!({"providers": {"openai": {"keys": keys}}}));
-        cfg.unwrap().providers["openai"].keys.clone()
+        Arc::new(KeyRing::new("openai", &cfg.unwrap().providers["openai"].keys))
     }
 
     #[test]

@@ -66,6 +66,47 @@ impl KeyRing {
         self.slots[i].dead_until_ms.load(Relaxed) <= now
     }
 
+    /// Whether key `i` may serve `model` at all (enabled, allowed, weight > 0).
+    fn eligible(&self, i: usize, model: &str) -> bool {
+        self.keys[i].allows(model) && self.keys[i].weight > 0.0
+    }
+
+    /// The keys that may serve `model`, as a bit mask (bit `i`: key `i`;
+    /// keys past 63 are left out). What `limits` `scope: "key"` admits among.
+    pub fn eligible_mask(&self, model: &str) -> u64 {
+        (0..self.keys.len().min(64)).filter(|&i| self.eligible(i, model)).fold(0, |m, i| m | 1 << i)
+    }
+
+    /// One of `candidates`, drawn by weight.
+    fn pick(&self, candidates: impl Iterator<Item = usize> + Clone) -> Option<usize> {
+        let total: f64 = candidates.clone().map(|i| self.keys[i].weight).sum();
+        let mut left = fastrand::f64() * total;
+        let mut last = None;
+        for i in candidates {
+            left -= self.keys[i].weight;
+            last = Some(i);
+            if left < 0.0 {
+                break;
+            }
+        }
+        last
+    }
+
+    /// The keys of `mask` in a random order drawn by weight (each next key
+    /// by weight among those left: a Plackett–Luce order, so the first of
+    /// any subset is drawn by weight within it). Writes `out`, returns how
+    /// many.
+    pub fn weighted_order(&self, mut mask: u64, out: &mut [u8; 64]) -> usize {
+        let mut n = 0;
+        while mask != 0 {
+            let Some(i) = self.pick((0..self.keys.len().min(64)).filter(|i| mask & (1 << i) != 0)) else { break };
+            out[n] = i as u8;
+            n += 1;
+            mask &= !(1 << i);
+        }
+        n
+    }
+
     /// Picks a key for `model`, avoiding `avoid` when another is usable,
     /// and taking `prefer` when it is usable (the key whose `limits`
     /// buckets admitted the job). `Ok(None)` for a provider without keys
@@ -74,8 +115,7 @@ impl KeyRing {
         if self.keys.is_empty() {
             return Ok(None);
         }
-        let eligible: Vec<usize> =
-            (0..self.keys.len()).filter(|&i| self.keys[i].allows(model) && self.keys[i].weight > 0.0).collect();
+        let eligible: Vec<usize> = (0..self.keys.len()).filter(|&i| self.eligible(i, model)).collect();
         if eligible.is_empty() {
             return Err(Error::invalid(format!(
                 "provider '{}' has no enabled key with weight > 0 whose models allow model '{model}'",
@@ -106,22 +146,13 @@ impl KeyRing {
             Some(a) if alive.len() > 1 => alive.iter().copied().filter(|&i| i != a).collect(),
             _ => alive,
         };
-        let total: f64 = preferred.iter().map(|&i| self.keys[i].weight).sum();
-        let mut pick = fastrand::f64() * total;
-        for &i in &preferred {
-            pick -= self.keys[i].weight;
-            if pick < 0.0 {
-                return Ok(Some(i));
-            }
-        }
-        Ok(preferred.last().copied())
+        Ok(self.pick(preferred.iter().copied()))
     }
 
     /// True if some key other than `i` could serve `model` now.
     pub fn has_alternative(&self, model: &str, i: usize) -> bool {
         let now = self.now_ms();
-        (0..self.keys.len())
-            .any(|j| j != i && self.keys[j].allows(model) && self.keys[j].weight > 0.0 && self.alive(j, now))
+        (0..self.keys.len()).any(|j| j != i && self.eligible(j, model) && self.alive(j, now))
     }
 
     pub fn record_request(&self, i: usize) {

@@ -107,12 +107,13 @@ impl PoolShared {
         let concurrency = cfg.concurrency_and_buffer_size.concurrency.clamp(min_workers, max_workers);
         let scaling = cfg.scaling.clone().filter(|sc| sc.min_workers < sc.max_workers);
         let wait_timeout = Duration::from_millis(cfg.queue.wait_timeout_ms);
+        let keys = Arc::new(keys::KeyRing::new(name, &cfg.keys));
         let gate = match &cfg.limits {
             Some(l) => {
                 let path = format!("providers.{name}.limits");
                 let limits = crate::limits::plan::Limits::from_config(l, &path)?;
                 limits.check_keys(cfg.keys.len(), &path)?;
-                Some(Arc::new(crate::limits::gate::Gate::new(name, limits, &cfg.keys)))
+                Some(Arc::new(crate::limits::gate::Gate::new(name, limits, &keys)))
             }
             None => None,
         };
@@ -127,7 +128,7 @@ impl PoolShared {
             counters: PoolCounters::new(),
             ledger: ledger::Ledger::default(),
             provider,
-            keys: keys::KeyRing::new(name, &cfg.keys),
+            keys: keys.clone(),
             breaker: breaker::Breaker::new(cfg.circuit_breaker.clone()),
             probe: parking_lot::Mutex::new(if probe_model.is_some() {
                 probe::ProbeState::Pending

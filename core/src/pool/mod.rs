@@ -96,7 +96,7 @@ pub(crate) struct PoolShared {
     /// Where each job's moves are counted (consistent snapshots).
     ledger: ledger::Ledger,
     provider: ProviderImpl,
-    keys: keys::KeyRing,
+    keys: Arc<keys::KeyRing>,
     breaker: breaker::Breaker,
     /// The startup probe's result.
     probe: parking_lot::Mutex<probe::ProbeState>,
@@ -145,13 +145,7 @@ impl PoolShared {
                     match &mut outcome {
                         // A stream settles when its usage goes by, and
                         // holds its in-flight slot until it ends.
-                        Ok(Output::Stream(stream)) => {
-                            if let Some(lease) = gate.lease() {
-                                stream.hold(Box::new(lease));
-                            }
-                            let (gate, claims) = (gate.clone(), *claims);
-                            stream.on_usage(Box::new(move |used| gate.settle_usage(&claims, key, used)));
-                        }
+                        Ok(Output::Stream(stream)) => stream.watch(gate.stream_watcher(*claims, key)),
                         _ => gate.release(),
                     }
                 }

@@ -159,16 +159,18 @@ pub struct ChunkStream {
     /// Items read ahead (to confirm a stream before giving up fallbacks).
     prefix: VecDeque<Result<Chunk>>,
     fallback_index: u32,
-    /// Told the first reported `usage.total_tokens` as it passes (the
-    /// limits settle a stream's reservation with it).
-    on_usage: Option<UsageHook>,
-    /// Dropped when the stream ends, fails or is dropped (the limits'
-    /// in-flight slot of its request).
-    held: Option<Box<dyn std::any::Any + Send + Sync>>,
+    /// Told the stream's reported usage; dropped when the stream ends,
+    /// fails or is dropped (see [`StreamWatcher`]).
+    watcher: Option<Box<dyn StreamWatcher>>,
 }
 
-/// What hears a stream's reported usage (see `ChunkStream::on_usage`).
-pub(crate) type UsageHook = Box<dyn FnOnce(u64) + Send + Sync>;
+/// What follows a stream for the provider's `limits`: it hears the first
+/// reported `usage.total_tokens` (and settles the reservation with it) and
+/// is dropped when the upstream request is over (giving back its
+/// in-flight slot).
+pub(crate) trait StreamWatcher: Send + Sync {
+    fn usage(&mut self, total_tokens: u64);
+}
 
 enum Source {
     /// Every chunk is already known (the mock provider).
@@ -189,13 +191,7 @@ impl Drop for AbortOnDrop {
 
 impl ChunkStream {
     pub(crate) fn ready(chunks: VecDeque<Result<Chunk>>) -> Self {
-        ChunkStream {
-            source: Source::Ready(chunks),
-            prefix: VecDeque::new(),
-            fallback_index: 0,
-            on_usage: None,
-            held: None,
-        }
+        ChunkStream { source: Source::Ready(chunks), prefix: VecDeque::new(), fallback_index: 0, watcher: None }
     }
 
     pub(crate) fn channel(rx: mpsc::Receiver<Result<Chunk>>, task: tokio::task::JoinHandle<()>) -> Self {
@@ -203,20 +199,15 @@ impl ChunkStream {
             source: Source::Channel { rx, _reader: AbortOnDrop(task) },
             prefix: VecDeque::new(),
             fallback_index: 0,
-            on_usage: None,
-            held: None,
+            watcher: None,
         }
     }
 
-    /// Keeps `guard` until the stream ends, fails or is dropped.
-    pub(crate) fn hold(&mut self, guard: Box<dyn std::any::Any + Send + Sync>) {
-        self.held = Some(guard);
-    }
-
-    /// Calls `hook` with the stream's reported total tokens when the chunk
-    /// carrying them is read; never if the stream ends or is dropped first.
-    pub(crate) fn on_usage(&mut self, hook: UsageHook) {
-        self.on_usage = Some(hook);
+    /// Follows the stream with `watcher`: told the usage when the chunk
+    /// carrying it is read (once), dropped when the stream ends, fails or
+    /// is dropped.
+    pub(crate) fn watch(&mut self, watcher: Box<dyn StreamWatcher>) {
+        self.watcher = Some(watcher);
     }
 
     /// 0 if the primary provider serves this stream, i + 1 for `fallbacks[i]`.
@@ -279,17 +270,17 @@ impl Stream for ChunkStream {
             Some(item) => Poll::Ready(Some(item)),
             None => self.poll_source(cx),
         };
-        match &item {
-            Poll::Ready(Some(Ok(chunk))) => {
-                if let (Some(usage), Some(_)) = (&chunk.usage, &self.on_usage) {
-                    if let Some(hook) = self.on_usage.take() {
-                        hook(usage.total_tokens);
+        if let Some(watcher) = &mut self.watcher {
+            match &item {
+                Poll::Ready(Some(Ok(chunk))) => {
+                    if let Some(usage) = &chunk.usage {
+                        watcher.usage(usage.total_tokens);
                     }
                 }
+                // The upstream request is over.
+                Poll::Ready(Some(Err(_)) | None) => self.watcher = None,
+                Poll::Pending => {}
             }
-            // The upstream request is over.
-            Poll::Ready(Some(Err(_)) | None) => self.held = None,
-            Poll::Pending => {}
         }
         item
     }
