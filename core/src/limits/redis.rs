@@ -1,0 +1,354 @@
+//! A pool's buckets in Redis (docs/architecture.md §10): their keys, their
+//! shapes in the script's exact arithmetic, and one call of the script.
+//!
+//! Every call is one `EVALSHA` of `redis_script.lua`, so every
+//! check-and-take is one atomic step on the server, on the server's clock
+//! (`TIME`): processes on hosts whose clocks disagree still share one
+//! bucket. One gate's keys share a hash tag, `{<prefix><provider>}`, so a
+//! job's several buckets live in one Cluster slot and one script can take
+//! them together.
+//!
+//! Exactness: Redis runs scripts in Lua 5.1, whose numbers are doubles. A
+//! bucket is kept in the finest unit (µs, ms or s) in which `burst ×
+//! period` stays below 2^51 ([`Shape::of`]); in it every value the script
+//! computes is an integer below 2^53, so nothing rounds. A bucket no unit
+//! can hold is refused at config time, by name. The script's text names
+//! its version (`bifrost_limits_v1`), so its SHA changes with it and two
+//! bifrost versions can run side by side in a rolling deploy; a bucket
+//! written by another shape (another limit or unit) is read as its
+//! theoretical arrival time rounded up.
+
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use redis::Script;
+
+use crate::clock::{self, Nanos};
+
+use super::gcra::Rate;
+
+/// The script (see its header for the protocol).
+pub(crate) const SCRIPT: &str = include_str!("redis_script.lua");
+
+/// Most a product of a bucket's numbers may reach in the script.
+const EXACT: u64 = 1 << 51;
+
+/// A bucket as the script keeps it: its rate in a time unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Shape {
+    pub rate: Rate,
+    /// Microseconds per unit: 1, 1000 or 1 000 000.
+    unit_us: u64,
+    /// The period in units.
+    period: u64,
+}
+
+impl Shape {
+    /// The finest unit in which `rate` stays exact in the script, if any.
+    pub fn of(rate: Rate) -> Option<Shape> {
+        let period_us = rate.period_ns() / clock::US;
+        if !rate.period_ns().is_multiple_of(clock::US) || rate.limit() >= EXACT {
+            return None;
+        }
+        [1, 1_000, 1_000_000].into_iter().find_map(|unit_us| {
+            let period = period_us / unit_us;
+            let exact =
+                period_us.is_multiple_of(unit_us) && rate.burst().checked_mul(period).is_some_and(|p| p < EXACT);
+            exact.then_some(Shape { rate, unit_us, period })
+        })
+    }
+
+    /// Nanoseconds per unit.
+    fn unit_ns(&self) -> u128 {
+        self.unit_us as u128 * clock::US as u128
+    }
+
+    /// `w + r/limit` units in ns, rounded up (so a caller waiting that long
+    /// is admitted).
+    fn ns_of(&self, w: i64, r: i64) -> Nanos {
+        let (w, r) = (w.max(0) as u128, r.max(0) as u128);
+        let ns = w * self.unit_ns() + (r * self.unit_ns()).div_ceil(self.rate.limit() as u128);
+        ns.min(Nanos::MAX as u128) as Nanos
+    }
+
+    /// `ns` in whole units, rounded up.
+    fn units_up(&self, ns: Nanos) -> u64 {
+        (ns as u128).div_ceil(self.unit_ns()) as u64
+    }
+}
+
+/// One bucket of a call: its key, its shape, and what the op does to it
+/// (`n`: units to take, a signed adjustment, or the remaining units
+/// observed; `m`: an observed reset in ns).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Arg<'a> {
+    pub key: &'a str,
+    pub shape: Shape,
+    pub n: i64,
+    pub reset_ns: Nanos,
+}
+
+/// What a call does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Op {
+    Take,
+    Adjust,
+    Observe,
+    Level,
+}
+
+impl Op {
+    fn name(self) -> &'static str {
+        match self {
+            Op::Take => "take",
+            Op::Adjust => "adjust",
+            Op::Observe => "observe",
+            Op::Level => "level",
+        }
+    }
+}
+
+/// The script's answer, in ns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Reply {
+    /// Done (every claim taken, for a take); per bucket, how far its
+    /// theoretical arrival time is ahead of now (0: full).
+    Done(Vec<Nanos>),
+    /// A take refused: per bucket, how long until its claim fits (0: fits).
+    Wait(Vec<Nanos>),
+    /// A take refused: claim `.0` exceeds its bucket's burst.
+    Never(usize),
+}
+
+/// Why a store call did not answer. Carries no URL, key or reply text
+/// (a URL may hold a password).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StoreError {
+    /// No answer within `timeout_ms`.
+    Timeout,
+    /// The connection failed or the server refused the call.
+    Unavailable,
+    /// An answer the script never gives (another program wrote the keys?).
+    BadReply,
+}
+
+/// One connection to the store, shared by every gate (the manager
+/// reconnects by itself), and the script.
+pub(crate) struct RedisConn {
+    conn: ConnectionManager,
+    script: Script,
+    timeout: Duration,
+}
+
+impl RedisConn {
+    /// A connection to `url` that connects on first use (so a gateway
+    /// starts while Redis is down). Must be called inside the runtime.
+    pub fn new(url: &str, timeout: Duration) -> Result<RedisConn, StoreError> {
+        let client = redis::Client::open(url).map_err(|_| StoreError::Unavailable)?;
+        // Every call is bounded by `timeout` here and again by the caller;
+        // reconnects back off from 10 ms up to 1 s and never stop.
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            .set_number_of_retries(1)
+            .set_min_delay(Duration::from_millis(10))
+            .set_max_delay(Duration::from_secs(1));
+        let conn = ConnectionManager::new_lazy_with_config(client, config).map_err(|_| StoreError::Unavailable)?;
+        Ok(RedisConn { conn, script: Script::new(SCRIPT), timeout })
+    }
+
+    /// Runs `op` on `args`' buckets, all in one hash tag; `now_us`
+    /// replaces the server's clock (tests only).
+    pub async fn call(&self, op: Op, args: &[Arg<'_>], now_us: Option<u64>) -> Result<Reply, StoreError> {
+        let mut inv = self.script.prepare_invoke();
+        inv.arg(op.name()).arg(now_us.map(|t| t.to_string()).unwrap_or_default());
+        for a in args {
+            let s = a.shape;
+            let m = if op == Op::Observe { s.units_up(a.reset_ns) } else { 0 };
+            inv.key(a.key).arg(s.rate.limit()).arg(s.period).arg(s.rate.burst()).arg(s.unit_us).arg(a.n).arg(m);
+        }
+        let mut conn = self.conn.clone();
+        let reply: Vec<i64> = match tokio::time::timeout(self.timeout, inv.invoke_async(&mut conn)).await {
+            Err(_) => return Err(StoreError::Timeout),
+            Ok(Err(e)) if e.is_timeout() => return Err(StoreError::Timeout),
+            Ok(Err(_)) => return Err(StoreError::Unavailable),
+            Ok(Ok(v)) => v,
+        };
+        parse(&reply, args)
+    }
+}
+
+/// The script's reply to `args`.
+fn parse(reply: &[i64], args: &[Arg<'_>]) -> Result<Reply, StoreError> {
+    let pairs = |rest: &[i64]| -> Result<Vec<Nanos>, StoreError> {
+        if rest.len() != 2 * args.len() {
+            return Err(StoreError::BadReply);
+        }
+        Ok(args.iter().zip(rest.chunks_exact(2)).map(|(a, p)| a.shape.ns_of(p[0], p[1])).collect())
+    };
+    match reply {
+        [1, rest @ ..] => Ok(Reply::Done(pairs(rest)?)),
+        [0, rest @ ..] => Ok(Reply::Wait(pairs(rest)?)),
+        [-1, i] if (*i as usize) < args.len() => Ok(Reply::Never(*i as usize)),
+        _ => Err(StoreError::BadReply),
+    }
+}
+
+#[cfg(test)]
+#[path = "../../tests/support/redis_server.rs"]
+mod redis_server;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::limits::gcra::{Bucket, Take};
+    use proptest::prelude::*;
+
+    const S: Nanos = 1_000_000_000;
+
+    #[test]
+    fn shapes_pick_the_finest_exact_unit_and_refuse_what_none_holds() {
+        let shape = |limit, period, burst| Shape::of(Rate::new(limit, period, burst)).map(|s| (s.unit_us, s.period));
+        assert_eq!(shape(500, 60 * S, 500), Some((1, 60_000_000)));
+        // 150M tokens a minute: 1.5e8 × 6e7 µs is past 2^51; in ms it fits.
+        assert_eq!(shape(150_000_000, 60 * S, 150_000_000), Some((1_000, 60_000)));
+        assert_eq!(shape(1_000_000_000, 86_400 * S, 1_000_000_000), Some((1_000_000, 86_400)));
+        assert_eq!(shape(1_000_000_000_000, 86_400 * S, 1_000_000_000_000), None);
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    }
+
+    /// One step of the model test: a take, a refund, an observe.
+    #[derive(Debug, Clone)]
+    enum Step {
+        Take(u64),
+        Refund(u64),
+        Observe(u64, Nanos),
+    }
+
+    fn step() -> impl Strategy<Value = (u64, Step)> {
+        let s = prop_oneof![
+            6 => (1u64..60).prop_map(Step::Take),
+            2 => (1u64..60).prop_map(Step::Refund),
+            1 => (0u64..40, 0u64..20 * S).prop_map(|(n, r)| Step::Observe(n, r)),
+        ];
+        // Time moves in whole µs (the script's finest unit).
+        ((0u64..2_000_000), s)
+    }
+
+    /// The script against the in-process bucket (`gcra.rs`), the same
+    /// steps at the same moments: the same answers, to the nanosecond.
+    #[test]
+    fn the_script_answers_exactly_as_the_memory_bucket() {
+        let Some(redis) = super::redis_server::RedisServer::start() else { return };
+        let rt = runtime();
+        let conn = rt.block_on(async { RedisConn::new(&redis.url(), Duration::from_secs(5)) }).unwrap();
+        let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+            cases: 48,
+            rng_seed: proptest::test_runner::RngSeed::Fixed(0x5eed),
+            ..ProptestConfig::default()
+        });
+        let case =
+            (1u64..5_000, prop_oneof![Just(S), Just(60 * S)], 1u64..120, proptest::collection::vec(step(), 1..80));
+        let n = std::sync::atomic::AtomicU64::new(0);
+        runner
+            .run(&case, |(limit, period, burst, steps)| {
+                let n = n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let rate = Rate::new(limit, period, burst);
+                let shape = Shape::of(rate).expect("exact in µs");
+                prop_assert_eq!(shape.unit_us, 1);
+                let key = format!("{{t}}:model:{n}");
+                let mut model = Bucket::default();
+                let mut now_us = 1_700_000_000_000_000u64;
+                for (dt, s) in steps {
+                    now_us += dt;
+                    let now = now_us * 1_000;
+                    let (op, arg) = match s {
+                        Step::Take(u) => (Op::Take, Arg { key: &key, shape, n: u as i64, reset_ns: 0 }),
+                        Step::Refund(u) => (Op::Adjust, Arg { key: &key, shape, n: -(u as i64), reset_ns: 0 }),
+                        // Resets in whole µs, as the script rounds them up.
+                        Step::Observe(left, reset) => {
+                            (Op::Observe, Arg { key: &key, shape, n: left as i64, reset_ns: reset / 1_000 * 1_000 })
+                        }
+                    };
+                    let got = rt.block_on(conn.call(op, &[arg], Some(now_us))).unwrap();
+                    let expected = match s {
+                        Step::Take(u) => match model.take(&rate, u, now) {
+                            Take::Admitted => None,
+                            Take::Wait(w) => Some(Reply::Wait(vec![w])),
+                            Take::Never => Some(Reply::Never(0)),
+                        },
+                        Step::Refund(u) => {
+                            model.refund(&rate, u, now);
+                            None
+                        }
+                        Step::Observe(left, reset) => {
+                            model.observe(&rate, left, reset / 1_000 * 1_000, now);
+                            None
+                        }
+                    };
+                    let expected = expected.unwrap_or_else(|| Reply::Done(vec![model.level(&rate, now).1]));
+                    prop_assert_eq!(
+                        &got,
+                        &expected,
+                        "{:?} at {} µs (limit {}, period {}, burst {})",
+                        s,
+                        now_us,
+                        limit,
+                        period,
+                        burst
+                    );
+                }
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    /// A job's several buckets are taken together or not at all, and a
+    /// bucket written by another shape (a config change) is read
+    /// conservatively.
+    #[test]
+    fn claims_are_all_or_nothing_and_a_changed_shape_rounds_up() {
+        let Some(redis) = super::redis_server::RedisServer::start() else { return };
+        let rt = runtime();
+        let conn = rt.block_on(async { RedisConn::new(&redis.url(), Duration::from_secs(5)) }).unwrap();
+        let requests = Shape::of(Rate::new(10, 60 * S, 10)).unwrap();
+        let tokens = Shape::of(Rate::new(150_000_000, 60 * S, 150_000_000)).unwrap();
+        assert_eq!(tokens.unit_us, 1_000, "tokens in ms");
+        let t0 = 1_700_000_000_000_000u64;
+        let take = |n_tokens: i64, at: u64| {
+            let args = [
+                Arg { key: "{p}:requests", shape: requests, n: 1, reset_ns: 0 },
+                Arg { key: "{p}:tokens", shape: tokens, n: n_tokens, reset_ns: 0 },
+            ];
+            rt.block_on(conn.call(Op::Take, &args, Some(at))).unwrap()
+        };
+        // 100M of 150M tokens, then 60M more does not fit: neither bucket moves.
+        assert_eq!(take(100_000_000, t0), Reply::Done(vec![6 * S, 40 * S]));
+        let Reply::Wait(w) = take(60_000_000, t0) else { panic!("the tokens do not fit") };
+        assert_eq!(w, vec![0, 4 * S], "the request fits; the tokens need 4 s");
+        let level = |at| {
+            let args = [
+                Arg { key: "{p}:requests", shape: requests, n: 0, reset_ns: 0 },
+                Arg { key: "{p}:tokens", shape: tokens, n: 0, reset_ns: 0 },
+            ];
+            rt.block_on(conn.call(Op::Level, &args, Some(at))).unwrap()
+        };
+        assert_eq!(level(t0), Reply::Done(vec![6 * S, 40 * S]), "the refused take took nothing");
+        assert_eq!(take(160_000_000, t0), Reply::Never(1));
+        // The same key read with a limit of 7/min (a new config): its
+        // tat (6 s ahead) is kept, rounded up to whole µs.
+        let seven = Shape::of(Rate::new(7, 60 * S, 7)).unwrap();
+        let arg = [Arg { key: "{p}:requests", shape: seven, n: 0, reset_ns: 0 }];
+        assert_eq!(rt.block_on(conn.call(Op::Level, &arg, Some(t0))).unwrap(), Reply::Done(vec![6 * S]));
+        // Without a test clock, the server's: a fresh bucket is full and
+        // its key expires when it is full again.
+        let arg = [Arg { key: "{p}:live", shape: requests, n: 1, reset_ns: 0 }];
+        assert_eq!(rt.block_on(conn.call(Op::Take, &arg, None)).unwrap(), Reply::Done(vec![6 * S]));
+        let ttl = redis.command(&["PTTL", "{p}:live"]).unwrap();
+        let ms: u64 = ttl.trim_start_matches(':').parse().unwrap();
+        assert!((5_000..=6_002).contains(&ms), "expires when full: {ms} ms");
+    }
+}
