@@ -139,6 +139,8 @@ export interface Config {
   '$schema'?: string | null
   /** How many buffers each object pool holds ready at start (0..=100000). */
   initial_pool_size?: number
+  /** Where the providers' `limits` buckets live: this process (default) or a Redis server the whole fleet shares (docs/architecture.md §10). */
+  limits_store?: LimitsStoreConfig | null
   /** Providers by name; a request's `model` is `"<name>/<model>"`. */
   providers?: Record<string, ProviderConfig>
   /** Bifrost's config version, for what a key's `models` means. `["*"]` is every model and a list is those models in every version. `[]` and a missing `models` are no model with `version: 2` (Bifrost ≥ 1.5) and every model with `version: 1` (Bifrost 1.4); without `version`, `[]` is no model (Bifrost's default) and a key without `models` is refused: the two Bifrost versions read it oppositely, and a file that loaded with either reading would route some requests wrongly. */
@@ -345,6 +347,36 @@ export interface LimitsConfig {
   tokens_per_second?: number | null
 }
 
+/** The `limits_store` section. */
+export interface LimitsStoreConfig {
+  /** Processes sharing the limits (1..=100000); required with `local_share`, which enforces limit ÷ `fleet_size` per process. */
+  fleet_size?: number | null
+  /** `memory` (default) or `redis`. */
+  kind?: StoreKind
+  /** `local_share` (default), `fail_open` or `fail_closed`. */
+  on_unavailable?: OnUnavailable
+  /** Put before every key (default `bifrost:`; at most 64 bytes, no `{` or `}`, which would change the hash tag). */
+  prefix?: string | null
+  /** Longest one store call may take, in ms (1..=10000, default 50). */
+  timeout_ms?: number | null
+  /** `redis://[:password@]host:port/db` (or `env.NAME`); required for `redis`. */
+  url?: string | null
+}
+
+/** The `limits_store` a provider's buckets live in (docs/architecture.md §10). */
+export interface LimitsStoreStats {
+  /** Settlements (refunds, charges, learned headers) not applied: the writer's queue was full or the store down. */
+  dropped_writes: number
+  /** Store calls that failed or timed out. */
+  errors: number
+  /** Whether `on_unavailable` is deciding admissions now. */
+  fallback_active: boolean
+  /** `memory` or `redis`. */
+  kind: string
+  /** Whether the store answers (always true for `memory`). */
+  up: boolean
+}
+
 /** One chat message. */
 export interface Message {
   /** Text, or a list of content parts (`[{"type": "text", "text": ...}]`). */
@@ -432,6 +464,9 @@ export interface ObjectPoolStats {
   returns: number
 }
 
+/** What a process does while the store does not answer. */
+export type OnUnavailable = 'local_share' | 'fail_open' | 'fail_closed'
+
 /** One provider: its protocol, keys, limits and queue policy. */
 export interface ProviderConfig {
   /** Circuit breaker; absent means disabled. */
@@ -510,6 +545,8 @@ export interface ProviderStats {
   latency_us: LatencyStats
   /** The provider's `limits`, by bucket (`requests`, `tokens`, `model:<name>:tokens`, ...); empty without limits. */
   limits: Record<string, LimitStats>
+  /** Where those buckets live (absent without `limits`). */
+  limits_store?: LimitsStoreStats | null
   queue: QueueStats
   throughput_per_s: number
   workers: WorkerStats
@@ -633,6 +670,9 @@ export interface Stats {
   providers: Record<string, ProviderStats>
   runtime: RuntimeStats
 }
+
+/** Which store. */
+export type StoreKind = 'memory' | 'redis'
 
 /** Token counts of one call. */
 export interface Usage {

@@ -32,7 +32,7 @@ impl Secret {
 impl Secret {
     /// Replaces an `env.NAME` value by the variable's content; a missing or
     /// empty variable is a CONFIG error at `path` naming the variable.
-    fn resolve(&mut self, path: &str) -> Result<()> {
+    pub(crate) fn resolve(&mut self, path: &str) -> Result<()> {
         if let Some(var) = self.0.strip_prefix("env.") {
             match std::env::var(var) {
                 Ok(v) if !v.is_empty() => self.0 = v,
@@ -135,6 +135,10 @@ pub struct Config {
     /// Providers by name; a request's `model` is `"<name>/<model>"`.
     #[serde(default)]
     pub providers: BTreeMap<String, ProviderConfig>,
+    /// Where the providers' `limits` buckets live: this process (default)
+    /// or a Redis server the whole fleet shares (docs/architecture.md §10).
+    #[serde(default)]
+    pub limits_store: Option<crate::limits::store_config::LimitsStoreConfig>,
 }
 
 /// Which wire protocol a provider speaks.
@@ -1252,6 +1256,10 @@ impl Config {
     /// part of a host name, so it must look like one (`us-east-1`); the
     /// message never quotes the value (it may be a secret put there).
     fn validate_resolved(&self) -> Result<()> {
+        // The store URL, now that an `env.NAME` one is read.
+        if let Some(s) = &self.limits_store {
+            s.settings()?;
+        }
         for (name, p) in &self.providers {
             for (i, k) in p.keys.iter().enumerate() {
                 let Some(b) = &k.bedrock_key_config else { continue };
@@ -1282,6 +1290,10 @@ impl Config {
         if self.providers.is_empty() {
             return Err(Error::config("providers", "configure at least one provider"));
         }
+        let redis = match &self.limits_store {
+            Some(s) => s.settings()?.is_some(),
+            None => false,
+        };
         for (name, p) in &self.providers {
             let base = format!("providers.{name}");
             if name.is_empty() || name.contains('/') || name.chars().any(char::is_whitespace) {
@@ -1296,7 +1308,10 @@ impl Config {
                 ));
             };
             if let Some(l) = &p.limits {
-                crate::limits::plan::Limits::from_config(l, &format!("{base}.limits"))?;
+                let limits = crate::limits::plan::Limits::from_config(l, &format!("{base}.limits"))?;
+                if redis {
+                    limits.check_redis(&format!("{base}.limits"))?;
+                }
             }
             let cb = &p.concurrency_and_buffer_size;
             check_range(&format!("{base}.concurrency_and_buffer_size.concurrency"), cb.concurrency as u64, 1, 10_000)?;
@@ -1425,6 +1440,9 @@ impl Config {
 
     /// Replaces every `env.NAME` secret by the variable's value.
     fn resolve_env(&mut self) -> Result<()> {
+        if let Some(s) = &mut self.limits_store {
+            s.resolve_env()?;
+        }
         for (name, p) in self.providers.iter_mut() {
             let base = format!("providers.{name}");
             for (i, k) in p.keys.iter_mut().enumerate() {

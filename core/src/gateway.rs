@@ -59,11 +59,16 @@ impl Gateway {
         // `Config::from_json` (a no-op for one that did).
         let config = config.resolved()?;
         let buffers = Buffers::new(config.initial_pool_size);
+        // One Redis connection for every provider's limits, if they live there.
+        let fleet = match config.limits_store.as_ref().map(|s| s.settings()).transpose()?.flatten() {
+            Some(settings) => Some(crate::limits::fleet::FleetStore::start(settings)?),
+            None => None,
+        };
         let mut pools = BTreeMap::new();
         for (name, p) in &config.providers {
             let kind =
                 p.resolved_kind(name).ok_or_else(|| Error::config(format!("providers.{name}.kind"), "missing"))?;
-            match PoolShared::start(name, kind, p, buffers.request.clone()) {
+            match PoolShared::start(name, kind, p, buffers.request.clone(), fleet.as_ref()) {
                 Ok(pool) => {
                     pools.insert(name.clone(), pool);
                 }

@@ -455,6 +455,25 @@ pub struct ProviderStats {
     /// The provider's `limits`, by bucket (`requests`, `tokens`,
     /// `model:<name>:tokens`, ...); empty without limits.
     pub limits: BTreeMap<String, LimitStats>,
+    /// Where those buckets live (absent without `limits`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits_store: Option<LimitsStoreStats>,
+}
+
+/// The `limits_store` a provider's buckets live in (docs/architecture.md §10).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct LimitsStoreStats {
+    /// `memory` or `redis`.
+    pub kind: String,
+    /// Whether the store answers (always true for `memory`).
+    pub up: bool,
+    /// Store calls that failed or timed out.
+    pub errors: u64,
+    /// Settlements (refunds, charges, learned headers) not applied: the
+    /// writer's queue was full or the store down.
+    pub dropped_writes: u64,
+    /// Whether `on_unavailable` is deciding admissions now.
+    pub fallback_active: bool,
 }
 
 /// One limit bucket (docs/architecture.md §10).

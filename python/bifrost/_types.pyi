@@ -159,6 +159,7 @@ class ConcurrencyConfig(TypedDict):
 Config = TypedDict("Config", {
     "$schema": NotRequired[Union[str, None]],
     "initial_pool_size": NotRequired[int],
+    "limits_store": NotRequired[Union[LimitsStoreConfig, None]],
     "providers": NotRequired[Dict[str, ProviderConfig]],
     "version": NotRequired[Union[int, None]],
 })
@@ -396,6 +397,42 @@ class LimitsConfig(TypedDict):
     tokens_per_second: NotRequired[Union[int, None]]
 
 
+class LimitsStoreConfig(TypedDict):
+    """The `limits_store` section."""
+
+    # Processes sharing the limits (1..=100000); required with
+    # `local_share`, which enforces limit ÷ `fleet_size` per process.
+    fleet_size: NotRequired[Union[int, None]]
+    # `memory` (default) or `redis`.
+    kind: NotRequired[StoreKind]
+    # `local_share` (default), `fail_open` or `fail_closed`.
+    on_unavailable: NotRequired[OnUnavailable]
+    # Put before every key (default `bifrost:`; at most 64 bytes, no `{`
+    # or `}`, which would change the hash tag).
+    prefix: NotRequired[Union[str, None]]
+    # Longest one store call may take, in ms (1..=10000, default 50).
+    timeout_ms: NotRequired[Union[int, None]]
+    # `redis://[:password@]host:port/db` (or `env.NAME`); required for
+    # `redis`.
+    url: NotRequired[Union[str, None]]
+
+
+class LimitsStoreStats(TypedDict):
+    """The `limits_store` a provider's buckets live in (docs/architecture.md §10)."""
+
+    # Settlements (refunds, charges, learned headers) not applied: the
+    # writer's queue was full or the store down.
+    dropped_writes: int
+    # Store calls that failed or timed out.
+    errors: int
+    # Whether `on_unavailable` is deciding admissions now.
+    fallback_active: bool
+    # `memory` or `redis`.
+    kind: str
+    # Whether the store answers (always true for `memory`).
+    up: bool
+
+
 class Message(TypedDict):
     """One chat message."""
 
@@ -499,6 +536,10 @@ class ObjectPoolStats(TypedDict):
     returns: int
 
 
+OnUnavailable = Union[Literal["local_share"], Literal["fail_open"], Literal["fail_closed"]]
+"""What a process does while the store does not answer."""
+
+
 class ProviderConfig(TypedDict):
     """One provider: its protocol, keys, limits and queue policy."""
 
@@ -587,6 +628,8 @@ class ProviderStats(TypedDict):
     # The provider's `limits`, by bucket (`requests`, `tokens`,
     # `model:<name>:tokens`, ...); empty without limits.
     limits: Dict[str, LimitStats]
+    # Where those buckets live (absent without `limits`).
+    limits_store: NotRequired[Union[LimitsStoreStats, None]]
     queue: QueueStats
     throughput_per_s: float
     workers: WorkerStats
@@ -726,6 +769,10 @@ class Stats(TypedDict):
     object_pools: Dict[str, ObjectPoolStats]
     providers: Dict[str, ProviderStats]
     runtime: RuntimeStats
+
+
+StoreKind = Union[Literal["memory"], Literal["redis"]]
+"""Which store."""
 
 
 class Usage(TypedDict):

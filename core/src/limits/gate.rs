@@ -20,13 +20,16 @@ use crate::error::{Error, Result};
 use crate::pool::keys::KeyRing;
 use crate::pool::{Output, Work};
 use crate::providers::StreamWatcher;
-use crate::stats::LimitStats;
+use crate::stats::{LimitStats, LimitsStoreStats};
 use crate::types::EmbedInput;
 
+use super::fleet::{FleetStore, OwnedArg};
 use super::headers::{observe, Window};
 use super::inflight::{InFlight, Lease};
 use super::memory::MemoryStore;
 use super::plan::{estimate_tokens, LimitScope, Limits};
+use super::redis::{Arg, Op, Reply, Shape, StoreError};
+use super::store_config::OnUnavailable;
 use super::{Acquired, Claim, Rate};
 use reqwest::header::HeaderMap;
 
@@ -35,6 +38,10 @@ struct Bucket {
     /// Its name in a store (`<provider>:requests`, `<provider>:model:<m>:tokens`).
     name: String,
     rate: Rate,
+    /// What this process enforces itself: `rate` with the memory store;
+    /// `rate` ÷ `fleet_size` (the local share, while the Redis store is
+    /// down) with Redis.
+    local: Rate,
     /// `requests_per_minute` etc., for messages.
     label: String,
     /// Whether it counts tokens (what a reported usage settles).
@@ -101,6 +108,36 @@ pub(crate) struct Gate {
     /// buckets, key `k`'s at `k * block` (none: one shared block).
     keys: Option<Arc<KeyRing>>,
     block: usize,
+    /// With the Redis store, the buckets there (`store` then holds the
+    /// local share).
+    fleet: Option<FleetBuckets>,
+}
+
+/// A gate's buckets in the Redis store.
+struct FleetBuckets {
+    store: Arc<FleetStore>,
+    /// By bucket number: its key (`{<prefix><provider>}:requests`) and shape.
+    keys: Vec<Arc<str>>,
+    shapes: Vec<Shape>,
+    /// By bucket number: when the store last said it is full again (local
+    /// clock), for stats.
+    full_at: Vec<AtomicU64>,
+}
+
+/// Where a job's claims were taken, kept in the high bits of its
+/// [`LimitKey`] (the low bits are the key).
+const KEY_MASK: LimitKey = 0x3f;
+/// From this process's share (`local_share` while the Redis store is down).
+const LOCAL: LimitKey = 0x40;
+/// Nowhere (`fail_open` while the Redis store is down).
+const UNCLAIMED: LimitKey = 0x80;
+
+/// Which store holds a job's claims.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Fleet,
+    Local,
+    Nowhere,
 }
 
 /// Which block of buckets a job drew from: its key's with `scope: "key"`,
@@ -136,8 +173,10 @@ const MAX_SLOT_WAIT: Nanos = 3_600 * 1_000 * clock::MS;
 
 impl Gate {
     /// The gate of `provider`; `keys` are its keys (given their own
-    /// buckets with `scope: "key"`, at most [`MAX_SCOPED_KEYS`]).
-    pub fn new(provider: &str, limits: Limits, keys: &Arc<KeyRing>) -> Gate {
+    /// buckets with `scope: "key"`, at most [`MAX_SCOPED_KEYS`]); `fleet`
+    /// the Redis store, if the buckets live there.
+    pub fn new(provider: &str, limits: Limits, keys: &Arc<KeyRing>, fleet: Option<&Arc<FleetStore>>) -> Result<Gate> {
+        let share = fleet.map_or(1, |f| f.settings.fleet_size.max(1));
         let scoped = limits.scope == LimitScope::Key && keys.len() > 0;
         let blocks = if scoped { keys.len().min(MAX_SCOPED_KEYS) } else { 1 };
         let mut table = Vec::new();
@@ -153,6 +192,7 @@ impl Gate {
                         label: format!("{}{key_label}", label(&name, rate)),
                         name,
                         rate,
+                        local: Rate::new(rate.limit() / share, rate.period_ns(), rate.burst() / share),
                         tokens,
                         waits: AtomicU64::new(0),
                         rate_limited: AtomicU64::new(0),
@@ -183,7 +223,11 @@ impl Gate {
         let store = MemoryStore::new(table.len());
         let in_flight = limits.max_in_flight.map(|n| Arc::new(InFlight::new(n)));
         let keys = scoped.then(|| keys.clone());
-        Gate {
+        let fleet = match fleet {
+            Some(f) => Some(FleetBuckets::new(f, provider, &table)?),
+            None => None,
+        };
+        Ok(Gate {
             provider: provider.to_string(),
             limits,
             table,
@@ -193,7 +237,31 @@ impl Gate {
             in_flight,
             keys,
             block,
+            fleet,
+        })
+    }
+
+    /// Whether the buckets live in the Redis store (admission is then
+    /// [`Gate::admit_fleet`], outside the queue lock).
+    pub fn is_fleet(&self) -> bool {
+        self.fleet.is_some()
+    }
+
+    /// Which store holds the claims taken under `key`.
+    fn source(&self, key: LimitKey) -> Source {
+        if key & UNCLAIMED != 0 {
+            Source::Nowhere
+        } else if key & LOCAL != 0 || self.fleet.is_none() {
+            Source::Local
+        } else {
+            Source::Fleet
         }
+    }
+
+    /// The key a job admitted under `key` should go out on first (with
+    /// `scope: "key"`; none when its claims were taken nowhere).
+    pub fn preferred_key(&self, key: LimitKey) -> Option<usize> {
+        (self.scoped() && key & UNCLAIMED == 0).then_some(key_index(key) as usize)
     }
 
     /// What `work` claims (computed once, at submit).
@@ -246,8 +314,11 @@ impl Gate {
     /// shortest wait among the keys (`Never` only if every key is).
     fn take(&self, claims: &JobClaims, now: Nanos) -> (Check, LimitKey) {
         let (order, n) = self.key_order(claims);
+        // With the Redis store this is its local share.
+        let flag = if self.fleet.is_some() { LOCAL } else { 0 };
         let mut best: Option<(Check, LimitKey)> = None;
         for &key in &order[..n] {
+            let key = key | flag;
             let check = self.take_buckets(claims, key, now);
             match check {
                 Check::Fits => return (self.take_slot(claims, key), key),
@@ -272,18 +343,22 @@ impl Gate {
         // The buckets first, then a slot: a job refused a slot gives the
         // buckets back (no one waits on that), and a slot is never taken
         // and given back unused (whose wake-up would spin a worker).
-        match &self.in_flight {
-            Some(f) if !f.try_take() => {
-                self.refund_buckets(claims, key);
-                Check::Busy
-            }
-            _ => Check::Fits,
+        if self.try_slot() {
+            Check::Fits
+        } else {
+            self.refund_buckets(claims, key);
+            Check::Busy
         }
+    }
+
+    /// Takes an in-flight slot if there are slots and one is free.
+    fn try_slot(&self) -> bool {
+        self.in_flight.as_ref().is_none_or(|f| f.try_take())
     }
 
     /// Bucket `b` of a job's claims, in `key`'s block.
     fn at(&self, b: usize, key: LimitKey) -> usize {
-        b + key as usize * self.block
+        b + key_index(key) as usize * self.block
     }
 
     /// Takes every bucket claim if all fit (one atomic step of the store).
@@ -292,7 +367,7 @@ impl Gate {
         let mut n = 0;
         for (b, units) in self.units(claims) {
             let b = self.at(b, key);
-            buf[n] = Claim { bucket: b, rate: self.table[b].rate, units };
+            buf[n] = Claim { bucket: b, rate: self.table[b].local, units };
             n += 1;
         }
         match self.store.acquire_now(&buf[..n], now) {
@@ -306,6 +381,9 @@ impl Gate {
     /// came from); no counts change otherwise (a push's try, before the
     /// job is queued).
     pub fn try_take(&self, claims: &JobClaims, now: Nanos) -> Option<LimitKey> {
+        if self.fleet.is_some() {
+            return None; // a push never waits for the network
+        }
         match self.take(claims, now) {
             (Check::Fits, key) => Some(key),
             _ => None,
@@ -316,6 +394,91 @@ impl Gate {
     /// until `expiry`.
     pub fn admit(&self, claims: &JobClaims, now: Nanos, expiry: Nanos) -> Admit {
         let (check, key) = self.take(claims, now);
+        self.decide(check, key, now, expiry)
+    }
+
+    /// [`Gate::admit`] with the Redis store: one atomic call per key tried
+    /// (bounded by `timeout_ms`), then an in-flight slot. With the store
+    /// down, `on_unavailable` decides at once.
+    pub async fn admit_fleet(&self, claims: &JobClaims, expiry: Nanos) -> Admit {
+        let Some(f) = &self.fleet else { return self.admit(claims, clock::now(), expiry) };
+        let (order, n) = self.key_order(claims);
+        let mut best: Option<(Check, LimitKey)> = None;
+        for &key in &order[..n] {
+            let check = match self.take_fleet(f, claims, key).await {
+                Ok(check) => check,
+                Err(_) => return self.admit_fallback(f, claims, clock::now(), expiry),
+            };
+            match check {
+                Check::Fits if self.try_slot() => return Admit::Go(key),
+                Check::Fits => {
+                    self.refund_buckets(claims, key);
+                    return self.decide(Check::Busy, key, clock::now(), expiry);
+                }
+                Check::Wait(w, _) => {
+                    if !matches!(best, Some((Check::Wait(bw, _), _)) if bw <= w) {
+                        best = Some((check, key));
+                    }
+                }
+                Check::Never(_) | Check::Busy => {
+                    if best.is_none() {
+                        best = Some((check, key));
+                    }
+                }
+            }
+        }
+        let (check, key) = best.unwrap_or((Check::Busy, 0));
+        // The wait counts from the store's answer.
+        self.decide(check, key, clock::now(), expiry)
+    }
+
+    /// `on_unavailable`, for a job the Redis store could not answer for.
+    fn admit_fallback(&self, f: &FleetBuckets, claims: &JobClaims, now: Nanos, expiry: Nanos) -> Admit {
+        match f.store.policy() {
+            // (Its keys carry `LOCAL`: see `take`.)
+            OnUnavailable::LocalShare => self.admit(claims, now, expiry),
+            OnUnavailable::FailOpen if self.try_slot() => Admit::Go(UNCLAIMED),
+            OnUnavailable::FailOpen => self.decide(Check::Busy, 0, now, expiry),
+            OnUnavailable::FailClosed => {
+                if let Some(b) = claims.buckets().next() {
+                    self.table[b].rate_limited.fetch_add(1, Relaxed);
+                }
+                Admit::Refuse(Error::RateLimited {
+                    provider: self.provider.clone(),
+                    limit: "limits_store (unavailable, on_unavailable \"fail_closed\")".to_string(),
+                    retry_after_ms: Some(super::fleet::PROBE_EVERY / clock::MS),
+                })
+            }
+        }
+    }
+
+    /// Takes every bucket claim of `key` in the Redis store, or none.
+    async fn take_fleet(&self, f: &FleetBuckets, claims: &JobClaims, key: LimitKey) -> StoreResult<Check> {
+        let mut ids = [0usize; MAX_CLAIMS];
+        let mut units = [0u64; MAX_CLAIMS];
+        let mut args = Vec::with_capacity(MAX_CLAIMS);
+        for (i, (b, n)) in self.units(claims).enumerate() {
+            let b = self.at(b, key);
+            (ids[i], units[i]) = (b, n);
+            args.push(Arg { key: &f.keys[b], shape: f.shapes[b], n: n as i64, reset_ns: 0 });
+        }
+        Ok(match f.store.call(Op::Take, &args).await? {
+            Reply::Done(used) => {
+                f.seen(&ids[..args.len()], &used);
+                Check::Fits
+            }
+            Reply::Wait(waits) => {
+                f.seen_short(&ids[..args.len()], &units, &waits);
+                let (i, w) = waits.iter().copied().enumerate().max_by_key(|&(_, w)| w).unwrap_or((0, 0));
+                Check::Wait(w.max(1), ids[i])
+            }
+            Reply::Never(i) => Check::Never(ids[i.min(args.len().saturating_sub(1))]),
+        })
+    }
+
+    /// What an admission check means for the job (its wait against its
+    /// `expiry`).
+    fn decide(&self, check: Check, key: LimitKey, now: Nanos, expiry: Nanos) -> Admit {
         match check {
             Check::Fits => Admit::Go(key),
             Check::Wait(wait, b) => {
@@ -378,12 +541,23 @@ impl Gate {
     /// counted).
     /// `None` when taken, else how long until it would be (`Nanos::MAX`:
     /// never); the caller weighs that against the job's deadline.
-    pub fn take_retry(&self, claims: &JobClaims, key: LimitKey, now: Nanos) -> Option<Nanos> {
+    pub async fn take_retry(&self, claims: &JobClaims, key: LimitKey, now: Nanos) -> Option<Nanos> {
         let mut requests = JobClaims::EMPTY;
         for b in claims.buckets().filter(|&b| !self.table[b].tokens) {
             requests.push(Some(b));
         }
-        match self.take_buckets(&requests, key, now) {
+        let check = match &self.fleet {
+            None => self.take_buckets(&requests, key, now),
+            Some(f) => match self.take_fleet(f, &requests, key).await {
+                Ok(check) => check,
+                Err(_) => match f.store.policy() {
+                    OnUnavailable::LocalShare => self.take_buckets(&requests, key, clock::now()),
+                    OnUnavailable::FailOpen => Check::Fits,
+                    OnUnavailable::FailClosed => Check::Never(requests.buckets().next().unwrap_or(0)),
+                },
+            },
+        };
+        match check {
             Check::Fits | Check::Busy => None,
             Check::Wait(wait, b) => {
                 self.table[b].waits.fetch_add(1, Relaxed);
@@ -425,9 +599,32 @@ impl Gate {
         // request is not believed.
         let used = used.min(MAX_REPORTED_TOKENS);
         let delta = used.min(i64::MAX as u64) as i64 - claims.tokens.min(i64::MAX as u64) as i64;
-        for b in claims.buckets().filter(|&b| self.table[b].tokens) {
-            let b = self.at(b, key);
-            self.store.adjust_now(b, self.table[b].rate, delta);
+        let tokens = claims.buckets().filter(|&b| self.table[b].tokens).map(|b| (b, delta));
+        self.adjust(tokens, key);
+    }
+
+    /// Adds `delta` units to each bucket (of `key`'s block) in the store
+    /// that holds the job's claims (the Redis store's writer does it
+    /// later; see `fleet.rs`).
+    fn adjust(&self, deltas: impl Iterator<Item = (usize, i64)>, key: LimitKey) {
+        match (self.source(key), &self.fleet) {
+            (Source::Nowhere, _) => {}
+            (Source::Fleet, Some(f)) => {
+                let args = deltas
+                    .filter(|&(_, d)| d != 0)
+                    .map(|(b, n)| {
+                        let b = self.at(b, key);
+                        OwnedArg { key: f.keys[b].clone(), shape: f.shapes[b], n, reset_ns: 0 }
+                    })
+                    .collect();
+                f.store.send(Op::Adjust, args);
+            }
+            _ => {
+                for (b, delta) in deltas {
+                    let b = self.at(b, key);
+                    self.store.adjust_now(b, self.table[b].local, delta);
+                }
+            }
         }
     }
 
@@ -439,10 +636,7 @@ impl Gate {
     }
 
     fn refund_buckets(&self, claims: &JobClaims, key: LimitKey) {
-        for (b, units) in self.units(claims) {
-            let b = self.at(b, key);
-            self.store.adjust_now(b, self.table[b].rate, -(units.min(i64::MAX as u64) as i64));
-        }
+        self.adjust(self.units(claims).map(|(b, units)| (b, -(units.min(i64::MAX as u64) as i64))), key);
     }
 
     /// Whether responses' rate-limit headers lower the buckets
@@ -474,13 +668,34 @@ impl Gate {
                 .flatten()
                 .min_by_key(|w| w.remaining.unwrap_or(u64::MAX))
         });
+        let mut views = Vec::with_capacity(3);
         for (bucket, window, out) in [(requests, seen.requests, others_out), (tokens, token_window, 0)] {
             let (Some(b), Some(Window { remaining: Some(left), reset_ms })) = (bucket, window) else { continue };
             let reset = if left == 0 { reset_ms.map_or(0, clock::from_ms) } else { 0 };
-            self.store.observe_now(b, self.table[b].rate, left.saturating_sub(out), reset, now);
+            views.push((b, left.saturating_sub(out), reset));
         }
         if let (429, Some(after), Some(b)) = (status, seen.retry_after_ms, requests) {
-            self.store.observe_now(b, self.table[b].rate, 0, clock::from_ms(after), now);
+            views.push((b, 0, clock::from_ms(after)));
+        }
+        match &self.fleet {
+            // Every process backs off together.
+            Some(f) if f.store.is_up() => {
+                let args = views
+                    .into_iter()
+                    .map(|(b, left, reset_ns)| OwnedArg {
+                        key: f.keys[b].clone(),
+                        shape: f.shapes[b],
+                        n: left.min(i64::MAX as u64) as i64,
+                        reset_ns,
+                    })
+                    .collect();
+                f.store.send(Op::Observe, args);
+            }
+            _ => {
+                for (b, left, reset) in views {
+                    self.store.observe_now(b, self.table[b].local, left, reset, now);
+                }
+            }
         }
     }
 
@@ -495,18 +710,25 @@ impl Gate {
     pub fn snapshot(&self) -> BTreeMap<String, LimitStats> {
         let now = clock::now();
         let prefix = format!("{}:", self.provider);
+        // The Redis store's buckets as it last answered for them, unless
+        // this process enforces its share now.
+        let fleet = self.fleet.as_ref().filter(|f| f.store.is_up());
         self.table
             .iter()
             .enumerate()
             .map(|(i, b)| {
-                let (remaining, reset_ns) = self.store.level_now(i, b.rate, now);
+                let rate = if fleet.is_some() { b.rate } else { b.local };
+                let (remaining, reset_ns) = match fleet {
+                    Some(f) => f.level(i, now),
+                    None => self.store.level_now(i, rate, now),
+                };
                 let key = b.name.strip_prefix(&prefix).unwrap_or(&b.name).to_string();
                 (
                     key,
                     LimitStats {
-                        limit: b.rate.limit(),
-                        period_ms: b.rate.period_ns() / clock::MS,
-                        burst: b.rate.burst(),
+                        limit: rate.limit(),
+                        period_ms: rate.period_ns() / clock::MS,
+                        burst: rate.burst(),
                         remaining,
                         reset_ms: reset_ns.div_ceil(clock::MS),
                         waits: b.waits.load(Relaxed),
@@ -527,6 +749,74 @@ impl Gate {
                 ("in_flight".to_string(), stats)
             }))
             .collect()
+    }
+}
+
+impl Gate {
+    /// The store's state, for stats.
+    pub fn store_stats(&self) -> LimitsStoreStats {
+        match &self.fleet {
+            Some(f) => f.store.stats(),
+            None => LimitsStoreStats { kind: "memory".to_string(), up: true, ..LimitsStoreStats::default() },
+        }
+    }
+}
+
+/// The key bits of a [`LimitKey`] (without where its claims were taken).
+pub(crate) fn key_index(key: LimitKey) -> LimitKey {
+    key & KEY_MASK
+}
+
+type StoreResult<T> = std::result::Result<T, StoreError>;
+
+impl FleetBuckets {
+    fn new(store: &Arc<FleetStore>, provider: &str, table: &[Bucket]) -> Result<FleetBuckets> {
+        let prefix = &store.settings.prefix;
+        let mut keys = Vec::with_capacity(table.len());
+        let mut shapes = Vec::with_capacity(table.len());
+        for b in table {
+            // `openai:model:gpt-4o:tokens` → `{bifrost:openai}:model:gpt-4o:tokens`:
+            // one hash tag per gate (one Cluster slot).
+            let rest = b.name.strip_prefix(provider).unwrap_or(&b.name);
+            keys.push(Arc::from(format!("{{{prefix}{provider}}}{rest}")));
+            shapes.push(Shape::of(b.rate).ok_or_else(|| {
+                Error::config(format!("providers.{provider}.limits"), "too large for the Redis store to keep exactly")
+            })?);
+        }
+        let full_at = table.iter().map(|_| AtomicU64::new(0)).collect();
+        Ok(FleetBuckets { store: store.clone(), keys, shapes, full_at })
+    }
+
+    /// Records what the store answered: bucket `ids[i]` is full again
+    /// `used[i]` ns from now.
+    fn seen(&self, ids: &[usize], used: &[Nanos]) {
+        let now = clock::now();
+        for (&b, &u) in ids.iter().zip(used) {
+            self.full_at[b].store(now.saturating_add(u), Relaxed);
+        }
+    }
+
+    /// Records what a refusal says: a bucket whose claim of `units` fits
+    /// after `wait` is full again `wait + capacity - cost(units)` from now.
+    fn seen_short(&self, ids: &[usize], units: &[u64], waits: &[Nanos]) {
+        let now = clock::now();
+        for ((&b, &n), &w) in ids.iter().zip(units).zip(waits) {
+            if w == 0 {
+                continue;
+            }
+            let rate = self.shapes[b].rate;
+            let span = |u: u64| (u as u128 * rate.period_ns() as u128) / rate.limit() as u128;
+            let used = (w as u128 + span(rate.burst())).saturating_sub(span(n)).min(Nanos::MAX as u128) as Nanos;
+            self.full_at[b].store(now.saturating_add(used), Relaxed);
+        }
+    }
+
+    /// Units free and ns until full, from the last answer about bucket `b`.
+    fn level(&self, b: usize, now: Nanos) -> (u64, Nanos) {
+        let ahead = self.full_at[b].load(Relaxed).saturating_sub(now);
+        let rate = self.shapes[b].rate;
+        let used = (ahead as u128 * rate.limit() as u128).div_ceil(rate.period_ns() as u128);
+        (rate.burst().saturating_sub(used.min(u64::MAX as u128) as u64), ahead)
     }
 }
 
@@ -582,7 +872,9 @@ mod tests {
             "openai",
             Limits::from_config(&cfg, "providers.openai.limits").unwrap(),
             &Arc::new(KeyRing::new("openai", &[])),
+            None,
         )
+        .unwrap()
     }
 
     #[test]
@@ -619,7 +911,7 @@ mod tests {
             {"value": "b", "weight": 1.0, "models": ["*"]}]));
         let scoped = |v: serde_json::Value| {
             let cfg: super::super::plan::LimitsConfig = serde_json::from_value(v).unwrap();
-            Gate::new("openai", Limits::from_config(&cfg, "providers.openai.limits").unwrap(), &keys)
+            Gate::new("openai", Limits::from_config(&cfg, "providers.openai.limits").unwrap(), &keys, None).unwrap()
         };
         let job = Work::Chat(Box::new(Request::new("openai/gpt-4o", "hi")));
         // Plenty of capacity on both: keys are drawn by weight (3 : 1).
@@ -651,7 +943,7 @@ mod tests {
         let keys = keys_of(serde_json::json!([{"value": "a", "models": ["other"]}, {"value": "b", "models": ["*"]}]));
         let cfg: super::super::plan::LimitsConfig =
             serde_json::from_value(serde_json::json!({"requests_per_day": 5, "scope": "key"})).unwrap();
-        let g = Gate::new("openai", Limits::from_config(&cfg, "p").unwrap(), &keys);
+        let g = Gate::new("openai", Limits::from_config(&cfg, "p").unwrap(), &keys, None).unwrap();
         let claims = g.claims(&job);
         assert!((0..5).all(|_| g.try_take(&claims, 0) == Some(1)));
         assert_eq!(g.try_take(&claims, 0), None);

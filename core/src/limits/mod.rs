@@ -19,12 +19,14 @@
 //!
 //! One process only for now: the gate uses the memory store synchronously.
 
+pub(crate) mod fleet;
 pub(crate) mod gate;
 pub(crate) mod gcra;
 pub(crate) mod headers;
 pub(crate) mod inflight;
 pub(crate) mod memory;
 pub(crate) mod plan;
+pub(crate) mod store_config;
 // Wired to the gate by the `limits_store` config (next step).
 #[allow(dead_code)]
 pub(crate) mod redis;

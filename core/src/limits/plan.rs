@@ -143,6 +143,27 @@ pub(crate) struct Limits {
 }
 
 impl Limits {
+    /// Checks that the Redis store can hold every bucket exactly
+    /// (`redis.rs`: `burst × period` must fit its arithmetic in some unit).
+    pub fn check_redis(&self, path: &str) -> Result<()> {
+        let named = std::iter::once((path.to_string(), &self.provider))
+            .chain(self.models.iter().map(|(m, r)| (format!("{path}.models.{m}"), r)));
+        for (at, rates) in named {
+            for (what, rate) in [("requests", rates.requests), ("tokens", rates.tokens)] {
+                if rate.is_some_and(|r| super::redis::Shape::of(r).is_none()) {
+                    return Err(Error::config(
+                        at,
+                        format!(
+                            "the {what} limit is too large for the Redis store to keep exactly (burst × period \
+                             must stay below 2^51 seconds·units); lower its burst or use a shorter period"
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Checks the section against the provider's `keys`: `scope: "key"`
     /// needs 1..=64 of them (each gets its own buckets).
     pub fn check_keys(&self, keys: usize, path: &str) -> Result<()> {

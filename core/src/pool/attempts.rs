@@ -55,13 +55,14 @@ pub(crate) async fn execute(pool: &PoolShared, job: &JobInner, work: Work, queue
     let gate = pool.gate.as_deref();
     let scoped = gate.is_some_and(|g| g.scoped());
     let admitted = job.limit_key();
+    let preferred = gate.and_then(|g| g.preferred_key(admitted));
     loop {
         attempt += 1;
         let admit = pool.breaker.admit();
         if let Admit::Reject { retry_in_ms } = admit {
             return Err(last_err.unwrap_or(Error::CircuitOpen { provider: pool.name.clone(), retry_in_ms }));
         }
-        let prefer = (scoped && attempt == 1).then_some(admitted as usize);
+        let prefer = preferred.filter(|_| attempt == 1);
         let key = match pool.keys.choose(model, avoid, prefer) {
             Ok(k) => k,
             Err(e) => {
@@ -71,7 +72,7 @@ pub(crate) async fn execute(pool: &PoolShared, job: &JobInner, work: Work, queue
         };
         // Whose buckets this request counts against.
         let limit_key = if scoped { key.map_or(0, |i| i as LimitKey) } else { 0 };
-        if attempt > 1 || limit_key != admitted {
+        if attempt > 1 || limit_key != crate::limits::gate::key_index(admitted) {
             if let Err(e) = wait_for_request_capacity(pool, job, limit_key).await {
                 pool.breaker.release(admit);
                 // A retry ends with the failed attempt's error.
@@ -208,7 +209,7 @@ async fn wait_for_request_capacity(pool: &PoolShared, job: &JobInner, key: Limit
     let (Some(gate), Some(claims)) = (&pool.gate, job.claims()) else { return Ok(()) };
     loop {
         let now = clock::now();
-        let Some(wait) = gate.take_retry(claims, key, now) else { return Ok(()) };
+        let Some(wait) = gate.take_retry(claims, key, now).await else { return Ok(()) };
         if job.deadline.is_some_and(|d| now.saturating_add(wait) > d) || wait == Nanos::MAX {
             return Err(gate.request_refusal(claims, key, (wait != Nanos::MAX).then_some(wait)));
         }

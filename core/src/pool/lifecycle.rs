@@ -96,6 +96,7 @@ impl PoolShared {
         kind: ProviderKind,
         cfg: &ProviderConfig,
         buffers: Arc<crate::objpool::BufferPool>,
+        fleet: Option<&Arc<crate::limits::fleet::FleetStore>>,
     ) -> Result<Arc<PoolShared>> {
         let provider = ProviderImpl::new(name, kind, cfg, buffers)?;
         let probe_model = cfg.probe_model(name, kind)?;
@@ -113,7 +114,7 @@ impl PoolShared {
                 let path = format!("providers.{name}.limits");
                 let limits = crate::limits::plan::Limits::from_config(l, &path)?;
                 limits.check_keys(cfg.keys.len(), &path)?;
-                Some(Arc::new(crate::limits::gate::Gate::new(name, limits, &keys)))
+                Some(Arc::new(crate::limits::gate::Gate::new(name, limits, &keys, fleet)?))
             }
             None => None,
         };

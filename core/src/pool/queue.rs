@@ -165,6 +165,10 @@ pub(crate) struct QueueState {
     pub closed: bool,
     /// When the reaper will next wake by itself (`None`: it waits for a push).
     reaper_at: Option<Nanos>,
+    /// With the Redis store: a worker is asking it about the front job.
+    admitting: bool,
+    /// With the Redis store: the front job (by id) waits until then.
+    hold: Option<(u64, Nanos)>,
 }
 
 pub(crate) struct JobQueue {
@@ -186,6 +190,9 @@ pub(crate) struct JobQueue {
     /// The pool's `limits`, asked before a job at the front starts (with
     /// limits, pushes never hand a job straight to a worker).
     gate: Option<Arc<Gate>>,
+    /// `admitting`, readable without the lock, and its end's signal.
+    admitting: AtomicBool,
+    pub admission: Notify,
 }
 
 /// What a push found.
@@ -206,12 +213,23 @@ pub(crate) enum Popped {
     /// The job at the front waits for capacity until this moment; the
     /// worker is not parked (it sleeps until then and looks again).
     Throttled(Nanos),
+    /// With the Redis store: ask it about this job (at the front, still
+    /// queued) with [`Gate::admit_fleet`], then hand the answer to
+    /// [`JobQueue::admitted`].
+    Admit(Arc<JobInner>),
+    /// With the Redis store: another worker is asking about the front job;
+    /// wait for [`JobQueue::admission`] (see [`JobQueue::admission_pending`]).
+    AdmissionBusy,
+    /// Look again at once.
+    Again,
 }
 
 /// What [`JobQueue::pop`] found.
 enum Pop {
     Job(Running),
     Throttled(Nanos),
+    Admit(Arc<JobInner>),
+    Busy,
     Drained,
     Nothing,
 }
@@ -239,6 +257,8 @@ impl JobQueue {
                 live: 0,
                 closed: false,
                 reaper_at: None,
+                admitting: false,
+                hold: None,
             }),
             idle: Default::default(),
             backlog: AtomicUsize::new(0),
@@ -249,6 +269,8 @@ impl JobQueue {
             space_waiters: AtomicUsize::new(0),
             reaper: Notify::new(),
             gate,
+            admitting: AtomicBool::new(false),
+            admission: Notify::new(),
         }
     }
 
@@ -425,6 +447,8 @@ impl JobQueue {
                 match self.pop(now, expired) {
                     Pop::Job(job) => return (Popped::Job(job), now),
                     Pop::Throttled(until) => return (Popped::Throttled(until), now),
+                    Pop::Admit(job) => return (Popped::Admit(job), now),
+                    Pop::Busy => return (Popped::AdmissionBusy, now),
                     Pop::Drained => return (Popped::Closed, now),
                     Pop::Nothing => {}
                 }
@@ -448,6 +472,7 @@ impl JobQueue {
         let mut st = self.state.lock();
         let mut popped = None;
         let mut throttled = None;
+        let mut asked = None;
         let ended_before = expired.len();
         while let Some(job) = st.deque.pop_front() {
             if job.state() != QUEUED {
@@ -462,6 +487,22 @@ impl JobQueue {
                 continue;
             }
             if let (Some(gate), Some(claims), false) = (&self.gate, job.claims(), job.claimed()) {
+                if gate.is_fleet() {
+                    // The store is asked outside the lock; the job stays
+                    // first in line, queued, meanwhile.
+                    let held = st.hold.filter(|&(id, until)| id == job.id && now < until).map(|h| h.1);
+                    st.deque.push_front(job.clone());
+                    if st.admitting {
+                        asked = Some(None);
+                    } else if let Some(until) = held {
+                        throttled = Some(until);
+                    } else {
+                        st.admitting = true;
+                        self.admitting.store(true, SeqCst);
+                        asked = Some(Some(job));
+                    }
+                    break;
+                }
                 match gate.admit(claims, now, expiry) {
                     Admit::Go(key) => job.set_limit_key(key),
                     Admit::Wait(until) => {
@@ -509,9 +550,82 @@ impl JobQueue {
         match (popped, throttled) {
             (Some(job), _) => Pop::Job(job),
             (None, Some(until)) => Pop::Throttled(until),
+            (None, None) if asked.is_some() => match asked.flatten() {
+                Some(job) => Pop::Admit(job),
+                None => Pop::Busy,
+            },
             (None, None) if drained => Pop::Drained,
             (None, None) => Pop::Nothing,
         }
+    }
+
+    /// When `job`'s wait in the queue ends (its queue wait limit or request
+    /// deadline).
+    pub fn expiry_of(&self, job: &JobInner) -> Nanos {
+        job.queue_expiry(self.wait_timeout)
+    }
+
+    /// Whether a worker is asking the Redis store about the front job (a
+    /// waiter enables [`JobQueue::admission`]'s `notified()` first, then
+    /// checks this).
+    pub fn admission_pending(&self) -> bool {
+        self.admitting.load(SeqCst)
+    }
+
+    /// Ends the ask [`Popped::Admit`] handed out, with the store's answer:
+    /// starts the job if it was admitted and is still queued (else gives
+    /// its claims back), holds it until the wait, or ends it RATE_LIMITED
+    /// (in `expired`). Wakes the workers waiting on the ask.
+    pub fn admitted(&self, job: &Arc<JobInner>, admit: Admit, expired: &mut Vec<Ended>) -> Popped {
+        let mut st = self.state.lock();
+        st.admitting = false;
+        self.admitting.store(false, SeqCst);
+        let mut freed = false;
+        let mut refund = None;
+        let out = match admit {
+            Admit::Go(key) => {
+                job.set_limit_key(key);
+                match job.try_start() {
+                    // (Its deque entry is a tombstone now.)
+                    Some(running) => {
+                        st.live -= 1;
+                        freed = true;
+                        Popped::Job(running)
+                    }
+                    // Cancelled, expired or evicted meanwhile.
+                    None => {
+                        refund = Some(key);
+                        Popped::Again
+                    }
+                }
+            }
+            Admit::Wait(until) => {
+                st.hold = Some((job.id, until));
+                Popped::Throttled(until)
+            }
+            Admit::Refuse(err) => {
+                if let Some(ending) = job.try_end_queued() {
+                    st.live -= 1;
+                    freed = true;
+                    expired.push(Ended::Limited(ending, err));
+                }
+                Popped::Again
+            }
+        };
+        self.backlog.store(st.live, SeqCst);
+        let drained = st.closed && st.live == 0;
+        drop(st);
+        if let (Some(key), Some(gate), Some(claims)) = (refund, &self.gate, job.claims()) {
+            gate.refund(claims, key);
+        }
+        if freed {
+            self.free_slot();
+        }
+        if drained {
+            self.reaper.notify_one();
+        }
+        self.admission.notify_waiters();
+        out
     }
 
     /// Ends every queued job whose wait or deadline ran out by `now` (marked

@@ -83,6 +83,7 @@ impl PoolShared {
             },
             keys: self.keys.snapshot(),
             limits: self.gate.as_ref().map(|g| g.snapshot()).unwrap_or_default(),
+            limits_store: self.gate.as_ref().map(|g| g.store_stats()),
         }
     }
 

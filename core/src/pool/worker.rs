@@ -31,7 +31,10 @@ pub(crate) async fn run(pool: Arc<PoolShared>) {
     let mut expired = Vec::new();
     let parking = Arc::new(Parking::default());
     loop {
-        let (popped, now) = pop(&pool, &mut expired, &parking);
+        let (mut popped, mut now) = pop(&pool, &mut expired, &parking);
+        if let Popped::Admit(job) = popped {
+            (popped, now) = admit(&pool, &job, &mut expired).await;
+        }
         match popped {
             Popped::Job(running) => {
                 let job = running.job();
@@ -56,6 +59,19 @@ pub(crate) async fn run(pool: Arc<PoolShared>) {
                     _ = pool.abort.tripped() => {}
                 }
             }
+            // Another worker is asking the Redis store about the front job.
+            Popped::AdmissionBusy => {
+                let asked = pool.queue.admission.notified();
+                tokio::pin!(asked);
+                asked.as_mut().enable();
+                if pool.queue.admission_pending() {
+                    tokio::select! {
+                        _ = asked => {}
+                        _ = pool.abort.tripped() => {}
+                    }
+                }
+            }
+            Popped::Admit(_) | Popped::Again => {}
             // Parked: wait for a push or the queue closing (an abort closes
             // the queue first, so it unparks every worker too). No notifier
             // shared by all workers is touched on this path.
@@ -90,6 +106,27 @@ pub(crate) async fn run(pool: Arc<PoolShared>) {
 /// queued one (finishing any expired ones found on the way).
 fn pop(pool: &PoolShared, expired: &mut Vec<Ended>, parking: &Arc<Parking>) -> (Popped, Nanos) {
     let (popped, now) = pool.queue.next_job(expired, parking);
+    finish_ended(pool, expired, now);
+    (popped, now)
+}
+
+/// With the Redis store: asks it about the front job (outside the queue
+/// lock, bounded by `timeout_ms`; the job stays queued meanwhile) and
+/// applies the answer.
+async fn admit(pool: &PoolShared, job: &Arc<JobInner>, expired: &mut Vec<Ended>) -> (Popped, Nanos) {
+    let answer = match (pool.gate.as_deref(), job.claims()) {
+        (Some(gate), Some(claims)) => gate.admit_fleet(claims, pool.queue.expiry_of(job)).await,
+        // (A job without claims is never asked about.)
+        _ => crate::limits::gate::Admit::Go(0),
+    };
+    let popped = pool.queue.admitted(job, answer, expired);
+    let now = clock::now();
+    finish_ended(pool, expired, now);
+    (popped, now)
+}
+
+/// Finishes the queued jobs a look ended (expired, or refused by the limits).
+fn finish_ended(pool: &PoolShared, expired: &mut Vec<Ended>, now: Nanos) {
     // (Checked first: even an empty drain costs a guard on this hot path.)
     if !expired.is_empty() {
         for ended in expired.drain(..) {
@@ -102,7 +139,6 @@ fn pop(pool: &PoolShared, expired: &mut Vec<Ended>, parking: &Arc<Parking>) -> (
             }
         }
     }
-    (popped, now)
 }
 
 type CallResult = std::thread::Result<Result<Output>>;

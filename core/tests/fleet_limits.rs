@@ -1,0 +1,206 @@
+//! `limits_store: redis` (docs/architecture.md §10), against a real
+//! `redis-server` each test starts on a free loopback port: gateways share
+//! one limit exactly, across OS processes too; Redis going away applies
+//! `on_unavailable` without hanging or losing a job, and coming back
+//! resumes the shared limits.
+//!
+//! Timing: the refusals asserted here wait a minute or a day for capacity,
+//! so no busy machine makes a job fit that should not; bounds on arrival
+//! times allow for a request admitted early reaching the mock late.
+
+#[path = "support/redis_server.rs"]
+mod redis_server;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bifrost_core::{ErrorKind, Gateway, Request};
+use bifrost_mock::{MockConfig, MockLimits, MockServer};
+use redis_server::RedisServer;
+use serde_json::{json, Value};
+
+/// A gateway whose provider `p` (in-process mock) keeps `limits` in the
+/// Redis at `url`, with `store` merged into `limits_store`.
+fn gateway(url: &str, limits: Value, store: Value) -> Gateway {
+    let mut s = json!({"kind": "redis", "url": url, "fleet_size": 2, "timeout_ms": 1000});
+    s.as_object_mut().unwrap().extend(store.as_object().unwrap().clone());
+    Gateway::from_value(json!({"limits_store": s, "providers": {"p": {"kind": "mock", "limits": limits,
+        "concurrency_and_buffer_size": {"concurrency": 4, "buffer_size": 1000}}}}))
+    .unwrap()
+}
+
+/// Runs `n` jobs on `gw` (each may wait up to `timeout_ms`): (completed, rate limited).
+async fn run(gw: &Gateway, n: usize, timeout_ms: u64) -> (usize, usize) {
+    let mut jobs = Vec::new();
+    for i in 0..n {
+        let mut r = Request::new("p/m", format!("job {i}"));
+        r.timeout_ms = Some(timeout_ms);
+        jobs.push(gw.try_submit(r).unwrap());
+    }
+    let (mut ok, mut limited) = (0, 0);
+    for j in jobs {
+        match j.await {
+            Ok(_) => ok += 1,
+            Err(e) if e.kind() == ErrorKind::RateLimited => limited += 1,
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    (ok, limited)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_gateways_share_one_limit_exactly() {
+    let Some(redis) = RedisServer::start() else { return };
+    let limits = json!({"requests_per_minute": 7, "tokens_per_day": 1000000});
+    let a = gateway(&redis.url(), limits.clone(), json!({}));
+    let b = gateway(&redis.url(), limits, json!({}));
+    // 7 a minute between them: whichever asks first, 7 run and the rest
+    // (whose wait for the next one is ~8.6 s, past their 2 s) are refused.
+    let (ra, rb) = tokio::join!(run(&a, 6, 2_000), run(&b, 6, 2_000));
+    assert_eq!((ra.0 + rb.0, ra.1 + rb.1), (7, 5), "{ra:?} {rb:?}");
+    for gw in [&a, &b] {
+        let s = gw.stats().providers["p"].clone();
+        assert!(s.jobs.invariant_holds(), "{:?}", s.jobs);
+        let store = s.limits_store.clone().expect("store stats");
+        assert_eq!((store.kind.as_str(), store.up, store.errors, store.fallback_active), ("redis", true, 0, false));
+        assert_eq!(s.limits["requests"].remaining, 0, "the fleet's bucket is empty: {:?}", s.limits);
+        assert_eq!(s.limits["requests"].limit, 7);
+    }
+    // The keys share one hash tag (one Cluster slot), under the prefix.
+    assert_eq!(redis.command(&["EXISTS", "{bifrost:p}:requests"]).as_deref(), Some(":1"));
+    // Reported usage settles the shared token bucket: each mock response
+    // reports its usage, and the reservation is replaced by it.
+    let s = a.stats().providers["p"].clone();
+    assert!(s.limits["tokens"].remaining < 1_000_000, "{:?}", s.limits);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_going_away_applies_on_unavailable_and_coming_back_resumes_the_shared_limit() {
+    let Some(mut redis) = RedisServer::start() else { return };
+    let limits = json!({"requests_per_day": 10});
+    // local_share with fleet_size 2: this process enforces 5 a day alone.
+    let gw = gateway(&redis.url(), limits.clone(), json!({"timeout_ms": 200}));
+    assert_eq!(run(&gw, 3, 60_000).await, (3, 0));
+    redis.kill();
+    let started = Instant::now();
+    // The store does not answer: its 5-a-day share admits 5, then the rest
+    // wait a day, past their deadline. No job hangs on the dead store.
+    assert_eq!(run(&gw, 8, 60_000).await, (5, 3));
+    assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
+    let s = gw.stats().providers["p"].clone();
+    let store = s.limits_store.clone().unwrap();
+    assert!(!store.up && store.fallback_active && store.errors >= 1, "{store:?}");
+    assert_eq!(s.limits["requests"].limit, 5, "the local share shows: {:?}", s.limits);
+    assert!(s.jobs.invariant_holds(), "{:?}", s.jobs);
+    // fail_closed refuses at once; fail_open admits without limits.
+    let closed = gateway(&redis.url(), limits.clone(), json!({"on_unavailable": "fail_closed"}));
+    let e = closed.chat(Request::new("p/m", "x")).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::RateLimited, "{e}");
+    assert!(e.to_string().contains("limits_store"), "{e}");
+    let open = gateway(&redis.url(), json!({"requests_per_day": 1}), json!({"on_unavailable": "fail_open"}));
+    assert_eq!(run(&open, 4, 60_000).await, (4, 0));
+    // Back, empty (no persistence): the next calls find it (one probe a
+    // second) and the shared bucket, full again, decides.
+    redis.restart();
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        let r = gw.chat(Request::new("p/m", "probe")).await;
+        if gw.stats().providers["p"].limits_store.as_ref().unwrap().up {
+            break;
+        }
+        // Refused by the local share (spent) until the store answers.
+        assert_eq!(r.unwrap_err().kind(), ErrorKind::RateLimited);
+        assert!(Instant::now() < until, "bifrost never reconnected");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let s = gw.stats().providers["p"].clone();
+    assert_eq!(s.limits["requests"].limit, 10, "{:?}", s.limits);
+    assert!(s.jobs.invariant_holds(), "{:?}", s.jobs);
+    assert_eq!(redis.command(&["EXISTS", "{bifrost:p}:requests"]).as_deref(), Some(":1"), "written again");
+}
+
+/// The child side of the multi-process test: one process, one gateway,
+/// `BIFROST_FLEET_CHILD` = `{"redis", "mock", "jobs"}`; prints
+/// `{"ok": n, "limited": n}`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a child process of every_process_of_a_fleet_shares_the_limit"]
+async fn fleet_child() {
+    let Ok(spec) = std::env::var("BIFROST_FLEET_CHILD") else { return };
+    let spec: Value = serde_json::from_str(&spec).unwrap();
+    let gw = Gateway::from_value(json!({
+        "limits_store": {"kind": "redis", "url": spec["redis"], "fleet_size": 4, "timeout_ms": 2000},
+        "providers": {"o": {"kind": "openai", "keys": [{"value": "mock-key", "models": ["*"]}],
+            "network_config": {"base_url": spec["mock"]},
+            "limits": {"requests_per_second": 40, "burst": {"requests": 5}},
+            "queue": {"wait_timeout_ms": 120000},
+            "concurrency_and_buffer_size": {"concurrency": 8, "buffer_size": 1000}}}}))
+    .unwrap();
+    let n = spec["jobs"].as_u64().unwrap() as usize;
+    let jobs: Vec<_> = (0..n).map(|i| gw.try_submit(Request::new("o/gpt-4o-mini", format!("{i}"))).unwrap()).collect();
+    let mut ok = 0;
+    for j in jobs {
+        j.await.expect("every job runs: a minute of wait is allowed");
+        ok += 1;
+    }
+    let s = gw.stats().providers["o"].clone();
+    assert!(s.jobs.invariant_holds());
+    assert!(s.limits_store.as_ref().unwrap().up);
+    println!("FLEET-CHILD {}", json!({"ok": ok}));
+}
+
+/// Four OS processes, each with its own gateway, share 40 requests a
+/// second (burst 5) through Redis against one bifrost-mock: over every
+/// interval of the mock's log of arrivals, the fleet stays within
+/// `burst + rate·(t + D)` (D = 250 ms for a request admitted early reaching
+/// the mock late), and over the whole run that is the rate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_process_of_a_fleet_shares_the_limit() {
+    let Some(redis) = RedisServer::start() else { return };
+    let srv = MockServer::start(MockConfig {
+        limits: MockLimits { requests_per_minute: Some(1_000_000), ..Default::default() },
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    const PROCESSES: usize = 4;
+    const JOBS: usize = 60;
+    let spec = json!({"redis": redis.url(), "mock": format!("{}/v1", srv.url()), "jobs": JOBS}).to_string();
+    let exe = std::env::current_exe().unwrap();
+    let started = Instant::now();
+    let children: Vec<_> = (0..PROCESSES)
+        .map(|_| {
+            Command::new(&exe)
+                .args(["fleet_child", "--exact", "--ignored", "--nocapture", "--test-threads", "1"])
+                .env("BIFROST_FLEET_CHILD", &spec)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outputs: Vec<_> = tokio::task::spawn_blocking(move || {
+        children.into_iter().map(|c| c.wait_with_output().unwrap()).collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
+    let mut ok = 0;
+    for out in &outputs {
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "child failed: {text}\n{}", String::from_utf8_lossy(&out.stderr));
+        let line = text.lines().find_map(|l| l.split_once("FLEET-CHILD ").map(|p| p.1)).expect("the child's counts");
+        ok += serde_json::from_str::<Value>(line).unwrap()["ok"].as_u64().unwrap() as usize;
+    }
+    assert_eq!(ok, PROCESSES * JOBS);
+    let log = srv.admissions();
+    assert_eq!(log.len(), PROCESSES * JOBS, "every request reached the mock once");
+    let (rate, per_ns, burst, d_ns) = (40u128, 1_000_000_000u128, 5u128, 250_000_000u128);
+    for i in 0..log.len() {
+        for j in i..log.len() {
+            let n = (j - i + 1) as u128;
+            let t = (log[j].at_ns - log[i].at_ns) as u128 + d_ns;
+            assert!(n * per_ns <= burst * per_ns + rate * t, "{n} requests in {t} ns across the fleet");
+        }
+    }
+    // 240 requests at 40 a second: at least (240 - 5) / 40 s, whatever the load.
+    assert!(started.elapsed() >= Duration::from_millis(5_800), "{:?}", started.elapsed());
+}
