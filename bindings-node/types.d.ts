@@ -353,6 +353,8 @@ export interface LimitsStoreConfig {
   fleet_size?: number | null
   /** `memory` (default) or `redis`. */
   kind?: StoreKind
+  /** How long a `max_in_flight` lease outlives a process that stopped renewing it (killed), in ms (1000..=600000, default 10000). */
+  lease_ttl_ms?: number | null
   /** `local_share` (default), `fail_open` or `fail_closed`. */
   on_unavailable?: OnUnavailable
   /** Put before every key (default `bifrost:`; at most 64 bytes, no `{` or `}`, which would change the hash tag). */
@@ -373,6 +375,10 @@ export interface LimitsStoreStats {
   fallback_active: boolean
   /** `memory` or `redis`. */
   kind: string
+  /** `max_in_flight` leases this process holds in the store. */
+  leases_held: number
+  /** Leases the store expired before this process renewed them (it stalled past `lease_ttl_ms`; the fleet may have run over then). */
+  leases_lost: number
   /** Whether the store answers (always true for `memory`). */
   up: boolean
 }

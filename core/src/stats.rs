@@ -474,6 +474,13 @@ pub struct LimitsStoreStats {
     pub dropped_writes: u64,
     /// Whether `on_unavailable` is deciding admissions now.
     pub fallback_active: bool,
+    /// `max_in_flight` leases this process holds in the store.
+    #[serde(default)]
+    pub leases_held: u64,
+    /// Leases the store expired before this process renewed them (it
+    /// stalled past `lease_ttl_ms`; the fleet may have run over then).
+    #[serde(default)]
+    pub leases_lost: u64,
 }
 
 /// One limit bucket (docs/architecture.md §10).
@@ -548,6 +555,24 @@ fn render_limits(o: &mut String, stats: &Stats) {
         for (p, s) in &stats.providers {
             for (bucket, b) in &s.limits {
                 let _ = writeln!(o, "{name}{{provider=\"{}\",bucket=\"{}\"}} {}", esc(p), esc(bucket), pick(b));
+            }
+        }
+    }
+    type StorePick = fn(&LimitsStoreStats) -> u64;
+    let store: [(&str, &str, &str, StorePick); 3] = [
+        ("bifrost_limits_store_up", "gauge", "1 while the limits store answers (else on_unavailable applies).", |s| {
+            u64::from(s.up)
+        }),
+        ("bifrost_limits_store_errors_total", "counter", "Limits store calls that failed or timed out.", |s| s.errors),
+        ("bifrost_limits_store_dropped_writes_total", "counter", "Settlements the limits store never applied.", |s| {
+            s.dropped_writes
+        }),
+    ];
+    for (name, kind, help, pick) in store {
+        let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (p, s) in &stats.providers {
+            if let Some(st) = &s.limits_store {
+                let _ = writeln!(o, "{name}{{provider=\"{}\",kind=\"{}\"}} {}", esc(p), esc(&st.kind), pick(st));
             }
         }
     }
@@ -830,6 +855,7 @@ mod tests {
         };
         p.limits.insert("requests".into(), bucket);
         p.limits.insert("model:gpt-4o:tokens".into(), bucket);
+        p.limits_store = Some(LimitsStoreStats { kind: "redis".into(), up: false, errors: 4, ..Default::default() });
         stats.providers.insert("p".into(), p);
         let text = render_prometheus(&stats, &[("p", &queue_wait, &processing)]);
         for line in [
@@ -838,6 +864,8 @@ mod tests {
             "bifrost_ratelimit_reset_seconds{provider=\"p\",bucket=\"requests\"} 1.500",
             "bifrost_ratelimit_rate_limited_total{provider=\"p\",bucket=\"requests\"} 1",
             "# TYPE bifrost_ratelimit_waits_total counter",
+            "bifrost_limits_store_up{provider=\"p\",kind=\"redis\"} 0",
+            "bifrost_limits_store_errors_total{provider=\"p\",kind=\"redis\"} 4",
         ] {
             assert!(text.contains(line), "missing {line:?} in\n{text}");
         }

@@ -131,12 +131,14 @@ async fn fleet_child() {
         "limits_store": {"kind": "redis", "url": spec["redis"], "fleet_size": 4, "timeout_ms": 2000},
         "providers": {"o": {"kind": "openai", "keys": [{"value": "mock-key", "models": ["*"]}],
             "network_config": {"base_url": spec["mock"]},
-            "limits": {"requests_per_second": 40, "burst": {"requests": 5}},
+            "limits": {"requests_per_second": 40, "burst": {"requests": 5}, "max_in_flight": 3},
             "queue": {"wait_timeout_ms": 120000},
             "concurrency_and_buffer_size": {"concurrency": 8, "buffer_size": 1000}}}}))
     .unwrap();
     let n = spec["jobs"].as_u64().unwrap() as usize;
-    let jobs: Vec<_> = (0..n).map(|i| gw.try_submit(Request::new("o/gpt-4o-mini", format!("{i}"))).unwrap()).collect();
+    // 30 ms at the mock: a burst of 5 would have 5 open at once.
+    let jobs: Vec<_> =
+        (0..n).map(|i| gw.try_submit(Request::new("o/gpt-4o-mini~latency_ms=30", format!("{i}"))).unwrap()).collect();
     let mut ok = 0;
     for j in jobs {
         j.await.expect("every job runs: a minute of wait is allowed");
@@ -149,10 +151,11 @@ async fn fleet_child() {
 }
 
 /// Four OS processes, each with its own gateway, share 40 requests a
-/// second (burst 5) through Redis against one bifrost-mock: over every
-/// interval of the mock's log of arrivals, the fleet stays within
-/// `burst + rate·(t + D)` (D = 250 ms for a request admitted early reaching
-/// the mock late), and over the whole run that is the rate.
+/// second (burst 5) and 3 in flight through Redis against one
+/// bifrost-mock: over every interval of the mock's log of arrivals, the
+/// fleet stays within `burst + rate·(t + D)` (D = 250 ms for a request
+/// admitted early reaching the mock late), over the whole run that is the
+/// rate, and the mock never had more than 3 requests open at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_process_of_a_fleet_shares_the_limit() {
     let Some(redis) = RedisServer::start() else { return };
@@ -201,6 +204,86 @@ async fn every_process_of_a_fleet_shares_the_limit() {
             assert!(n * per_ns <= burst * per_ns + rate * t, "{n} requests in {t} ns across the fleet");
         }
     }
+    let mock = srv.stats();
+    assert!(mock.max_open_requests <= 3, "{} open at once at the mock", mock.max_open_requests);
+    assert!(mock.max_open_requests >= 2, "the in-flight limit was reached: {}", mock.max_open_requests);
     // 240 requests at 40 a second: at least (240 - 5) / 40 s, whatever the load.
     assert!(started.elapsed() >= Duration::from_millis(5_800), "{:?}", started.elapsed());
+}
+
+/// The child that holds leases: sends `BIFROST_LEASE_CHILD` = `{"redis",
+/// "mock"}` three requests that hang at the mock, then waits forever
+/// (until the parent kills it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a child process of a_killed_process_loses_its_leases_within_one_ttl"]
+async fn lease_child() {
+    let Ok(spec) = std::env::var("BIFROST_LEASE_CHILD") else { return };
+    let spec: Value = serde_json::from_str(&spec).unwrap();
+    let gw = lease_gateway(&spec);
+    let jobs: Vec<_> = (0..3).map(|_| gw.try_submit(Request::new("o/gpt-4o~hang=true", "hold")).unwrap()).collect();
+    for j in jobs {
+        let _ = j.await;
+    }
+}
+
+fn lease_gateway(spec: &Value) -> Gateway {
+    Gateway::from_value(json!({
+        "limits_store": {"kind": "redis", "url": spec["redis"], "fleet_size": 2, "timeout_ms": 2000,
+            "lease_ttl_ms": LEASE_TTL_MS},
+        "providers": {"o": {"kind": "openai", "keys": [{"value": "mock-key", "models": ["*"]}],
+            "network_config": {"base_url": spec["mock"], "default_request_timeout_in_seconds": 3600},
+            "limits": {"max_in_flight": 3},
+            "queue": {"wait_timeout_ms": 120000},
+            "concurrency_and_buffer_size": {"concurrency": 8, "buffer_size": 100}}}}))
+    .unwrap()
+}
+
+/// Renewed every 2 s: only a process stalled for 4 s loses its leases.
+const LEASE_TTL_MS: u64 = 6_000;
+
+/// `max_in_flight` across processes is leases in Redis: while a live
+/// process holds all three, another process's job gets none (it waits,
+/// and ends at its deadline); once that process is SIGKILLed, its leases
+/// expire within one TTL and the other's jobs run. The mock never had
+/// more than three requests open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_process_loses_its_leases_within_one_ttl() {
+    let Some(redis) = RedisServer::start() else { return };
+    let srv = MockServer::start(MockConfig::default()).await.unwrap();
+    let spec = json!({"redis": redis.url(), "mock": format!("{}/v1", srv.url())});
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["lease_child", "--exact", "--ignored", "--nocapture", "--test-threads", "1"])
+        .env("BIFROST_LEASE_CHILD", spec.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let until = Instant::now() + Duration::from_secs(60);
+    while srv.stats().open_requests < 3 {
+        assert!(Instant::now() < until, "the child never sent its three requests");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let gw = lease_gateway(&spec);
+    let mut r = Request::new("o/gpt-4o", "no lease for me");
+    r.timeout_ms = Some(1_000);
+    let e = gw.chat(r).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Timeout, "waits for a lease, never sent: {e}");
+    assert_eq!(srv.stats().requests, 3, "nothing but the child's three reached the mock");
+    let s = gw.stats().providers["o"].clone();
+    assert_eq!(s.limits["in_flight"].remaining, 0, "{:?}", s.limits);
+    child.kill().unwrap(); // SIGKILL: no release, no goodbye
+    child.wait().unwrap();
+    let killed = Instant::now();
+    let jobs: Vec<_> = (0..3).map(|i| gw.try_submit(Request::new("o/gpt-4o", format!("after {i}"))).unwrap()).collect();
+    for j in jobs {
+        j.await.expect("the dead process's leases expire");
+    }
+    // Within one TTL of the kill (plus a busy machine's slack), never forever.
+    assert!(killed.elapsed() < Duration::from_millis(LEASE_TTL_MS + 20_000), "{:?}", killed.elapsed());
+    let mock = srv.stats();
+    assert!(mock.max_open_requests <= 3, "{} open at once", mock.max_open_requests);
+    let s = gw.stats().providers["o"].clone();
+    let store = s.limits_store.clone().unwrap();
+    assert_eq!((store.leases_held, store.leases_lost), (0, 0), "{store:?}");
+    assert!(s.jobs.invariant_holds(), "{:?}", s.jobs);
 }

@@ -405,6 +405,9 @@ class LimitsStoreConfig(TypedDict):
     fleet_size: NotRequired[Union[int, None]]
     # `memory` (default) or `redis`.
     kind: NotRequired[StoreKind]
+    # How long a `max_in_flight` lease outlives a process that stopped
+    # renewing it (killed), in ms (1000..=600000, default 10000).
+    lease_ttl_ms: NotRequired[Union[int, None]]
     # `local_share` (default), `fail_open` or `fail_closed`.
     on_unavailable: NotRequired[OnUnavailable]
     # Put before every key (default `bifrost:`; at most 64 bytes, no `{`
@@ -429,6 +432,11 @@ class LimitsStoreStats(TypedDict):
     fallback_active: bool
     # `memory` or `redis`.
     kind: str
+    # `max_in_flight` leases this process holds in the store.
+    leases_held: int
+    # Leases the store expired before this process renewed them (it
+    # stalled past `lease_ttl_ms`; the fleet may have run over then).
+    leases_lost: int
     # Whether the store answers (always true for `memory`).
     up: bool
 

@@ -15,10 +15,20 @@
 //!   admit less; a dropped charge lets it admit up to that many units more
 //!   (usage above the estimate, rare).
 //!
+//! - `max_in_flight` across the fleet is a set of leases in Redis, taken
+//!   with a job's claims in one call (`redis_script.lua`). This process
+//!   renews the leases it holds every third of `lease_ttl_ms`
+//!   ([`renew_loop`]), so a process that dies (SIGKILL) loses its leases
+//!   within one TTL, never forever; a release removes one. A process's
+//!   leases are interchangeable, so it keeps only their names, and a job
+//!   ending releases any one of them.
+//!
 //! Invariant: `up` is false from a failed call until a call answers.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
+
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -27,7 +37,7 @@ use crate::clock::{self, Nanos};
 use crate::error::{Error, Result};
 use crate::stats::LimitsStoreStats;
 
-use super::redis::{Arg, Op, RedisConn, Reply, Shape, StoreError};
+use super::redis::{Arg, LeaseArg, LeaseOp, Op, RedisConn, Reply, Shape, StoreError};
 use super::store_config::{OnUnavailable, StoreSettings};
 
 /// How long a down store is left alone before one call probes it.
@@ -45,10 +55,13 @@ pub(crate) struct OwnedArg {
 }
 
 /// A call nobody waits for.
-struct Write {
-    op: Op,
-    args: Vec<OwnedArg>,
+enum Write {
+    Buckets { op: Op, args: Vec<OwnedArg> },
+    Release { key: Arc<str>, member: String },
 }
+
+/// Most lease names one renewal call carries.
+const RENEW_CHUNK: usize = 512;
 
 /// The connection and its health (shared with the writer task).
 struct Link {
@@ -71,12 +84,38 @@ impl Link {
         now >= at && self.probe_at.compare_exchange(at, now + PROBE_EVERY, Relaxed, Relaxed).is_ok()
     }
 
-    async fn call(&self, op: Op, args: &[Arg<'_>]) -> std::result::Result<Reply, StoreError> {
+    async fn call(
+        &self,
+        op: Op,
+        args: &[Arg<'_>],
+        lease: Option<LeaseArg<'_>>,
+    ) -> std::result::Result<Reply, StoreError> {
         if !self.may_call(clock::now()) {
             return Err(StoreError::Unavailable);
         }
-        let r = self.conn.call(op, args, None).await;
-        match &r {
+        let r = self.conn.call(op, args, lease, None).await;
+        self.note(&r);
+        r
+    }
+
+    async fn leases(
+        &self,
+        op: LeaseOp,
+        key: &str,
+        ttl_ms: u64,
+        members: &[String],
+    ) -> std::result::Result<u64, StoreError> {
+        if !self.may_call(clock::now()) {
+            return Err(StoreError::Unavailable);
+        }
+        let r = self.conn.leases(op, key, ttl_ms, members).await;
+        self.note(&r);
+        r
+    }
+
+    /// Records a call's outcome in the health.
+    fn note<T>(&self, r: &std::result::Result<T, StoreError>) {
+        match r {
             Ok(_) => self.up.store(true, Relaxed),
             Err(e) => {
                 self.errors.fetch_add(1, Relaxed);
@@ -86,7 +125,33 @@ impl Link {
                 }
             }
         }
-        r
+    }
+}
+
+/// One gate's `max_in_flight` across the fleet: the leases this process
+/// holds in the set `key`.
+pub(crate) struct FleetLeases {
+    pub key: Arc<str>,
+    pub max: u64,
+    held: Mutex<Vec<String>>,
+    /// Leases the store had expired before this process renewed them (it
+    /// was stalled past the TTL): the fleet may have run over `max` then.
+    lost: AtomicU64,
+}
+
+impl FleetLeases {
+    /// Records a lease the store gave this process.
+    pub fn hold(&self, member: String) {
+        self.held.lock().push(member);
+    }
+
+    /// Leases held now.
+    pub fn count(&self) -> u64 {
+        self.held.lock().len() as u64
+    }
+
+    pub fn lost(&self) -> u64 {
+        self.lost.load(Relaxed)
     }
 }
 
@@ -95,6 +160,11 @@ pub(crate) struct FleetStore {
     link: Arc<Link>,
     pub settings: StoreSettings,
     writes: mpsc::Sender<Write>,
+    /// Every gate's leases, for the renewer.
+    leases: Arc<Mutex<Vec<Weak<FleetLeases>>>>,
+    /// This process's lease names: `<instance>:<n>`.
+    instance: String,
+    next_member: AtomicU64,
 }
 
 impl FleetStore {
@@ -116,12 +186,47 @@ impl FleetStore {
         });
         let (writes, rx) = mpsc::channel(WRITE_QUEUE);
         handle.spawn(write_loop(link.clone(), rx));
-        Ok(Arc::new(FleetStore { link, settings, writes }))
+        let leases = Arc::new(Mutex::new(Vec::new()));
+        handle.spawn(renew_loop(link.clone(), Arc::downgrade(&leases), settings.lease_ttl_ms));
+        let instance = format!("{:x}-{:016x}", std::process::id(), fastrand::u64(..));
+        Ok(Arc::new(FleetStore { link, settings, writes, leases, instance, next_member: AtomicU64::new(0) }))
+    }
+
+    /// A gate's leases in the set `key`, renewed while this store lives.
+    pub fn leases(&self, key: Arc<str>, max: u64) -> Arc<FleetLeases> {
+        let l = Arc::new(FleetLeases { key, max, held: Mutex::new(Vec::new()), lost: AtomicU64::new(0) });
+        let mut all = self.leases.lock();
+        all.retain(|w| w.strong_count() > 0);
+        all.push(Arc::downgrade(&l));
+        l
+    }
+
+    /// A fresh lease name, unique in the fleet.
+    pub fn new_member(&self) -> String {
+        format!("{}:{}", self.instance, self.next_member.fetch_add(1, Relaxed))
+    }
+
+    pub fn lease_ttl_ms(&self) -> u64 {
+        self.settings.lease_ttl_ms
+    }
+
+    /// Gives back one of `leases` (any: they are interchangeable).
+    pub fn release(&self, leases: &FleetLeases) {
+        let Some(member) = leases.held.lock().pop() else { return };
+        if self.writes.try_send(Write::Release { key: leases.key.clone(), member }).is_err() {
+            // It expires within one TTL.
+            self.link.dropped.fetch_add(1, Relaxed);
+        }
     }
 
     /// One call, bounded by `timeout_ms`.
-    pub async fn call(&self, op: Op, args: &[Arg<'_>]) -> std::result::Result<Reply, StoreError> {
-        self.link.call(op, args).await
+    pub async fn call(
+        &self,
+        op: Op,
+        args: &[Arg<'_>],
+        lease: Option<LeaseArg<'_>>,
+    ) -> std::result::Result<Reply, StoreError> {
+        self.link.call(op, args, lease).await
     }
 
     /// Queues a call nobody waits for (dropped and counted when the queue
@@ -130,7 +235,7 @@ impl FleetStore {
         if args.is_empty() {
             return;
         }
-        if self.writes.try_send(Write { op, args }).is_err() {
+        if self.writes.try_send(Write::Buckets { op, args }).is_err() {
             self.link.dropped.fetch_add(1, Relaxed);
         }
     }
@@ -153,6 +258,7 @@ impl FleetStore {
             errors: self.link.errors.load(Relaxed),
             dropped_writes: self.link.dropped.load(Relaxed),
             fallback_active: !up,
+            ..LimitsStoreStats::default()
         }
     }
 }
@@ -161,11 +267,38 @@ impl FleetStore {
 /// dropped (its sender with it).
 async fn write_loop(link: Arc<Link>, mut rx: mpsc::Receiver<Write>) {
     while let Some(w) = rx.recv().await {
-        let args: Vec<Arg<'_>> =
-            w.args.iter().map(|a| Arg { key: &a.key, shape: a.shape, n: a.n, reset_ns: a.reset_ns }).collect();
-        // A settlement is not retried (see the module doc).
-        if link.call(w.op, &args).await.is_err() {
+        // A settlement is not retried (see the module doc); a lease not
+        // released expires within one TTL.
+        let failed = match w {
+            Write::Buckets { op, args } => {
+                let args: Vec<Arg<'_>> =
+                    args.iter().map(|a| Arg { key: &a.key, shape: a.shape, n: a.n, reset_ns: a.reset_ns }).collect();
+                link.call(op, &args, None).await.is_err()
+            }
+            Write::Release { key, member } => link.leases(LeaseOp::Release, &key, 0, &[member]).await.is_err(),
+        };
+        if failed {
             link.dropped.fetch_add(1, Relaxed);
+        }
+    }
+}
+
+/// The renewer: every third of the TTL, moves the expiry of every lease
+/// this process holds; ends when the store is dropped.
+async fn renew_loop(link: Arc<Link>, leases: Weak<Mutex<Vec<Weak<FleetLeases>>>>, ttl_ms: u64) {
+    let every = Duration::from_millis((ttl_ms / 3).max(1));
+    loop {
+        tokio::time::sleep(every).await;
+        let Some(all) = leases.upgrade() else { return };
+        let sets: Vec<Arc<FleetLeases>> = all.lock().iter().filter_map(Weak::upgrade).collect();
+        drop(all);
+        for set in sets {
+            let members = set.held.lock().clone();
+            for chunk in members.chunks(RENEW_CHUNK) {
+                if let Ok(kept) = link.leases(LeaseOp::Renew, &set.key, ttl_ms, chunk).await {
+                    set.lost.fetch_add((chunk.len() as u64).saturating_sub(kept), Relaxed);
+                }
+            }
         }
     }
 }

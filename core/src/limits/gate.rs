@@ -23,12 +23,12 @@ use crate::providers::StreamWatcher;
 use crate::stats::{LimitStats, LimitsStoreStats};
 use crate::types::EmbedInput;
 
-use super::fleet::{FleetStore, OwnedArg};
+use super::fleet::{FleetLeases, FleetStore, OwnedArg};
 use super::headers::{observe, Window};
-use super::inflight::{InFlight, Lease};
+use super::inflight::InFlight;
 use super::memory::MemoryStore;
 use super::plan::{estimate_tokens, LimitScope, Limits};
-use super::redis::{Arg, Op, Reply, Shape, StoreError};
+use super::redis::{Arg, LeaseArg, Op, Reply, Shape, StoreError};
 use super::store_config::OnUnavailable;
 use super::{Acquired, Claim, Rate};
 use reqwest::header::HeaderMap;
@@ -101,7 +101,9 @@ pub(crate) struct Gate {
     provider_buckets: [Option<usize>; 2],
     /// A model's own (lower-case name).
     model_buckets: HashMap<String, [Option<usize>; 2]>,
-    /// `max_in_flight`'s slots, if set.
+    /// `max_in_flight`'s slots in this process, if set (with the Redis
+    /// store: its local share, while the store is down; the fleet's are
+    /// `FleetBuckets::leases`).
     in_flight: Option<Arc<InFlight>>,
     /// With `scope: "key"`, the provider's keys (the pool's ring, which
     /// owns eligibility and weights): each has its own block of `block`
@@ -122,7 +124,16 @@ struct FleetBuckets {
     /// By bucket number: when the store last said it is full again (local
     /// clock), for stats.
     full_at: Vec<AtomicU64>,
+    /// `max_in_flight` across the fleet, if set.
+    leases: Option<Arc<FleetLeases>>,
+    /// Leases the fleet held at the last answer, for stats.
+    fleet_held: AtomicU64,
 }
+
+/// How often a job at the front asks again for a fleet lease (no one in
+/// another process can wake it when one is released; a release in this
+/// process does).
+const LEASE_POLL: Nanos = 20 * clock::MS;
 
 /// Where a job's claims were taken, kept in the high bits of its
 /// [`LimitKey`] (the low bits are the key).
@@ -221,10 +232,10 @@ impl Gate {
         }
         let block = table.len() / blocks;
         let store = MemoryStore::new(table.len());
-        let in_flight = limits.max_in_flight.map(|n| Arc::new(InFlight::new(n)));
+        let in_flight = limits.max_in_flight.map(|n| Arc::new(InFlight::new((n / share).max(1))));
         let keys = scoped.then(|| keys.clone());
         let fleet = match fleet {
-            Some(f) => Some(FleetBuckets::new(f, provider, &table)?),
+            Some(f) => Some(FleetBuckets::new(f, provider, &table, limits.max_in_flight)?),
             None => None,
         };
         Ok(Gate {
@@ -405,16 +416,13 @@ impl Gate {
         let (order, n) = self.key_order(claims);
         let mut best: Option<(Check, LimitKey)> = None;
         for &key in &order[..n] {
-            let check = match self.take_fleet(f, claims, key).await {
+            let check = match self.take_fleet(f, claims, key, true).await {
                 Ok(check) => check,
                 Err(_) => return self.admit_fallback(f, claims, clock::now(), expiry),
             };
             match check {
-                Check::Fits if self.try_slot() => return Admit::Go(key),
-                Check::Fits => {
-                    self.refund_buckets(claims, key);
-                    return self.decide(Check::Busy, key, clock::now(), expiry);
-                }
+                // (With the claims, the fleet's lease, if any.)
+                Check::Fits => return Admit::Go(key),
                 Check::Wait(w, _) => {
                     if !matches!(best, Some((Check::Wait(bw, _), _)) if bw <= w) {
                         best = Some((check, key));
@@ -437,8 +445,7 @@ impl Gate {
         match f.store.policy() {
             // (Its keys carry `LOCAL`: see `take`.)
             OnUnavailable::LocalShare => self.admit(claims, now, expiry),
-            OnUnavailable::FailOpen if self.try_slot() => Admit::Go(UNCLAIMED),
-            OnUnavailable::FailOpen => self.decide(Check::Busy, 0, now, expiry),
+            OnUnavailable::FailOpen => Admit::Go(UNCLAIMED),
             OnUnavailable::FailClosed => {
                 if let Some(b) = claims.buckets().next() {
                     self.table[b].rate_limited.fetch_add(1, Relaxed);
@@ -452,8 +459,10 @@ impl Gate {
         }
     }
 
-    /// Takes every bucket claim of `key` in the Redis store, or none.
-    async fn take_fleet(&self, f: &FleetBuckets, claims: &JobClaims, key: LimitKey) -> StoreResult<Check> {
+    /// Takes every bucket claim of `key` in the Redis store, and with
+    /// `lease` a fleet in-flight lease if the gate has `max_in_flight`; or
+    /// none of them.
+    async fn take_fleet(&self, f: &FleetBuckets, claims: &JobClaims, key: LimitKey, lease: bool) -> StoreResult<Check> {
         let mut ids = [0usize; MAX_CLAIMS];
         let mut units = [0u64; MAX_CLAIMS];
         let mut args = Vec::with_capacity(MAX_CLAIMS);
@@ -462,10 +471,25 @@ impl Gate {
             (ids[i], units[i]) = (b, n);
             args.push(Arg { key: &f.keys[b], shape: f.shapes[b], n: n as i64, reset_ns: 0 });
         }
-        Ok(match f.store.call(Op::Take, &args).await? {
-            Reply::Done(used) => {
+        let member = f.leases.as_ref().filter(|_| lease).map(|l| (l, f.store.new_member()));
+        let lease_arg = member.as_ref().map(|(l, m)| LeaseArg {
+            key: &l.key,
+            max: l.max,
+            ttl_ms: f.store.lease_ttl_ms(),
+            member: m,
+        });
+        Ok(match f.store.call(Op::Take, &args, lease_arg).await? {
+            Reply::Done { used, held } => {
                 f.seen(&ids[..args.len()], &used);
+                if let (Some((l, m)), Some(n)) = (member, held) {
+                    l.hold(m);
+                    f.fleet_held.store(n, Relaxed);
+                }
                 Check::Fits
+            }
+            Reply::Busy(_, held) => {
+                f.fleet_held.store(held, Relaxed);
+                Check::Busy
             }
             Reply::Wait(waits) => {
                 f.seen_short(&ids[..args.len()], &units, &waits);
@@ -495,8 +519,9 @@ impl Gate {
                     f.waits.fetch_add(1, Relaxed);
                 }
                 // Until a slot is given back (which wakes the worker), or
-                // the job expires.
-                Admit::Wait(expiry.min(now.saturating_add(MAX_SLOT_WAIT)))
+                // the job expires; a fleet lease is asked for again soon.
+                let most = if key & LOCAL == 0 && self.fleet.is_some() { LEASE_POLL } else { MAX_SLOT_WAIT };
+                Admit::Wait(expiry.min(now.saturating_add(most)))
             }
         }
     }
@@ -506,10 +531,25 @@ impl Gate {
         self.in_flight.as_deref()
     }
 
-    /// Gives back the in-flight slot of a job whose request is over.
-    pub fn release(&self) {
-        if let Some(f) = &self.in_flight {
-            f.give_back();
+    /// Gives back the in-flight slot (or fleet lease) of a job admitted
+    /// under `key` whose request is over.
+    pub fn release(&self, key: LimitKey) {
+        match (self.source(key), &self.fleet) {
+            (Source::Nowhere, _) => {}
+            (Source::Fleet, Some(f)) => {
+                if let Some(l) = &f.leases {
+                    f.store.release(l);
+                    // A worker of this process waiting for a lease asks again now.
+                    if let Some(local) = &self.in_flight {
+                        local.wake();
+                    }
+                }
+            }
+            _ => {
+                if let Some(f) = &self.in_flight {
+                    f.give_back();
+                }
+            }
         }
     }
 
@@ -517,12 +557,7 @@ impl Gate {
     /// the stream's reported usage, and holds the job's in-flight slot
     /// until the stream is over.
     pub fn stream_watcher(self: &Arc<Self>, claims: JobClaims, key: LimitKey) -> Box<dyn StreamWatcher> {
-        Box::new(StreamSettle {
-            gate: self.clone(),
-            claims: Some(claims),
-            key,
-            _slot: self.in_flight.clone().map(Lease),
-        })
+        Box::new(StreamSettle { gate: self.clone(), claims: Some(claims), key })
     }
 
     fn refuse(&self, b: usize, wait: Option<Nanos>) -> Error {
@@ -548,7 +583,7 @@ impl Gate {
         }
         let check = match &self.fleet {
             None => self.take_buckets(&requests, key, now),
-            Some(f) => match self.take_fleet(f, &requests, key).await {
+            Some(f) => match self.take_fleet(f, &requests, key, false).await {
                 Ok(check) => check,
                 Err(_) => match f.store.policy() {
                     OnUnavailable::LocalShare => self.take_buckets(&requests, key, clock::now()),
@@ -632,7 +667,7 @@ impl Gate {
     /// in-flight slot (a job whose request never went out).
     pub fn refund(&self, claims: &JobClaims, key: LimitKey) {
         self.refund_buckets(claims, key);
-        self.release();
+        self.release(key);
     }
 
     fn refund_buckets(&self, claims: &JobClaims, key: LimitKey) {
@@ -737,11 +772,17 @@ impl Gate {
                 )
             })
             .chain(self.in_flight.as_ref().map(|f| {
+                // The fleet's leases as last seen, unless this process
+                // enforces its share now.
+                let (max, taken) = match (fleet, fleet.and_then(|fl| fl.leases.as_ref())) {
+                    (Some(fl), Some(l)) => (l.max, fl.fleet_held.load(Relaxed)),
+                    _ => (f.max(), f.taken()),
+                };
                 let stats = LimitStats {
-                    limit: f.max(),
+                    limit: max,
                     period_ms: 0,
-                    burst: f.max(),
-                    remaining: f.max().saturating_sub(f.taken()),
+                    burst: max,
+                    remaining: max.saturating_sub(taken),
                     reset_ms: 0,
                     waits: f.waits.load(Relaxed),
                     rate_limited: 0,
@@ -756,7 +797,13 @@ impl Gate {
     /// The store's state, for stats.
     pub fn store_stats(&self) -> LimitsStoreStats {
         match &self.fleet {
-            Some(f) => f.store.stats(),
+            Some(f) => {
+                let mut s = f.store.stats();
+                if let Some(l) = &f.leases {
+                    (s.leases_held, s.leases_lost) = (l.count(), l.lost());
+                }
+                s
+            }
             None => LimitsStoreStats { kind: "memory".to_string(), up: true, ..LimitsStoreStats::default() },
         }
     }
@@ -770,7 +817,12 @@ pub(crate) fn key_index(key: LimitKey) -> LimitKey {
 type StoreResult<T> = std::result::Result<T, StoreError>;
 
 impl FleetBuckets {
-    fn new(store: &Arc<FleetStore>, provider: &str, table: &[Bucket]) -> Result<FleetBuckets> {
+    fn new(
+        store: &Arc<FleetStore>,
+        provider: &str,
+        table: &[Bucket],
+        max_in_flight: Option<u64>,
+    ) -> Result<FleetBuckets> {
         let prefix = &store.settings.prefix;
         let mut keys = Vec::with_capacity(table.len());
         let mut shapes = Vec::with_capacity(table.len());
@@ -784,7 +836,9 @@ impl FleetBuckets {
             })?);
         }
         let full_at = table.iter().map(|_| AtomicU64::new(0)).collect();
-        Ok(FleetBuckets { store: store.clone(), keys, shapes, full_at })
+        let prefix = &store.settings.prefix;
+        let leases = max_in_flight.map(|max| store.leases(Arc::from(format!("{{{prefix}{provider}}}:in_flight")), max));
+        Ok(FleetBuckets { store: store.clone(), keys, shapes, full_at, leases, fleet_held: AtomicU64::new(0) })
     }
 
     /// Records what the store answered: bucket `ids[i]` is full again
@@ -820,13 +874,19 @@ impl FleetBuckets {
     }
 }
 
-/// A stream's limits (see [`Gate::stream_watcher`]).
+/// A stream's limits (see [`Gate::stream_watcher`]): its in-flight slot
+/// is given back when the stream is dropped (ended, failed or abandoned).
 struct StreamSettle {
     gate: Arc<Gate>,
     /// Taken at the first reported usage (a stream settles once).
     claims: Option<JobClaims>,
     key: LimitKey,
-    _slot: Option<Lease>,
+}
+
+impl Drop for StreamSettle {
+    fn drop(&mut self) {
+        self.gate.release(self.key);
+    }
 }
 
 impl StreamWatcher for StreamSettle {

@@ -3,15 +3,13 @@
 //!
 //! A job takes a slot with its other claims, at admission, and gives it
 //! back when its request is over: when the job ends, or for a stream when
-//! the stream ends or is dropped (a [`Lease`] inside it). A worker whose
+//! the stream ends or is dropped (its watcher, `gate.rs`). A worker whose
 //! front job finds every slot taken waits for [`InFlight::released`], a
 //! notification sent by every give-back, not for a computed time: no
-//! polling. (The fleet version, issue 17, keeps the slots as leases with a
-//! TTL in Redis.)
+//! polling. (With the Redis store the fleet's slots are leases there,
+//! `fleet.rs`; these are then the local share.)
 
 use std::sync::atomic::{AtomicU64, Ordering::AcqRel, Ordering::Acquire, Ordering::Relaxed};
-use std::sync::Arc;
-
 use tokio::sync::Notify;
 
 /// A provider's in-flight slots.
@@ -41,6 +39,12 @@ impl InFlight {
         self.released.notify_one();
     }
 
+    /// Wakes one waiting worker without giving a slot back (a fleet lease
+    /// was released: the worker asks the store again).
+    pub fn wake(&self) {
+        self.released.notify_one();
+    }
+
     /// Resolves after a slot is given back.
     pub async fn released(&self) {
         self.released.notified().await
@@ -56,26 +60,17 @@ impl InFlight {
     }
 }
 
-/// One taken slot that gives itself back when dropped (what a stream
-/// holds until it ends).
-pub(crate) struct Lease(pub Arc<InFlight>);
-
-impl Drop for Lease {
-    fn drop(&mut self) {
-        self.0.give_back();
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     #[test]
     fn slots_are_taken_up_to_max_and_given_back() {
         let f = Arc::new(InFlight::new(2));
         assert!(f.try_take() && f.try_take());
         assert!(!f.try_take());
-        drop(Lease(f.clone()));
+        f.give_back();
         assert_eq!(f.taken(), 1);
         assert!(f.try_take());
         // The give-back's wake-up is kept for the next waiter.

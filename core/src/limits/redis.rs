@@ -29,6 +29,8 @@ use super::gcra::Rate;
 
 /// The script (see its header for the protocol).
 pub(crate) const SCRIPT: &str = include_str!("redis_script.lua");
+/// The lease renewals and releases (see its header).
+pub(crate) const LEASES: &str = include_str!("redis_leases.lua");
 
 /// Most a product of a bucket's numbers may reach in the script.
 const EXACT: u64 = 1 << 51;
@@ -88,6 +90,24 @@ pub(crate) struct Arg<'a> {
     pub reset_ns: Nanos,
 }
 
+/// With a take: one `max_in_flight` lease to take with the claims.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LeaseArg<'a> {
+    /// The set of leases (same hash tag as the buckets).
+    pub key: &'a str,
+    pub max: u64,
+    pub ttl_ms: u64,
+    /// This lease's name (unique in the fleet).
+    pub member: &'a str,
+}
+
+/// What a lease call does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LeaseOp {
+    Renew,
+    Release,
+}
+
 /// What a call does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Op {
@@ -112,8 +132,12 @@ impl Op {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Reply {
     /// Done (every claim taken, for a take); per bucket, how far its
-    /// theoretical arrival time is ahead of now (0: full).
-    Done(Vec<Nanos>),
+    /// theoretical arrival time is ahead of now (0: full); with a lease,
+    /// the leases held after this one was taken.
+    Done { used: Vec<Nanos>, held: Option<u64> },
+    /// A take with a lease refused: every lease is held (`.1` of them);
+    /// the first expires in `.0` ns (unless renewed).
+    Busy(Nanos, u64),
     /// A take refused: per bucket, how long until its claim fits (0: fits).
     Wait(Vec<Nanos>),
     /// A take refused: claim `.0` exceeds its bucket's burst.
@@ -137,6 +161,7 @@ pub(crate) enum StoreError {
 pub(crate) struct RedisConn {
     conn: ConnectionManager,
     script: Script,
+    leases: Script,
     timeout: Duration,
 }
 
@@ -154,12 +179,18 @@ impl RedisConn {
             .set_min_delay(Duration::from_millis(10))
             .set_max_delay(Duration::from_secs(1));
         let conn = ConnectionManager::new_lazy_with_config(client, config).map_err(|_| StoreError::Unavailable)?;
-        Ok(RedisConn { conn, script: Script::new(SCRIPT), timeout })
+        Ok(RedisConn { conn, script: Script::new(SCRIPT), leases: Script::new(LEASES), timeout })
     }
 
     /// Runs `op` on `args`' buckets, all in one hash tag; `now_us`
     /// replaces the server's clock (tests only).
-    pub async fn call(&self, op: Op, args: &[Arg<'_>], now_us: Option<u64>) -> Result<Reply, StoreError> {
+    pub async fn call(
+        &self,
+        op: Op,
+        args: &[Arg<'_>],
+        lease: Option<LeaseArg<'_>>,
+        now_us: Option<u64>,
+    ) -> Result<Reply, StoreError> {
         let mut inv = self.script.prepare_invoke();
         inv.arg(op.name()).arg(now_us.map(|t| t.to_string()).unwrap_or_default());
         for a in args {
@@ -167,19 +198,45 @@ impl RedisConn {
             let m = if op == Op::Observe { s.units_up(a.reset_ns) } else { 0 };
             inv.key(a.key).arg(s.rate.limit()).arg(s.period).arg(s.rate.burst()).arg(s.unit_us).arg(a.n).arg(m);
         }
+        let lease = lease.filter(|_| op == Op::Take);
+        if let Some(l) = lease {
+            inv.key(l.key).arg(l.max).arg(l.ttl_ms).arg(l.member);
+        }
         let mut conn = self.conn.clone();
-        let reply: Vec<i64> = match tokio::time::timeout(self.timeout, inv.invoke_async(&mut conn)).await {
-            Err(_) => return Err(StoreError::Timeout),
-            Ok(Err(e)) if e.is_timeout() => return Err(StoreError::Timeout),
-            Ok(Err(_)) => return Err(StoreError::Unavailable),
-            Ok(Ok(v)) => v,
-        };
-        parse(&reply, args)
+        let reply: Vec<i64> = bounded(self.timeout, inv.invoke_async(&mut conn)).await?;
+        parse(&reply, args, lease.is_some())
+    }
+
+    /// Renews or releases `members` of the lease set `key`: how many of
+    /// them were still held.
+    pub async fn leases(&self, op: LeaseOp, key: &str, ttl_ms: u64, members: &[String]) -> Result<u64, StoreError> {
+        let mut inv = self.leases.prepare_invoke();
+        inv.key(key).arg(if op == LeaseOp::Renew { "renew" } else { "release" }).arg(ttl_ms);
+        for m in members {
+            inv.arg(m);
+        }
+        let mut conn = self.conn.clone();
+        let kept: i64 = bounded(self.timeout, inv.invoke_async(&mut conn)).await?;
+        Ok(kept.max(0) as u64)
     }
 }
 
-/// The script's reply to `args`.
-fn parse(reply: &[i64], args: &[Arg<'_>]) -> Result<Reply, StoreError> {
+/// `call` within `timeout`, its failures as [`StoreError`]s (which quote
+/// nothing of the server's).
+async fn bounded<T>(
+    timeout: Duration,
+    call: impl std::future::Future<Output = redis::RedisResult<T>>,
+) -> Result<T, StoreError> {
+    match tokio::time::timeout(timeout, call).await {
+        Err(_) => Err(StoreError::Timeout),
+        Ok(Err(e)) if e.is_timeout() => Err(StoreError::Timeout),
+        Ok(Err(_)) => Err(StoreError::Unavailable),
+        Ok(Ok(v)) => Ok(v),
+    }
+}
+
+/// The script's reply to `args` (`leased`: the take asked for a lease).
+fn parse(reply: &[i64], args: &[Arg<'_>], leased: bool) -> Result<Reply, StoreError> {
     let pairs = |rest: &[i64]| -> Result<Vec<Nanos>, StoreError> {
         if rest.len() != 2 * args.len() {
             return Err(StoreError::BadReply);
@@ -187,9 +244,11 @@ fn parse(reply: &[i64], args: &[Arg<'_>]) -> Result<Reply, StoreError> {
         Ok(args.iter().zip(rest.chunks_exact(2)).map(|(a, p)| a.shape.ns_of(p[0], p[1])).collect())
     };
     match reply {
-        [1, rest @ ..] => Ok(Reply::Done(pairs(rest)?)),
+        [1, rest @ .., held] if leased => Ok(Reply::Done { used: pairs(rest)?, held: Some((*held).max(0) as u64) }),
+        [1, rest @ ..] => Ok(Reply::Done { used: pairs(rest)?, held: None }),
         [0, rest @ ..] => Ok(Reply::Wait(pairs(rest)?)),
         [-1, i] if (*i as usize) < args.len() => Ok(Reply::Never(*i as usize)),
+        [2, ms, held] if leased => Ok(Reply::Busy((*ms).max(1) as Nanos * clock::MS, (*held).max(0) as u64)),
         _ => Err(StoreError::BadReply),
     }
 }
@@ -273,7 +332,7 @@ mod tests {
                             (Op::Observe, Arg { key: &key, shape, n: left as i64, reset_ns: reset / 1_000 * 1_000 })
                         }
                     };
-                    let got = rt.block_on(conn.call(op, &[arg], Some(now_us))).unwrap();
+                    let got = rt.block_on(conn.call(op, &[arg], None, Some(now_us))).unwrap();
                     let expected = match s {
                         Step::Take(u) => match model.take(&rate, u, now) {
                             Take::Admitted => None,
@@ -289,7 +348,8 @@ mod tests {
                             None
                         }
                     };
-                    let expected = expected.unwrap_or_else(|| Reply::Done(vec![model.level(&rate, now).1]));
+                    let expected =
+                        expected.unwrap_or_else(|| Reply::Done { used: vec![model.level(&rate, now).1], held: None });
                     prop_assert_eq!(
                         &got,
                         &expected,
@@ -323,10 +383,10 @@ mod tests {
                 Arg { key: "{p}:requests", shape: requests, n: 1, reset_ns: 0 },
                 Arg { key: "{p}:tokens", shape: tokens, n: n_tokens, reset_ns: 0 },
             ];
-            rt.block_on(conn.call(Op::Take, &args, Some(at))).unwrap()
+            rt.block_on(conn.call(Op::Take, &args, None, Some(at))).unwrap()
         };
         // 100M of 150M tokens, then 60M more does not fit: neither bucket moves.
-        assert_eq!(take(100_000_000, t0), Reply::Done(vec![6 * S, 40 * S]));
+        assert_eq!(take(100_000_000, t0), Reply::Done { used: vec![6 * S, 40 * S], held: None });
         let Reply::Wait(w) = take(60_000_000, t0) else { panic!("the tokens do not fit") };
         assert_eq!(w, vec![0, 4 * S], "the request fits; the tokens need 4 s");
         let level = |at| {
@@ -334,19 +394,20 @@ mod tests {
                 Arg { key: "{p}:requests", shape: requests, n: 0, reset_ns: 0 },
                 Arg { key: "{p}:tokens", shape: tokens, n: 0, reset_ns: 0 },
             ];
-            rt.block_on(conn.call(Op::Level, &args, Some(at))).unwrap()
+            rt.block_on(conn.call(Op::Level, &args, None, Some(at))).unwrap()
         };
-        assert_eq!(level(t0), Reply::Done(vec![6 * S, 40 * S]), "the refused take took nothing");
+        assert_eq!(level(t0), Reply::Done { used: vec![6 * S, 40 * S], held: None }, "the refused take took nothing");
         assert_eq!(take(160_000_000, t0), Reply::Never(1));
         // The same key read with a limit of 7/min (a new config): its
         // tat (6 s ahead) is kept, rounded up to whole µs.
         let seven = Shape::of(Rate::new(7, 60 * S, 7)).unwrap();
         let arg = [Arg { key: "{p}:requests", shape: seven, n: 0, reset_ns: 0 }];
-        assert_eq!(rt.block_on(conn.call(Op::Level, &arg, Some(t0))).unwrap(), Reply::Done(vec![6 * S]));
+        let done = |used| Reply::Done { used, held: None };
+        assert_eq!(rt.block_on(conn.call(Op::Level, &arg, None, Some(t0))).unwrap(), done(vec![6 * S]));
         // Without a test clock, the server's: a fresh bucket is full and
         // its key expires when it is full again.
         let arg = [Arg { key: "{p}:live", shape: requests, n: 1, reset_ns: 0 }];
-        assert_eq!(rt.block_on(conn.call(Op::Take, &arg, None)).unwrap(), Reply::Done(vec![6 * S]));
+        assert_eq!(rt.block_on(conn.call(Op::Take, &arg, None, None)).unwrap(), done(vec![6 * S]));
         let ttl = redis.command(&["PTTL", "{p}:live"]).unwrap();
         let ms: u64 = ttl.trim_start_matches(':').parse().unwrap();
         assert!((5_000..=6_002).contains(&ms), "expires when full: {ms} ms");

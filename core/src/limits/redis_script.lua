@@ -7,19 +7,26 @@
 -- Every value stays an integer below 2^53, so no operation rounds (x / d
 -- may; divmod corrects it).
 --
--- KEYS: the buckets (one hash tag: one slot on a Cluster).
+-- KEYS: the buckets (one hash tag: one slot on a Cluster), then for a take
+-- with `max_in_flight` the set of leases.
 -- ARGV[1]: 'take' | 'adjust' | 'observe' | 'level'.
 -- ARGV[2]: now in µs (tests), or '' for the server's TIME.
 -- Then six per bucket: limit, period (in units), burst, unit (µs per unit),
 -- n (take: units; adjust: signed delta; observe: remaining), m (observe:
--- the reset, in units; else 0).
+-- the reset, in units; else 0). Then, with a lease: max, ttl (ms), member.
+--
+-- Leases (`max_in_flight` across the fleet): a sorted set of members
+-- scored by their expiry (server ms). A take first drops the expired ones;
+-- with fewer than max left it adds its member, else it takes nothing.
 --
 -- A stored bucket is "w r limit unit"; no key means full. A key written
 -- with another limit or unit (a config change, another bifrost version in a
 -- rolling deploy) is read as its tat rounded up.
 --
--- Replies: take {1, used...} when every claim is taken, {0, wait...} when
--- none is, {-1, i} when claim i exceeds its burst; the others {1, used...}.
+-- Replies: take {1, used...} when every claim is taken (and, with a lease,
+-- the leases held after it), {0, wait...} when none is, {-1, i} when claim
+-- i exceeds its burst, {2, ms, held} when every lease is held (ms until the
+-- first expires); the others {1, used...}.
 -- `used` and `wait` are two integers per bucket (whole units, fraction
 -- over limit): how far the tat is ahead of now, and how long a refused
 -- bucket needs before it fits (0 0 for one that fits).
@@ -57,7 +64,7 @@ else
 end
 
 local op = ARGV[1]
-local n_buckets = #KEYS
+local n_buckets = math.floor((#ARGV - 2) / 6)
 local b = {}
 for i = 1, n_buckets do
   local a = 2 + (i - 1) * 6
@@ -137,12 +144,32 @@ if op == 'take' then
     table.insert(waits, 1, 0)
     return waits
   end
+  local held = nil
+  if #KEYS > n_buckets then
+    local lk, base = KEYS[n_buckets + 1], 2 + 6 * n_buckets
+    local max, ttl, member = tonumber(ARGV[base + 1]), tonumber(ARGV[base + 2]), ARGV[base + 3]
+    local now_ms = math.floor(now_us / 1000)
+    redis.call('ZREMRANGEBYSCORE', lk, '-inf', now_ms)
+    held = redis.call('ZCARD', lk)
+    if held >= max then
+      local first = redis.call('ZRANGE', lk, 0, 0, 'WITHSCORES')
+      local ms = 1
+      if first[2] then ms = math.max(1, tonumber(first[2]) - now_ms) end
+      return { 2, ms, held }
+    end
+    redis.call('ZADD', lk, now_ms + ttl, member)
+    -- The set goes when its last lease has expired.
+    redis.call('PEXPIRE', lk, ttl + 1000)
+    held = held + 1
+  end
   for i = 1, n_buckets do
     local x = b[i]
     x.w, x.r = x.nw, x.nr
     save(x)
   end
-  return used({ 1 })
+  local out = used({ 1 })
+  if held then out[#out + 1] = held end
+  return out
 elseif op == 'adjust' then
   for i = 1, n_buckets do
     local x = b[i]

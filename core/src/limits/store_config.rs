@@ -58,6 +58,9 @@ pub struct LimitsStoreConfig {
     /// Processes sharing the limits (1..=100000); required with
     /// `local_share`, which enforces limit ÷ `fleet_size` per process.
     pub fleet_size: Option<u64>,
+    /// How long a `max_in_flight` lease outlives a process that stopped
+    /// renewing it (killed), in ms (1000..=600000, default 10000).
+    pub lease_ttl_ms: Option<u64>,
 }
 
 /// The section, validated.
@@ -69,6 +72,7 @@ pub(crate) struct StoreSettings {
     pub on_unavailable: OnUnavailable,
     /// 1 unless `local_share`.
     pub fleet_size: u64,
+    pub lease_ttl_ms: u64,
 }
 
 const DEFAULT_TIMEOUT_MS: u64 = 50;
@@ -85,6 +89,7 @@ impl LimitsStoreConfig {
                 (self.prefix.is_some(), "prefix"),
                 (self.timeout_ms.is_some(), "timeout_ms"),
                 (self.fleet_size.is_some(), "fleet_size"),
+                (self.lease_ttl_ms.is_some(), "lease_ttl_ms"),
             ] {
                 if set {
                     return Err(Error::config(format!("{P}.{key}"), "applies to kind \"redis\" only"));
@@ -107,6 +112,8 @@ impl LimitsStoreConfig {
         }
         let timeout_ms = self.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
         check_range(&format!("{P}.timeout_ms"), timeout_ms, 1, 10_000)?;
+        let lease_ttl_ms = self.lease_ttl_ms.unwrap_or(10_000);
+        check_range(&format!("{P}.lease_ttl_ms"), lease_ttl_ms, 1_000, 600_000)?;
         let fleet_size = match (self.on_unavailable, self.fleet_size) {
             (OnUnavailable::LocalShare, None) => {
                 return Err(Error::config(
@@ -120,7 +127,14 @@ impl LimitsStoreConfig {
             }
             (_, None) => 1,
         };
-        Ok(Some(StoreSettings { url, prefix, timeout_ms, on_unavailable: self.on_unavailable, fleet_size }))
+        Ok(Some(StoreSettings {
+            url,
+            prefix,
+            timeout_ms,
+            on_unavailable: self.on_unavailable,
+            fleet_size,
+            lease_ttl_ms,
+        }))
     }
 
     /// Resolves an `env.NAME` URL (done with the providers' keys).

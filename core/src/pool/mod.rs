@@ -146,7 +146,7 @@ impl PoolShared {
                         // A stream settles when its usage goes by, and
                         // holds its in-flight slot until it ends.
                         Ok(Output::Stream(stream)) => stream.watch(gate.stream_watcher(*claims, key)),
-                        _ => gate.release(),
+                        _ => gate.release(key),
                     }
                 }
                 ledger::Phase::Running => gate.refund(claims, key),

@@ -132,7 +132,7 @@ fn auth(shared: &Shared, headers: &HeaderMap) -> Result<(), Failure> {
 
 /// `POST /v1/messages`.
 pub(crate) async fn messages(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
-    shared.hit(Route::AnthropicMessages);
+    let _open = shared.hit(Route::AnthropicMessages);
     match messages_inner(&shared, &headers, &body).await {
         Ok(r) => r,
         Err(f) => error(f),

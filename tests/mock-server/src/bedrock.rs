@@ -216,7 +216,7 @@ pub(crate) async fn converse(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    shared.hit(Route::BedrockConverse);
+    let _open = shared.hit(Route::BedrockConverse);
     match run(&shared, model, &headers, &body, false).await {
         Ok(r) => r,
         Err(f) => error(f),
@@ -230,7 +230,7 @@ pub(crate) async fn converse_stream(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    shared.hit(Route::BedrockConverseStream);
+    let _open = shared.hit(Route::BedrockConverseStream);
     match run(&shared, model, &headers, &body, true).await {
         Ok(r) => r,
         Err(f) => error(f),

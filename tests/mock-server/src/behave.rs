@@ -65,8 +65,12 @@ impl Shared {
     }
 
     /// Counts a request to `route` (before anything can fail).
-    pub(crate) fn hit(&self, route: Route) {
+    /// Counts one request to `route`; it is *open* (counted in
+    /// `open_requests`, `max_open_requests`) until the guard is dropped,
+    /// when its handler has its response.
+    pub(crate) fn hit(&self, route: Route) -> crate::stats::Open<'_> {
         self.counters.record(route);
+        self.counters.open()
     }
 }
 

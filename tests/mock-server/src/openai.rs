@@ -190,7 +190,7 @@ pub(crate) fn mask(key: &str) -> String {
 
 /// `POST /v1/chat/completions`.
 pub(crate) async fn chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
-    shared.hit(Route::OpenAiChat);
+    let _open = shared.hit(Route::OpenAiChat);
     match chat_inner(&shared, &headers, &body).await {
         Ok(r) => r,
         Err(f) => error(f),
@@ -337,7 +337,7 @@ struct EmbedUsage {
 
 /// `POST /v1/embeddings`.
 pub(crate) async fn embeddings(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
-    shared.hit(Route::OpenAiEmbeddings);
+    let _open = shared.hit(Route::OpenAiEmbeddings);
     match embeddings_inner(&shared, &headers, &body).await {
         Ok(r) => r,
         Err(f) => error(f),

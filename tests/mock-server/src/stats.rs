@@ -66,6 +66,23 @@ pub struct MockStats {
     pub streams_aborted_by_client: u64,
     /// Streams in flight.
     pub active_streams: u64,
+    /// Requests whose handler is still working on its response (a request
+    /// that hangs stays open).
+    #[serde(default)]
+    pub open_requests: u64,
+    /// The most requests open at once so far (what `max_in_flight` tests
+    /// compare with).
+    #[serde(default)]
+    pub max_open_requests: u64,
+}
+
+/// A request being handled (see [`Counters::open`]).
+pub(crate) struct Open<'a>(&'a Counters);
+
+impl Drop for Open<'_> {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Relaxed);
+    }
 }
 
 #[derive(Default)]
@@ -76,9 +93,18 @@ pub(crate) struct Counters {
     started: AtomicU64,
     completed: AtomicU64,
     aborted: AtomicU64,
+    open: AtomicU64,
+    max_open: AtomicU64,
 }
 
 impl Counters {
+    /// Opens one request until the guard drops.
+    pub(crate) fn open(&self) -> Open<'_> {
+        let now = self.open.fetch_add(1, Relaxed) + 1;
+        self.max_open.fetch_max(now, Relaxed);
+        Open(self)
+    }
+
     /// Counts one request to `route`.
     pub(crate) fn record(&self, route: Route) {
         self.requests.fetch_add(1, Relaxed);
@@ -136,6 +162,8 @@ impl Counters {
             streams_completed: completed,
             streams_aborted_by_client: aborted,
             active_streams: started.saturating_sub(completed + aborted),
+            open_requests: self.open.load(Relaxed),
+            max_open_requests: self.max_open.load(Relaxed),
         }
     }
 
@@ -148,5 +176,6 @@ impl Counters {
         self.started.store(0, Relaxed);
         self.completed.store(0, Relaxed);
         self.aborted.store(0, Relaxed);
+        self.max_open.store(self.open.load(Relaxed), Relaxed);
     }
 }

@@ -226,7 +226,8 @@ async fn stats_and_reset_over_http() {
                "by_route": {"openai.chat": 1, "openai.embeddings": 0, "anthropic.messages": 0,
                             "bedrock.converse": 0, "bedrock.converse_stream": 0},
                "by_scenario": {"a": 1},
-               "streams_started": 1, "streams_completed": 1, "streams_aborted_by_client": 0, "active_streams": 0})
+               "streams_started": 1, "streams_completed": 1, "streams_aborted_by_client": 0, "active_streams": 0,
+               "open_requests": 0, "max_open_requests": 1})
     );
     let parsed: bifrost_mock::MockStats = serde_json::from_value(v).unwrap();
     assert_eq!(parsed, s.stats());
