@@ -64,12 +64,17 @@ impl Gateway {
             Some(settings) => Some(crate::limits::fleet::FleetStore::start(settings)?),
             None => None,
         };
+        // And with it, the fleet's view of provider health.
+        let health = fleet.as_ref().map(crate::limits::health::FleetHealth::start).transpose()?;
         let mut pools = BTreeMap::new();
         for (name, p) in &config.providers {
             let kind =
                 p.resolved_kind(name).ok_or_else(|| Error::config(format!("providers.{name}.kind"), "missing"))?;
-            match PoolShared::start(name, kind, p, buffers.request.clone(), fleet.as_ref()) {
+            match PoolShared::start(name, kind, p, buffers.request.clone(), fleet.as_ref(), health.as_ref()) {
                 Ok(pool) => {
+                    if let Some(h) = &health {
+                        h.register(&pool);
+                    }
                     pools.insert(name.clone(), pool);
                 }
                 Err(e) => {

@@ -287,3 +287,91 @@ async fn a_killed_process_loses_its_leases_within_one_ttl() {
     assert_eq!((store.leases_held, store.leases_lost), (0, 0), "{store:?}");
     assert!(s.jobs.invariant_holds(), "{:?}", s.jobs);
 }
+
+/// A gateway of the health tests: provider `o` at `mock` with a bad key
+/// (drawn first, nearly always) and a good one, a breaker that opens on
+/// one failure for 3 s, and the shared store.
+fn health_gateway(redis: &str, mock: &str) -> Gateway {
+    Gateway::from_value(json!({
+        "limits_store": {"kind": "redis", "url": redis, "on_unavailable": "fail_open", "timeout_ms": 2000},
+        "providers": {"o": {"kind": "openai",
+            "keys": [{"value": "bad", "weight": 1000.0, "models": ["*"], "cooldown_ms": 600000},
+                     {"value": "mock-key", "weight": 1.0, "models": ["*"]}],
+            "network_config": {"base_url": mock, "max_retries": 0},
+            "circuit_breaker": {"failure_threshold": 1, "open_ms": 3000, "half_open_probes": 1},
+            "limits": {"requests_per_second": 1000},
+            "concurrency_and_buffer_size": {"concurrency": 16, "buffer_size": 100}}}}))
+    .unwrap()
+}
+
+/// Waits (bounded) until `ready` says the fleet's change has reached a
+/// gateway: an explicit gate, not a guess at how long delivery takes.
+async fn until(what: &str, ready: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !ready() {
+        assert!(Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Shared health: a key that returns 401 in gateway A is skipped by B
+/// without B ever sending to it; a breaker that opened in A fails fast in
+/// B; when the open period ends, exactly one probe goes out across both;
+/// its success closes both breakers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fleet_shares_key_cooldowns_breakers_and_one_probe() {
+    let Some(redis) = RedisServer::start() else { return };
+    let srv = MockServer::start(MockConfig::default()).await.unwrap();
+    let mock = format!("{}/v1", srv.url());
+    let (a, b) = (health_gateway(&redis.url(), &mock), health_gateway(&redis.url(), &mock));
+    let key_state = |gw: &Gateway| gw.stats().providers["o"].keys[0].state.clone();
+    let breaker = |gw: &Gateway| gw.stats().providers["o"].circuit.state.clone();
+    // A meets the bad key (401, then the good key answers).
+    for _ in 0..50 {
+        a.chat(Request::new("o/gpt-4o", "hi")).await.unwrap();
+        if key_state(&a) == "cooldown" {
+            break;
+        }
+    }
+    assert_eq!(key_state(&a), "cooldown");
+    until("B hears of the bad key", || key_state(&b) == "cooldown").await;
+    let before = srv.stats().requests;
+    for _ in 0..5 {
+        let r = b.chat(Request::new("o/gpt-4o", "hi")).await.unwrap();
+        assert_eq!(r.extra_fields.key_id.as_deref(), Some("o#1"));
+        assert_eq!(r.extra_fields.attempts, 1, "B never sent on the bad key");
+    }
+    assert_eq!(srv.stats().requests, before + 5);
+    // A's provider fails once: its breaker opens, and B's with it.
+    let e = a.chat(Request::new("o/gpt-4o~fail_status=503&fail_first=1&scenario=down", "hi")).await.unwrap_err();
+    assert_eq!(e.status(), Some(503), "{e}");
+    assert_eq!(breaker(&a), "open");
+    until("B hears the breaker opened", || breaker(&b) == "open").await;
+    let before = srv.stats().requests;
+    let e = b.chat(Request::new("o/gpt-4o", "hi")).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::CircuitOpen, "{e}");
+    assert_eq!(srv.stats().requests, before, "B failed fast without sending");
+    // Past the open period (3 s; waiting longer only helps), both would
+    // probe: 20 concurrent calls, the probe held at the mock for 5 s.
+    tokio::time::sleep(Duration::from_millis(4_000)).await;
+    let before = srv.stats().requests;
+    let wave: Vec<_> = (0..20)
+        .map(|i| {
+            let gw = if i % 2 == 0 { &a } else { &b };
+            gw.try_submit(Request::new("o/gpt-4o~latency_ms=5000", format!("wave {i}"))).unwrap()
+        })
+        .collect();
+    let (mut ok, mut open) = (0, 0);
+    for j in wave {
+        match j.await {
+            Ok(_) => ok += 1,
+            Err(e) if e.kind() == ErrorKind::CircuitOpen => open += 1,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!((ok, open), (1, 19), "one probe across the fleet");
+    assert_eq!(srv.stats().requests, before + 1);
+    until("both breakers close", || breaker(&a) == "closed" && breaker(&b) == "closed").await;
+    b.chat(Request::new("o/gpt-4o", "after")).await.unwrap();
+    a.chat(Request::new("o/gpt-4o", "after")).await.unwrap();
+}

@@ -58,6 +58,7 @@ pub(crate) struct OwnedArg {
 enum Write {
     Buckets { op: Op, args: Vec<OwnedArg> },
     Release { key: Arc<str>, member: String },
+    Health { base: String, args: Vec<String> },
 }
 
 /// Most lease names one renewal call carries.
@@ -109,6 +110,15 @@ impl Link {
             return Err(StoreError::Unavailable);
         }
         let r = self.conn.leases(op, key, ttl_ms, members).await;
+        self.note(&r);
+        r
+    }
+
+    async fn health(&self, base: &str, args: &[String]) -> std::result::Result<Vec<i64>, StoreError> {
+        if !self.may_call(clock::now()) {
+            return Err(StoreError::Unavailable);
+        }
+        let r = self.conn.health(base, args).await;
         self.note(&r);
         r
     }
@@ -240,6 +250,28 @@ impl FleetStore {
         }
     }
 
+    /// One call of the health script (`redis_health.lua`), bounded.
+    pub async fn health(&self, base: &str, args: &[String]) -> std::result::Result<Vec<i64>, StoreError> {
+        self.link.health(base, args).await
+    }
+
+    /// Queues a health change nobody waits for.
+    pub fn send_health(&self, base: String, args: Vec<String>) {
+        if self.writes.try_send(Write::Health { base, args }).is_err() {
+            self.link.dropped.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// A connection subscribed to `channel`.
+    pub async fn subscribe(&self, channel: &str) -> std::result::Result<redis::aio::PubSub, StoreError> {
+        self.link.conn.subscribe(channel).await
+    }
+
+    /// This process's name in the fleet (lease and probe holder).
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
     pub fn policy(&self) -> OnUnavailable {
         self.settings.on_unavailable
     }
@@ -276,6 +308,7 @@ async fn write_loop(link: Arc<Link>, mut rx: mpsc::Receiver<Write>) {
                 link.call(op, &args, None).await.is_err()
             }
             Write::Release { key, member } => link.leases(LeaseOp::Release, &key, 0, &[member]).await.is_err(),
+            Write::Health { base, args } => link.health(&base, &args).await.is_err(),
         };
         if failed {
             link.dropped.fetch_add(1, Relaxed);

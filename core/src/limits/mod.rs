@@ -23,6 +23,7 @@ pub(crate) mod fleet;
 pub(crate) mod gate;
 pub(crate) mod gcra;
 pub(crate) mod headers;
+pub(crate) mod health;
 pub(crate) mod inflight;
 pub(crate) mod memory;
 pub(crate) mod plan;

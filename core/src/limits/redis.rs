@@ -31,6 +31,8 @@ use super::gcra::Rate;
 pub(crate) const SCRIPT: &str = include_str!("redis_script.lua");
 /// The lease renewals and releases (see its header).
 pub(crate) const LEASES: &str = include_str!("redis_leases.lua");
+/// Shared provider health (see its header).
+pub(crate) const HEALTH: &str = include_str!("redis_health.lua");
 
 /// Most a product of a bucket's numbers may reach in the script.
 const EXACT: u64 = 1 << 51;
@@ -159,9 +161,11 @@ pub(crate) enum StoreError {
 /// One connection to the store, shared by every gate (the manager
 /// reconnects by itself), and the script.
 pub(crate) struct RedisConn {
+    client: redis::Client,
     conn: ConnectionManager,
     script: Script,
     leases: Script,
+    health: Script,
     timeout: Duration,
 }
 
@@ -178,8 +182,43 @@ impl RedisConn {
             .set_number_of_retries(1)
             .set_min_delay(Duration::from_millis(10))
             .set_max_delay(Duration::from_secs(1));
-        let conn = ConnectionManager::new_lazy_with_config(client, config).map_err(|_| StoreError::Unavailable)?;
-        Ok(RedisConn { conn, script: Script::new(SCRIPT), leases: Script::new(LEASES), timeout })
+        let conn =
+            ConnectionManager::new_lazy_with_config(client.clone(), config).map_err(|_| StoreError::Unavailable)?;
+        Ok(RedisConn {
+            client,
+            conn,
+            script: Script::new(SCRIPT),
+            leases: Script::new(LEASES),
+            health: Script::new(HEALTH),
+            timeout,
+        })
+    }
+
+    /// A new connection subscribed to `channel` (for shared health).
+    pub async fn subscribe(&self, channel: &str) -> Result<redis::aio::PubSub, StoreError> {
+        let mut ps = bounded(self.timeout, self.client.get_async_pubsub()).await?;
+        bounded(self.timeout, ps.subscribe(channel)).await?;
+        Ok(ps)
+    }
+
+    /// One call of the health script on the provider's keys under `base`:
+    /// its integers (one for most ops, several for 'read').
+    pub async fn health(&self, base: &str, args: &[String]) -> Result<Vec<i64>, StoreError> {
+        let mut inv = self.health.prepare_invoke();
+        inv.key(base);
+        for a in args {
+            inv.arg(a);
+        }
+        let mut conn = self.conn.clone();
+        let v: redis::Value = bounded(self.timeout, inv.invoke_async(&mut conn)).await?;
+        match v {
+            redis::Value::Int(n) => Ok(vec![n]),
+            redis::Value::Array(items) => items
+                .into_iter()
+                .map(|i| if let redis::Value::Int(n) = i { Ok(n) } else { Err(StoreError::BadReply) })
+                .collect(),
+            _ => Err(StoreError::BadReply),
+        }
     }
 
     /// Runs `op` on `args`' buckets, all in one hash tag; `now_us`

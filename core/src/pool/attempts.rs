@@ -58,7 +58,14 @@ pub(crate) async fn execute(pool: &PoolShared, job: &JobInner, work: Work, queue
     let preferred = gate.and_then(|g| g.preferred_key(admitted));
     loop {
         attempt += 1;
-        let admit = pool.breaker.admit();
+        let mut admit = pool.breaker.admit();
+        // Half-open: one probe across the fleet (with a Redis store).
+        if let (Admit::Probe, Some(h)) = (admit, &pool.fleet_health) {
+            if !h.take_probe(&pool.name, attempt_limit.as_millis() as u64 + 1_000).await {
+                pool.breaker.release(admit);
+                admit = Admit::Reject { retry_in_ms: 0 };
+            }
+        }
         if let Admit::Reject { retry_in_ms } = admit {
             return Err(last_err.unwrap_or(Error::CircuitOpen { provider: pool.name.clone(), retry_in_ms }));
         }
@@ -132,7 +139,7 @@ pub(crate) async fn execute(pool: &PoolShared, job: &JobInner, work: Work, queue
         };
         let e = match result {
             Ok(mut out) => {
-                pool.breaker.record(admit, true);
+                pool.publish(pool.breaker.record(admit, true));
                 let extra = ExtraFields {
                     provider: pool.name.clone(),
                     model: model.to_string(),
@@ -151,11 +158,14 @@ pub(crate) async fn execute(pool: &PoolShared, job: &JobInner, work: Work, queue
             }
             Err(e) => e,
         };
-        pool.breaker.record(admit, !unhealthy(&e));
+        pool.publish(pool.breaker.record(admit, !unhealthy(&e)));
         if let Some(i) = key {
             pool.keys.record_error(i);
             if matches!(e.status(), Some(401 | 403)) {
                 pool.keys.mark_rejected(i);
+                if let Some(h) = &pool.fleet_health {
+                    h.key_rejected(&pool.name, i, pool.keys.key(i).cooldown_ms);
+                }
                 if pool.keys.has_alternative(model, i) {
                     pool.counters.retries.fetch_add(1, Ordering::Relaxed);
                     last_err = Some(e);

@@ -47,6 +47,16 @@ pub(crate) enum Admit {
     Reject { retry_in_ms: u64 },
 }
 
+/// What an outcome did to the breaker (what a fleet hears about).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Change {
+    None,
+    /// It opened, for `open_ms`.
+    Opened(u64),
+    /// A probe closed it.
+    Closed,
+}
+
 /// Time slots of the error-rate window.
 const SLOTS: usize = 10;
 
@@ -165,10 +175,10 @@ impl Breaker {
 
     /// Records the outcome of an admitted call (`healthy`: the provider
     /// answered, even if with a client error).
-    pub fn record(&self, admit: Admit, healthy: bool) {
-        let Some(cfg) = &self.cfg else { return };
+    pub fn record(&self, admit: Admit, healthy: bool) -> Change {
+        let Some(cfg) = &self.cfg else { return Change::None };
         match admit {
-            Admit::Reject { .. } => {}
+            Admit::Reject { .. } => Change::None,
             Admit::Probe => self.record_probe(cfg, healthy),
             // Admitted while closed (if the breaker opened since, the
             // counters it updates are reset when it closes again).
@@ -193,29 +203,63 @@ impl Breaker {
                     let mut phase = self.phase.lock();
                     if matches!(*phase, Phase::Closed) {
                         self.trip(&mut phase, cfg);
+                        return Change::Opened(cfg.open_ms);
                     }
                 }
+                Change::None
             }
         }
     }
 
-    fn record_probe(&self, cfg: &CircuitBreakerConfig, healthy: bool) {
+    fn record_probe(&self, cfg: &CircuitBreakerConfig, healthy: bool) -> Change {
         let mut phase = self.phase.lock();
         if let Phase::HalfOpen { in_flight, successes } = &mut *phase {
             *in_flight = in_flight.saturating_sub(1);
             if !healthy {
                 self.trip(&mut phase, cfg);
-            } else {
-                *successes += 1;
-                if *successes >= cfg.half_open_probes {
-                    self.consecutive.store(0, Relaxed);
-                    if let Some(w) = &self.window {
-                        w.clear();
-                    }
-                    *phase = Phase::Closed;
-                    self.closed.store(true, Release);
-                }
+                return Change::Opened(cfg.open_ms);
             }
+            *successes += 1;
+            if *successes >= cfg.half_open_probes {
+                self.close(&mut phase);
+                return Change::Closed;
+            }
+        }
+        Change::None
+    }
+
+    fn close(&self, phase: &mut Phase) {
+        self.consecutive.store(0, Relaxed);
+        if let Some(w) = &self.window {
+            w.clear();
+        }
+        *phase = Phase::Closed;
+        self.closed.store(true, Release);
+    }
+
+    /// Another process of the fleet saw the provider fail: open (or stay
+    /// open) for `ms` from now. Without a `circuit_breaker` section, nothing.
+    pub fn force_open(&self, ms: u64) {
+        if self.cfg.is_none() {
+            return;
+        }
+        let mut phase = self.phase.lock();
+        let until = clock::now().saturating_add(clock::from_ms(ms));
+        match &mut *phase {
+            Phase::Open { until: u } => *u = (*u).max(until),
+            _ => {
+                self.closed.store(false, Release);
+                *phase = Phase::Open { until };
+                self.opened_total.fetch_add(1, Relaxed);
+            }
+        }
+    }
+
+    /// Another process's probe succeeded: close.
+    pub fn force_close(&self) {
+        let mut phase = self.phase.lock();
+        if !matches!(*phase, Phase::Closed) {
+            self.close(&mut phase);
         }
     }
 

@@ -169,6 +169,14 @@ impl KeyRing {
         self.slots[i].dead_until_ms.fetch_max(until, Relaxed);
     }
 
+    /// Puts key `i` in cooldown for `ms` (another process of the fleet saw
+    /// it rejected); never shortens one.
+    pub fn cool_down(&self, i: usize, ms: u64) {
+        if let Some(slot) = self.slots.get(i) {
+            slot.dead_until_ms.fetch_max(self.now_ms().saturating_add(ms), Relaxed);
+        }
+    }
+
     /// Keys usable now.
     pub fn live_count(&self) -> usize {
         let now = self.now_ms();

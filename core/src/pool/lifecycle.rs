@@ -97,6 +97,7 @@ impl PoolShared {
         cfg: &ProviderConfig,
         buffers: Arc<crate::objpool::BufferPool>,
         fleet: Option<&Arc<crate::limits::fleet::FleetStore>>,
+        fleet_health: Option<&Arc<crate::limits::health::FleetHealth>>,
     ) -> Result<Arc<PoolShared>> {
         let provider = ProviderImpl::new(name, kind, cfg, buffers)?;
         let probe_model = cfg.probe_model(name, kind)?;
@@ -147,6 +148,7 @@ impl PoolShared {
             workers_gone: Notify::new(),
             links: std::array::from_fn(|_| Arc::new(PoolLink { pool: me.clone() })),
             gate,
+            fleet_health: fleet_health.cloned(),
         });
         for _ in 0..concurrency {
             handle.spawn(worker::run(pool.clone()));

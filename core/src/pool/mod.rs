@@ -84,7 +84,7 @@ impl PoolLink {
 
 /// Everything one provider pool's workers, submitters and handles share.
 pub(crate) struct PoolShared {
-    name: String,
+    pub(crate) name: String,
     policy: QueuePolicy,
     wait_timeout: Duration,
     /// Worker bounds (both `concurrency` without a `scaling` section).
@@ -96,8 +96,8 @@ pub(crate) struct PoolShared {
     /// Where each job's moves are counted (consistent snapshots).
     ledger: ledger::Ledger,
     provider: ProviderImpl,
-    keys: Arc<keys::KeyRing>,
-    breaker: breaker::Breaker,
+    pub(crate) keys: Arc<keys::KeyRing>,
+    pub(crate) breaker: breaker::Breaker,
     /// The startup probe's result.
     probe: parking_lot::Mutex<probe::ProbeState>,
     /// Workers' current jobs, for the stall detector.
@@ -120,12 +120,26 @@ pub(crate) struct PoolShared {
     links: [Arc<PoolLink>; crate::stats::STRIPES],
     /// The provider's `limits` (docs/architecture.md §10), if any.
     gate: Option<Arc<crate::limits::gate::Gate>>,
+    /// With a Redis limits store: key cooldowns and breaker changes shared
+    /// with the fleet.
+    fleet_health: Option<Arc<crate::limits::health::FleetHealth>>,
 }
 
 impl PoolShared {
     /// This thread's link to the pool, for a job handle.
     fn link(&self) -> Arc<PoolLink> {
         self.links[crate::stats::thread_stripe()].clone()
+    }
+
+    /// Tells the fleet what an outcome did to the breaker (with a Redis
+    /// limits store; see `limits/health.rs`).
+    pub(crate) fn publish(&self, change: breaker::Change) {
+        let Some(h) = &self.fleet_health else { return };
+        match change {
+            breaker::Change::None => {}
+            breaker::Change::Opened(ms) => h.opened(&self.name, ms),
+            breaker::Change::Closed => h.closed(&self.name),
+        }
     }
 
     /// Counts `outcome` and hands it to the job's handle; `ending` is the
