@@ -31,9 +31,9 @@ function mockPath () {
   return mockBinary
 }
 
-/** Starts `bifrost-mock --port 0`; resolves with {port, openaiUrl, anthropicUrl, stats(), reset(), stop()}. */
-async function startMock () {
-  const child = spawn(mockPath(), ['--port', '0'], { stdio: ['ignore', 'pipe', 'inherit'] })
+/** Starts `bifrost-mock --port 0` (and `args`); resolves with {port, openaiUrl, anthropicUrl, stats(), admissions(), reset(), stop()}. */
+async function startMock (args = []) {
+  const child = spawn(mockPath(), ['--port', '0', ...args], { stdio: ['ignore', 'pipe', 'inherit'] })
   const rl = readline.createInterface({ input: child.stdout })
   const port = await new Promise((resolve, reject) => {
     rl.once('line', (l) => resolve(Number(l.trim())))
@@ -47,6 +47,7 @@ async function startMock () {
     openaiUrl: `${base}/v1`,
     anthropicUrl: base,
     async stats () { return (await fetch(`${base}/_mock/stats`)).json() },
+    async admissions () { return (await fetch(`${base}/_mock/admissions`)).json() },
     async reset () { await fetch(`${base}/_mock/reset`, { method: 'POST' }) },
     stop () { child.kill() },
   }

@@ -13,6 +13,7 @@
 //! | `POST /model/{modelId}/converse` | Bedrock Converse (JSON) |
 //! | `POST /model/{modelId}/converse-stream` | Bedrock ConverseStream (AWS event-stream frames) |
 //! | `GET /_mock/stats`, `POST /_mock/reset` | counters for tests ([`MockStats`]) |
+//! | `GET /_mock/admissions` | the rate limits' log of admitted requests (`[{at_ns, tokens}]`) |
 //!
 //! Misbehaviour (latency, failures, slow/cut/failing streams, hangs) is asked
 //! for per request with [`Directives`], in the `x-mock` header or after a `~`

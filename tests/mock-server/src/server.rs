@@ -157,6 +157,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/model/{model_id}/converse", post(bedrock::converse))
         .route("/model/{model_id}/converse-stream", post(bedrock::converse_stream))
         .route("/_mock/stats", get(stats))
+        .route("/_mock/admissions", get(admissions))
         .route("/_mock/reset", post(reset))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -165,6 +166,12 @@ fn router(shared: Arc<Shared>) -> Router {
 
 async fn stats(State(shared): State<Arc<Shared>>) -> Response {
     json(200, &shared.counters.snapshot())
+}
+
+/// The rate limits' log of admitted requests (`[{at_ns, tokens}]`, in
+/// time order), for fleet tests whose processes are not this one.
+async fn admissions(State(shared): State<Arc<Shared>>) -> Response {
+    json(200, &shared.limiter.admissions())
 }
 
 async fn reset(State(shared): State<Arc<Shared>>) -> Response {
