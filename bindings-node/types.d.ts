@@ -349,6 +349,8 @@ export interface LimitsConfig {
 
 /** The `limits_store` section. */
 export interface LimitsStoreConfig {
+  /** `url` is one node of a Redis Cluster (default false); the others are found from it. */
+  cluster?: boolean | null
   /** Processes sharing the limits (1..=100000); required with `local_share`, which enforces limit ÷ `fleet_size` per process. */
   fleet_size?: number | null
   /** `memory` (default) or `redis`. */

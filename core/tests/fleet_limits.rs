@@ -375,3 +375,51 @@ async fn the_fleet_shares_key_cooldowns_breakers_and_one_probe() {
     b.chat(Request::new("o/gpt-4o", "after")).await.unwrap();
     a.chat(Request::new("o/gpt-4o", "after")).await.unwrap();
 }
+
+/// On a 3-node Redis Cluster: two gateways share 7 a minute exactly (a
+/// job's keys share one hash tag, so one script takes them in one slot);
+/// moving that slot to another node between jobs keeps the state (the
+/// keys move with it) and admission follows it; killing the node that
+/// owns it makes every job resolve through `on_unavailable`, none hangs,
+/// and once it is back the shared limit resumes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_shares_the_limit_through_a_slot_migration_and_a_node_restart() {
+    let Some(mut cluster) = redis_server::RedisCluster::start() else { return };
+    let seed = cluster.nodes[0].url();
+    let limits = json!({"requests_per_minute": 7});
+    let store = json!({"cluster": true});
+    let a = gateway(&seed, limits.clone(), store.clone());
+    let b = gateway(&seed, limits, store);
+    let (ra, rb) = tokio::join!(run(&a, 3, 2_000), run(&b, 3, 2_000));
+    assert_eq!((ra.0 + rb.0, ra.1 + rb.1), (6, 0), "{ra:?} {rb:?}");
+    // The slot moves; the bucket (one request left) moves with it.
+    let key = "{bifrost:p}:requests";
+    let owner = cluster.owner_of(key);
+    cluster.migrate_slot_of(key, (owner + 1) % 3);
+    let (ra, rb) = tokio::join!(run(&a, 2, 2_000), run(&b, 2, 2_000));
+    assert_eq!((ra.0 + rb.0, ra.1 + rb.1), (1, 3), "exact after the move: {ra:?} {rb:?}");
+    for gw in [&a, &b] {
+        let s = gw.stats().providers["p"].clone();
+        assert!(s.limits_store.as_ref().unwrap().up, "{:?}", s.limits_store);
+        assert!(s.jobs.invariant_holds(), "{:?}", s.jobs);
+    }
+    // The owner dies: every job still resolves (the local share: 3 a
+    // minute each), none waits on the dead node.
+    let owner = cluster.owner_of(key);
+    cluster.nodes[owner].kill();
+    let started = Instant::now();
+    let (ra, rb) = tokio::join!(run(&a, 4, 60_000), run(&b, 4, 60_000));
+    assert_eq!(ra.0 + ra.1 + rb.0 + rb.1, 8, "{ra:?} {rb:?}");
+    assert!(started.elapsed() < Duration::from_secs(60), "{:?}", started.elapsed());
+    assert!(!a.stats().providers["p"].limits_store.as_ref().unwrap().up);
+    cluster.nodes[owner].restart();
+    cluster.wait_ok();
+    let until = Instant::now() + Duration::from_secs(60);
+    while !a.stats().providers["p"].limits_store.as_ref().unwrap().up {
+        let _ = a.chat(Request::new("p/m", "probe")).await;
+        assert!(Instant::now() < until, "never reconnected to the cluster");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let s = a.stats().providers["p"].clone();
+    assert!(s.jobs.invariant_holds(), "{:?}", s.jobs);
+}

@@ -400,6 +400,9 @@ class LimitsConfig(TypedDict):
 class LimitsStoreConfig(TypedDict):
     """The `limits_store` section."""
 
+    # `url` is one node of a Redis Cluster (default false); the others
+    # are found from it.
+    cluster: NotRequired[Union[bool, None]]
     # Processes sharing the limits (1..=100000); required with
     # `local_share`, which enforces limit ÷ `fleet_size` per process.
     fleet_size: NotRequired[Union[int, None]]

@@ -185,7 +185,7 @@ impl FleetStore {
         let _entered = handle.enter();
         let timeout = Duration::from_millis(settings.timeout_ms);
         // The message never quotes the URL (it may carry a password).
-        let conn = RedisConn::new(settings.url.expose(), timeout)
+        let conn = RedisConn::new(settings.url.expose(), settings.cluster, timeout)
             .map_err(|_| Error::config("limits_store.url", "is not a valid Redis URL"))?;
         let link = Arc::new(Link {
             conn,

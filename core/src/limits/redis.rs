@@ -21,7 +21,8 @@
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
-use redis::Script;
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, Pipeline, RedisFuture, Script, Value};
 
 use crate::clock::{self, Nanos};
 
@@ -158,11 +159,59 @@ pub(crate) enum StoreError {
     BadReply,
 }
 
-/// One connection to the store, shared by every gate (the manager
-/// reconnects by itself), and the script.
+/// How the store is reached: one server (a manager that reconnects by
+/// itself) or a Cluster (a connection that follows the slots, made on
+/// first use and again after it failed to be made).
+enum Target {
+    Single(ConnectionManager),
+    Cluster(Box<ClusterTarget>),
+}
+
+/// A Cluster's client, and its connection once made.
+struct ClusterTarget {
+    client: redis::cluster::ClusterClient,
+    conn: tokio::sync::Mutex<Option<ClusterConnection>>,
+}
+
+/// A connection handle of either kind, for one call.
+#[derive(Clone)]
+enum Handle {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl redis::aio::ConnectionLike for Handle {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Handle::Single(c) => c.req_packed_command(cmd),
+            Handle::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Handle::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Handle::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Handle::Single(c) => c.get_db(),
+            Handle::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// One connection to the store, shared by every gate, and the scripts.
 pub(crate) struct RedisConn {
     client: redis::Client,
-    conn: ConnectionManager,
+    target: Target,
     script: Script,
     leases: Script,
     health: Script,
@@ -170,9 +219,10 @@ pub(crate) struct RedisConn {
 }
 
 impl RedisConn {
-    /// A connection to `url` that connects on first use (so a gateway
-    /// starts while Redis is down). Must be called inside the runtime.
-    pub fn new(url: &str, timeout: Duration) -> Result<RedisConn, StoreError> {
+    /// A connection to `url` (with `cluster`, a seed node of a Cluster)
+    /// that connects on first use (so a gateway starts while Redis is
+    /// down). Must be called inside the runtime.
+    pub fn new(url: &str, cluster: bool, timeout: Duration) -> Result<RedisConn, StoreError> {
         let client = redis::Client::open(url).map_err(|_| StoreError::Unavailable)?;
         // Every call is bounded by `timeout` here and again by the caller;
         // reconnects back off from 10 ms up to 1 s and never stop.
@@ -182,11 +232,22 @@ impl RedisConn {
             .set_number_of_retries(1)
             .set_min_delay(Duration::from_millis(10))
             .set_max_delay(Duration::from_secs(1));
-        let conn =
-            ConnectionManager::new_lazy_with_config(client.clone(), config).map_err(|_| StoreError::Unavailable)?;
+        let target = if cluster {
+            let client = redis::cluster::ClusterClient::builder([url])
+                .connection_timeout(timeout)
+                .response_timeout(timeout)
+                .retries(2)
+                .build()
+                .map_err(|_| StoreError::Unavailable)?;
+            Target::Cluster(Box::new(ClusterTarget { client, conn: tokio::sync::Mutex::new(None) }))
+        } else {
+            let conn =
+                ConnectionManager::new_lazy_with_config(client.clone(), config).map_err(|_| StoreError::Unavailable)?;
+            Target::Single(conn)
+        };
         Ok(RedisConn {
             client,
-            conn,
+            target,
             script: Script::new(SCRIPT),
             leases: Script::new(LEASES),
             health: Script::new(HEALTH),
@@ -194,7 +255,25 @@ impl RedisConn {
         })
     }
 
-    /// A new connection subscribed to `channel` (for shared health).
+    /// A handle for one call (a Cluster's connection is made here, bounded,
+    /// the first time and after a failed try).
+    async fn handle(&self) -> Result<Handle, StoreError> {
+        match &self.target {
+            Target::Single(c) => Ok(Handle::Single(c.clone())),
+            Target::Cluster(t) => {
+                let mut slot = t.conn.lock().await;
+                if let Some(c) = slot.as_ref() {
+                    return Ok(Handle::Cluster(c.clone()));
+                }
+                let c = bounded(self.timeout, t.client.get_async_connection()).await?;
+                *slot = Some(c.clone());
+                Ok(Handle::Cluster(c))
+            }
+        }
+    }
+
+    /// A new connection subscribed to `channel` (for shared health; on a
+    /// Cluster, to the seed node: a publish reaches every node).
     pub async fn subscribe(&self, channel: &str) -> Result<redis::aio::PubSub, StoreError> {
         let mut ps = bounded(self.timeout, self.client.get_async_pubsub()).await?;
         bounded(self.timeout, ps.subscribe(channel)).await?;
@@ -209,7 +288,7 @@ impl RedisConn {
         for a in args {
             inv.arg(a);
         }
-        let mut conn = self.conn.clone();
+        let mut conn = self.handle().await?;
         let v: redis::Value = bounded(self.timeout, inv.invoke_async(&mut conn)).await?;
         match v {
             redis::Value::Int(n) => Ok(vec![n]),
@@ -241,7 +320,7 @@ impl RedisConn {
         if let Some(l) = lease {
             inv.key(l.key).arg(l.max).arg(l.ttl_ms).arg(l.member);
         }
-        let mut conn = self.conn.clone();
+        let mut conn = self.handle().await?;
         let reply: Vec<i64> = bounded(self.timeout, inv.invoke_async(&mut conn)).await?;
         parse(&reply, args, lease.is_some())
     }
@@ -254,7 +333,7 @@ impl RedisConn {
         for m in members {
             inv.arg(m);
         }
-        let mut conn = self.conn.clone();
+        let mut conn = self.handle().await?;
         let kept: i64 = bounded(self.timeout, inv.invoke_async(&mut conn)).await?;
         Ok(kept.max(0) as u64)
     }
@@ -342,7 +421,7 @@ mod tests {
     fn the_script_answers_exactly_as_the_memory_bucket() {
         let Some(redis) = super::redis_server::RedisServer::start() else { return };
         let rt = runtime();
-        let conn = rt.block_on(async { RedisConn::new(&redis.url(), Duration::from_secs(5)) }).unwrap();
+        let conn = rt.block_on(async { RedisConn::new(&redis.url(), false, Duration::from_secs(5)) }).unwrap();
         let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
             cases: 48,
             rng_seed: proptest::test_runner::RngSeed::Fixed(0x5eed),
@@ -412,7 +491,7 @@ mod tests {
     fn claims_are_all_or_nothing_and_a_changed_shape_rounds_up() {
         let Some(redis) = super::redis_server::RedisServer::start() else { return };
         let rt = runtime();
-        let conn = rt.block_on(async { RedisConn::new(&redis.url(), Duration::from_secs(5)) }).unwrap();
+        let conn = rt.block_on(async { RedisConn::new(&redis.url(), false, Duration::from_secs(5)) }).unwrap();
         let requests = Shape::of(Rate::new(10, 60 * S, 10)).unwrap();
         let tokens = Shape::of(Rate::new(150_000_000, 60 * S, 150_000_000)).unwrap();
         assert_eq!(tokens.unit_us, 1_000, "tokens in ms");

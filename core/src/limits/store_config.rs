@@ -47,6 +47,9 @@ pub struct LimitsStoreConfig {
     /// `redis`.
     #[schemars(with = "Option<String>")]
     pub url: Option<Secret>,
+    /// `url` is one node of a Redis Cluster (default false); the others
+    /// are found from it.
+    pub cluster: Option<bool>,
     /// Put before every key (default `bifrost:`; at most 64 bytes, no `{`
     /// or `}`, which would change the hash tag).
     pub prefix: Option<String>,
@@ -67,6 +70,7 @@ pub struct LimitsStoreConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct StoreSettings {
     pub url: Secret,
+    pub cluster: bool,
     pub prefix: String,
     pub timeout_ms: u64,
     pub on_unavailable: OnUnavailable,
@@ -90,6 +94,7 @@ impl LimitsStoreConfig {
                 (self.timeout_ms.is_some(), "timeout_ms"),
                 (self.fleet_size.is_some(), "fleet_size"),
                 (self.lease_ttl_ms.is_some(), "lease_ttl_ms"),
+                (self.cluster.is_some(), "cluster"),
             ] {
                 if set {
                     return Err(Error::config(format!("{P}.{key}"), "applies to kind \"redis\" only"));
@@ -129,6 +134,7 @@ impl LimitsStoreConfig {
         };
         Ok(Some(StoreSettings {
             url,
+            cluster: self.cluster.unwrap_or(false),
             prefix,
             timeout_ms,
             on_unavailable: self.on_unavailable,
