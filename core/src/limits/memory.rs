@@ -23,7 +23,7 @@ use parking_lot::{Mutex, MutexGuard};
 use crate::clock::Nanos;
 
 use super::gcra::{Bucket, Rate, Take};
-use super::{Acquired, Claim, LimitStore};
+use super::{Acquired, Claim};
 
 /// Buckets kept in the store's first cache line.
 const INLINE: usize = 2;
@@ -93,7 +93,7 @@ impl MemoryStore {
         b
     }
 
-    /// [`LimitStore::acquire`], synchronously. Claims on one bucket are
+    /// Takes every claim at `now`, or none (see [`Acquired`]). Claims on one bucket are
     /// merged first, so a bucket named twice is checked for their sum (a
     /// job's claims name distinct buckets: then nothing is allocated).
     pub fn acquire_now(&self, claims: &[Claim], now: Nanos) -> Acquired {
@@ -143,7 +143,7 @@ impl MemoryStore {
         }
     }
 
-    /// [`LimitStore::adjust`], synchronously: `delta < 0` refunds, applied
+    /// Settles a reservation: `delta < 0` refunds, applied
     /// at the bucket's next use; `delta > 0` charges, at once (see the
     /// module docs).
     pub fn adjust_now(&self, bucket: usize, rate: Rate, delta: i64) {
@@ -170,41 +170,22 @@ impl MemoryStore {
         }
     }
 
-    /// [`LimitStore::observe`], synchronously.
+    /// Lowers a bucket to the provider's view (`remaining` units, full again in `reset_ns`).
     pub fn observe_now(&self, bucket: usize, rate: Rate, remaining: u64, reset_ns: Nanos, now: Nanos) {
         let mut locked = self.lock(bucket >= INLINE);
         self.slot(&mut locked, bucket, &rate, now).observe(&rate, remaining, reset_ns, now)
     }
 
-    /// [`LimitStore::level`], synchronously.
+    /// Units free now and ns until full (for stats).
     pub fn level_now(&self, bucket: usize, rate: Rate, now: Nanos) -> (u64, Nanos) {
         let mut locked = self.lock(bucket >= INLINE);
         self.slot(&mut locked, bucket, &rate, now).level(&rate, now)
     }
 }
 
-impl LimitStore for MemoryStore {
-    async fn acquire(&self, claims: &[Claim], now: Nanos) -> Acquired {
-        self.acquire_now(claims, now)
-    }
-
-    async fn adjust(&self, bucket: usize, rate: Rate, delta: i64) {
-        self.adjust_now(bucket, rate, delta)
-    }
-
-    async fn observe(&self, bucket: usize, rate: Rate, remaining: u64, reset_ns: Nanos, now: Nanos) {
-        self.observe_now(bucket, rate, remaining, reset_ns, now)
-    }
-
-    async fn level(&self, bucket: usize, rate: Rate, now: Nanos) -> (u64, Nanos) {
-        self.level_now(bucket, rate, now)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use futures_executor::block_on;
 
     const S: Nanos = 1_000_000_000;
 
@@ -220,13 +201,13 @@ mod tests {
         let store = MemoryStore::default();
         let rpm = Rate::new(60, 60 * S, 60); // 1/s
         let tpm = Rate::new(600, 60 * S, 600); // 10 tokens/s
-        assert_eq!(block_on(store.acquire(&claims(&rpm, &tpm, 500), 0)), Acquired::Admitted);
+        assert_eq!(store.acquire_now(&claims(&rpm, &tpm, 500), 0), Acquired::Admitted);
         // 200 tokens: 100 short, 10 s of refill; requests have room.
-        assert_eq!(block_on(store.acquire(&claims(&rpm, &tpm, 200), 0)), Acquired::Wait(10 * S, 1));
+        assert_eq!(store.acquire_now(&claims(&rpm, &tpm, 200), 0), Acquired::Wait(10 * S, 1));
         // Refused claims took nothing: the request bucket is where it was.
-        assert_eq!(block_on(store.level(REQUESTS, rpm, 0)).0, 59);
-        assert_eq!(block_on(store.acquire(&claims(&rpm, &tpm, 200), 10 * S)), Acquired::Admitted);
-        assert_eq!(block_on(store.acquire(&claims(&rpm, &tpm, 601), 10 * S)), Acquired::Never(1));
+        assert_eq!(store.level_now(REQUESTS, rpm, 0).0, 59);
+        assert_eq!(store.acquire_now(&claims(&rpm, &tpm, 200), 10 * S), Acquired::Admitted);
+        assert_eq!(store.acquire_now(&claims(&rpm, &tpm, 601), 10 * S), Acquired::Never(1));
     }
 
     #[test]
@@ -237,24 +218,24 @@ mod tests {
         let mut used = 0;
         for (reserved, reported) in [(900u64, 312u64), (500, 500), (200, 760), (1000, 0)] {
             let c = [Claim { bucket: 0, rate: tpm, units: reserved }];
-            assert_eq!(block_on(store.acquire(&c, now)), Acquired::Admitted);
-            block_on(store.adjust(0, tpm, reported as i64 - reserved as i64));
+            assert_eq!(store.acquire_now(&c, now), Acquired::Admitted);
+            store.adjust_now(0, tpm, reported as i64 - reserved as i64);
             used += reported;
         }
-        assert_eq!(block_on(store.level(0, tpm, now)).0, 100_000 - used);
+        assert_eq!(store.level_now(0, tpm, now).0, 100_000 - used);
     }
 
     #[test]
     fn one_bucket_claimed_twice_counts_both() {
         let store = MemoryStore::default();
         let r = Rate::new(10, 60 * S, 10);
-        assert_eq!(block_on(store.acquire(&[Claim { bucket: 3, rate: r, units: 5 }], 0)), Acquired::Admitted);
+        assert_eq!(store.acquire_now(&[Claim { bucket: 3, rate: r, units: 5 }], 0), Acquired::Admitted);
         let twice = [Claim { bucket: 3, rate: r, units: 3 }, Claim { bucket: 3, rate: r, units: 3 }];
         // 6 needed, 5 free: one unit short, 6 s of refill.
-        assert_eq!(block_on(store.acquire(&twice, 0)), Acquired::Wait(6 * S, 0));
-        assert_eq!(block_on(store.level(3, r, 0)).0, 5, "nothing taken");
+        assert_eq!(store.acquire_now(&twice, 0), Acquired::Wait(6 * S, 0));
+        assert_eq!(store.level_now(3, r, 0).0, 5, "nothing taken");
         let too_big = [Claim { bucket: 3, rate: r, units: 6 }, Claim { bucket: 3, rate: r, units: 6 }];
-        assert_eq!(block_on(store.acquire(&too_big, 0)), Acquired::Never(0));
+        assert_eq!(store.acquire_now(&too_big, 0), Acquired::Never(0));
     }
 
     #[test]

@@ -34,6 +34,14 @@
 //! without listing itself, so no wake-up protocol is involved. A job whose
 //! wait would outlast its expiry is ended there, RATE_LIMITED.
 //!
+//! With the Redis limits store, the gate is asked outside the lock: `pop`
+//! marks the queue `admitting` and hands the front job (still queued, still
+//! in the deque) to one worker as `Popped::Admit`; the pool's other workers
+//! get `Popped::AdmissionBusy` and wait on `admission`. The worker's answer
+//! comes back through [`JobQueue::admitted`], under the lock: the job
+//! starts if it is still queued (its entry becomes a tombstone), or it is
+//! held until its wait (`hold`), or it ends RATE_LIMITED.
+//!
 //! Two notifiers: `space` wakes `block`-policy submitters when a slot frees;
 //! `reaper` wakes the pool's expiry task when a job with an earlier expiry
 //! than it is sleeping for arrives.
