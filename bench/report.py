@@ -612,6 +612,38 @@ def render(data):
                       f"{p['hits'] / p['requests']:.4f}" if p.get("requests") else "–"] for k, p in pools.items()]))
             w("")
 
+    # --- fleet limits on Redis
+    fl = data.get("fleet")
+    if fl:
+        w("## Fleet limits on Redis (`limits_store: redis`)\n")
+        w(f"A real `redis-server` {fl.get('redis_version', '')} on loopback, started by the benchmark; processes are Python "
+          "(`bench/fleet/child.py`), each with its own gateway.\n")
+        w("Admission, one process: jobs submitted at once to the in-process mock provider, limits that never bind, so only "
+          "admission differs. With the Redis store, the worker that starts a pool's front job asks Redis (one script call) "
+          "outside the queue lock, one job at a time per pool:\n")
+        w(table(["setup", "jobs", "jobs/s", "µs per job", "script calls per job", "Redis commands per job"],
+                [[r["setup"], r["jobs"], fmt(r["jobs_per_s"]), f"{r['us_per_job']:.1f}", f"{r['script_calls_per_job']:.2f}",
+                  f"{r['redis_commands_per_job']:.2f}"] for r in fl["admission"]]))
+        w("\nThroughput, 4 processes against one bifrost-mock over HTTP (0 ms), limits that never bind:\n")
+        w(table(["setup", "jobs", "jobs/s (all 4)"], [[r["setup"], r["jobs"], fmt(r["jobs_per_s"])] for r in fl["throughput"]]))
+        ol = fl.get("over_limit") or []
+        if ol:
+            o0 = ol[0]
+            w(f"\nKeeping one limit, 4 processes for {o0['seconds']:g} s each: bifrost-mock allows {o0['limit_per_minute']} "
+              "requests in any 60 s (a sliding log, like a provider) and answers 429 past it, so its 429s are the requests "
+              f"over the limit. bifrost: `requests_per_minute` {o0['limit_per_minute'] - 10}, `burst` 10 (no 60 s window can "
+              f"hold more than {o0['limit_per_minute']}), in Redis. LiteLLM: a Router deployment with `rpm` "
+              f"{o0['limit_per_minute']}, `routing_strategy` usage-based-routing-v2 and the same Redis (its documented "
+              "multi-instance setup). Each process runs 8 request loops; a refused request is retried 5 ms later.\n")
+            w(table(["client", "sent to the mock", "admitted", "over the limit (429)", "refused by the client", "completed",
+                     "admitted per minute", "densest 60 s admitted"],
+                    [[r["client"], r["sent"], r["admitted"], r["over_limit_429"], r["client_refusals"], r["ok"],
+                      f"{(r['admitted'] - 1) / r['span_s'] * 60:.0f}" if r.get("span_s") else "–", r.get("densest_60s", "–")]
+                     for r in ol]))
+            w("\n(A run lasts past its seconds while the requests already waiting for capacity drain: bifrost's queued "
+              "jobs wait for the bucket instead of being refused.)\n")
+        w(f"\nCommand: `{cmd_of(st, 'fleet')}`.\n")
+
     # --- C
     if data["c"]:
         w("## C API versus Rust API (submit → wait round trip, embedded zero-latency mock)\n")
@@ -819,6 +851,7 @@ def main():
         "machine": machine(), "versions": versions(), "status": status,
         "throughput": throughput, "openloop": parse_openloop(raw), "http": http, "pool": parse_pool(raw), "alloc": parse_alloc(raw),
         "c": parse_c(raw), "backpressure": bp, "python_raw": py_doc, "published_bifrost_us": dict(PUBLISHED),
+        "fleet": load_json(os.path.join(raw, "fleet", "fleet.json")),
     }
     for s_ in data["settings"]:
         if isinstance(data["settings"][s_], float) and data["settings"][s_].is_integer():

@@ -33,6 +33,8 @@
 #   c          bench/c/run.sh            (C API vs Rust API round trip, embedded mock)
 #   node       bench/node/bench.js       (gw.chat vs http keep-alive vs fetch vs openai+p-limit)
 #   python     bench/python/run.sh       (bifrost vs aiohttp / openai / LiteLLM)
+#   fleet      bench/fleet/run.sh        (Redis store vs memory store; a 4-process fleet keeping
+#              one limit: bifrost vs LiteLLM's Router on Redis; ~4 minutes)
 #   then, per mock latency (0 and 50 ms), against one bifrost-mock process:
 #   wrk        wrk at each concurrency (the native floor)
 #   go         Bifrost's Go core and Go net/http (bench/go) at 1 (0 ms only) and each concurrency
@@ -187,6 +189,15 @@ PY_READY=""
 if want python; then
     scenario python "bash bench/python/run.sh --rounds 1 --seconds $SECONDS_PER_CELL --slow-seconds 2 --warmup 0.5 --inflight $CONCS --mock-workers 2 --quiet-budget 15 --retry-budget 0 --out $RAW/python"
     grep -q '"scenario": "python", "status": "ok"' "$STATUS" && PY_READY=1
+fi
+
+# Fleet limits on Redis: bench/fleet/run.sh starts its own redis-server and mocks.
+if want fleet; then
+    if command -v redis-server > /dev/null; then
+        scenario fleet "bash bench/fleet/run.sh --seconds 65 --out $RAW/fleet"
+    else
+        skip fleet "redis-server is not installed (apt-get install redis-server)"
+    fi
 fi
 
 # ---------------------------------------------------------------- one mock per latency: wrk, Go, Rust, C, open loop

@@ -34,3 +34,27 @@ test('limits are validated like every other key', () => {
   assert.throws(() => new Gateway({ providers: { p: { kind: 'mock', limits: { requests_per_minute: 0 } } } }),
     (e) => e instanceof BifrostError && e.code === 'CONFIG' && e.path === 'providers.p.limits.requests_per_minute')
 })
+
+test('limits_store is validated and its URL is never shown', async () => {
+  // The same cases as tests/python/test_limits.py.
+  const secret = 'redis://:hunter2@127.0.0.1:1/0'
+  const provider = { p: { kind: 'mock', limits: { requests_per_minute: 5 } } }
+  for (const [store, path] of [
+    [{ kind: 'redis', url: secret }, 'limits_store.fleet_size'],
+    [{ kind: 'redis', url: 'http://:hunter2@h', fleet_size: 2 }, 'limits_store.url'],
+    [{ kind: 'memory', url: secret }, 'limits_store.url'],
+  ]) {
+    assert.throws(() => new Gateway({ limits_store: store, providers: provider }), (e) => {
+      assert.equal(e.code, 'CONFIG')
+      assert.equal(e.path, path)
+      assert.ok(!String(e.message).includes('hunter2'))
+      return true
+    })
+  }
+  const gw = new Gateway({ limits_store: { kind: 'redis', url: secret, on_unavailable: 'fail_closed' }, providers: provider })
+  await assert.rejects(gw.chat(req()), (e) => e.code === 'RATE_LIMITED' && e.message.includes('limits_store') && !e.message.includes('hunter2'))
+  const store = gw.stats().providers.p.limits_store
+  assert.deepEqual([store.kind, store.up], ['redis', false])
+  assert.ok(!JSON.stringify(gw.stats()).includes('hunter2') && !gw.prometheus().includes('hunter2'))
+  await gw.shutdown(1000)
+})

@@ -62,3 +62,29 @@ def test_max_in_flight_slots_show_in_the_stats():
     slots = g.stats()["providers"]["p"]["limits"]["in_flight"]
     assert (slots["limit"], slots["remaining"], slots["period_ms"]) == (1, 1, 0), slots
     g.shutdown(5)
+
+
+def test_limits_store_is_validated_and_its_url_never_shown():
+    """The same cases as tests/node/limits.test.js: a bad `limits_store` is
+    a CONFIG error naming the key, and the URL (a credential) appears in
+    no message or stats; with Redis unreachable and `fail_closed`, a job
+    is refused RATE_LIMITED at once instead of hanging."""
+    secret = "redis://:hunter2@127.0.0.1:1/0"
+    for store, path in [
+        ({"kind": "redis", "url": secret}, "limits_store.fleet_size"),
+        ({"kind": "redis", "url": "http://:hunter2@h", "fleet_size": 2}, "limits_store.url"),
+        ({"kind": "memory", "url": secret}, "limits_store.url"),
+    ]:
+        with pytest.raises(bifrost.ConfigError) as e:
+            bifrost.Gateway({"limits_store": store, "providers": {"p": {"kind": "mock", "limits": {"requests_per_minute": 5}}}})
+        assert e.value.path == path, (store, e.value.path)
+        assert "hunter2" not in str(e.value) and "hunter2" not in repr(e.value)
+    g = bifrost.Gateway({"limits_store": {"kind": "redis", "url": secret, "on_unavailable": "fail_closed"},
+                         "providers": {"p": {"kind": "mock", "limits": {"requests_per_minute": 5}}}})
+    with pytest.raises(bifrost.RateLimitedError) as e:
+        g.chat(req())
+    assert "limits_store" in str(e.value) and "hunter2" not in str(e.value)
+    store = g.stats()["providers"]["p"]["limits_store"]
+    assert store["kind"] == "redis" and not store["up"] and store["errors"] >= 1
+    assert "hunter2" not in str(g.stats()) and "hunter2" not in g.prometheus() and "hunter2" not in repr(g)
+    g.shutdown(1.0)

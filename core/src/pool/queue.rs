@@ -226,7 +226,8 @@ pub(crate) enum Popped {
     /// [`JobQueue::admitted`].
     Admit(Arc<JobInner>),
     /// With the Redis store: another worker is asking about the front job;
-    /// wait for [`JobQueue::admission`] (see [`JobQueue::admission_pending`]).
+    /// wait for [`JobQueue::admission`] (see [`JobQueue::admission_pending`];
+    /// each answer wakes one waiter, `close` all).
     AdmissionBusy,
     /// Look again at once.
     Again,
@@ -632,7 +633,9 @@ impl JobQueue {
         if drained {
             self.reaper.notify_one();
         }
-        self.admission.notify_waiters();
+        // One waiter is the next to ask (not all of them: that would wake
+        // every worker per round trip); `close` wakes the rest.
+        self.admission.notify_one();
         out
     }
 
@@ -728,6 +731,7 @@ impl JobQueue {
         }
         self.space.notify_waiters();
         self.reaper.notify_one();
+        self.admission.notify_waiters();
     }
 
     /// Takes every live job out (marking each `DONE`), for a hard shutdown.
