@@ -8,6 +8,8 @@
 //! so no busy machine makes a job fit that should not; bounds on arrival
 //! times allow for a request admitted early reaching the mock late.
 
+#[path = "support/bound.rs"]
+mod bound;
 #[path = "support/redis_server.rs"]
 mod redis_server;
 
@@ -196,14 +198,7 @@ async fn every_process_of_a_fleet_shares_the_limit() {
     assert_eq!(ok, PROCESSES * JOBS);
     let log = srv.admissions();
     assert_eq!(log.len(), PROCESSES * JOBS, "every request reached the mock once");
-    let (rate, per_ns, burst, d_ns) = (40u128, 1_000_000_000u128, 5u128, 250_000_000u128);
-    for i in 0..log.len() {
-        for j in i..log.len() {
-            let n = (j - i + 1) as u128;
-            let t = (log[j].at_ns - log[i].at_ns) as u128 + d_ns;
-            assert!(n * per_ns <= burst * per_ns + rate * t, "{n} requests in {t} ns across the fleet");
-        }
-    }
+    bound::requests_within(&log, 40, 1_000_000_000, 5, 250_000_000);
     let mock = srv.stats();
     assert!(mock.max_open_requests <= 3, "{} open at once at the mock", mock.max_open_requests);
     assert!(mock.max_open_requests >= 2, "the in-flight limit was reached: {}", mock.max_open_requests);

@@ -8,6 +8,9 @@
 //! other checks are lower bounds the bucket guarantees (a busy machine can
 //! only make them slower) or counts that do not depend on time.
 
+#[path = "support/bound.rs"]
+mod bound;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -164,14 +167,7 @@ async fn the_mocks_log_of_arrivals_stays_within_the_bound() {
     let log = srv.admissions();
     // As in the 10k-job test below: `t + 250 ms` allows for a request
     // admitted early reaching the mock late on a busy machine.
-    let (rate, per_ns, burst, d_ns) = (60u128, 1_000_000_000u128, 6u128, 250_000_000u128);
-    for i in 0..log.len() {
-        for j in i..log.len() {
-            let n = (j - i + 1) as u128;
-            let t = (log[j].at_ns - log[i].at_ns) as u128 + d_ns;
-            assert!(n * per_ns <= burst * per_ns + rate * t, "{n} requests in {t} ns");
-        }
-    }
+    bound::requests_within(&log, 60, 1_000_000_000, 6, 250_000_000);
     let j = gw.stats().providers["o"].jobs;
     assert!(j.invariant_holds(), "{j:?}");
 }

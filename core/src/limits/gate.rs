@@ -170,6 +170,7 @@ pub(crate) enum Admit {
 }
 
 /// The answer of one check over a job's claims.
+#[derive(Clone, Copy)]
 enum Check {
     Fits,
     Wait(Nanos, usize),
@@ -330,19 +331,9 @@ impl Gate {
         let mut best: Option<(Check, LimitKey)> = None;
         for &key in &order[..n] {
             let key = key | flag;
-            let check = self.take_buckets(claims, key, now);
-            match check {
+            match self.take_buckets(claims, key, now) {
                 Check::Fits => return (self.take_slot(claims, key), key),
-                Check::Wait(w, _) => {
-                    if !matches!(best, Some((Check::Wait(bw, _), _)) if bw <= w) {
-                        best = Some((check, key));
-                    }
-                }
-                Check::Never(_) | Check::Busy => {
-                    if best.is_none() {
-                        best = Some((check, key));
-                    }
-                }
+                check => keep_best(&mut best, check, key),
             }
         }
         // Never `None`: `order` is not empty. (Busy would only wait.)
@@ -423,16 +414,7 @@ impl Gate {
             match check {
                 // (With the claims, the fleet's lease, if any.)
                 Check::Fits => return Admit::Go(key),
-                Check::Wait(w, _) => {
-                    if !matches!(best, Some((Check::Wait(bw, _), _)) if bw <= w) {
-                        best = Some((check, key));
-                    }
-                }
-                Check::Never(_) | Check::Busy => {
-                    if best.is_none() {
-                        best = Some((check, key));
-                    }
-                }
+                check => keep_best(&mut best, check, key),
             }
         }
         let (check, key) = best.unwrap_or((Check::Busy, 0));
@@ -806,6 +788,20 @@ impl Gate {
             }
             None => LimitsStoreStats { kind: "memory".to_string(), up: true, ..LimitsStoreStats::default() },
         }
+    }
+}
+
+/// Of the keys tried so far, the one to wait for: the shortest wait, else
+/// the first that cannot fit (`Never`) or whose slots are busy.
+fn keep_best(best: &mut Option<(Check, LimitKey)>, check: Check, key: LimitKey) {
+    let better = match (check, &*best) {
+        (Check::Wait(w, _), Some((Check::Wait(bw, _), _))) => w < *bw,
+        (Check::Wait(..), _) => true,
+        (_, None) => true,
+        _ => false,
+    };
+    if better {
+        *best = Some((check, key));
     }
 }
 
