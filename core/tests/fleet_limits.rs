@@ -418,3 +418,39 @@ async fn a_cluster_shares_the_limit_through_a_slot_migration_and_a_node_restart(
     let s = a.stats().providers["p"].clone();
     assert!(s.jobs.invariant_holds(), "{:?}", s.jobs);
 }
+
+/// Redis dies while jobs wait in the queue for its capacity and while
+/// others run: every handle still resolves exactly once (completed,
+/// RATE_LIMITED or QUEUE_TIMEOUT, never hung), and the accounting
+/// invariant holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_dying_under_queued_and_running_jobs_loses_none() {
+    let Some(mut redis) = RedisServer::start() else { return };
+    // 20 a second, one at a time: 200 jobs queue for ~10 s.
+    let gw = Gateway::from_value(json!({
+        "limits_store": {"kind": "redis", "url": redis.url(), "fleet_size": 2, "timeout_ms": 200},
+        "providers": {"p": {"kind": "mock", "limits": {"requests_per_second": 20, "burst": {"requests": 1}},
+            "queue": {"wait_timeout_ms": 4000},
+            "concurrency_and_buffer_size": {"concurrency": 4, "buffer_size": 1000}}}}))
+    .unwrap();
+    let jobs: Vec<_> =
+        (0..200).map(|i| gw.try_submit(Request::new("p/m~latency_ms=20", format!("job {i}"))).unwrap()).collect();
+    until("some jobs ran through the store", || gw.stats().providers["p"].jobs.completed >= 5).await;
+    redis.kill();
+    let started = Instant::now();
+    let (mut ok, mut refused) = (0, 0);
+    for j in jobs {
+        match tokio::time::timeout(Duration::from_secs(60), j).await.expect("no job hangs") {
+            Ok(_) => ok += 1,
+            Err(e) if matches!(e.kind(), ErrorKind::RateLimited | ErrorKind::QueueTimeout) => refused += 1,
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert_eq!(ok + refused, 200);
+    assert!(ok >= 5 && refused > 0, "{ok} completed, {refused} refused");
+    assert!(started.elapsed() < Duration::from_secs(60), "{:?}", started.elapsed());
+    let s = gw.stats().providers["p"].clone();
+    assert!(s.jobs.invariant_holds(), "{:?}", s.jobs);
+    assert_eq!((s.jobs.queued, s.jobs.running), (0, 0));
+    assert!(!s.limits_store.as_ref().unwrap().up);
+}
