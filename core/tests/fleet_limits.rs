@@ -283,7 +283,7 @@ async fn a_killed_process_loses_its_leases_within_one_ttl() {
     assert!(s.jobs.invariant_holds(), "{:?}", s.jobs);
 }
 
-/// A gateway of the health tests: provider `o` at `mock` with a bad key
+/// A gateway of the health test: provider `o` at `mock` with a bad key
 /// (drawn first, nearly always) and a good one, a breaker that opens on
 /// one failure for 3 s, and the shared store.
 fn health_gateway(redis: &str, mock: &str) -> Gateway {
@@ -309,26 +309,93 @@ async fn until(what: &str, ready: impl Fn() -> bool) {
     }
 }
 
-/// Shared health: a key that returns 401 in gateway A is skipped by B
-/// without B ever sending to it; a breaker that opened in A fails fast in
-/// B; when the open period ends, exactly one probe goes out across both;
-/// its success closes both breakers.
+/// Process A of the shared-health test (`BIFROST_HEALTH_CHILD` =
+/// `{"redis", "mock"}`), driven line by line on stdin by the parent (B):
+/// it meets the bad key (`KEY`), trips its breaker (`OPEN`), then sends
+/// its half of the probe wave and prints how it went.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_fleet_shares_key_cooldowns_breakers_and_one_probe() {
-    let Some(redis) = RedisServer::start() else { return };
-    let srv = MockServer::start(MockConfig::default()).await.unwrap();
-    let mock = format!("{}/v1", srv.url());
-    let (a, b) = (health_gateway(&redis.url(), &mock), health_gateway(&redis.url(), &mock));
-    let key_state = |gw: &Gateway| gw.stats().providers["o"].keys[0].state.clone();
-    let breaker = |gw: &Gateway| gw.stats().providers["o"].circuit.state.clone();
-    // A meets the bad key (401, then the good key answers).
+#[ignore = "a child process of the_fleet_shares_key_cooldowns_breakers_and_one_probe"]
+async fn health_child() {
+    let Ok(spec) = std::env::var("BIFROST_HEALTH_CHILD") else { return };
+    let spec: Value = serde_json::from_str(&spec).unwrap();
+    let a = health_gateway(spec["redis"].as_str().unwrap(), spec["mock"].as_str().unwrap());
+    let mut lines = std::io::stdin().lines();
+    let mut next = move || lines.next().and_then(|l| l.ok()).unwrap_or_default();
     for _ in 0..50 {
         a.chat(Request::new("o/gpt-4o", "hi")).await.unwrap();
-        if key_state(&a) == "cooldown" {
+        if a.stats().providers["o"].keys[0].state == "cooldown" {
             break;
         }
     }
-    assert_eq!(key_state(&a), "cooldown");
+    assert_eq!(a.stats().providers["o"].keys[0].state, "cooldown");
+    println!("KEY");
+    assert_eq!(next(), "TRIP");
+    let e = a.chat(Request::new("o/gpt-4o~fail_status=503&fail_first=1&scenario=down", "hi")).await.unwrap_err();
+    assert_eq!(e.status(), Some(503), "{e}");
+    assert_eq!(a.stats().providers["o"].circuit.state, "open");
+    println!("OPEN");
+    assert_eq!(next(), "WAVE");
+    println!("WAVE {}", json!(wave(&a, "a").await));
+    assert_eq!(next(), "CLOSED?");
+    until("A's breaker closes", || a.stats().providers["o"].circuit.state == "closed").await;
+    a.chat(Request::new("o/gpt-4o", "after")).await.unwrap();
+    println!("DONE");
+}
+
+/// Ten calls at once whose probe would be held 5 s at the mock: (ok,
+/// CIRCUIT_OPEN).
+async fn wave(gw: &Gateway, who: &str) -> (u32, u32) {
+    let jobs: Vec<_> = (0..10)
+        .map(|i| gw.try_submit(Request::new("o/gpt-4o~latency_ms=5000", format!("{who} {i}"))).unwrap())
+        .collect();
+    let (mut ok, mut open) = (0, 0);
+    for j in jobs {
+        match j.await {
+            Ok(_) => ok += 1,
+            Err(e) if e.kind() == ErrorKind::CircuitOpen => open += 1,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    (ok, open)
+}
+
+/// Shared health across OS processes: a key that returns 401 in process
+/// A is skipped by process B without B ever sending to it; a breaker that
+/// opened in A fails fast in B; when the open period ends, exactly one
+/// probe goes out across both; its success closes both breakers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fleet_shares_key_cooldowns_breakers_and_one_probe() {
+    use std::io::{BufRead, Write};
+    let Some(redis) = RedisServer::start() else { return };
+    let srv = MockServer::start(MockConfig::default()).await.unwrap();
+    let mock = format!("{}/v1", srv.url());
+    let spec = json!({"redis": redis.url(), "mock": mock});
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["health_child", "--exact", "--ignored", "--nocapture", "--test-threads", "1"])
+        .env("BIFROST_HEALTH_CHILD", spec.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut to_a = child.stdin.take().unwrap();
+    let (tx, mut from_a) = tokio::sync::mpsc::unbounded_channel();
+    let out = std::io::BufReader::new(child.stdout.take().unwrap());
+    std::thread::spawn(move || {
+        for line in out.lines().map_while(Result::ok) {
+            // (The test harness may print around the child's lines.)
+            for word in ["KEY", "OPEN", "WAVE", "DONE"] {
+                if let Some(i) = line.find(word) {
+                    let _ = tx.send(line[i..].to_string());
+                }
+            }
+        }
+    });
+    let said = |to: &mut std::process::ChildStdin, w: &str| writeln!(to, "{w}").unwrap();
+    let b = health_gateway(&redis.url(), &mock);
+    let key_state = |gw: &Gateway| gw.stats().providers["o"].keys[0].state.clone();
+    let breaker = |gw: &Gateway| gw.stats().providers["o"].circuit.state.clone();
+    assert_eq!(from_a.recv().await.as_deref(), Some("KEY"), "A met the bad key");
     until("B hears of the bad key", || key_state(&b) == "cooldown").await;
     let before = srv.stats().requests;
     for _ in 0..5 {
@@ -337,38 +404,32 @@ async fn the_fleet_shares_key_cooldowns_breakers_and_one_probe() {
         assert_eq!(r.extra_fields.attempts, 1, "B never sent on the bad key");
     }
     assert_eq!(srv.stats().requests, before + 5);
-    // A's provider fails once: its breaker opens, and B's with it.
-    let e = a.chat(Request::new("o/gpt-4o~fail_status=503&fail_first=1&scenario=down", "hi")).await.unwrap_err();
-    assert_eq!(e.status(), Some(503), "{e}");
-    assert_eq!(breaker(&a), "open");
+    said(&mut to_a, "TRIP");
+    assert_eq!(from_a.recv().await.as_deref(), Some("OPEN"), "A's breaker opened");
     until("B hears the breaker opened", || breaker(&b) == "open").await;
     let before = srv.stats().requests;
     let e = b.chat(Request::new("o/gpt-4o", "hi")).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::CircuitOpen, "{e}");
     assert_eq!(srv.stats().requests, before, "B failed fast without sending");
     // Past the open period (3 s; waiting longer only helps), both would
-    // probe: 20 concurrent calls, the probe held at the mock for 5 s.
+    // probe: 10 calls from each process at once, the probe held 5 s.
     tokio::time::sleep(Duration::from_millis(4_000)).await;
     let before = srv.stats().requests;
-    let wave: Vec<_> = (0..20)
-        .map(|i| {
-            let gw = if i % 2 == 0 { &a } else { &b };
-            gw.try_submit(Request::new("o/gpt-4o~latency_ms=5000", format!("wave {i}"))).unwrap()
-        })
-        .collect();
-    let (mut ok, mut open) = (0, 0);
-    for j in wave {
-        match j.await {
-            Ok(_) => ok += 1,
-            Err(e) if e.kind() == ErrorKind::CircuitOpen => open += 1,
-            Err(e) => panic!("{e}"),
-        }
-    }
-    assert_eq!((ok, open), (1, 19), "one probe across the fleet");
+    said(&mut to_a, "WAVE");
+    let (b_ok, b_open) = wave(&b, "b").await;
+    let line = from_a.recv().await.expect("A's wave");
+    let (a_ok, a_open): (u32, u32) = serde_json::from_str(line.trim_start_matches("WAVE ")).unwrap();
+    assert_eq!(
+        (a_ok + b_ok, a_open + b_open),
+        (1, 19),
+        "one probe across the fleet: A {a_ok}/{a_open}, B {b_ok}/{b_open}"
+    );
     assert_eq!(srv.stats().requests, before + 1);
-    until("both breakers close", || breaker(&a) == "closed" && breaker(&b) == "closed").await;
+    until("B's breaker closes", || breaker(&b) == "closed").await;
     b.chat(Request::new("o/gpt-4o", "after")).await.unwrap();
-    a.chat(Request::new("o/gpt-4o", "after")).await.unwrap();
+    said(&mut to_a, "CLOSED?");
+    assert_eq!(from_a.recv().await.as_deref(), Some("DONE"), "A's breaker closed too");
+    assert!(tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap().success());
 }
 
 /// On a 3-node Redis Cluster: two gateways share 7 a minute exactly (a
