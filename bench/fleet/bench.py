@@ -141,7 +141,8 @@ def admission(redis, jobs):
         total = jobs + 20  # the warm-up requests too
         rows.append({"setup": label, "jobs": jobs, "jobs_per_s": jobs / r["seconds"], "us_per_job": r["seconds"] / jobs * 1e6,
                      "script_calls_per_job": calls / total if kind == "redis" else 0.0,
-                     "redis_commands_per_job": all_cmds / total if kind == "redis" else 0.0})
+                     "redis_commands_per_job": all_cmds / total if kind == "redis" else 0.0,
+                     "dropped_writes": r.get("dropped_writes", 0)})
     return rows
 
 

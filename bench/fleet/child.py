@@ -31,8 +31,9 @@ def bifrost_jobs(spec):
     for j in jobs:
         j.result(timeout=300)
     elapsed = time.perf_counter() - t0
+    store = next(iter(gw.stats()["providers"].values())).get("limits_store") or {}
     gw.shutdown(10.0)
-    return {"jobs": spec["jobs"], "seconds": elapsed}
+    return {"jobs": spec["jobs"], "seconds": elapsed, "dropped_writes": store.get("dropped_writes", 0)}
 
 
 async def loops(call, n, seconds):

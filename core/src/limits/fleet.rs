@@ -10,7 +10,7 @@
 //! - Settlements (refunds, charges after the fact) and what the provider's
 //!   headers said go through a bounded queue to one writer task, so no job
 //!   waits for them and no caller thread (a C submitter cancelling a job)
-//!   needs the runtime. A write that finds the queue full, or the store
+//!   needs the runtime. The writer merges what is queued ([`write_loop`]). A write that finds the queue full, or the store
 //!   down, is dropped and counted: a dropped refund only makes the fleet
 //!   admit less; a dropped charge lets it admit up to that many units more
 //!   (usage above the estimate, rare).
@@ -25,6 +25,7 @@
 //!
 //! Invariant: `up` is false from a failed call until a call answers.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Weak};
 
@@ -37,7 +38,7 @@ use crate::clock::{self, Nanos};
 use crate::error::{Error, Result};
 use crate::stats::LimitsStoreStats;
 
-use super::redis::{Arg, LeaseArg, LeaseOp, Op, RedisConn, Reply, Shape, StoreError};
+use super::redis::{Arg, JobArg, LeaseArg, LeaseOp, LeaseSet, Op, RedisConn, Reply, Shape, StoreError, TakeReply};
 use super::store_config::{OnUnavailable, StoreSettings};
 
 /// How long a down store is left alone before one call probes it.
@@ -239,6 +240,22 @@ impl FleetStore {
         self.link.call(op, args, lease).await
     }
 
+    /// A batch take (`redis.rs`), bounded.
+    pub async fn take(
+        &self,
+        buckets: &[Arg<'_>],
+        jobs: &[JobArg<'_>],
+        lease: Option<LeaseSet<'_>>,
+    ) -> std::result::Result<TakeReply, StoreError> {
+        let link = &self.link;
+        if !link.may_call(clock::now()) {
+            return Err(StoreError::Unavailable);
+        }
+        let r = link.conn.take(buckets, jobs, lease, None).await;
+        link.note(&r);
+        r
+    }
+
     /// Queues a call nobody waits for (dropped and counted when the queue
     /// is full).
     pub fn send(&self, op: Op, args: Vec<OwnedArg>) {
@@ -295,23 +312,79 @@ impl FleetStore {
     }
 }
 
-/// The writer: one call at a time, in order; ends when the store is
-/// dropped (its sender with it).
+/// One gate's adjustments in a writer batch: bucket → (shape, summed
+/// delta, writes merged).
+type Merged = BTreeMap<Arc<str>, (Shape, i64, u64)>;
+
+/// Writes one writer call takes from the queue at most.
+const WRITE_BATCH: usize = 512;
+
+/// The writer: ends when the store is dropped (its sender with it). It
+/// takes what is queued (up to [`WRITE_BATCH`]) and merges it: the
+/// adjustments of one bucket are summed, and those of one gate (one hash
+/// tag) go in one call; the releases of one lease set go in one call; the
+/// rest go one by one. So settlements keep up with admission however many
+/// jobs a second finish.
 async fn write_loop(link: Arc<Link>, mut rx: mpsc::Receiver<Write>) {
-    while let Some(w) = rx.recv().await {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < WRITE_BATCH {
+            match rx.try_recv() {
+                Ok(w) => batch.push(w),
+                Err(_) => break,
+            }
+        }
+        let mut adjust: BTreeMap<&str, Merged> = BTreeMap::new();
+        let mut releases: BTreeMap<Arc<str>, Vec<String>> = BTreeMap::new();
+        let mut others = Vec::new();
+        for w in &batch {
+            match w {
+                Write::Buckets { op: Op::Adjust, args } => {
+                    for a in args {
+                        let tag = a.key.split_once('}').map_or(&*a.key, |(t, _)| t);
+                        let e = adjust.entry(tag).or_default().entry(a.key.clone()).or_insert((a.shape, 0, 0));
+                        (e.1, e.2) = (e.1.saturating_add(a.n), e.2 + 1);
+                    }
+                }
+                Write::Release { key, member } => releases.entry(key.clone()).or_default().push(member.clone()),
+                other => others.push(other),
+            }
+        }
         // A settlement is not retried (see the module doc); a lease not
         // released expires within one TTL.
-        let failed = match w {
-            Write::Buckets { op, args } => {
-                let args: Vec<Arg<'_>> =
-                    args.iter().map(|a| Arg { key: &a.key, shape: a.shape, n: a.n, reset_ns: a.reset_ns }).collect();
-                link.call(op, &args, None).await.is_err()
+        for buckets in adjust.values() {
+            let args: Vec<Arg<'_>> = buckets
+                .iter()
+                .filter(|(_, (_, n, _))| *n != 0)
+                .map(|(key, &(shape, n, _))| Arg { key, shape, n, reset_ns: 0 })
+                .collect();
+            if !args.is_empty() && link.call(Op::Adjust, &args, None).await.is_err() {
+                link.dropped.fetch_add(buckets.values().map(|v| v.2).sum(), Relaxed);
             }
-            Write::Release { key, member } => link.leases(LeaseOp::Release, &key, 0, &[member]).await.is_err(),
-            Write::Health { base, args } => link.health(&base, &args).await.is_err(),
-        };
-        if failed {
-            link.dropped.fetch_add(1, Relaxed);
+        }
+        for (key, members) in &releases {
+            for chunk in members.chunks(RENEW_CHUNK) {
+                if link.leases(LeaseOp::Release, key, 0, chunk).await.is_err() {
+                    link.dropped.fetch_add(chunk.len() as u64, Relaxed);
+                }
+            }
+        }
+        for w in others {
+            let failed = match w {
+                Write::Buckets { op, args } => {
+                    let args: Vec<Arg<'_>> = args
+                        .iter()
+                        .map(|a| Arg { key: &a.key, shape: a.shape, n: a.n, reset_ns: a.reset_ns })
+                        .collect();
+                    link.call(*op, &args, None).await.is_err()
+                }
+                Write::Health { base, args } => link.health(base, args).await.is_err(),
+                // (Merged above.)
+                Write::Release { .. } => false,
+            };
+            if failed {
+                link.dropped.fetch_add(1, Relaxed);
+            }
         }
     }
 }

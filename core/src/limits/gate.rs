@@ -28,7 +28,7 @@ use super::headers::{observe, Window};
 use super::inflight::InFlight;
 use super::memory::MemoryStore;
 use super::plan::{estimate_tokens, LimitScope, Limits};
-use super::redis::{Arg, LeaseArg, Op, Reply, Shape, StoreError};
+use super::redis::{Arg, JobArg, LeaseArg, LeaseSet, Op, Reply, Shape, Stop, StoreError};
 use super::store_config::OnUnavailable;
 use super::{Acquired, Claim, Rate};
 use reqwest::header::HeaderMap;
@@ -420,6 +420,85 @@ impl Gate {
         let (check, key) = best.unwrap_or((Check::Busy, 0));
         // The wait counts from the store's answer.
         self.decide(check, key, clock::now(), expiry)
+    }
+
+    /// Most jobs one batch asks the Redis store about.
+    pub const MAX_BATCH: usize = 16;
+
+    /// Whether several queued jobs can be asked about in one call (the
+    /// Redis store, without `scope: "key"`, whose key choice is per job).
+    pub fn batches(&self) -> bool {
+        self.fleet.is_some() && self.keys.is_none()
+    }
+
+    /// [`Gate::admit_fleet`] for the jobs at the queue's front, in order,
+    /// in one call: the answers for the first jobs, each `Go` until the
+    /// first that is not (its wait, refusal or busy slots); the jobs past
+    /// that one were not asked about. With the store down, the answer for
+    /// the first job alone, by `on_unavailable`.
+    pub async fn admit_fleet_batch(&self, jobs: &[(&JobClaims, Nanos)]) -> Vec<Admit> {
+        let Some(f) = self.fleet.as_ref().filter(|_| self.batches() && jobs.len() > 1) else {
+            let mut out = Vec::with_capacity(1);
+            if let Some(&(claims, expiry)) = jobs.first() {
+                out.push(self.admit_fleet(claims, expiry).await);
+            }
+            return out;
+        };
+        // The distinct buckets of the batch, and each job's claims on them.
+        let mut ids: Vec<usize> = Vec::new();
+        let mut claims: Vec<Vec<(usize, u64)>> = Vec::with_capacity(jobs.len());
+        for (c, _) in jobs {
+            let mut mine = Vec::with_capacity(MAX_CLAIMS);
+            for (b, n) in self.units(c) {
+                let at = ids.iter().position(|&x| x == b).unwrap_or_else(|| {
+                    ids.push(b);
+                    ids.len() - 1
+                });
+                mine.push((at, n));
+            }
+            claims.push(mine);
+        }
+        let args: Vec<Arg<'_>> =
+            ids.iter().map(|&b| Arg { key: &f.keys[b], shape: f.shapes[b], n: 0, reset_ns: 0 }).collect();
+        let members: Vec<String> = match &f.leases {
+            Some(_) => jobs.iter().map(|_| f.store.new_member()).collect(),
+            None => Vec::new(),
+        };
+        let job_args: Vec<JobArg<'_>> = claims
+            .iter()
+            .enumerate()
+            .map(|(i, c)| JobArg { claims: c, member: members.get(i).map(String::as_str) })
+            .collect();
+        let set = f.leases.as_ref().map(|l| LeaseSet { key: &l.key, max: l.max, ttl_ms: f.store.lease_ttl_ms() });
+        let reply = match f.store.take(&args, &job_args, set).await {
+            Ok(r) => r,
+            Err(_) => return vec![self.admit_fallback(f, jobs[0].0, clock::now(), jobs[0].1)],
+        };
+        f.seen(&ids, &reply.used);
+        if let (Some(l), Some(held)) = (&f.leases, reply.held) {
+            for m in members.into_iter().take(reply.taken) {
+                l.hold(m);
+            }
+            f.fleet_held.store(held, Relaxed);
+        }
+        let mut out: Vec<Admit> = (0..reply.taken).map(|_| Admit::Go(0)).collect();
+        let Some(&(_, expiry)) = jobs.get(reply.taken) else { return out };
+        let mine = &claims[reply.taken];
+        let check = match reply.stop {
+            Some(Stop::Wait(waits)) => {
+                let units: Vec<u64> = mine.iter().map(|&(_, n)| n).collect();
+                let at: Vec<usize> = mine.iter().map(|&(i, _)| ids[i]).collect();
+                f.seen_short(&at, &units, &waits);
+                let (i, w) = waits.iter().copied().enumerate().max_by_key(|&(_, w)| w).unwrap_or((0, 0));
+                Check::Wait(w.max(1), at.get(i).copied().unwrap_or(0))
+            }
+            Some(Stop::Never(i)) => Check::Never(mine.get(i).map_or(0, |&(j, _)| ids[j])),
+            Some(Stop::Busy(_)) => Check::Busy,
+            // (Not reached: a job the store did not take has a reason.)
+            None => return out,
+        };
+        out.push(self.decide(check, 0, clock::now(), expiry));
+        out
     }
 
     /// `on_unavailable`, for a job the Redis store could not answer for.
@@ -1076,5 +1155,48 @@ mod tests {
         let g = gate(serde_json::json!({"requests_per_minute": 50, "learn_from_headers": true}));
         g.learn("m", 0, 200, &headers(&[("retry-after", "600".into())]), 0);
         assert_eq!(remaining(&g, "requests"), 50, "Retry-After counts only on a 429");
+    }
+
+    /// The Redis store admits the queue's front jobs in one call, in
+    /// order, up to the first that does not fit, whose answer is its wait.
+    #[test]
+    fn a_batch_admits_the_front_jobs_in_order_up_to_the_first_that_must_wait() {
+        let Some(redis) = crate::limits::redis_server::RedisServer::start() else { return };
+        let settings = crate::limits::store_config::StoreSettings {
+            url: crate::config::Secret::new(redis.url()),
+            cluster: false,
+            prefix: "t:".into(),
+            timeout_ms: 5_000,
+            on_unavailable: OnUnavailable::FailClosed,
+            fleet_size: 1,
+            lease_ttl_ms: 10_000,
+        };
+        let fleet = FleetStore::start(settings).unwrap();
+        let cfg: super::super::plan::LimitsConfig =
+            serde_json::from_value(serde_json::json!({"requests_per_minute": 3, "max_in_flight": 10})).unwrap();
+        let g = Gate::new(
+            "openai",
+            Limits::from_config(&cfg, "p").unwrap(),
+            &Arc::new(KeyRing::new("openai", &[])),
+            Some(&fleet),
+        )
+        .unwrap();
+        assert!(g.batches());
+        let c = g.claims(&Work::Chat(Box::new(Request::new("openai/m", "hi"))));
+        let far = clock::now() + clock::from_ms(3_600_000);
+        let answers = crate::runtime::handle().unwrap().block_on(g.admit_fleet_batch(&[(&c, far); 5]));
+        assert_eq!(answers.len(), 4, "three admitted, the fourth answered, the fifth not asked: {answers:?}");
+        assert!(answers[..3].iter().all(|a| matches!(a, Admit::Go(0))), "{answers:?}");
+        match &answers[3] {
+            Admit::Wait(until) => assert!(*until > clock::now() + clock::from_ms(15_000), "a minute / 3"),
+            other => panic!("{other:?}"),
+        }
+        let stats = g.snapshot();
+        assert_eq!(stats["requests"].remaining, 0, "{stats:?}");
+        assert_eq!(g.store_stats().leases_held, 3, "one lease per admitted job");
+        for _ in 0..3 {
+            g.release(0);
+        }
+        assert_eq!(g.store_stats().leases_held, 0);
     }
 }

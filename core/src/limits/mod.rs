@@ -36,6 +36,12 @@ pub(crate) mod plan;
 pub(crate) mod redis;
 pub(crate) mod store_config;
 
+/// A real `redis-server` for the store's unit tests (the integration
+/// tests' harness).
+#[cfg(test)]
+#[path = "../../tests/support/redis_server.rs"]
+pub(crate) mod redis_server;
+
 use crate::clock::Nanos;
 
 pub(crate) use gcra::Rate;

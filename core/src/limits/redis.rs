@@ -3,7 +3,8 @@
 //!
 //! Every call is one `EVALSHA` of `redis_script.lua`, so every
 //! check-and-take is one atomic step on the server, on the server's clock
-//! (`TIME`): processes on hosts whose clocks disagree still share one
+//! (`TIME`); one take may carry several queued jobs ([`RedisConn::take`]),
+//! taken in order while they fit: processes on hosts whose clocks disagree still share one
 //! bucket. One gate's keys share a hash tag, `{<prefix><provider>}`, so a
 //! job's several buckets live in one Cluster slot and one script can take
 //! them together.
@@ -102,6 +103,44 @@ pub(crate) struct LeaseArg<'a> {
     pub ttl_ms: u64,
     /// This lease's name (unique in the fleet).
     pub member: &'a str,
+}
+
+/// One job of a batch take: its claims, as (bucket's index in the call,
+/// units), and its lease's name (with leases).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct JobArg<'a> {
+    pub claims: &'a [(usize, u64)],
+    pub member: Option<&'a str>,
+}
+
+/// The lease set of a batch take.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LeaseSet<'a> {
+    pub key: &'a str,
+    pub max: u64,
+    pub ttl_ms: u64,
+}
+
+/// What a batch take did: the first `taken` jobs were taken (claims and
+/// leases); `used` per bucket after them; the leases held then; why the
+/// next job was not (`None`: every job was taken).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TakeReply {
+    pub taken: usize,
+    pub used: Vec<Nanos>,
+    pub held: Option<u64>,
+    pub stop: Option<Stop>,
+}
+
+/// Why a batch take stopped at a job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Stop {
+    /// Per claim of that job, how long until it fits (0: fits).
+    Wait(Vec<Nanos>),
+    /// Its claim `.0` exceeds its bucket's burst.
+    Never(usize),
+    /// Every lease is held; the first expires in this many ns.
+    Busy(Nanos),
 }
 
 /// What a lease call does.
@@ -311,20 +350,68 @@ impl RedisConn {
         lease: Option<LeaseArg<'_>>,
         now_us: Option<u64>,
     ) -> Result<Reply, StoreError> {
+        if op == Op::Take {
+            // One job claiming `n` of every bucket.
+            let claims: Vec<(usize, u64)> = args.iter().enumerate().map(|(i, a)| (i, a.n.max(0) as u64)).collect();
+            let job = JobArg { claims: &claims, member: lease.map(|l| l.member) };
+            let set = lease.map(|l| LeaseSet { key: l.key, max: l.max, ttl_ms: l.ttl_ms });
+            let t = self.take(args, &[job], set, now_us).await?;
+            return Ok(match t.stop {
+                None if t.taken == 1 => Reply::Done { used: t.used, held: t.held },
+                Some(Stop::Wait(waits)) => Reply::Wait(waits),
+                Some(Stop::Never(i)) => Reply::Never(i),
+                Some(Stop::Busy(ns)) => Reply::Busy(ns, t.held.unwrap_or(0)),
+                None => return Err(StoreError::BadReply),
+            });
+        }
         let mut inv = self.script.prepare_invoke();
-        inv.arg(op.name()).arg(now_us.map(|t| t.to_string()).unwrap_or_default());
+        inv.arg(op.name()).arg(now_us.map(|t| t.to_string()).unwrap_or_default()).arg(args.len());
         for a in args {
             let s = a.shape;
             let m = if op == Op::Observe { s.units_up(a.reset_ns) } else { 0 };
             inv.key(a.key).arg(s.rate.limit()).arg(s.period).arg(s.rate.burst()).arg(s.unit_us).arg(a.n).arg(m);
         }
-        let lease = lease.filter(|_| op == Op::Take);
+        let mut conn = self.handle().await?;
+        let reply: Vec<i64> = bounded(self.timeout, inv.invoke_async(&mut conn)).await?;
+        match reply.split_first() {
+            Some((1, rest)) => Ok(Reply::Done { used: pairs(rest, args)?, held: None }),
+            _ => Err(StoreError::BadReply),
+        }
+    }
+
+    /// Takes `jobs` in order, each all its claims (on `buckets`) and with
+    /// `lease` one lease, while they fit: one atomic call for the batch.
+    /// The first job that does not fit, and every job after it, is not
+    /// taken ([`TakeReply::stop`] says why).
+    pub async fn take(
+        &self,
+        buckets: &[Arg<'_>],
+        jobs: &[JobArg<'_>],
+        lease: Option<LeaseSet<'_>>,
+        now_us: Option<u64>,
+    ) -> Result<TakeReply, StoreError> {
+        let mut inv = self.script.prepare_invoke();
+        inv.arg("take").arg(now_us.map(|t| t.to_string()).unwrap_or_default()).arg(buckets.len());
+        for a in buckets {
+            let s = a.shape;
+            inv.key(a.key).arg(s.rate.limit()).arg(s.period).arg(s.rate.burst()).arg(s.unit_us).arg(0).arg(0);
+        }
+        inv.arg(jobs.len());
         if let Some(l) = lease {
-            inv.key(l.key).arg(l.max).arg(l.ttl_ms).arg(l.member);
+            inv.key(l.key).arg(l.max).arg(l.ttl_ms);
+        }
+        for j in jobs {
+            inv.arg(j.claims.len());
+            for &(i, n) in j.claims {
+                inv.arg(i + 1).arg(n);
+            }
+            if lease.is_some() {
+                inv.arg(j.member.unwrap_or_default());
+            }
         }
         let mut conn = self.handle().await?;
         let reply: Vec<i64> = bounded(self.timeout, inv.invoke_async(&mut conn)).await?;
-        parse(&reply, args, lease.is_some())
+        parse_take(&reply, buckets, jobs, lease.is_some())
     }
 
     /// Renews or releases `members` of the lease set `key`: how many of
@@ -355,27 +442,44 @@ async fn bounded<T>(
     }
 }
 
-/// The script's reply to `args` (`leased`: the take asked for a lease).
-fn parse(reply: &[i64], args: &[Arg<'_>], leased: bool) -> Result<Reply, StoreError> {
-    let pairs = |rest: &[i64]| -> Result<Vec<Nanos>, StoreError> {
-        if rest.len() != 2 * args.len() {
-            return Err(StoreError::BadReply);
-        }
-        Ok(args.iter().zip(rest.chunks_exact(2)).map(|(a, p)| a.shape.ns_of(p[0], p[1])).collect())
-    };
-    match reply {
-        [1, rest @ .., held] if leased => Ok(Reply::Done { used: pairs(rest)?, held: Some((*held).max(0) as u64) }),
-        [1, rest @ ..] => Ok(Reply::Done { used: pairs(rest)?, held: None }),
-        [0, rest @ ..] => Ok(Reply::Wait(pairs(rest)?)),
-        [-1, i] if (*i as usize) < args.len() => Ok(Reply::Never(*i as usize)),
-        [2, ms, held] if leased => Ok(Reply::Busy((*ms).max(1) as Nanos * clock::MS, (*held).max(0) as u64)),
-        _ => Err(StoreError::BadReply),
+/// Per bucket, `w r` pairs in ns.
+fn pairs(rest: &[i64], args: &[Arg<'_>]) -> Result<Vec<Nanos>, StoreError> {
+    if rest.len() != 2 * args.len() {
+        return Err(StoreError::BadReply);
     }
+    Ok(args.iter().zip(rest.chunks_exact(2)).map(|(a, p)| a.shape.ns_of(p[0], p[1])).collect())
 }
 
-#[cfg(test)]
-#[path = "../../tests/support/redis_server.rs"]
-mod redis_server;
+/// The script's reply to a take of `jobs` (`leased`: with leases).
+fn parse_take(reply: &[i64], buckets: &[Arg<'_>], jobs: &[JobArg<'_>], leased: bool) -> Result<TakeReply, StoreError> {
+    let bad = StoreError::BadReply;
+    let (&taken, rest) = reply.split_first().ok_or(bad)?;
+    let taken = usize::try_from(taken).map_err(|_| bad)?;
+    if taken > jobs.len() || rest.len() < 2 * buckets.len() {
+        return Err(bad);
+    }
+    let (used, rest) = rest.split_at(2 * buckets.len());
+    let used = pairs(used, buckets)?;
+    let (held, rest) = match (leased, rest.split_first()) {
+        (true, Some((&h, rest))) => (Some(h.max(0) as u64), rest),
+        (true, None) => return Err(bad),
+        (false, _) => (None, rest),
+    };
+    let stop = match (rest, jobs.get(taken)) {
+        ([], None) => None,
+        ([0, waits @ ..], Some(job)) if waits.len() == 2 * job.claims.len() => Some(Stop::Wait(
+            job.claims
+                .iter()
+                .zip(waits.chunks_exact(2))
+                .map(|(&(i, _), p)| buckets[i].shape.ns_of(p[0], p[1]))
+                .collect(),
+        )),
+        ([-1, i], Some(job)) if (*i as usize) < job.claims.len() => Some(Stop::Never(*i as usize)),
+        ([2, ms], Some(_)) if leased => Some(Stop::Busy((*ms).max(1) as Nanos * clock::MS)),
+        _ => return Err(bad),
+    };
+    Ok(TakeReply { taken, used, held, stop })
+}
 
 #[cfg(test)]
 mod tests {
@@ -421,7 +525,7 @@ mod tests {
     /// steps at the same moments: the same answers, to the nanosecond.
     #[test]
     fn the_script_answers_exactly_as_the_memory_bucket() {
-        let Some(redis) = super::redis_server::RedisServer::start() else { return };
+        let Some(redis) = crate::limits::redis_server::RedisServer::start() else { return };
         let rt = runtime();
         let conn = rt.block_on(async { RedisConn::new(&redis.url(), false, Duration::from_secs(5)) }).unwrap();
         let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
@@ -491,7 +595,7 @@ mod tests {
     /// conservatively.
     #[test]
     fn claims_are_all_or_nothing_and_a_changed_shape_rounds_up() {
-        let Some(redis) = super::redis_server::RedisServer::start() else { return };
+        let Some(redis) = crate::limits::redis_server::RedisServer::start() else { return };
         let rt = runtime();
         let conn = rt.block_on(async { RedisConn::new(&redis.url(), false, Duration::from_secs(5)) }).unwrap();
         let requests = Shape::of(Rate::new(10, 60 * S, 10)).unwrap();
@@ -531,5 +635,44 @@ mod tests {
         let ttl = redis.command(&["PTTL", "{p}:live"]).unwrap();
         let ms: u64 = ttl.trim_start_matches(':').parse().unwrap();
         assert!((5_000..=6_002).contains(&ms), "expires when full: {ms} ms");
+    }
+
+    /// A batch take goes in queue order and stops at the first job that
+    /// does not fit (its buckets or every lease held); the jobs after it
+    /// are not taken even if they would fit.
+    #[test]
+    fn a_batch_takes_jobs_in_order_and_stops_at_the_first_that_does_not_fit() {
+        let Some(redis) = crate::limits::redis_server::RedisServer::start() else { return };
+        let rt = runtime();
+        let conn = rt.block_on(async { RedisConn::new(&redis.url(), false, Duration::from_secs(5)) }).unwrap();
+        let requests = Shape::of(Rate::new(60, 60 * S, 3)).unwrap();
+        let tokens = Shape::of(Rate::new(100, 60 * S, 100)).unwrap();
+        let buckets = [
+            Arg { key: "{b}:requests", shape: requests, n: 0, reset_ns: 0 },
+            Arg { key: "{b}:tokens", shape: tokens, n: 0, reset_ns: 0 },
+        ];
+        let t0 = 1_700_000_000_000_000u64;
+        let (small, big, tiny) = ([(0, 1), (1, 30)], [(0, 1), (1, 80)], [(0, 1), (1, 1)]);
+        let jobs = [
+            JobArg { claims: &small, member: None },
+            JobArg { claims: &small, member: None },
+            JobArg { claims: &big, member: None },
+            JobArg { claims: &tiny, member: None },
+        ];
+        let r = rt.block_on(conn.take(&buckets, &jobs, None, Some(t0))).unwrap();
+        // Two jobs (60 tokens); the third needs 80 of the 40 left: 24 s.
+        assert_eq!(r.taken, 2);
+        assert_eq!(r.used, vec![2 * S, 36 * S]);
+        assert_eq!(r.stop, Some(Stop::Wait(vec![0, 24 * S])), "the fourth would fit but waits its turn");
+        // Leases: one left of two, so one job of three is taken.
+        let set = LeaseSet { key: "{b}:in_flight", max: 2, ttl_ms: 60_000 };
+        let one = [(0, 0)];
+        let leased = |m| JobArg { claims: &one, member: Some(m) };
+        let first = rt.block_on(conn.take(&buckets[..1], &[leased("a")], Some(set), Some(t0))).unwrap();
+        assert_eq!((first.taken, first.held), (1, Some(1)));
+        let r = rt.block_on(conn.take(&buckets[..1], &[leased("b"), leased("c"), leased("d")], Some(set), Some(t0)));
+        let r = r.unwrap();
+        assert_eq!((r.taken, r.held), (1, Some(2)));
+        assert!(matches!(r.stop, Some(Stop::Busy(ns)) if ns <= 60 * S), "{:?}", r.stop);
     }
 }

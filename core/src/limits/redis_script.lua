@@ -11,9 +11,10 @@
 -- with `max_in_flight` the set of leases.
 -- ARGV[1]: 'take' | 'adjust' | 'observe' | 'level'.
 -- ARGV[2]: now in µs (tests), or '' for the server's TIME.
+-- ARGV[3]: how many buckets (KEYS[1..n]).
 -- Then six per bucket: limit, period (in units), burst, unit (µs per unit),
--- n (take: units; adjust: signed delta; observe: remaining), m (observe:
--- the reset, in units; else 0). Then, with a lease: max, ttl (ms), member.
+-- n (adjust: signed delta; observe: remaining; else 0), m (observe: the
+-- reset, in units; else 0). A take then lists its jobs (see below).
 --
 -- Leases (`max_in_flight` across the fleet): a sorted set of members
 -- scored by their expiry (server ms). A take first drops the expired ones;
@@ -23,10 +24,10 @@
 -- with another limit or unit (a config change, another bifrost version in a
 -- rolling deploy) is read as its tat rounded up.
 --
--- Replies: take {1, used...} when every claim is taken (and, with a lease,
--- the leases held after it), {0, wait...} when none is, {-1, i} when claim
--- i exceeds its burst, {2, ms, held} when every lease is held (ms until the
--- first expires); the others {1, used...}.
+-- Replies: take {jobs taken, used..., [leases held], [why the next job
+-- was not taken: 0 wait... (per claim of that job) | -1 i (claim i exceeds
+-- its burst) | 2 ms (every lease is held; ms until the first expires)]};
+-- the others {1, used...}.
 -- `used` and `wait` are two integers per bucket (whole units, fraction
 -- over limit): how far the tat is ahead of now, and how long a refused
 -- bucket needs before it fits (0 0 for one that fits).
@@ -64,10 +65,10 @@ else
 end
 
 local op = ARGV[1]
-local n_buckets = math.floor((#ARGV - 2) / 6)
+local n_buckets = tonumber(ARGV[3])
 local b = {}
 for i = 1, n_buckets do
-  local a = 2 + (i - 1) * 6
+  local a = 3 + (i - 1) * 6
   local limit, period, burst, unit = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
   local now = divmod(now_us, unit)
   local kw, kr = divmod(burst * period, limit)
@@ -122,53 +123,91 @@ local function used(out)
 end
 
 if op == 'take' then
-  local waits, short = {}, false
-  for i = 1, n_buckets do
-    local x = b[i]
-    if x.n > x.burst then return { -1, i - 1 } end
-    local cw, cr = divmod(x.n * x.period, x.limit)
-    local nw, nr = add(x.w, x.r, cw, cr, x.limit)
-    local lw, lr = add(x.now, 0, x.kw, x.kr, x.limit)
-    if le(nw, nr, lw, lr) then
-      x.nw, x.nr = nw, nr
-      waits[#waits + 1] = 0
-      waits[#waits + 1] = 0
-    else
-      short = true
-      local dw, dr = sub(nw, nr, lw, lr, x.limit)
-      waits[#waits + 1] = dw
-      waits[#waits + 1] = dr
-    end
-  end
-  if short then
-    table.insert(waits, 1, 0)
-    return waits
-  end
-  local held = nil
+  -- After the buckets: the jobs, in queue order, each its claims as
+  -- (bucket number, units) pairs, and with leases (KEYS[n+1]) max and
+  -- ttl first and a member per job. Jobs are taken in order while they
+  -- fit; the first that does not fit stops the batch, so a later job
+  -- never overtakes an earlier one.
+  local p = 4 + 6 * n_buckets
+  local njobs = tonumber(ARGV[p])
+  p = p + 1
+  local lease = nil
   if #KEYS > n_buckets then
-    local lk, base = KEYS[n_buckets + 1], 2 + 6 * n_buckets
-    local max, ttl, member = tonumber(ARGV[base + 1]), tonumber(ARGV[base + 2]), ARGV[base + 3]
-    local now_ms = math.floor(now_us / 1000)
-    redis.call('ZREMRANGEBYSCORE', lk, '-inf', now_ms)
-    held = redis.call('ZCARD', lk)
-    if held >= max then
-      local first = redis.call('ZRANGE', lk, 0, 0, 'WITHSCORES')
-      local ms = 1
-      if first[2] then ms = math.max(1, tonumber(first[2]) - now_ms) end
-      return { 2, ms, held }
+    lease = { key = KEYS[n_buckets + 1], max = tonumber(ARGV[p]), ttl = tonumber(ARGV[p + 1]) }
+    p = p + 2
+    lease.now_ms = math.floor(now_us / 1000)
+    redis.call('ZREMRANGEBYSCORE', lease.key, '-inf', lease.now_ms)
+    lease.held = redis.call('ZCARD', lease.key)
+  end
+  local taken, stop = 0, nil
+  for _ = 1, njobs do
+    local c = tonumber(ARGV[p])
+    p = p + 1
+    local claims = {}
+    for k = 1, c do
+      claims[k] = { i = tonumber(ARGV[p]), n = tonumber(ARGV[p + 1]) }
+      p = p + 2
     end
-    redis.call('ZADD', lk, now_ms + ttl, member)
-    -- The set goes when its last lease has expired.
-    redis.call('PEXPIRE', lk, ttl + 1000)
-    held = held + 1
+    local member = nil
+    if lease then
+      member = ARGV[p]
+      p = p + 1
+    end
+    if stop == nil then
+      local waits, short, never = {}, false, nil
+      for k = 1, c do
+        local x, n = b[claims[k].i], claims[k].n
+        if n > x.burst then
+          never = k - 1
+          break
+        end
+        local cw, cr = divmod(n * x.period, x.limit)
+        local nw, nr = add(x.w, x.r, cw, cr, x.limit)
+        local lw, lr = add(x.now, 0, x.kw, x.kr, x.limit)
+        if le(nw, nr, lw, lr) then
+          claims[k].nw, claims[k].nr = nw, nr
+          waits[#waits + 1] = 0
+          waits[#waits + 1] = 0
+        else
+          short = true
+          local dw, dr = sub(nw, nr, lw, lr, x.limit)
+          waits[#waits + 1] = dw
+          waits[#waits + 1] = dr
+        end
+      end
+      if never then
+        stop = { -1, never }
+      elseif short then
+        table.insert(waits, 1, 0)
+        stop = waits
+      elseif lease and lease.held >= lease.max then
+        local first = redis.call('ZRANGE', lease.key, 0, 0, 'WITHSCORES')
+        local ms = 1
+        if first[2] then ms = math.max(1, tonumber(first[2]) - lease.now_ms) end
+        stop = { 2, ms }
+      else
+        for k = 1, c do
+          local x = b[claims[k].i]
+          x.w, x.r, x.dirty = claims[k].nw, claims[k].nr, true
+        end
+        if lease then
+          redis.call('ZADD', lease.key, lease.now_ms + lease.ttl, member)
+          lease.held = lease.held + 1
+        end
+        taken = taken + 1
+      end
+    end
   end
   for i = 1, n_buckets do
-    local x = b[i]
-    x.w, x.r = x.nw, x.nr
-    save(x)
+    if b[i].dirty then save(b[i]) end
   end
-  local out = used({ 1 })
-  if held then out[#out + 1] = held end
+  -- The set goes when its last lease has expired.
+  if lease and taken > 0 then redis.call('PEXPIRE', lease.key, lease.ttl + 1000) end
+  local out = used({ taken })
+  if lease then out[#out + 1] = lease.held end
+  if stop then
+    for k = 1, #stop do out[#out + 1] = stop[k] end
+  end
   return out
 elseif op == 'adjust' then
   for i = 1, n_buckets do

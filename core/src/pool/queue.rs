@@ -35,12 +35,16 @@
 //! wait would outlast its expiry is ended there, RATE_LIMITED.
 //!
 //! With the Redis limits store, the gate is asked outside the lock: `pop`
-//! marks the queue `admitting` and hands the front job (still queued, still
-//! in the deque) to one worker as `Popped::Admit`; the pool's other workers
-//! get `Popped::AdmissionBusy` and wait on `admission`. The worker's answer
-//! comes back through [`JobQueue::admitted`], under the lock: the job
-//! starts if it is still queued (its entry becomes a tombstone), or it is
-//! held until its wait (`hold`), or it ends RATE_LIMITED.
+//! marks the queue `admitting` and hands the front jobs (still queued,
+//! still in the deque; as many as there are workers waiting to start them,
+//! plus one, up to `Gate::MAX_BATCH`) to one worker as `Popped::Admit`;
+//! the pool's other workers get `Popped::AdmissionBusy` and wait on
+//! `admission`. The store takes the jobs in order while they fit, in one
+//! call. The answers come back through [`JobQueue::admitted`], under the
+//! lock: the first admitted job starts for the asking worker (its entry
+//! becomes a tombstone), the other admitted ones stay queued as `claimed`
+//! for the waiting workers to start at once; the first job not admitted
+//! is held until its wait (`hold`), or ends RATE_LIMITED.
 //!
 //! Two notifiers: `space` wakes `block`-policy submitters when a slot frees;
 //! `reaper` wakes the pool's expiry task when a job with an earlier expiry
@@ -201,6 +205,8 @@ pub(crate) struct JobQueue {
     /// `admitting`, readable without the lock, and its end's signal.
     admitting: AtomicBool,
     pub admission: Notify,
+    /// Workers waiting on `admission` (how many jobs one ask may admit).
+    pub admission_waiters: AtomicUsize,
 }
 
 /// What a push found.
@@ -221,10 +227,10 @@ pub(crate) enum Popped {
     /// The job at the front waits for capacity until this moment; the
     /// worker is not parked (it sleeps until then and looks again).
     Throttled(Nanos),
-    /// With the Redis store: ask it about this job (at the front, still
-    /// queued) with [`Gate::admit_fleet`], then hand the answer to
-    /// [`JobQueue::admitted`].
-    Admit(Arc<JobInner>),
+    /// With the Redis store: ask it about these jobs (the front ones, in
+    /// order, still queued) with [`Gate::admit_fleet_batch`], then hand
+    /// the answers to [`JobQueue::admitted`].
+    Admit(Vec<Arc<JobInner>>),
     /// With the Redis store: another worker is asking about the front job;
     /// wait for [`JobQueue::admission`] (see [`JobQueue::admission_pending`];
     /// each answer wakes one waiter, `close` all).
@@ -237,7 +243,7 @@ pub(crate) enum Popped {
 enum Pop {
     Job(Running),
     Throttled(Nanos),
-    Admit(Arc<JobInner>),
+    Admit(Vec<Arc<JobInner>>),
     Busy,
     Drained,
     Nothing,
@@ -280,6 +286,7 @@ impl JobQueue {
             gate,
             admitting: AtomicBool::new(false),
             admission: Notify::new(),
+            admission_waiters: AtomicUsize::new(0),
         }
     }
 
@@ -508,7 +515,22 @@ impl JobQueue {
                     } else {
                         st.admitting = true;
                         self.admitting.store(true, SeqCst);
-                        asked = Some(Some(job));
+                        // With several workers waiting to run what the
+                        // store admits, the front jobs go in one call: as
+                        // many as there are workers to start them at once
+                        // (an admitted job must not wait for a worker).
+                        let room = if gate.batches() { 1 + self.admission_waiters.load(SeqCst) } else { 1 };
+                        let mut batch = Vec::with_capacity(room.min(Gate::MAX_BATCH));
+                        batch.push(job);
+                        for next in st.deque.iter().skip(1) {
+                            if batch.len() >= room.min(Gate::MAX_BATCH) {
+                                break;
+                            }
+                            if next.state() == QUEUED && !next.claimed() && now < next.queue_expiry(self.wait_timeout) {
+                                batch.push(next.clone());
+                            }
+                        }
+                        asked = Some(Some(batch));
                     }
                     break;
                 }
@@ -560,7 +582,7 @@ impl JobQueue {
             (Some(job), _) => Pop::Job(job),
             (None, Some(until)) => Pop::Throttled(until),
             (None, None) if asked.is_some() => match asked.flatten() {
-                Some(job) => Pop::Admit(job),
+                Some(jobs) => Pop::Admit(jobs),
                 None => Pop::Busy,
             },
             (None, None) if drained => Pop::Drained,
@@ -581,62 +603,84 @@ impl JobQueue {
         self.admitting.load(SeqCst)
     }
 
-    /// Ends the ask [`Popped::Admit`] handed out, with the store's answer:
-    /// starts the job if it was admitted and is still queued (else gives
-    /// its claims back), holds it until the wait, or ends it RATE_LIMITED
-    /// (in `expired`). Wakes the workers waiting on the ask.
-    pub fn admitted(&self, job: &Arc<JobInner>, admit: Admit, expired: &mut Vec<Ended>) -> Popped {
+    /// Ends the ask [`Popped::Admit`] handed out, with the store's answers
+    /// (one per job asked about, in order, `Go` until the first that is
+    /// not; jobs past the answers were not asked). The first admitted job
+    /// still queued starts for this worker; the other admitted ones stay
+    /// queued, `claimed`, for the waiting workers to start (a job ended
+    /// meanwhile gives its claims back). The first job not admitted is held
+    /// until its wait, or ended RATE_LIMITED (in `expired`).
+    pub fn admitted(&self, jobs: &[Arc<JobInner>], answers: Vec<Admit>, expired: &mut Vec<Ended>) -> Popped {
         let mut st = self.state.lock();
         st.admitting = false;
         self.admitting.store(false, SeqCst);
-        let mut freed = false;
-        let mut refund = None;
-        let out = match admit {
-            Admit::Go(key) => {
-                job.set_limit_key(key);
-                match job.try_start() {
-                    // (Its deque entry is a tombstone now.)
-                    Some(running) => {
+        let mut freed = 0;
+        let mut refunds = Vec::new();
+        let mut started = None;
+        let mut claimed = false;
+        let mut throttled = None;
+        for (job, answer) in jobs.iter().zip(answers) {
+            match answer {
+                Admit::Go(key) => {
+                    job.set_limit_key(key);
+                    if started.is_none() {
+                        // (Its deque entry is a tombstone now.)
+                        match job.try_start() {
+                            Some(running) => {
+                                st.live -= 1;
+                                freed += 1;
+                                started = Some(running);
+                            }
+                            // Cancelled, expired or evicted meanwhile.
+                            None => refunds.push((job.clone(), key)),
+                        }
+                    } else if job.state() == QUEUED {
+                        job.set_claimed();
+                        claimed = true;
+                    } else {
+                        refunds.push((job.clone(), key));
+                    }
+                }
+                Admit::Wait(until) => {
+                    st.hold = Some((job.id, until));
+                    throttled = Some(until);
+                }
+                Admit::Refuse(err) => {
+                    if let Some(ending) = job.try_end_queued() {
                         st.live -= 1;
-                        freed = true;
-                        Popped::Job(running)
-                    }
-                    // Cancelled, expired or evicted meanwhile.
-                    None => {
-                        refund = Some(key);
-                        Popped::Again
+                        freed += 1;
+                        expired.push(Ended::Limited(ending, err));
                     }
                 }
             }
-            Admit::Wait(until) => {
-                st.hold = Some((job.id, until));
-                Popped::Throttled(until)
-            }
-            Admit::Refuse(err) => {
-                if let Some(ending) = job.try_end_queued() {
-                    st.live -= 1;
-                    freed = true;
-                    expired.push(Ended::Limited(ending, err));
-                }
-                Popped::Again
-            }
-        };
+        }
         self.backlog.store(st.live, SeqCst);
         let drained = st.closed && st.live == 0;
         drop(st);
-        if let (Some(key), Some(gate), Some(claims)) = (refund, &self.gate, job.claims()) {
-            gate.refund(claims, key);
+        for (job, key) in refunds {
+            if let (Some(gate), Some(claims)) = (&self.gate, job.claims()) {
+                gate.refund(claims, key);
+            }
         }
-        if freed {
+        for _ in 0..freed {
             self.free_slot();
         }
         if drained {
             self.reaper.notify_one();
         }
-        // One waiter is the next to ask (not all of them: that would wake
-        // every worker per round trip); `close` wakes the rest.
-        self.admission.notify_one();
-        out
+        if claimed {
+            // The jobs admitted for them.
+            self.admission.notify_waiters();
+        } else {
+            // One waiter is the next to ask (not all of them: that would
+            // wake every worker per round trip); `close` wakes the rest.
+            self.admission.notify_one();
+        }
+        match (started, throttled) {
+            (Some(running), _) => Popped::Job(running),
+            (None, Some(until)) => Popped::Throttled(until),
+            (None, None) => Popped::Again,
+        }
     }
 
     /// Ends every queued job whose wait or deadline ran out by `now` (marked

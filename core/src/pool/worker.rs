@@ -32,8 +32,8 @@ pub(crate) async fn run(pool: Arc<PoolShared>) {
     let parking = Arc::new(Parking::default());
     loop {
         let (mut popped, mut now) = pop(&pool, &mut expired, &parking);
-        if let Popped::Admit(job) = popped {
-            (popped, now) = admit(&pool, &job, &mut expired).await;
+        if let Popped::Admit(jobs) = popped {
+            (popped, now) = admit(&pool, &jobs, &mut expired).await;
         }
         match popped {
             Popped::Job(running) => {
@@ -65,10 +65,13 @@ pub(crate) async fn run(pool: Arc<PoolShared>) {
                 tokio::pin!(asked);
                 asked.as_mut().enable();
                 if pool.queue.admission_pending() {
+                    // Counted: the next ask may admit a job for this worker.
+                    pool.queue.admission_waiters.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     tokio::select! {
                         _ = asked => {}
                         _ = pool.abort.tripped() => {}
                     }
+                    pool.queue.admission_waiters.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
                 }
             }
             Popped::Admit(_) | Popped::Again => {}
@@ -110,16 +113,19 @@ fn pop(pool: &PoolShared, expired: &mut Vec<Ended>, parking: &Arc<Parking>) -> (
     (popped, now)
 }
 
-/// With the Redis store: asks it about the front job (outside the queue
-/// lock, bounded by `timeout_ms`; the job stays queued meanwhile) and
-/// applies the answer.
-async fn admit(pool: &PoolShared, job: &Arc<JobInner>, expired: &mut Vec<Ended>) -> (Popped, Nanos) {
-    let answer = match (pool.gate.as_deref(), job.claims()) {
-        (Some(gate), Some(claims)) => gate.admit_fleet(claims, pool.queue.expiry_of(job)).await,
-        // (A job without claims is never asked about.)
-        _ => crate::limits::gate::Admit::Go(0),
+/// With the Redis store: asks it about the front jobs (outside the queue
+/// lock, bounded by `timeout_ms`; the jobs stay queued meanwhile) and
+/// applies the answers.
+async fn admit(pool: &PoolShared, jobs: &[Arc<JobInner>], expired: &mut Vec<Ended>) -> (Popped, Nanos) {
+    let answers = match pool.gate.as_deref() {
+        Some(gate) => {
+            // (Every job of a pool with a gate has claims.)
+            let asks: Vec<_> = jobs.iter().filter_map(|j| j.claims().map(|c| (c, pool.queue.expiry_of(j)))).collect();
+            gate.admit_fleet_batch(&asks).await
+        }
+        None => jobs.iter().map(|_| crate::limits::gate::Admit::Go(0)).collect(),
     };
-    let popped = pool.queue.admitted(job, answer, expired);
+    let popped = pool.queue.admitted(jobs, answers, expired);
     let now = clock::now();
     finish_ended(pool, expired, now);
     (popped, now)
