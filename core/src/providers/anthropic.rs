@@ -79,9 +79,15 @@ pub(crate) fn request_body(req: &Request, model: &str, stream: bool) -> Result<V
             }
             "user" => messages.push(json!({"role": "user", "content": content_blocks(&m.content)?})),
             "assistant" => {
-                let mut blocks = content_blocks(&m.content)?;
+                // The API refuses empty text blocks (an assistant turn of
+                // `""` beside its tool calls is common in OpenAI history).
+                let mut blocks: Vec<Value> =
+                    content_blocks(&m.content)?.into_iter().filter(|b| !is_empty_text(b)).collect();
                 blocks.extend(tool_use_blocks(m)?);
-                messages.push(json!({"role": "assistant", "content": blocks}));
+                // With nothing left, the turn is not sent at all.
+                if !blocks.is_empty() {
+                    messages.push(json!({"role": "assistant", "content": blocks}));
+                }
             }
             "tool" => {
                 let id =
@@ -139,6 +145,9 @@ pub(crate) fn request_body(req: &Request, model: &str, stream: bool) -> Result<V
         Some(Value::String(s)) if s == "auto" => {
             body.insert("tool_choice".into(), json!({"type": "auto"}));
         }
+        None if p.get("parallel_tool_calls") == Some(&Value::Bool(false)) && body.contains_key("tools") => {
+            body.insert("tool_choice".into(), json!({"type": "auto"}));
+        }
         Some(Value::String(s)) if s == "required" => {
             body.insert("tool_choice".into(), json!({"type": "any"}));
         }
@@ -152,10 +161,37 @@ pub(crate) fn request_body(req: &Request, model: &str, stream: bool) -> Result<V
         }
         _ => {}
     }
+    // `parallel_tool_calls: false` is Anthropic's
+    // `tool_choice.disable_parallel_tool_use` (not for `none`).
+    if p.get("parallel_tool_calls") == Some(&Value::Bool(false)) {
+        if let Some(Value::Object(choice)) = body.get_mut("tool_choice") {
+            if choice.get("type").and_then(Value::as_str) != Some("none") {
+                choice.insert("disable_parallel_tool_use".into(), json!(true));
+            }
+        }
+    }
     if stream {
         body.insert("stream".into(), json!(true));
     }
     Ok(Value::Object(body))
+}
+
+fn is_empty_text(block: &Value) -> bool {
+    block.get("type").and_then(Value::as_str) == Some("text") && block.get("text").and_then(Value::as_str) == Some("")
+}
+
+/// The prompt tokens of an Anthropic `usage`: `input_tokens` plus the
+/// cache's writes and reads, which Anthropic counts apart (OpenAI's
+/// `prompt_tokens` includes cached tokens).
+fn prompt_tokens(usage: Option<&Value>) -> Option<u64> {
+    let u = usage?;
+    let field = |k: &str| u.get(k).and_then(Value::as_u64);
+    let input = field("input_tokens")?;
+    Some(
+        input
+            .saturating_add(field("cache_creation_input_tokens").unwrap_or(0))
+            .saturating_add(field("cache_read_input_tokens").unwrap_or(0)),
+    )
 }
 
 fn tool_use_blocks(m: &Message) -> Result<Vec<Value>> {
@@ -177,7 +213,7 @@ fn tool_use_blocks(m: &Message) -> Result<Vec<Value>> {
 pub(crate) fn finish_reason(stop: &str) -> std::borrow::Cow<'static, str> {
     crate::types::well_known(match stop {
         "end_turn" | "stop_sequence" | "pause_turn" => "stop",
-        "max_tokens" => "length",
+        "max_tokens" | "model_context_window_exceeded" => "length",
         "tool_use" => "tool_calls",
         "refusal" => "content_filter",
         other => other,
@@ -205,7 +241,7 @@ pub(crate) fn response_from(v: &Value, model: &str) -> Result<Response> {
         }
     }
     let usage = v.get("usage");
-    let prompt = usage.and_then(|u| u.get("input_tokens")).and_then(Value::as_u64).unwrap_or(0);
+    let prompt = prompt_tokens(usage).unwrap_or(0);
     let completion = usage.and_then(|u| u.get("output_tokens")).and_then(Value::as_u64).unwrap_or(0);
     Ok(Response {
         id: v.get("id").and_then(Value::as_str).unwrap_or_default().to_string(),
@@ -338,8 +374,7 @@ impl StreamDecoder for AnthropicDecoder {
                     if let Some(model) = m.get("model").and_then(Value::as_str) {
                         self.model = model.to_string();
                     }
-                    self.prompt_tokens =
-                        m.get("usage").and_then(|u| u.get("input_tokens")).and_then(Value::as_u64).unwrap_or(0);
+                    self.prompt_tokens = prompt_tokens(m.get("usage")).unwrap_or(0);
                     let delta =
                         Delta { role: Some("assistant".into()), content: Some(String::new()), tool_calls: None };
                     return Ok(Some(StreamItem::Chunk(self.chunk(delta, None, None))));
@@ -367,7 +402,12 @@ impl StreamDecoder for AnthropicDecoder {
                         }
                         Some("input_json_delta") => {
                             let index = v.get("index").and_then(Value::as_u64).unwrap_or(0);
-                            let pos = self.tool_index.iter().find(|(i, _)| *i == index).map(|(_, p)| *p).unwrap_or(0);
+                            // Only a client `tool_use` block's input is a
+                            // tool call's arguments (a `server_tool_use`
+                            // block's is the provider's own business).
+                            let Some(pos) = self.tool_index.iter().find(|(i, _)| *i == index).map(|(_, p)| *p) else {
+                                continue;
+                            };
                             let partial = d.get("partial_json").and_then(Value::as_str).unwrap_or("");
                             let call = json!([{"index": pos, "function": {"arguments": partial}}]);
                             let delta = Delta { role: None, content: None, tool_calls: Some(call) };
@@ -379,6 +419,9 @@ impl StreamDecoder for AnthropicDecoder {
                 "message_delta" => {
                     let stop = v.get("delta").and_then(|d| d.get("stop_reason")).and_then(Value::as_str);
                     let out = v.get("usage").and_then(|u| u.get("output_tokens")).and_then(Value::as_u64).unwrap_or(0);
+                    // A `message_delta` may report the input again, and
+                    // more of it (server tools read more): the larger holds.
+                    self.prompt_tokens = self.prompt_tokens.max(prompt_tokens(v.get("usage")).unwrap_or(0));
                     let usage = Usage {
                         prompt_tokens: self.prompt_tokens,
                         completion_tokens: out,
@@ -498,5 +541,136 @@ event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
         assert_eq!(chunks[2].choices[0].finish_reason.as_deref(), Some("length"));
         assert_eq!(chunks[2].usage, Some(Usage { prompt_tokens: 25, completion_tokens: 15, total_tokens: 40 }));
         assert!(chunks.iter().all(|c| c.id == "msg_1" && c.model == "claude-x"));
+    }
+
+    fn drain(d: &mut AnthropicDecoder) -> Vec<Chunk> {
+        let mut chunks = Vec::new();
+        loop {
+            match d.next_item().unwrap() {
+                Some(StreamItem::Chunk(c)) => chunks.push(c),
+                Some(StreamItem::Done) => return chunks,
+                None => panic!("ended without message_stop"),
+            }
+        }
+    }
+
+    /// Requests the API would refuse or read otherwise: empty assistant
+    /// text, and `parallel_tool_calls: false`.
+    #[test]
+    fn empty_assistant_text_is_not_sent_and_parallel_tool_calls_false_disables_parallel_use() {
+        let call = json!([{"id": "toolu_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]);
+        let req: Request = serde_json::from_value(json!({
+            "model": "a/claude",
+            "messages": [
+                {"role": "user", "content": "hi"},
+                {"role": "assistant", "content": "", "tool_calls": call},
+                {"role": "tool", "tool_call_id": "toolu_1", "content": "ok"},
+                {"role": "assistant", "content": ""},
+                {"role": "user", "content": "again"}
+            ],
+            "params": {"parallel_tool_calls": false,
+                       "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]}
+        }))
+        .unwrap();
+        let body = request_body(&req, "claude", false).unwrap();
+        let msgs = body["messages"].as_array().unwrap();
+        assert_eq!(msgs.len(), 4, "the empty assistant turn is dropped: {msgs:?}");
+        assert_eq!(msgs[1]["content"], json!([{"type": "tool_use", "id": "toolu_1", "name": "f", "input": {}}]));
+        assert_eq!(body["tool_choice"], json!({"type": "auto", "disable_parallel_tool_use": true}));
+        let mut req = req;
+        req.params.insert("tool_choice".into(), json!("required"));
+        let body = request_body(&req, "claude", false).unwrap();
+        assert_eq!(body["tool_choice"], json!({"type": "any", "disable_parallel_tool_use": true}));
+        req.params.insert("tool_choice".into(), json!("none"));
+        assert_eq!(request_body(&req, "claude", false).unwrap()["tool_choice"], json!({"type": "none"}));
+    }
+
+    /// A web search answer (the shape of Anthropic's web search tool docs):
+    /// the server tool's blocks are not tool calls, the client tool call
+    /// is, and cache tokens count in the prompt.
+    #[test]
+    fn server_tool_blocks_are_not_tool_calls_and_cache_tokens_count_in_the_prompt() {
+        let resp = response_from(
+            &json!({
+                "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-x",
+                "content": [
+                    {"type": "text", "text": "Searching."},
+                    {"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {"query": "q"}},
+                    {"type": "web_search_tool_result", "tool_use_id": "srvtoolu_1",
+                     "content": [{"type": "web_search_result", "url": "https://e.com", "title": "E"}]},
+                    {"type": "tool_use", "id": "toolu_2", "name": "f", "input": {"a": 1}}
+                ],
+                "stop_reason": "model_context_window_exceeded",
+                "usage": {"input_tokens": 10, "cache_creation_input_tokens": 100, "cache_read_input_tokens": 1000,
+                          "output_tokens": 5}
+            }),
+            "claude",
+        )
+        .unwrap();
+        let calls = resp.choices[0].message.tool_calls.as_ref().unwrap().as_array().unwrap().clone();
+        assert_eq!(calls.len(), 1);
+        assert_eq!(
+            (calls[0]["id"].as_str(), calls[0]["function"]["arguments"].as_str()),
+            (Some("toolu_2"), Some("{\"a\":1}"))
+        );
+        assert_eq!(resp.choices[0].finish_reason.as_deref(), Some("length"));
+        assert_eq!((resp.usage.prompt_tokens, resp.usage.completion_tokens, resp.usage.total_tokens), (1110, 5, 1115));
+        for (stop, reason) in [("pause_turn", "stop"), ("refusal", "content_filter")] {
+            assert_eq!(finish_reason(stop), reason);
+        }
+    }
+
+    #[test]
+    fn a_streamed_server_tool_does_not_leak_into_the_client_tool_calls() {
+        let mut d = AnthropicDecoder::new("anthropic", "claude");
+        d.push(
+            br#"event: message_start
+data: {"type":"message_start","message":{"id":"msg_2","model":"claude-x","usage":{"input_tokens":20,"cache_read_input_tokens":5,"output_tokens":1}}}
+
+event: content_block_start
+data: {"type":"content_block_start","index":0,"content_block":{"type":"server_tool_use","id":"srvtoolu_1","name":"web_search","input":{}}}
+
+event: content_block_delta
+data: {"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":"{\"query\": \"weather\"}"}}
+
+event: content_block_stop
+data: {"type":"content_block_stop","index":0}
+
+event: content_block_start
+data: {"type":"content_block_start","index":1,"content_block":{"type":"web_search_tool_result","tool_use_id":"srvtoolu_1","content":[]}}
+
+event: content_block_stop
+data: {"type":"content_block_stop","index":1}
+
+event: content_block_start
+data: {"type":"content_block_start","index":2,"content_block":{"type":"tool_use","id":"toolu_3","name":"f","input":{}}}
+
+event: content_block_delta
+data: {"type":"content_block_delta","index":2,"delta":{"type":"input_json_delta","partial_json":"{\"a\":"}}
+
+event: content_block_delta
+data: {"type":"content_block_delta","index":2,"delta":{"type":"input_json_delta","partial_json":"1}"}}
+
+event: message_delta
+data: {"type":"message_delta","delta":{"stop_reason":"tool_use"},"usage":{"input_tokens":900,"cache_read_input_tokens":5,"output_tokens":7}}
+
+event: message_stop
+data: {"type":"message_stop"}
+
+"#,
+        );
+        let chunks = drain(&mut d);
+        let args: String = chunks
+            .iter()
+            .filter_map(|c| c.choices[0].delta.tool_calls.as_ref())
+            .flat_map(|t| t.as_array().cloned().unwrap_or_default())
+            .inspect(|t| assert_eq!(t["index"], 0, "one client call: {t}"))
+            .filter_map(|t| t["function"]["arguments"].as_str().map(str::to_string))
+            .collect();
+        assert_eq!(args, "{\"a\":1}", "only the client tool's arguments");
+        let last = chunks.last().unwrap();
+        assert_eq!(last.choices[0].finish_reason.as_deref(), Some("tool_calls"));
+        // The larger input count (the search read more) plus the cache reads.
+        assert_eq!(last.usage, Some(Usage { prompt_tokens: 905, completion_tokens: 7, total_tokens: 912 }));
     }
 }
