@@ -48,12 +48,20 @@ fn encode_segment(s: &str) -> String {
     out
 }
 
+/// Converse content blocks of `content`. Blank text is not sent (Bedrock
+/// refuses a blank text block).
 fn content_blocks(content: &Content) -> Result<Vec<Value>> {
+    let blank = |t: &str| t.trim().is_empty();
     match content {
+        Content::Text(t) if blank(t) => Ok(Vec::new()),
         Content::Text(t) => Ok(vec![json!({"text": t})]),
         Content::Null => Ok(Vec::new()),
         Content::Parts(parts) => parts
             .iter()
+            .filter(|p| {
+                !(p.get("type").and_then(Value::as_str) == Some("text")
+                    && blank(p.get("text").and_then(Value::as_str).unwrap_or("")))
+            })
             .map(|p| match p.get("type").and_then(Value::as_str) {
                 Some("text") => Ok(json!({"text": p.get("text").and_then(Value::as_str).unwrap_or("")})),
                 Some("image_url") => {
@@ -63,7 +71,12 @@ fn content_blocks(content: &Content) -> Result<Vec<Value>> {
                         .strip_prefix("data:")
                         .and_then(|r| r.split_once(";base64,"))
                         .ok_or_else(|| Error::invalid("Bedrock takes images only as base64 data URLs"))?;
-                    let format = media.strip_prefix("image/").unwrap_or(media);
+                    // Converse names formats png, jpeg, gif, webp
+                    // (`image/jpg` is a common misspelling of jpeg).
+                    let format = match media.strip_prefix("image/").unwrap_or(media) {
+                        "jpg" => "jpeg",
+                        f => f,
+                    };
                     Ok(json!({"image": {"format": format, "source": {"bytes": data}}}))
                 }
                 other => Err(Error::invalid(format!("content part type {other:?} has no Bedrock equivalent"))),
@@ -84,7 +97,14 @@ pub(crate) fn request_body(req: &Request) -> Result<Value> {
                     system.push(json!({"text": t}));
                 }
             }
-            "user" | "assistant" => messages.push(json!({"role": m.role, "content": content_blocks(&m.content)?})),
+            "user" | "assistant" => {
+                let blocks = content_blocks(&m.content)?;
+                // An assistant turn with nothing to say is not sent (Converse
+                // refuses empty content).
+                if !(blocks.is_empty() && m.role == "assistant") {
+                    messages.push(json!({"role": m.role, "content": blocks}));
+                }
+            }
             other => {
                 return Err(Error::invalid(format!(
                     "role {other:?} is not supported for Bedrock by bifrost (system, user and assistant are)"
@@ -358,7 +378,15 @@ impl StreamDecoder for BedrockDecoder {
                         "modelStreamErrorException" => 424,
                         _ => 500,
                     };
-                    let text = payload.get("message").and_then(Value::as_str).unwrap_or("").to_string();
+                    // An exception's text is in its payload; an error
+                    // frame's in its `:error-message` header.
+                    let text = payload
+                        .get("message")
+                        .or_else(|| payload.get("Message"))
+                        .and_then(Value::as_str)
+                        .or(header(&msg, ":error-message"))
+                        .unwrap_or("")
+                        .to_string();
                     return Err(Error::Provider {
                         provider: self.provider.clone(),
                         status,
@@ -437,5 +465,46 @@ mod tests {
             encode_segment("anthropic.claude-3-haiku-20240307-v1:0"),
             "anthropic.claude-3-haiku-20240307-v1%3A0"
         );
+    }
+
+    /// Requests Converse would refuse: a `jpg` image format, blank text.
+    #[test]
+    fn jpg_is_jpeg_and_blank_text_is_not_sent() {
+        let req: Request = serde_json::from_value(json!({
+            "model": "bedrock/m",
+            "messages": [
+                {"role": "user", "content": [{"type": "text", "text": "look"}, {"type": "text", "text": "  "},
+                    {"type": "image_url", "image_url": {"url": "data:image/jpg;base64,/9j/"}}]},
+                {"role": "assistant", "content": " "},
+                {"role": "user", "content": "well?"}
+            ]
+        }))
+        .unwrap();
+        let body = request_body(&req).unwrap();
+        assert_eq!(
+            body["messages"][0]["content"],
+            json!([{"text": "look"}, {"image": {"format": "jpeg", "source": {"bytes": "/9j/"}}}])
+        );
+        let msgs = body["messages"].as_array().unwrap();
+        assert_eq!(msgs.len(), 2, "the blank assistant turn is not sent: {msgs:?}");
+        assert_eq!(msgs[1]["content"], json!([{"text": "well?"}]));
+    }
+
+    /// An event-stream `error` frame (written by the real encoder) keeps
+    /// its `:error-message` text.
+    #[test]
+    fn an_error_frame_keeps_its_error_message() {
+        use aws_smithy_types::event_stream::{Header, HeaderValue, Message as Frame};
+        let frame = Frame::new(Vec::<u8>::new())
+            .add_header(Header::new(":message-type", HeaderValue::String("error".into())))
+            .add_header(Header::new(":error-code", HeaderValue::String("ThrottlingException".into())))
+            .add_header(Header::new(":error-message", HeaderValue::String("Too many tokens, slow down".into())));
+        let mut bytes = Vec::new();
+        aws_smithy_eventstream::frame::write_message_to(&frame, &mut bytes).unwrap();
+        let mut d = BedrockDecoder::new("bedrock", "m", "bedrock-1".into());
+        d.push(&bytes);
+        let e = d.next_item().unwrap_err();
+        assert!(e.to_string().contains("Too many tokens, slow down"), "{e}");
+        assert!(e.to_string().contains("ThrottlingException"), "{e}");
     }
 }
