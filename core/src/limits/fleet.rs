@@ -86,18 +86,27 @@ impl Link {
         now >= at && self.probe_at.compare_exchange(at, now + PROBE_EVERY, Relaxed, Relaxed).is_ok()
     }
 
+    /// Runs one store call if one may go now (see [`Link::may_call`]) and
+    /// records its outcome in the health. Every call goes through here.
+    async fn guarded<T>(
+        &self,
+        call: impl std::future::Future<Output = std::result::Result<T, StoreError>>,
+    ) -> std::result::Result<T, StoreError> {
+        if !self.may_call(clock::now()) {
+            return Err(StoreError::Unavailable);
+        }
+        let r = call.await;
+        self.note(&r);
+        r
+    }
+
     async fn call(
         &self,
         op: Op,
         args: &[Arg<'_>],
         lease: Option<LeaseArg<'_>>,
     ) -> std::result::Result<Reply, StoreError> {
-        if !self.may_call(clock::now()) {
-            return Err(StoreError::Unavailable);
-        }
-        let r = self.conn.call(op, args, lease, None).await;
-        self.note(&r);
-        r
+        self.guarded(self.conn.call(op, args, lease, None)).await
     }
 
     async fn leases(
@@ -107,21 +116,11 @@ impl Link {
         ttl_ms: u64,
         members: &[String],
     ) -> std::result::Result<u64, StoreError> {
-        if !self.may_call(clock::now()) {
-            return Err(StoreError::Unavailable);
-        }
-        let r = self.conn.leases(op, key, ttl_ms, members).await;
-        self.note(&r);
-        r
+        self.guarded(self.conn.leases(op, key, ttl_ms, members)).await
     }
 
     async fn health(&self, base: &str, args: &[String]) -> std::result::Result<Vec<i64>, StoreError> {
-        if !self.may_call(clock::now()) {
-            return Err(StoreError::Unavailable);
-        }
-        let r = self.conn.health(base, args).await;
-        self.note(&r);
-        r
+        self.guarded(self.conn.health(base, args)).await
     }
 
     /// Records a call's outcome in the health.
@@ -247,13 +246,7 @@ impl FleetStore {
         jobs: &[JobArg<'_>],
         lease: Option<LeaseSet<'_>>,
     ) -> std::result::Result<TakeReply, StoreError> {
-        let link = &self.link;
-        if !link.may_call(clock::now()) {
-            return Err(StoreError::Unavailable);
-        }
-        let r = link.conn.take(buckets, jobs, lease, None).await;
-        link.note(&r);
-        r
+        self.link.guarded(self.link.conn.take(buckets, jobs, lease, None)).await
     }
 
     /// Queues a call nobody waits for (dropped and counted when the queue

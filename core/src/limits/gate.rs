@@ -488,9 +488,7 @@ impl Gate {
             Some(Stop::Wait(waits)) => {
                 let units: Vec<u64> = mine.iter().map(|&(_, n)| n).collect();
                 let at: Vec<usize> = mine.iter().map(|&(i, _)| ids[i]).collect();
-                f.seen_short(&at, &units, &waits);
-                let (i, w) = waits.iter().copied().enumerate().max_by_key(|&(_, w)| w).unwrap_or((0, 0));
-                Check::Wait(w.max(1), at.get(i).copied().unwrap_or(0))
+                f.refused(&at, &units, &waits)
             }
             Some(Stop::Never(i)) => Check::Never(mine.get(i).map_or(0, |&(j, _)| ids[j])),
             Some(Stop::Busy(_)) => Check::Busy,
@@ -552,11 +550,7 @@ impl Gate {
                 f.fleet_held.store(held, Relaxed);
                 Check::Busy
             }
-            Reply::Wait(waits) => {
-                f.seen_short(&ids[..args.len()], &units, &waits);
-                let (i, w) = waits.iter().copied().enumerate().max_by_key(|&(_, w)| w).unwrap_or((0, 0));
-                Check::Wait(w.max(1), ids[i])
-            }
+            Reply::Wait(waits) => f.refused(&ids[..args.len()], &units[..args.len()], &waits),
             Reply::Never(i) => Check::Never(ids[i.min(args.len().saturating_sub(1))]),
         })
     }
@@ -923,6 +917,14 @@ impl FleetBuckets {
         for (&b, &u) in ids.iter().zip(used) {
             self.full_at[b].store(now.saturating_add(u), Relaxed);
         }
+    }
+
+    /// A refusal's check: the longest of the waits (claim `i` of `units`
+    /// units on bucket `ids[i]`), recorded for stats.
+    fn refused(&self, ids: &[usize], units: &[u64], waits: &[Nanos]) -> Check {
+        self.seen_short(ids, units, waits);
+        let (i, w) = waits.iter().copied().enumerate().max_by_key(|&(_, w)| w).unwrap_or((0, 0));
+        Check::Wait(w.max(1), ids.get(i).copied().unwrap_or(0))
     }
 
     /// Records what a refusal says: a bucket whose claim of `units` fits
