@@ -26,8 +26,10 @@ test-rust:
 
 # Python: tools from PyPI, then the package built from source (dev profile, so
 # it shares compiled dependencies with the Rust tests) and its pytest suite.
+# openai, anthropic and botocore are the fidelity tests' judges (test only).
 python-deps:
-	$(PIP) install -q --disable-pip-version-check "maturin>=1.16,<2" "pytest>=8" "pytest-asyncio>=1.0" "hypothesis>=6" "prometheus_client>=0.20" "mypy>=1.10"
+	$(PIP) install -q --disable-pip-version-check "maturin>=1.16,<2" "pytest>=8" "pytest-asyncio>=1.0" "hypothesis>=6" "prometheus_client>=0.20" "mypy>=1.10" \
+		"openai>=1.60" "anthropic>=0.40" "botocore>=1.35"
 
 python-dev: python-deps
 	MATURIN_PEP517_ARGS="--profile dev" $(PIP) install -q --disable-pip-version-check --no-build-isolation --force-reinstall --no-deps .

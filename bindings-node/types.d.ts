@@ -11,9 +11,16 @@ export interface AliasConfigObject {
   model_name?: string
 }
 
-/** The assistant message of a choice. */
+/** The assistant message of a choice.
+ * 
+ * Like every response type, it keeps the fields bifrost does not name
+ * (`refusal`, `annotations`, …) as they came, so an OpenAI-compatible
+ * answer comes back whole (docs/architecture.md §12). */
 export interface AssistantMessage {
+  /** The text; always written, `null` when there is none. */
   content: string | null
+  /** The model's reasoning text, where the provider reports it (Anthropic thinking, Bedrock reasoning, DeepSeek-style servers). */
+  reasoning_content?: string | null
   /** `assistant` (borrowed when it is the well-known value: no allocation). */
   role: string
   tool_calls?: unknown
@@ -161,6 +168,8 @@ export interface CustomProviderConfig {
 /** The incremental message of a streamed choice. */
 export interface Delta {
   content?: string | null
+  /** A piece of the model's reasoning text (see [`AssistantMessage::reasoning_content`]). */
+  reasoning_content?: string | null
   role?: string | null
   tool_calls?: unknown
 }
@@ -192,15 +201,26 @@ export interface EmbedResponse {
   extra_fields: ExtraFields
   model: string
   object: string
-  usage: Usage
+  usage: EmbedUsage
+}
+
+/** Token counts of an embeddings call (OpenAI's shape: no completion). */
+export interface EmbedUsage {
+  prompt_tokens: number
+  total_tokens: number
 }
 
 /** One embedding vector. */
 export interface Embedding {
-  embedding: number[]
+  embedding: EmbeddingVector
   index: number
   object: string
 }
+
+/** An embedding as the provider sent it: numbers (kept as f64, so every
+ * value comes back exactly) or, with `encoding_format: "base64"`, the
+ * base64 text of little-endian f32s. */
+export type EmbeddingVector = number[] | string
 
 /** Where and how a response was produced (bifrost's additions to the shape). */
 export interface ExtraFields {

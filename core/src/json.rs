@@ -5,12 +5,15 @@
 //!
 //! Invariant: the output is byte-for-byte what `serde_json::to_vec` writes
 //! for the same value (same field order, same escapes, `null` for `None`,
-//! `tool_calls` omitted when absent) — checked by the tests below against
+//! `tool_calls` omitted when absent, a provider's other fields where
+//! serde's `flatten` puts them) — checked by the tests below against
 //! serde_json itself, including on random strings. The output never
 //! contains a NUL byte (U+0000 is escaped), so it can become a C string
 //! as is.
 
 use std::io::Write as _;
+
+use serde_json::{Map, Value};
 
 use crate::types::{ExtraFields, Response, Usage};
 
@@ -40,15 +43,21 @@ pub fn write_response(out: &mut Vec<u8>, r: &Response) {
         write_opt_str(out, c.message.content.as_deref());
         if let Some(calls) = &c.message.tool_calls {
             out.extend_from_slice(b",\"tool_calls\":");
-            // A `Value` writes into a Vec without failing.
-            let _ = serde_json::to_writer(&mut *out, calls);
+            write_value(out, calls);
         }
+        if let Some(text) = &c.message.reasoning_content {
+            out.extend_from_slice(b",\"reasoning_content\":");
+            write_str(out, text);
+        }
+        write_other(out, &c.message.other);
         out.extend_from_slice(b"},\"finish_reason\":");
         write_opt_str(out, c.finish_reason.as_deref());
+        write_other(out, &c.other);
         out.push(b'}');
     }
     out.extend_from_slice(b"],\"usage\":");
     write_usage(out, &r.usage);
+    write_other(out, &r.other);
     out.extend_from_slice(b",\"extra_fields\":");
     write_extra(out, &r.extra_fields);
     out.push(b'}');
@@ -61,7 +70,24 @@ fn write_usage(out: &mut Vec<u8>, u: &Usage) {
     write_u64(out, u.completion_tokens);
     out.extend_from_slice(b",\"total_tokens\":");
     write_u64(out, u.total_tokens);
+    write_other(out, &u.other);
     out.push(b'}');
+}
+
+/// The fields a provider sent that bifrost does not name, each as
+/// `,"key":value` (what serde's `flatten` writes at that place).
+fn write_other(out: &mut Vec<u8>, other: &Map<String, Value>) {
+    for (k, v) in other {
+        out.push(b',');
+        write_str(out, k);
+        out.push(b':');
+        write_value(out, v);
+    }
+}
+
+fn write_value(out: &mut Vec<u8>, v: &Value) {
+    // A `Value` writes into a Vec without failing.
+    let _ = serde_json::to_writer(&mut *out, v);
 }
 
 fn write_extra(out: &mut Vec<u8>, e: &ExtraFields) {
@@ -141,10 +167,12 @@ mod tests {
             model: text.to_string(),
             choices: vec![Choice {
                 index: 0,
-                message: AssistantMessage { role: "assistant".into(), content, tool_calls: None },
+                message: AssistantMessage { role: "assistant".into(), content, ..Default::default() },
                 finish_reason: reason.map(|r| Cow::Owned(r.to_string())),
+                other: Default::default(),
             }],
-            usage: Usage { prompt_tokens: 3, completion_tokens: u64::MAX, total_tokens: 0 },
+            usage: Usage { prompt_tokens: 3, completion_tokens: u64::MAX, total_tokens: 0, other: Default::default() },
+            other: Default::default(),
             extra_fields: ExtraFields {
                 provider: "p\"q".into(),
                 model: text.into(),
@@ -181,6 +209,15 @@ mod tests {
             "function": {"name": "f", "arguments": "{\"a\":1}"}}]));
         r.choices.push(r.choices[0].clone());
         r.choices[1].index = 1;
+        assert_eq!(ours(&r), serde_json::to_string(&r).expect("serde"));
+        // What an OpenAI-compatible provider sent beyond the named fields.
+        let mut r = response("t", None, Some("stop"), None);
+        r.other.insert("system_fingerprint".into(), json!("fp_\"x\n"));
+        r.other.insert("service_tier".into(), Value::Null);
+        r.choices[0].other.insert("logprobs".into(), json!({"content": [{"token": "a", "logprob": -0.125}]}));
+        r.choices[0].message.other.insert("refusal".into(), json!("I can't help with that."));
+        r.choices[0].message.reasoning_content = Some("think \u{1}".into());
+        r.usage.other.insert("prompt_tokens_details".into(), json!({"cached_tokens": 3, "audio_tokens": 0}));
         assert_eq!(ours(&r), serde_json::to_string(&r).expect("serde"));
         let nul = response("a\0b", Some("\0".into()), Some("\0"), Some("\0".into()));
         assert!(!ours(&nul).contains('\0'));

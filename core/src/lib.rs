@@ -41,4 +41,7 @@ pub use pool::{Canceller, Job, JobOutput, SharedJob};
 pub use providers::ChunkStream;
 pub use sizing::{optimal_concurrency, Sizing};
 pub use stats::{JobStats, Stats, WorkerStats};
-pub use types::{Chunk, Content, EmbedInput, EmbedRequest, EmbedResponse, Message, Request, Response, Usage};
+pub use types::{
+    Chunk, Content, EmbedInput, EmbedRequest, EmbedResponse, EmbedUsage, EmbeddingVector, Message, Request, Response,
+    Usage,
+};

@@ -60,6 +60,11 @@ pub struct Message {
     /// The call a `tool` message answers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_call_id: Option<String>,
+    /// Every other field of the message (`refusal`, `audio`, …): sent to
+    /// OpenAI-compatible providers unchanged; the others report what they
+    /// cannot map in `extra_fields.unmapped_params` (docs/architecture.md §12).
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
 }
 
 impl Message {
@@ -219,7 +224,7 @@ pub(crate) fn request_error(e: serde_path_to_error::Error<serde_json::Error>) ->
 }
 
 /// Token counts of one call.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Usage {
     #[serde(default)]
     pub prompt_tokens: u64,
@@ -227,6 +232,22 @@ pub struct Usage {
     pub completion_tokens: u64,
     #[serde(default)]
     pub total_tokens: u64,
+    /// Everything else the provider reported (`prompt_tokens_details`,
+    /// `completion_tokens_details`, …), unchanged.
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
+}
+
+impl Usage {
+    /// Prompt and completion counts, with their total.
+    pub fn counts(prompt_tokens: u64, completion_tokens: u64) -> Usage {
+        Usage {
+            prompt_tokens,
+            completion_tokens,
+            total_tokens: prompt_tokens.saturating_add(completion_tokens),
+            other: Map::new(),
+        }
+    }
 }
 
 /// Where and how a response was produced (bifrost's additions to the shape).
@@ -248,16 +269,75 @@ pub struct ExtraFields {
     pub key_id: Option<String>,
 }
 
+/// `Option<Option<T>>` from a field that may be absent (`None`), `null`
+/// (`Some(None)`) or set: how a wire type tells an explicit `null` apart.
+fn nullable<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> std::result::Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// A field omitted when `None`: an explicit `null` from the provider is
+/// kept in `other`, so it is written back as it came.
+fn unnull<T>(field: Option<Option<T>>, key: &str, other: &mut Map<String, Value>) -> Option<T> {
+    match field {
+        Some(Some(v)) => Some(v),
+        Some(None) => {
+            other.insert(key.to_string(), Value::Null);
+            None
+        }
+        None => None,
+    }
+}
+
 /// The assistant message of a choice.
+///
+/// Like every response type, it keeps the fields bifrost does not name
+/// (`refusal`, `annotations`, …) as they came, so an OpenAI-compatible
+/// answer comes back whole (docs/architecture.md §12).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(from = "AssistantMessageWire")]
 pub struct AssistantMessage {
     /// `assistant` (borrowed when it is the well-known value: no allocation).
     #[serde(default)]
     pub role: Cow<'static, str>,
+    /// The text; always written, `null` when there is none.
     #[serde(default)]
     pub content: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_calls: Option<Value>,
+    /// The model's reasoning text, where the provider reports it
+    /// (Anthropic thinking, Bedrock reasoning, DeepSeek-style servers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning_content: Option<String>,
+    /// Every other field (`refusal`, `annotations`, `audio`, …), unchanged.
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
+}
+
+/// The wire form of [`AssistantMessage`] (its schema is the same).
+#[derive(Deserialize, schemars::JsonSchema)]
+#[schemars(rename = "AssistantMessage")]
+struct AssistantMessageWire {
+    #[serde(default)]
+    role: Cow<'static, str>,
+    #[serde(default)]
+    content: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    tool_calls: Option<Option<Value>>,
+    #[serde(default, deserialize_with = "nullable")]
+    reasoning_content: Option<Option<String>>,
+    #[serde(flatten)]
+    other: Map<String, Value>,
+}
+
+impl From<AssistantMessageWire> for AssistantMessage {
+    fn from(w: AssistantMessageWire) -> Self {
+        let mut other = w.other;
+        let tool_calls = unnull(w.tool_calls, "tool_calls", &mut other);
+        let reasoning_content = unnull(w.reasoning_content, "reasoning_content", &mut other);
+        AssistantMessage { role: w.role, content: w.content, tool_calls, reasoning_content, other }
+    }
 }
 
 /// One completion choice.
@@ -270,6 +350,9 @@ pub struct Choice {
     /// `stop`, `length`, `tool_calls`, `content_filter` (borrowed when well known).
     #[serde(default)]
     pub finish_reason: Option<Cow<'static, str>>,
+    /// Every other field (`logprobs`, …), unchanged.
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
 }
 
 /// An OpenAI `chat.completion` object plus `extra_fields`.
@@ -289,6 +372,10 @@ pub struct Response {
     pub choices: Vec<Choice>,
     #[serde(default)]
     pub usage: Usage,
+    /// Every other field the provider sent (`system_fingerprint`,
+    /// `service_tier`, …), unchanged.
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
     #[serde(default)]
     pub extra_fields: ExtraFields,
 }
@@ -302,6 +389,7 @@ impl Response {
 
 /// The incremental message of a streamed choice.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(from = "DeltaWire")]
 pub struct Delta {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<Cow<'static, str>>,
@@ -309,6 +397,59 @@ pub struct Delta {
     pub content: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_calls: Option<Value>,
+    /// A piece of the model's reasoning text (see [`AssistantMessage::reasoning_content`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning_content: Option<String>,
+    /// Every other field (`refusal`, an explicit `"content": null`, …), unchanged.
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
+}
+
+/// The wire form of [`Delta`] (its schema is the same).
+#[derive(Deserialize, schemars::JsonSchema)]
+#[schemars(rename = "Delta")]
+struct DeltaWire {
+    #[serde(default, deserialize_with = "nullable")]
+    role: Option<Option<Cow<'static, str>>>,
+    #[serde(default, deserialize_with = "nullable")]
+    content: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    tool_calls: Option<Option<Value>>,
+    #[serde(default, deserialize_with = "nullable")]
+    reasoning_content: Option<Option<String>>,
+    #[serde(flatten)]
+    other: Map<String, Value>,
+}
+
+impl From<DeltaWire> for Delta {
+    fn from(w: DeltaWire) -> Self {
+        let mut other = w.other;
+        Delta {
+            role: unnull(w.role, "role", &mut other),
+            content: unnull(w.content, "content", &mut other),
+            tool_calls: unnull(w.tool_calls, "tool_calls", &mut other),
+            reasoning_content: unnull(w.reasoning_content, "reasoning_content", &mut other),
+            other,
+        }
+    }
+}
+
+impl Delta {
+    /// A delta carrying one piece of text.
+    pub fn text(content: String) -> Delta {
+        Delta { content: Some(content), ..Delta::default() }
+    }
+
+    /// Whether the delta carries anything of the answer: text, reasoning,
+    /// a refusal, audio or a tool call (not just a role or empty strings).
+    pub fn has_content(&self) -> bool {
+        let text = |s: &Option<String>| s.as_deref().is_some_and(|t| !t.is_empty());
+        text(&self.content)
+            || text(&self.reasoning_content)
+            || self.tool_calls.is_some()
+            || self.other.get("refusal").and_then(Value::as_str).is_some_and(|t| !t.is_empty())
+            || self.other.get("audio").is_some_and(|a| !a.is_null())
+    }
 }
 
 /// One streamed choice.
@@ -320,10 +461,14 @@ pub struct ChunkChoice {
     pub delta: Delta,
     #[serde(default)]
     pub finish_reason: Option<Cow<'static, str>>,
+    /// Every other field (`logprobs`, …), unchanged.
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
 }
 
 /// An OpenAI `chat.completion.chunk` object.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(from = "ChunkWire")]
 pub struct Chunk {
     #[serde(default)]
     pub id: String,
@@ -339,6 +484,37 @@ pub struct Chunk {
     /// Present on the final chunk.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
+    /// Every other field (`system_fingerprint`, `"usage": null`, …), unchanged.
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
+}
+
+/// The wire form of [`Chunk`] (its schema is the same).
+#[derive(Deserialize, schemars::JsonSchema)]
+#[schemars(rename = "Chunk")]
+struct ChunkWire {
+    #[serde(default)]
+    id: String,
+    #[serde(default)]
+    object: Cow<'static, str>,
+    #[serde(default)]
+    created: u64,
+    #[serde(default)]
+    model: String,
+    #[serde(default)]
+    choices: Vec<ChunkChoice>,
+    #[serde(default, deserialize_with = "nullable")]
+    usage: Option<Option<Usage>>,
+    #[serde(flatten)]
+    other: Map<String, Value>,
+}
+
+impl From<ChunkWire> for Chunk {
+    fn from(w: ChunkWire) -> Self {
+        let mut other = w.other;
+        let usage = unnull(w.usage, "usage", &mut other);
+        Chunk { id: w.id, object: w.object, created: w.created, model: w.model, choices: w.choices, usage, other }
+    }
 }
 
 impl Chunk {
@@ -358,8 +534,13 @@ impl Chunk {
             object: Cow::Borrowed("chat.completion.chunk"),
             created,
             model: model.to_string(),
-            choices: if usage_only { Vec::new() } else { vec![ChunkChoice { index: 0, delta, finish_reason }] },
+            choices: if usage_only {
+                Vec::new()
+            } else {
+                vec![ChunkChoice { index: 0, delta, finish_reason, other: Map::new() }]
+            },
             usage,
+            other: Map::new(),
         }
     }
 }
@@ -443,7 +624,67 @@ pub struct Embedding {
     pub object: String,
     #[serde(default)]
     pub index: u32,
-    pub embedding: Vec<f32>,
+    pub embedding: EmbeddingVector,
+    /// Every other field, unchanged.
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
+}
+
+/// An embedding as the provider sent it: numbers (kept as f64, so every
+/// value comes back exactly) or, with `encoding_format: "base64"`, the
+/// base64 text of little-endian f32s.
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+#[serde(untagged)]
+#[non_exhaustive]
+pub enum EmbeddingVector {
+    Floats(Vec<f64>),
+    Base64(String),
+}
+
+impl Default for EmbeddingVector {
+    fn default() -> Self {
+        EmbeddingVector::Floats(Vec::new())
+    }
+}
+
+impl EmbeddingVector {
+    /// The numbers, unless the provider sent base64.
+    pub fn as_floats(&self) -> Option<&[f64]> {
+        match self {
+            EmbeddingVector::Floats(v) => Some(v),
+            EmbeddingVector::Base64(_) => None,
+        }
+    }
+}
+
+/// Read by the JSON type it finds: a list of numbers or a string.
+impl<'de> Deserialize<'de> for EmbeddingVector {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = EmbeddingVector;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a list of numbers or a base64 string")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<EmbeddingVector, E> {
+                Ok(EmbeddingVector::Base64(v.to_string()))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> std::result::Result<EmbeddingVector, E> {
+                Ok(EmbeddingVector::Base64(v))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> std::result::Result<EmbeddingVector, A::Error> {
+                let mut v = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 16));
+                while let Some(x) = seq.next_element::<f64>()? {
+                    v.push(x);
+                }
+                Ok(EmbeddingVector::Floats(v))
+            }
+        }
+        d.deserialize_any(Visit)
+    }
 }
 
 /// An OpenAI embeddings response (`object: "list"`) plus `extra_fields`.
@@ -455,9 +696,24 @@ pub struct EmbedResponse {
     #[serde(default)]
     pub model: String,
     #[serde(default)]
-    pub usage: Usage,
+    pub usage: EmbedUsage,
+    /// Every other field the provider sent, unchanged.
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
     #[serde(default)]
     pub extra_fields: ExtraFields,
+}
+
+/// Token counts of an embeddings call (OpenAI's shape: no completion).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct EmbedUsage {
+    #[serde(default)]
+    pub prompt_tokens: u64,
+    #[serde(default)]
+    pub total_tokens: u64,
+    /// Everything else the provider reported, unchanged.
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
 }
 
 /// `s` as a `Cow`, borrowed (no allocation) when it is one of the values

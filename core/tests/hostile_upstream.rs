@@ -379,7 +379,7 @@ async fn a_stream_with_finish_and_usage_is_complete_without_done() {
     let gw = gateway("openai", &up.url(), json!({}));
     let chunks = bounded("stream", collect(&gw)).await.expect("finish + usage is complete");
     assert_eq!(chunks.len(), 4);
-    assert_eq!(chunks.last().and_then(|c| c.usage).map(|u| u.total_tokens), Some(3));
+    assert_eq!(chunks.last().and_then(|c| c.usage.as_ref()).map(|u| u.total_tokens), Some(3));
     for case in ["finish without the usage asked for", "no finish"] {
         let e = bounded(case, collect(&gw)).await.expect_err(case);
         assert_eq!(e.kind(), ErrorKind::Protocol, "{case}: {e}");

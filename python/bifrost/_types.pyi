@@ -20,9 +20,17 @@ class AliasConfigObject(TypedDict):
 
 
 class AssistantMessage(TypedDict):
-    """The assistant message of a choice."""
+    """The assistant message of a choice.
+    
+    Like every response type, it keeps the fields bifrost does not name
+    (`refusal`, `annotations`, …) as they came, so an OpenAI-compatible
+    answer comes back whole (docs/architecture.md §12)."""
 
+    # The text; always written, `null` when there is none.
     content: Union[str, None]
+    # The model's reasoning text, where the provider reports it
+    # (Anthropic thinking, Bedrock reasoning, DeepSeek-style servers).
+    reasoning_content: NotRequired[Union[str, None]]
     # `assistant` (borrowed when it is the well-known value: no allocation).
     role: str
     tool_calls: NotRequired[Any]
@@ -183,6 +191,8 @@ class Delta(TypedDict):
     """The incremental message of a streamed choice."""
 
     content: NotRequired[Union[str, None]]
+    # A piece of the model's reasoning text (see [`AssistantMessage::reasoning_content`]).
+    reasoning_content: NotRequired[Union[str, None]]
     role: NotRequired[Union[str, None]]
     tool_calls: NotRequired[Any]
 
@@ -218,15 +228,28 @@ class EmbedResponse(TypedDict):
     extra_fields: ExtraFields
     model: str
     object: str
-    usage: Usage
+    usage: EmbedUsage
+
+
+class EmbedUsage(TypedDict):
+    """Token counts of an embeddings call (OpenAI's shape: no completion)."""
+
+    prompt_tokens: int
+    total_tokens: int
 
 
 class Embedding(TypedDict):
     """One embedding vector."""
 
-    embedding: List[float]
+    embedding: EmbeddingVector
     index: int
     object: str
+
+
+EmbeddingVector = Union[List[float], str]
+"""An embedding as the provider sent it: numbers (kept as f64, so every
+value comes back exactly) or, with `encoding_format: "base64"`, the
+base64 text of little-endian f32s."""
 
 
 class ExtraFields(TypedDict):

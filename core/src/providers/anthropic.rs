@@ -254,14 +254,13 @@ pub(crate) fn response_from(v: &Value, model: &str) -> Result<Response> {
                 role: "assistant".into(),
                 content: if text.is_empty() && !tool_calls.is_empty() { None } else { Some(text) },
                 tool_calls: (!tool_calls.is_empty()).then_some(Value::Array(tool_calls)),
+                ..Default::default()
             },
             finish_reason: v.get("stop_reason").and_then(Value::as_str).map(finish_reason),
+            other: Default::default(),
         }],
-        usage: Usage {
-            prompt_tokens: prompt,
-            completion_tokens: completion,
-            total_tokens: prompt.saturating_add(completion),
-        },
+        usage: Usage::counts(prompt, completion),
+        other: Default::default(),
         extra_fields: ExtraFields::default(),
     })
 }
@@ -375,8 +374,7 @@ impl StreamDecoder for AnthropicDecoder {
                         self.model = model.to_string();
                     }
                     self.prompt_tokens = prompt_tokens(m.get("usage")).unwrap_or(0);
-                    let delta =
-                        Delta { role: Some("assistant".into()), content: Some(String::new()), tool_calls: None };
+                    let delta = Delta { role: Some("assistant".into()), ..Delta::text(String::new()) };
                     return Ok(Some(StreamItem::Chunk(self.chunk(delta, None, None))));
                 }
                 "content_block_start" => {
@@ -388,7 +386,7 @@ impl StreamDecoder for AnthropicDecoder {
                         let b = block.unwrap_or(&Value::Null);
                         let call = json!([{"index": pos, "id": b.get("id"), "type": "function",
                                            "function": {"name": b.get("name"), "arguments": ""}}]);
-                        let delta = Delta { role: None, content: None, tool_calls: Some(call) };
+                        let delta = Delta { tool_calls: Some(call), ..Delta::default() };
                         return Ok(Some(StreamItem::Chunk(self.chunk(delta, None, None))));
                     }
                 }
@@ -397,7 +395,7 @@ impl StreamDecoder for AnthropicDecoder {
                     match d.get("type").and_then(Value::as_str) {
                         Some("text_delta") => {
                             let text = d.get("text").and_then(Value::as_str).unwrap_or("").to_string();
-                            let delta = Delta { role: None, content: Some(text), tool_calls: None };
+                            let delta = Delta::text(text);
                             return Ok(Some(StreamItem::Chunk(self.chunk(delta, None, None))));
                         }
                         Some("input_json_delta") => {
@@ -410,7 +408,7 @@ impl StreamDecoder for AnthropicDecoder {
                             };
                             let partial = d.get("partial_json").and_then(Value::as_str).unwrap_or("");
                             let call = json!([{"index": pos, "function": {"arguments": partial}}]);
-                            let delta = Delta { role: None, content: None, tool_calls: Some(call) };
+                            let delta = Delta { tool_calls: Some(call), ..Delta::default() };
                             return Ok(Some(StreamItem::Chunk(self.chunk(delta, None, None))));
                         }
                         _ => {}
@@ -422,11 +420,7 @@ impl StreamDecoder for AnthropicDecoder {
                     // A `message_delta` may report the input again, and
                     // more of it (server tools read more): the larger holds.
                     self.prompt_tokens = self.prompt_tokens.max(prompt_tokens(v.get("usage")).unwrap_or(0));
-                    let usage = Usage {
-                        prompt_tokens: self.prompt_tokens,
-                        completion_tokens: out,
-                        total_tokens: self.prompt_tokens.saturating_add(out),
-                    };
+                    let usage = Usage::counts(self.prompt_tokens, out);
                     return Ok(Some(StreamItem::Chunk(self.chunk(
                         Delta::default(),
                         stop.map(finish_reason),
@@ -539,7 +533,7 @@ event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
         assert_eq!(chunks[0].choices[0].delta.role.as_deref(), Some("assistant"));
         assert_eq!(chunks[1].choices[0].delta.content.as_deref(), Some("Hello"));
         assert_eq!(chunks[2].choices[0].finish_reason.as_deref(), Some("length"));
-        assert_eq!(chunks[2].usage, Some(Usage { prompt_tokens: 25, completion_tokens: 15, total_tokens: 40 }));
+        assert_eq!(chunks[2].usage, Some(Usage::counts(25, 15)));
         assert!(chunks.iter().all(|c| c.id == "msg_1" && c.model == "claude-x"));
     }
 
@@ -671,6 +665,6 @@ data: {"type":"message_stop"}
         let last = chunks.last().unwrap();
         assert_eq!(last.choices[0].finish_reason.as_deref(), Some("tool_calls"));
         // The larger input count (the search read more) plus the cache reads.
-        assert_eq!(last.usage, Some(Usage { prompt_tokens: 905, completion_tokens: 7, total_tokens: 912 }));
+        assert_eq!(last.usage, Some(Usage::counts(905, 7)));
     }
 }

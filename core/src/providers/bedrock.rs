@@ -155,6 +155,7 @@ fn usage_from(u: Option<&Value>) -> Usage {
         prompt_tokens: i,
         completion_tokens: o,
         total_tokens: u.and_then(|u| u.get("totalTokens")).and_then(Value::as_u64).unwrap_or(i.saturating_add(o)),
+        other: Default::default(),
     }
 }
 
@@ -169,10 +170,12 @@ pub(crate) fn response_from(v: &Value, model: &str, id: String) -> Option<Respon
         model: model.to_string(),
         choices: vec![Choice {
             index: 0,
-            message: AssistantMessage { role: "assistant".into(), content: Some(text), tool_calls: None },
+            message: AssistantMessage { role: "assistant".into(), content: Some(text), ..Default::default() },
             finish_reason: v.get("stopReason").and_then(Value::as_str).map(finish_reason),
+            other: Default::default(),
         }],
         usage: usage_from(v.get("usage")),
+        other: Default::default(),
         extra_fields: ExtraFields::default(),
     })
 }
@@ -399,13 +402,12 @@ impl StreamDecoder for BedrockDecoder {
             }
             match header(&msg, ":event-type").unwrap_or("") {
                 "messageStart" => {
-                    let delta =
-                        Delta { role: Some("assistant".into()), content: Some(String::new()), tool_calls: None };
+                    let delta = Delta { role: Some("assistant".into()), ..Delta::text(String::new()) };
                     return Ok(Some(StreamItem::Chunk(self.chunk(delta, None, None))));
                 }
                 "contentBlockDelta" => {
                     if let Some(t) = payload.get("delta").and_then(|d| d.get("text")).and_then(Value::as_str) {
-                        let delta = Delta { role: None, content: Some(t.to_string()), tool_calls: None };
+                        let delta = Delta::text(t.to_string());
                         return Ok(Some(StreamItem::Chunk(self.chunk(delta, None, None))));
                     }
                 }

@@ -855,7 +855,7 @@ proptest! {
                 text.push_str(ch.delta.content.as_deref().unwrap_or(""));
                 finish = finish.or(ch.finish_reason.clone());
             }
-            usage = usage.or(c.usage);
+            usage = usage.or(c.usage.clone());
         }
         prop_assert_eq!(r.items.last(), Some(&Item::Done));
         prop_assert_eq!(r.items.len(), texts.len() + 4);
@@ -927,7 +927,7 @@ fn drain<D: StreamDecoder>(d: &mut D) -> Vec<Result<StreamItem, Error>> {
 /// A usage total that does not fit u64 must saturate or be PROTOCOL.
 fn assert_total_saturates_or_protocol(item: Option<&Result<StreamItem, Error>>) {
     match item {
-        Some(Ok(StreamItem::Chunk(c))) => assert_eq!(c.usage.map(|u| u.total_tokens), Some(u64::MAX)),
+        Some(Ok(StreamItem::Chunk(c))) => assert_eq!(c.usage.as_ref().map(|u| u.total_tokens), Some(u64::MAX)),
         Some(Err(e)) => assert_eq!(e.kind(), ErrorKind::Protocol, "{e}"),
         other => panic!("expected the usage chunk, got {other:?}"),
     }

@@ -18,8 +18,8 @@ use crate::config::MockConfig;
 use crate::error::{Error, Result};
 use crate::providers::{CallCtx, ChunkStream};
 use crate::types::{
-    AssistantMessage, Choice, Chunk, Delta, EmbedRequest, EmbedResponse, Embedding, ExtraFields, Request, Response,
-    Usage,
+    AssistantMessage, Choice, Chunk, Delta, EmbedRequest, EmbedResponse, EmbedUsage, Embedding, EmbeddingVector,
+    ExtraFields, Request, Response, Usage,
 };
 
 pub(crate) struct MockProvider {
@@ -136,7 +136,7 @@ impl MockProvider {
         content.push_str(&last);
         let prompt: u64 = req.messages.iter().map(|m| words(&m.content.text())).sum();
         let completion = 1 + words(&last);
-        (content, Usage { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion })
+        (content, Usage::counts(prompt, completion))
     }
 
     pub async fn chat(&self, req: &Request, ctx: &CallCtx<'_>) -> Result<Response> {
@@ -150,10 +150,12 @@ impl MockProvider {
             model: ctx.model.to_string(),
             choices: vec![Choice {
                 index: 0,
-                message: AssistantMessage { role: "assistant".into(), content: Some(content), tool_calls: None },
+                message: AssistantMessage { role: "assistant".into(), content: Some(content), ..Default::default() },
                 finish_reason: Some("stop".into()),
+                other: Default::default(),
             }],
             usage,
+            other: Default::default(),
             extra_fields: ExtraFields::default(),
         })
     }
@@ -175,7 +177,7 @@ impl MockProvider {
         };
         for (i, piece) in pieces.into_iter().enumerate() {
             let role = (i == 0).then_some(std::borrow::Cow::Borrowed("assistant"));
-            chunks.push_back(Ok(mk(Delta { role, content: Some(piece), tool_calls: None }, None, None)));
+            chunks.push_back(Ok(mk(Delta { role, ..Delta::text(piece) }, None, None)));
         }
         chunks.push_back(Ok(mk(Delta::default(), Some("stop".into()), Some(usage))));
         Ok(ChunkStream::ready(chunks))
@@ -198,16 +200,22 @@ impl MockProvider {
             tokens += words(text);
             let seed = text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
             let mut rng = fastrand::Rng::with_seed(seed);
-            let mut v: Vec<f32> = (0..dims).map(|_| rng.f32() * 2.0 - 1.0).collect();
-            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(f32::EPSILON);
+            let mut v: Vec<f64> = (0..dims).map(|_| rng.f64() * 2.0 - 1.0).collect();
+            let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt().max(f64::EPSILON);
             v.iter_mut().for_each(|x| *x /= norm);
-            data.push(Embedding { object: "embedding".into(), index: i as u32, embedding: v });
+            data.push(Embedding {
+                object: "embedding".into(),
+                index: i as u32,
+                embedding: EmbeddingVector::Floats(v),
+                other: Default::default(),
+            });
         }
         Ok(EmbedResponse {
             object: "list".into(),
             data,
             model: ctx.model.to_string(),
-            usage: Usage { prompt_tokens: tokens, completion_tokens: 0, total_tokens: tokens },
+            usage: EmbedUsage { prompt_tokens: tokens, total_tokens: tokens, other: Default::default() },
+            other: Default::default(),
             extra_fields: ExtraFields::default(),
         })
     }

@@ -229,11 +229,7 @@ impl ChunkStream {
                 None => return Ok(()),
                 Some(Err(e)) => return Err(e),
                 Some(Ok(c)) => {
-                    let done = c.choices.iter().any(|ch| {
-                        ch.delta.content.as_deref().is_some_and(|t| !t.is_empty())
-                            || ch.delta.tool_calls.is_some()
-                            || ch.finish_reason.is_some()
-                    });
+                    let done = c.choices.iter().any(|ch| ch.delta.has_content() || ch.finish_reason.is_some());
                     self.prefix.push_back(Ok(c));
                     if done {
                         return Ok(());

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::behave::{self, behave, ending, json, with_retry_after, Ending, Failure, Shared};
 use crate::body::{FrameBody, Frames};
 use crate::directives::split_model;
+use crate::fixture;
 use crate::limits::Flavor;
 use crate::openai::sse_response;
 use crate::stats::Route;
@@ -158,6 +159,14 @@ async fn messages_inner(shared: &Arc<Shared>, headers: &HeaderMap, body: &[u8]) 
         }
         r
     };
+    if let Some(name) = &d.fixture {
+        let r = if req.stream == Some(true) {
+            fixture::sse(shared, "anthropic", name)?
+        } else {
+            fixture::unary("anthropic", name)?
+        };
+        return Ok(limited(r));
+    }
 
     let id = format!("msg_mock{:020}", shared.next_id());
     let stop_reason = if reply.truncated { "max_tokens" } else { "end_turn" };

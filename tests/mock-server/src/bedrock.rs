@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use crate::behave::{self, behave, ending, json, respond, with_retry_after, Ending, Failure, Shared};
 use crate::body::{FrameBody, Frames};
 use crate::directives::split_model;
+use crate::fixture;
 use crate::stats::Route;
 use crate::text::{self, words, Reply, Text};
 
@@ -258,6 +259,9 @@ async fn run(
     let max_tokens = req.inference_config.and_then(|c| c.max_tokens);
     let reply = Reply::new(last_user, prompt, max_tokens);
     behave(shared, &d).await?;
+    if let Some(name) = &d.fixture {
+        return if stream { fixture::event_stream(shared, name) } else { fixture::unary("bedrock", name) };
+    }
 
     let stop_reason = if reply.truncated { "max_tokens" } else { "end_turn" };
     let usage = Usage {

@@ -21,6 +21,7 @@
 //! | `truncate_after` | stream: close the body after N content chunks, without the terminal event |
 //! | `stream_error_after` | stream: send the provider's in-stream error event after N content chunks (its kind follows `fail_status` when given with `fail_rate=0`, else 500) |
 //! | `hang` | `1`: accept the request and never answer |
+//! | `fixture` | answer with a recorded provider response from `tests/fixtures/` instead of the echo (see the `fixture` module) |
 //!
 //! Unknown keys and unparsable values are errors that name the key; the
 //! provider answers them with a 400 in its own error format.
@@ -41,6 +42,7 @@ pub const KEYS: &[&str] = &[
     "truncate_after",
     "stream_error_after",
     "hang",
+    "fixture",
 ];
 
 /// The resolved behaviour of one request (see the module docs for each key).
@@ -70,6 +72,8 @@ pub struct Directives {
     pub stream_error_after: Option<u32>,
     /// Never answer.
     pub hang: bool,
+    /// Answer with this recorded fixture (`[A-Za-z0-9_-]+`).
+    pub fixture: Option<String>,
 }
 
 impl Default for Directives {
@@ -87,6 +91,7 @@ impl Default for Directives {
             truncate_after: None,
             stream_error_after: None,
             hang: false,
+            fixture: None,
         }
     }
 }
@@ -191,6 +196,12 @@ impl Directives {
                     "0" | "false" => false,
                     _ => return Err(invalid("1 or 0")),
                 }
+            }
+            "fixture" => {
+                if !crate::fixture::valid_name(value) {
+                    return Err(invalid("a fixture name ([A-Za-z0-9_-]+)"));
+                }
+                self.fixture = Some(value.to_string());
             }
             _ => return Err(DirectiveError::Unknown(key.to_string())),
         }

@@ -32,6 +32,7 @@ mod bedrock;
 mod behave;
 mod body;
 pub mod directives;
+mod fixture;
 pub mod limits;
 mod openai;
 mod server;

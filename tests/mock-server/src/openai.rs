@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::behave::{self, behave, ending, json, respond, with_retry_after, Ending, Failure, Shared};
 use crate::body::{FrameBody, Frames};
 use crate::directives::split_model;
+use crate::fixture;
 use crate::limits::Flavor;
 use crate::stats::Route;
 use crate::text::{self, words, Reply, Text};
@@ -214,6 +215,14 @@ async fn chat_inner(shared: &Arc<Shared>, headers: &HeaderMap, body: &[u8]) -> R
         }
         r
     };
+    if let Some(name) = &d.fixture {
+        let r = if req.stream == Some(true) {
+            fixture::sse(shared, "openai", name)?
+        } else {
+            fixture::unary("openai", name)?
+        };
+        return Ok(limited(r));
+    }
 
     let id = format!("chatcmpl-mock{}", shared.next_id());
     let created = behave::unix_now();
@@ -369,6 +378,9 @@ async fn embeddings_inner(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> 
         return Err(Failure::new(400, "input must not be empty"));
     }
     behave(shared, &d).await?;
+    if let Some(name) = &d.fixture {
+        return fixture::unary("openai", name);
+    }
     let mut tokens = 0;
     let data = inputs
         .iter()
