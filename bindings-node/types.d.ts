@@ -238,6 +238,8 @@ export interface ExtraFields {
   provider: string
   /** Time the job waited in the queue, µs. */
   queue_wait_us: number
+  /** What of the request the provider has no equivalent for and was not sent (`frequency_penalty`, `messages[2].name`, …); absent when everything was sent (docs/architecture.md §12). */
+  unmapped_params?: string[]
 }
 
 /** Health of the gateway: `ok` when every provider is `ok`. */

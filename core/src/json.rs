@@ -105,6 +105,16 @@ fn write_extra(out: &mut Vec<u8>, e: &ExtraFields) {
     write_u64(out, e.fallback_index.into());
     out.extend_from_slice(b",\"key_id\":");
     write_opt_str(out, e.key_id.as_deref());
+    if !e.unmapped_params.is_empty() {
+        out.extend_from_slice(b",\"unmapped_params\":[");
+        for (i, p) in e.unmapped_params.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_str(out, p);
+        }
+        out.push(b']');
+    }
     out.push(b'}');
 }
 
@@ -181,6 +191,7 @@ mod tests {
                 attempts: 1,
                 fallback_index: u32::MAX,
                 key_id: key,
+                unmapped_params: Vec::new(),
             },
         }
     }
@@ -218,6 +229,7 @@ mod tests {
         r.choices[0].message.other.insert("refusal".into(), json!("I can't help with that."));
         r.choices[0].message.reasoning_content = Some("think \u{1}".into());
         r.usage.other.insert("prompt_tokens_details".into(), json!({"cached_tokens": 3, "audio_tokens": 0}));
+        r.extra_fields.unmapped_params = vec!["frequency_penalty".into(), "messages[1].name \"q\"".into()];
         assert_eq!(ours(&r), serde_json::to_string(&r).expect("serde"));
         let nul = response("a\0b", Some("\0".into()), Some("\0"), Some("\0".into()));
         assert!(!ours(&nul).contains('\0'));

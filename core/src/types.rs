@@ -267,6 +267,11 @@ pub struct ExtraFields {
     pub fallback_index: u32,
     /// Stable non-secret id of the key used (`openai#0`), if any.
     pub key_id: Option<String>,
+    /// What of the request the provider has no equivalent for and was not
+    /// sent (`frequency_penalty`, `messages[2].name`, …); absent when
+    /// everything was sent (docs/architecture.md §12).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unmapped_params: Vec<String>,
 }
 
 /// `Option<Option<T>>` from a field that may be absent (`None`), `null`

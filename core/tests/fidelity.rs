@@ -120,3 +120,59 @@ async fn openai_embeddings_keep_every_digit_and_base64_works() {
     let v = resp.data[0].embedding.as_floats().expect("floats");
     assert_eq!(v[4], -0.006_929_283_495_992_422, "an f64 is not rounded to f32");
 }
+
+async fn anthropic_gateway() -> (MockServer, Gateway) {
+    let srv = MockServer::start(MockConfig::default()).await.expect("mock server");
+    let gw = Gateway::from_value(json!({"providers": {"anthropic": {
+        "keys": [{"value": "mock-key", "models": ["*"]}],
+        "network_config": {"base_url": srv.url()}}}}))
+    .expect("gateway");
+    (srv, gw)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anthropic_thinking_cache_and_server_tools_map_as_documented() {
+    let (_srv, gw) = anthropic_gateway().await;
+    let resp = gw.chat(Request::new("anthropic/claude~fixture=message_thinking", "hi")).await.expect("thinking");
+    let msg = &resp.choices[0].message;
+    assert_eq!(
+        msg.reasoning_content.as_deref(),
+        Some("To approach this, let's think about what we know about prime numbers...")
+    );
+    let blocks = msg.other["thinking_blocks"].as_array().expect("thinking blocks");
+    assert_eq!((blocks[0]["type"].as_str(), blocks[1]["type"].as_str()), (Some("thinking"), Some("redacted_thinking")));
+    assert!(blocks[0]["signature"].as_str().is_some_and(|s| !s.is_empty()));
+    assert_eq!(resp.usage.prompt_tokens, 2095 + 1024 + 4096);
+    assert_eq!(
+        resp.usage.other["prompt_tokens_details"],
+        json!({"cached_tokens": 4096, "cache_creation_tokens": 1024})
+    );
+
+    let resp = gw.chat(Request::new("anthropic/claude~fixture=message_server_tools", "hi")).await.expect("tools");
+    let calls = resp.choices[0].message.tool_calls.as_ref().expect("tool calls");
+    assert_eq!(calls.as_array().map(Vec::len), Some(1), "server tools are not tool calls: {calls}");
+    assert_eq!(calls[0]["id"], "toolu_01A09q90qw90lq917835lq9");
+    assert_eq!(resp.usage.other["server_tool_use"]["web_search_requests"], 1);
+
+    let mut stream =
+        gw.stream(Request::new("anthropic/claude~fixture=stream_thinking", "hi")).await.expect("thinking stream");
+    let (mut reasoning, mut text, mut blocks, mut usage) = (String::new(), String::new(), Vec::new(), None);
+    while let Some(c) = stream.next().await {
+        let c = c.expect("chunk");
+        for ch in &c.choices {
+            reasoning.push_str(ch.delta.reasoning_content.as_deref().unwrap_or(""));
+            text.push_str(ch.delta.content.as_deref().unwrap_or(""));
+            if let Some(Value::Array(b)) = ch.delta.other.get("thinking_blocks") {
+                blocks.extend(b.iter().cloned());
+            }
+        }
+        usage = c.usage.or(usage);
+    }
+    assert!(reasoning.starts_with("I need to find the GCD") && reasoning.ends_with("= 21"), "{reasoning}");
+    assert_eq!(text, "The greatest common divisor of 1071 and 462 is **21**.");
+    assert_eq!(blocks.len(), 1);
+    assert_eq!(blocks[0]["thinking"], json!(reasoning), "the signed block holds the whole thinking");
+    let usage = usage.expect("usage");
+    assert_eq!((usage.prompt_tokens, usage.completion_tokens), (45 + 2048, 103));
+    assert_eq!(usage.other["prompt_tokens_details"]["cached_tokens"], 2048);
+}

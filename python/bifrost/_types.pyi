@@ -269,6 +269,10 @@ class ExtraFields(TypedDict):
     provider: str
     # Time the job waited in the queue, µs.
     queue_wait_us: int
+    # What of the request the provider has no equivalent for and was not
+    # sent (`frequency_penalty`, `messages[2].name`, …); absent when
+    # everything was sent (docs/architecture.md §12).
+    unmapped_params: NotRequired[List[str]]
 
 
 class Health(TypedDict):

@@ -142,3 +142,119 @@ def test_embeddings_are_what_the_sdk_makes_of_the_provider_bytes(gw, name, fmt):
         floats = struct.unpack("<10f", base64.b64decode(resp["data"][0]["embedding"]))
         assert floats[8] == -0.5
         assert floats[0] == struct.unpack("<f", struct.pack("<f", 0.0023064255))[0]
+
+
+# --- Anthropic: the SDK's own accumulated Message is the judge -------------
+
+anthropic_types = pytest.importorskip("anthropic.types")
+import pydantic  # noqa: E402
+from anthropic.lib.streaming._messages import accumulate_event  # noqa: E402
+from anthropic.types import Message as AnthropicMessage  # noqa: E402
+from anthropic.types import RawMessageStreamEvent  # noqa: E402
+
+FINISH = {"end_turn": "stop", "stop_sequence": "stop", "pause_turn": "stop", "max_tokens": "length",
+          "model_context_window_exceeded": "length", "tool_use": "tool_calls", "refusal": "content_filter"}
+
+
+@pytest.fixture(scope="module")
+def agw(mock_server):
+    g = bifrost.Gateway({"providers": {"anthropic": {
+        "keys": [{"value": "mock-key", "models": ["*"]}],
+        "network_config": {"base_url": mock_server.url}}}})
+    yield g
+    g.shutdown(5)
+
+
+def sdk_message_of_stream(name: str) -> AnthropicMessage:
+    """What the anthropic SDK accumulates from the recorded stream."""
+    adapter = pydantic.TypeAdapter(RawMessageStreamEvent)
+    snapshot, json_bufs = None, {}
+    for raw in sse_payloads(f"anthropic/{name}.sse"):
+        obj = json.loads(raw)
+        if obj["type"] in ("ping", "error"):
+            continue
+        snapshot = accumulate_event(event=adapter.validate_python(obj), current_snapshot=snapshot, json_bufs=json_bufs)
+    return snapshot
+
+
+def expected_openai_message(msg: AnthropicMessage) -> dict:
+    """The mapping of docs/providers.md, applied to the SDK's Message."""
+    blocks = msg.content
+    text = "".join(b.text for b in blocks if b.type == "text")
+    calls = [{"id": b.id, "name": b.name, "input": b.input} for b in blocks if b.type == "tool_use"]
+    thinking = [b.model_dump(exclude_none=True) for b in blocks if b.type in ("thinking", "redacted_thinking")]
+    reasoning = "".join(b.thinking for b in blocks if b.type == "thinking")
+    u = msg.usage
+    reads, writes = u.cache_read_input_tokens, u.cache_creation_input_tokens
+    return {
+        "content": text if text or not calls else None,
+        "tool_calls": calls,
+        "reasoning_content": reasoning or None,
+        "thinking_blocks": thinking,
+        "finish_reason": FINISH[msg.stop_reason],
+        "prompt_tokens": u.input_tokens + (reads or 0) + (writes or 0),
+        "completion_tokens": u.output_tokens,
+        "cached_tokens": reads,
+    }
+
+
+def ours_as_expected(message: dict, finish: str, usage: dict) -> dict:
+    calls = [{"id": c["id"], "name": c["function"]["name"], "input": json.loads(c["function"]["arguments"] or "{}")}
+             for c in message.get("tool_calls") or []]
+    details = usage.get("prompt_tokens_details") or {}
+    return {
+        "content": message.get("content") if message.get("content") or not calls else None,
+        "tool_calls": calls,
+        "reasoning_content": message.get("reasoning_content"),
+        "thinking_blocks": message.get("thinking_blocks") or [],
+        "finish_reason": finish,
+        "prompt_tokens": usage["prompt_tokens"],
+        "completion_tokens": usage["completion_tokens"],
+        "cached_tokens": details.get("cached_tokens"),
+    }
+
+
+@pytest.mark.parametrize("name", ["stream_text", "stream_tool_use", "stream_thinking", "stream_web_search"])
+def test_anthropic_stream_maps_to_what_the_sdk_accumulates(agw, name):
+    judge = sdk_message_of_stream(name)
+    chunks = list(agw.stream({"model": f"anthropic/claude~fixture={name}",
+                              "messages": [{"role": "user", "content": "hi"}]}))
+    for c in chunks:
+        ChatCompletionChunk.model_validate(c)  # every chunk is a valid OpenAI chunk
+    state = ChatCompletionStreamState()
+    for c in chunks:
+        state.handle_chunk(ChatCompletionChunk.model_validate(c))
+    done = state.get_final_completion()
+    usage = next(c["usage"] for c in reversed(chunks) if c.get("usage"))
+    message = done.choices[0].message.model_dump()
+    assert ours_as_expected(message, done.choices[0].finish_reason, usage) == expected_openai_message(judge)
+    # Server tools are the provider's own: never a tool call.
+    assert all(not c["id"].startswith("srvtoolu_") for c in message.get("tool_calls") or [])
+
+
+@pytest.mark.parametrize("name", ["message_thinking", "message_server_tools", "message_stop_pause_turn",
+                                  "message_stop_refusal", "message_stop_model_context_window_exceeded"])
+def test_anthropic_message_maps_to_what_the_sdk_parses(agw, name):
+    judge = AnthropicMessage.model_validate_json(fixture_bytes(f"anthropic/{name}.json"))
+    resp = agw.chat({"model": f"anthropic/claude~fixture={name}", "messages": [{"role": "user", "content": "hi"}]})
+    ours = ChatCompletion.model_validate(without_extra(resp))
+    choice = ours.choices[0]
+    assert ours_as_expected(choice.message.model_dump(), choice.finish_reason, resp["usage"]) == \
+        expected_openai_message(judge)
+
+
+def test_anthropic_error_event_is_a_provider_error(agw):
+    with pytest.raises(bifrost.ProviderError) as e:
+        list(agw.stream({"model": "anthropic/claude~fixture=stream_error",
+                         "messages": [{"role": "user", "content": "hi"}]}))
+    assert "Overloaded" in str(e.value)
+
+
+def test_anthropic_reports_what_it_could_not_send(agw):
+    resp = agw.chat({"model": "anthropic/claude~fixture=message_stop_pause_turn",
+                     "messages": [{"role": "user", "content": "hi", "name": "ann"}],
+                     "params": {"frequency_penalty": 0.5, "logprobs": False, "temperature": 0.2}})
+    assert sorted(resp["extra_fields"]["unmapped_params"]) == ["frequency_penalty", "messages[0].name"]
+    resp = agw.chat({"model": "anthropic/claude~fixture=message_stop_pause_turn",
+                     "messages": [{"role": "user", "content": "hi"}]})
+    assert "unmapped_params" not in resp["extra_fields"]

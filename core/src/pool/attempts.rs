@@ -140,6 +140,12 @@ pub(crate) async fn execute(pool: &PoolShared, job: &JobInner, work: Work, queue
         let e = match result {
             Ok(mut out) => {
                 pool.publish(pool.breaker.record(admit, true));
+                // What the provider reported it could not send stays.
+                let unmapped_params = match &mut out {
+                    Output::Chat(r) => std::mem::take(&mut r.extra_fields.unmapped_params),
+                    Output::Embed(r) => std::mem::take(&mut r.extra_fields.unmapped_params),
+                    Output::Stream(_) => Vec::new(),
+                };
                 let extra = ExtraFields {
                     provider: pool.name.clone(),
                     model: model.to_string(),
@@ -148,6 +154,7 @@ pub(crate) async fn execute(pool: &PoolShared, job: &JobInner, work: Work, queue
                     attempts: attempt,
                     fallback_index: 0,
                     key_id: key.map(|i| pool.keys.id(i).to_string()),
+                    unmapped_params,
                 };
                 match &mut out {
                     Output::Chat(r) => r.extra_fields = extra,

@@ -1,15 +1,17 @@
 //! Anthropic's Messages API (`POST {base}/v1/messages`), unary and SSE
 //! streaming, mapped to and from the OpenAI shape.
 //!
-//! Requests: `system`/`developer` messages become the top-level `system`;
-//! text and image content parts, assistant `tool_calls` and `tool` results
-//! become Anthropic content blocks; `max_tokens` (or
-//! `max_completion_tokens`, default 1024), `temperature`, `top_p`, `top_k`,
-//! `stop`, `tools` and `tool_choice` are mapped; other OpenAI parameters
-//! have no Anthropic equivalent and are not sent. Responses: text blocks
-//! join into `content`, `tool_use` blocks become `tool_calls`, stop reasons
-//! map to OpenAI finish reasons, usage to prompt/completion tokens.
+//! Requests are built by [`request`], which names what it cannot send.
+//! Responses: text blocks join into `content`, client `tool_use` blocks
+//! become `tool_calls` (server tool blocks never do), thinking becomes
+//! `reasoning_content` with the signed blocks in `thinking_blocks` (to send
+//! back), stop reasons map to OpenAI finish reasons, and usage to prompt
+//! tokens (input + cache) with the cache in `prompt_tokens_details`.
 //! Streams end with `message_stop`; an `error` event is a PROVIDER error.
+//! The whole table is docs/providers.md.
+
+mod request;
+pub(crate) use request::request_body;
 
 use std::sync::Arc;
 
@@ -21,163 +23,12 @@ use crate::error::{Error, Result};
 use crate::objpool::BufferPool;
 use crate::providers::http::{HttpClient, SseParser, StreamDecoder, StreamItem};
 use crate::providers::{CallCtx, ChunkStream};
-use crate::types::{AssistantMessage, Choice, Chunk, Content, Delta, ExtraFields, Message, Request, Response, Usage};
+use crate::types::{AssistantMessage, Choice, Chunk, Delta, ExtraFields, Request, Response, Usage};
 
 const API_VERSION: &str = "2023-06-01";
-const DEFAULT_MAX_TOKENS: u64 = 1024;
 
 pub(crate) struct Anthropic {
     pub(crate) http: HttpClient,
-}
-
-/// An OpenAI content part → an Anthropic content block.
-fn part_to_block(part: &Value) -> Result<Value> {
-    match part.get("type").and_then(Value::as_str) {
-        Some("text") => {
-            Ok(json!({"type": "text", "text": part.get("text").cloned().unwrap_or(Value::String(String::new()))}))
-        }
-        Some("image_url") => {
-            let url = part
-                .get("image_url")
-                .and_then(|u| u.get("url").or(Some(u)))
-                .and_then(Value::as_str)
-                .ok_or_else(|| Error::invalid("image_url content part needs image_url.url"))?;
-            if let Some(rest) = url.strip_prefix("data:") {
-                let (media, data) = rest
-                    .split_once(";base64,")
-                    .ok_or_else(|| Error::invalid("image data URLs must be base64 (data:<type>;base64,<data>)"))?;
-                Ok(json!({"type": "image", "source": {"type": "base64", "media_type": media, "data": data}}))
-            } else {
-                Ok(json!({"type": "image", "source": {"type": "url", "url": url}}))
-            }
-        }
-        other => Err(Error::invalid(format!(
-            "content part type {other:?} has no Anthropic equivalent (text and image_url are supported)"
-        ))),
-    }
-}
-
-fn content_blocks(content: &Content) -> Result<Vec<Value>> {
-    match content {
-        Content::Text(t) => Ok(vec![json!({"type": "text", "text": t})]),
-        Content::Parts(parts) => parts.iter().map(part_to_block).collect(),
-        Content::Null => Ok(Vec::new()),
-    }
-}
-
-/// Builds the Messages API body for `req` (`model` is the model name).
-pub(crate) fn request_body(req: &Request, model: &str, stream: bool) -> Result<Value> {
-    let mut system = Vec::new();
-    let mut messages: Vec<Value> = Vec::new();
-    for m in &req.messages {
-        match m.role.as_str() {
-            "system" | "developer" => {
-                let text = m.content.text();
-                if !text.is_empty() {
-                    system.push(json!({"type": "text", "text": text}));
-                }
-            }
-            "user" => messages.push(json!({"role": "user", "content": content_blocks(&m.content)?})),
-            "assistant" => {
-                // The API refuses empty text blocks (an assistant turn of
-                // `""` beside its tool calls is common in OpenAI history).
-                let mut blocks: Vec<Value> =
-                    content_blocks(&m.content)?.into_iter().filter(|b| !is_empty_text(b)).collect();
-                blocks.extend(tool_use_blocks(m)?);
-                // With nothing left, the turn is not sent at all.
-                if !blocks.is_empty() {
-                    messages.push(json!({"role": "assistant", "content": blocks}));
-                }
-            }
-            "tool" => {
-                let id =
-                    m.tool_call_id.as_deref().ok_or_else(|| Error::invalid("a tool message needs tool_call_id"))?;
-                let block = json!({"type": "tool_result", "tool_use_id": id, "content": m.content.text()});
-                // Consecutive tool results share one user turn.
-                match messages.last_mut() {
-                    Some(last) if last["role"] == "user" && last["content"][0]["type"] == "tool_result" => {
-                        if let Some(arr) = last["content"].as_array_mut() {
-                            arr.push(block);
-                        }
-                    }
-                    _ => messages.push(json!({"role": "user", "content": [block]})),
-                }
-            }
-            other => return Err(Error::invalid(format!("role {other:?} cannot be sent to Anthropic"))),
-        }
-    }
-    let p = &req.params;
-    let max_tokens = p
-        .get("max_tokens")
-        .or_else(|| p.get("max_completion_tokens"))
-        .and_then(Value::as_u64)
-        .unwrap_or(DEFAULT_MAX_TOKENS);
-    let mut body = Map::new();
-    body.insert("model".into(), json!(model));
-    body.insert("max_tokens".into(), json!(max_tokens));
-    body.insert("messages".into(), Value::Array(messages));
-    if !system.is_empty() {
-        body.insert("system".into(), Value::Array(system));
-    }
-    for key in ["temperature", "top_p", "top_k"] {
-        if let Some(v) = p.get(key) {
-            body.insert(key.into(), v.clone());
-        }
-    }
-    if let Some(stops) = super::stop_sequences(p) {
-        body.insert("stop_sequences".into(), stops);
-    }
-    if let Some(Value::Array(tools)) = p.get("tools") {
-        let mapped: Vec<Value> = tools
-            .iter()
-            .filter_map(|t| t.get("function"))
-            .map(|f| {
-                json!({
-                    "name": f.get("name").cloned().unwrap_or(Value::Null),
-                    "description": f.get("description").cloned().unwrap_or(Value::String(String::new())),
-                    "input_schema": f.get("parameters").cloned().unwrap_or(json!({"type": "object"})),
-                })
-            })
-            .collect();
-        body.insert("tools".into(), Value::Array(mapped));
-    }
-    match p.get("tool_choice") {
-        Some(Value::String(s)) if s == "auto" => {
-            body.insert("tool_choice".into(), json!({"type": "auto"}));
-        }
-        None if p.get("parallel_tool_calls") == Some(&Value::Bool(false)) && body.contains_key("tools") => {
-            body.insert("tool_choice".into(), json!({"type": "auto"}));
-        }
-        Some(Value::String(s)) if s == "required" => {
-            body.insert("tool_choice".into(), json!({"type": "any"}));
-        }
-        Some(Value::String(s)) if s == "none" => {
-            body.insert("tool_choice".into(), json!({"type": "none"}));
-        }
-        Some(Value::Object(o)) => {
-            if let Some(name) = o.get("function").and_then(|f| f.get("name")) {
-                body.insert("tool_choice".into(), json!({"type": "tool", "name": name}));
-            }
-        }
-        _ => {}
-    }
-    // `parallel_tool_calls: false` is Anthropic's
-    // `tool_choice.disable_parallel_tool_use` (not for `none`).
-    if p.get("parallel_tool_calls") == Some(&Value::Bool(false)) {
-        if let Some(Value::Object(choice)) = body.get_mut("tool_choice") {
-            if choice.get("type").and_then(Value::as_str) != Some("none") {
-                choice.insert("disable_parallel_tool_use".into(), json!(true));
-            }
-        }
-    }
-    if stream {
-        body.insert("stream".into(), json!(true));
-    }
-    Ok(Value::Object(body))
-}
-
-fn is_empty_text(block: &Value) -> bool {
-    block.get("type").and_then(Value::as_str) == Some("text") && block.get("text").and_then(Value::as_str) == Some("")
 }
 
 /// The prompt tokens of an Anthropic `usage`: `input_tokens` plus the
@@ -194,19 +45,24 @@ fn prompt_tokens(usage: Option<&Value>) -> Option<u64> {
     )
 }
 
-fn tool_use_blocks(m: &Message) -> Result<Vec<Value>> {
-    let Some(Value::Array(calls)) = &m.tool_calls else { return Ok(Vec::new()) };
-    calls
-        .iter()
-        .map(|c| {
-            let f = c.get("function").ok_or_else(|| Error::invalid("tool_calls[].function is required"))?;
-            let args = f.get("arguments").and_then(Value::as_str).unwrap_or("{}");
-            let input: Value = serde_json::from_str(args)
-                .map_err(|e| Error::invalid(format!("tool_calls[].function.arguments is not JSON: {e}")))?;
-            Ok(json!({"type": "tool_use", "id": c.get("id").cloned().unwrap_or(Value::Null),
-                      "name": f.get("name").cloned().unwrap_or(Value::Null), "input": input}))
-        })
-        .collect()
+/// An Anthropic `usage` → OpenAI usage: prompt tokens include the cache,
+/// whose reads are `prompt_tokens_details.cached_tokens` and writes
+/// `prompt_tokens_details.cache_creation_tokens`; `server_tool_use` is
+/// kept as it came.
+fn usage_from(u: Option<&Value>) -> Usage {
+    let field = |k: &str| u.and_then(|u| u.get(k)).and_then(Value::as_u64);
+    let mut usage = Usage::counts(prompt_tokens(u).unwrap_or(0), field("output_tokens").unwrap_or(0));
+    let (reads, writes) = (field("cache_read_input_tokens"), field("cache_creation_input_tokens"));
+    if reads.is_some() || writes.is_some() {
+        usage.other.insert(
+            "prompt_tokens_details".into(),
+            json!({"cached_tokens": reads.unwrap_or(0), "cache_creation_tokens": writes.unwrap_or(0)}),
+        );
+    }
+    if let Some(server) = u.and_then(|u| u.get("server_tool_use")).filter(|v| !v.is_null()) {
+        usage.other.insert("server_tool_use".into(), server.clone());
+    }
+    usage
 }
 
 /// Anthropic stop reason → OpenAI finish reason.
@@ -228,9 +84,18 @@ pub(crate) fn response_from(v: &Value, model: &str) -> Result<Response> {
     })?;
     let mut text = String::new();
     let mut tool_calls = Vec::new();
+    let mut reasoning: Option<String> = None;
+    let mut thinking = Vec::new();
     for b in blocks {
         match b.get("type").and_then(Value::as_str) {
             Some("text") => text.push_str(b.get("text").and_then(Value::as_str).unwrap_or("")),
+            Some("thinking") => {
+                reasoning
+                    .get_or_insert_with(String::new)
+                    .push_str(b.get("thinking").and_then(Value::as_str).unwrap_or(""));
+                thinking.push(b.clone());
+            }
+            Some("redacted_thinking") => thinking.push(b.clone()),
             Some("tool_use") => tool_calls.push(json!({
                 "id": b.get("id").cloned().unwrap_or(Value::Null),
                 "type": "function",
@@ -240,9 +105,16 @@ pub(crate) fn response_from(v: &Value, model: &str) -> Result<Response> {
             _ => {}
         }
     }
-    let usage = v.get("usage");
-    let prompt = prompt_tokens(usage).unwrap_or(0);
-    let completion = usage.and_then(|u| u.get("output_tokens")).and_then(Value::as_u64).unwrap_or(0);
+    let mut message = AssistantMessage {
+        role: "assistant".into(),
+        content: if text.is_empty() && !tool_calls.is_empty() { None } else { Some(text) },
+        tool_calls: (!tool_calls.is_empty()).then_some(Value::Array(tool_calls)),
+        reasoning_content: reasoning,
+        ..Default::default()
+    };
+    if !thinking.is_empty() {
+        message.other.insert("thinking_blocks".into(), Value::Array(thinking));
+    }
     Ok(Response {
         id: v.get("id").and_then(Value::as_str).unwrap_or_default().to_string(),
         object: "chat.completion".into(),
@@ -250,16 +122,11 @@ pub(crate) fn response_from(v: &Value, model: &str) -> Result<Response> {
         model: v.get("model").and_then(Value::as_str).unwrap_or(model).to_string(),
         choices: vec![Choice {
             index: 0,
-            message: AssistantMessage {
-                role: "assistant".into(),
-                content: if text.is_empty() && !tool_calls.is_empty() { None } else { Some(text) },
-                tool_calls: (!tool_calls.is_empty()).then_some(Value::Array(tool_calls)),
-                ..Default::default()
-            },
+            message,
             finish_reason: v.get("stop_reason").and_then(Value::as_str).map(finish_reason),
             other: Default::default(),
         }],
-        usage: Usage::counts(prompt, completion),
+        usage: usage_from(v.get("usage")),
         other: Default::default(),
         extra_fields: ExtraFields::default(),
     })
@@ -293,18 +160,23 @@ impl Anthropic {
     }
 
     pub async fn chat(&self, req: &Request, ctx: &CallCtx<'_>) -> Result<Response> {
-        let body = self.http.json_body(&request_body(req, ctx.model, false)?)?;
+        let (body, unmapped) = request_body(req, ctx.model, false)?;
+        let body = self.http.json_body(&body)?;
         let url = format!("{}/v1/messages", self.http.base_url);
         let resp = self.http.post(&url, self.headers(ctx)?, body, error_message, ctx).await?;
         let bytes = self.http.read_body(resp).await?;
         let v: Value = serde_json::from_slice(&bytes)
             .map_err(|e| self.http.protocol_error(format!("response is not JSON: {e}")))?;
-        response_from(&v, ctx.model)
-            .map_err(|_| self.http.protocol_error("response is not an Anthropic message".into()))
+        let mut out = response_from(&v, ctx.model)
+            .map_err(|_| self.http.protocol_error("response is not an Anthropic message".into()))?;
+        out.extra_fields.unmapped_params = unmapped;
+        Ok(out)
     }
 
     pub async fn stream(&self, req: &Request, ctx: &CallCtx<'_>) -> Result<ChunkStream> {
-        let body = self.http.json_body(&request_body(req, ctx.model, true)?)?;
+        // A stream has no `extra_fields` to report unmapped params in.
+        let (body, _unmapped) = request_body(req, ctx.model, true)?;
+        let body = self.http.json_body(&body)?;
         let url = format!("{}/v1/messages", self.http.base_url);
         let resp = self.http.post(&url, self.headers(ctx)?, body, error_message, ctx).await?;
         let decoder = AnthropicDecoder::new(ctx.provider, ctx.model);
@@ -319,9 +191,13 @@ pub(crate) struct AnthropicDecoder {
     id: String,
     model: String,
     created: u64,
-    prompt_tokens: u64,
+    /// The usage so far: `message_start`'s, updated by `message_delta`'s.
+    usage: Map<String, Value>,
     /// Tool-use block index → position in `tool_calls` deltas.
     tool_index: Vec<(u64, u32)>,
+    /// The thinking text of the block being streamed, sent again whole
+    /// with its signature (as `thinking_blocks`) when that arrives.
+    thinking: String,
 }
 
 impl AnthropicDecoder {
@@ -332,8 +208,9 @@ impl AnthropicDecoder {
             id: String::new(),
             model: model.to_string(),
             created: super::unix_now_s(),
-            prompt_tokens: 0,
+            usage: Map::new(),
             tool_index: Vec::new(),
+            thinking: String::new(),
         }
     }
 
@@ -373,13 +250,24 @@ impl StreamDecoder for AnthropicDecoder {
                     if let Some(model) = m.get("model").and_then(Value::as_str) {
                         self.model = model.to_string();
                     }
-                    self.prompt_tokens = prompt_tokens(m.get("usage")).unwrap_or(0);
+                    if let Some(Value::Object(u)) = m.get("usage") {
+                        self.usage = u.clone();
+                    }
                     let delta = Delta { role: Some("assistant".into()), ..Delta::text(String::new()) };
                     return Ok(Some(StreamItem::Chunk(self.chunk(delta, None, None))));
                 }
                 "content_block_start" => {
                     let block = v.get("content_block");
-                    if block.and_then(|b| b.get("type")).and_then(Value::as_str) == Some("tool_use") {
+                    let kind = block.and_then(|b| b.get("type")).and_then(Value::as_str);
+                    if kind == Some("thinking") {
+                        self.thinking.clear();
+                    }
+                    if let (Some("redacted_thinking"), Some(b)) = (kind, block) {
+                        let mut delta = Delta::default();
+                        delta.other.insert("thinking_blocks".into(), json!([b]));
+                        return Ok(Some(StreamItem::Chunk(self.chunk(delta, None, None))));
+                    }
+                    if kind == Some("tool_use") {
                         let index = v.get("index").and_then(Value::as_u64).unwrap_or(0);
                         let pos = self.tool_index.len() as u32;
                         self.tool_index.push((index, pos));
@@ -396,6 +284,20 @@ impl StreamDecoder for AnthropicDecoder {
                         Some("text_delta") => {
                             let text = d.get("text").and_then(Value::as_str).unwrap_or("").to_string();
                             let delta = Delta::text(text);
+                            return Ok(Some(StreamItem::Chunk(self.chunk(delta, None, None))));
+                        }
+                        Some("thinking_delta") => {
+                            let text = d.get("thinking").and_then(Value::as_str).unwrap_or("");
+                            self.thinking.push_str(text);
+                            let delta = Delta { reasoning_content: Some(text.to_string()), ..Delta::default() };
+                            return Ok(Some(StreamItem::Chunk(self.chunk(delta, None, None))));
+                        }
+                        Some("signature_delta") => {
+                            let signature = d.get("signature").cloned().unwrap_or(Value::Null);
+                            let block = json!({"type": "thinking", "thinking": std::mem::take(&mut self.thinking),
+                                               "signature": signature});
+                            let mut delta = Delta::default();
+                            delta.other.insert("thinking_blocks".into(), json!([block]));
                             return Ok(Some(StreamItem::Chunk(self.chunk(delta, None, None))));
                         }
                         Some("input_json_delta") => {
@@ -416,11 +318,21 @@ impl StreamDecoder for AnthropicDecoder {
                 }
                 "message_delta" => {
                     let stop = v.get("delta").and_then(|d| d.get("stop_reason")).and_then(Value::as_str);
-                    let out = v.get("usage").and_then(|u| u.get("output_tokens")).and_then(Value::as_u64).unwrap_or(0);
-                    // A `message_delta` may report the input again, and
-                    // more of it (server tools read more): the larger holds.
-                    self.prompt_tokens = self.prompt_tokens.max(prompt_tokens(v.get("usage")).unwrap_or(0));
-                    let usage = Usage::counts(self.prompt_tokens, out);
+                    // `message_delta`'s counts are totals so far; it may
+                    // report the input again, and more of it (server
+                    // tools read more): for a count, the larger holds.
+                    if let Some(Value::Object(u)) = v.get("usage") {
+                        for (k, new) in u {
+                            match (self.usage.get(k).and_then(Value::as_u64), new.as_u64()) {
+                                (Some(old), Some(n)) if old > n => {}
+                                _ if new.is_null() => {}
+                                _ => {
+                                    self.usage.insert(k.clone(), new.clone());
+                                }
+                            }
+                        }
+                    }
+                    let usage = usage_from(Some(&Value::Object(self.usage.clone())));
                     return Ok(Some(StreamItem::Chunk(self.chunk(
                         Delta::default(),
                         stop.map(finish_reason),
@@ -473,7 +385,7 @@ mod tests {
                                   "parameters": {"type": "object"}}}], "tool_choice": "required"}
         }))
         .unwrap();
-        let body = request_body(&req, "claude-3-5-haiku-latest", false).unwrap();
+        let body = request_body(&req, "claude-3-5-haiku-latest", false).unwrap().0;
         assert_eq!(
             body,
             json!({
@@ -566,17 +478,17 @@ event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
                        "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]}
         }))
         .unwrap();
-        let body = request_body(&req, "claude", false).unwrap();
+        let body = request_body(&req, "claude", false).unwrap().0;
         let msgs = body["messages"].as_array().unwrap();
         assert_eq!(msgs.len(), 4, "the empty assistant turn is dropped: {msgs:?}");
         assert_eq!(msgs[1]["content"], json!([{"type": "tool_use", "id": "toolu_1", "name": "f", "input": {}}]));
         assert_eq!(body["tool_choice"], json!({"type": "auto", "disable_parallel_tool_use": true}));
         let mut req = req;
         req.params.insert("tool_choice".into(), json!("required"));
-        let body = request_body(&req, "claude", false).unwrap();
+        let body = request_body(&req, "claude", false).unwrap().0;
         assert_eq!(body["tool_choice"], json!({"type": "any", "disable_parallel_tool_use": true}));
         req.params.insert("tool_choice".into(), json!("none"));
-        assert_eq!(request_body(&req, "claude", false).unwrap()["tool_choice"], json!({"type": "none"}));
+        assert_eq!(request_body(&req, "claude", false).unwrap().0["tool_choice"], json!({"type": "none"}));
     }
 
     /// A web search answer (the shape of Anthropic's web search tool docs):
@@ -665,6 +577,8 @@ data: {"type":"message_stop"}
         let last = chunks.last().unwrap();
         assert_eq!(last.choices[0].finish_reason.as_deref(), Some("tool_calls"));
         // The larger input count (the search read more) plus the cache reads.
-        assert_eq!(last.usage, Some(Usage::counts(905, 7)));
+        let usage = last.usage.as_ref().expect("usage");
+        assert_eq!((usage.prompt_tokens, usage.completion_tokens, usage.total_tokens), (905, 7, 912));
+        assert_eq!(usage.other["prompt_tokens_details"], json!({"cached_tokens": 5, "cache_creation_tokens": 0}));
     }
 }
