@@ -176,3 +176,205 @@ async fn anthropic_thinking_cache_and_server_tools_map_as_documented() {
     assert_eq!((usage.prompt_tokens, usage.completion_tokens), (45 + 2048, 103));
     assert_eq!(usage.other["prompt_tokens_details"]["cached_tokens"], 2048);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bedrock_tools_reasoning_and_cache_map_as_documented() {
+    let srv = MockServer::start(MockConfig::default()).await.expect("mock server");
+    let gw = Gateway::from_value(json!({"providers": {"bedrock": {
+        "keys": [{"models": ["*"], "bedrock_key_config": {"access_key": "mock-key", "secret_key": "s", "region": "us-east-1"}}],
+        "network_config": {"base_url": srv.url()}}}}))
+    .expect("gateway");
+    let model = "bedrock/anthropic.claude-3-7-sonnet-20250219-v1:0";
+    let resp = gw.chat(Request::new(format!("{model}~fixture=converse_tool_use"), "hi")).await.expect("tool use");
+    let choice = &resp.choices[0];
+    assert_eq!(choice.finish_reason.as_deref(), Some("tool_calls"));
+    let calls = choice.message.tool_calls.as_ref().expect("tool calls");
+    assert_eq!(calls[0]["id"], "tooluse_kZJMlvQmRJ6eAyJE5GIl7Q");
+    assert_eq!(calls[0]["function"]["name"], "top_song");
+    assert_eq!(
+        serde_json::from_str::<Value>(calls[0]["function"]["arguments"].as_str().unwrap()).unwrap(),
+        json!({"sign": "WZPZ"})
+    );
+
+    let resp = gw.chat(Request::new(format!("{model}~fixture=converse_reasoning"), "hi")).await.expect("reasoning");
+    let msg = &resp.choices[0].message;
+    assert!(msg.reasoning_content.as_deref().is_some_and(|r| r.starts_with("The user asks")));
+    let blocks = msg.other["thinking_blocks"].as_array().expect("blocks");
+    assert_eq!(blocks[1], json!({"type": "redacted_thinking", "data": "RXJjQkNrZ0lBaEFCR0FJaVFNdXZjRDJ6"}));
+    assert_eq!((resp.usage.prompt_tokens, resp.usage.total_tokens), (58 + 2048 + 1024, 3442));
+    assert_eq!(
+        resp.usage.other["prompt_tokens_details"],
+        json!({"cached_tokens": 2048, "cache_creation_tokens": 1024})
+    );
+
+    let mut stream = gw.stream(Request::new(format!("{model}~fixture=stream_tool_use"), "hi")).await.expect("stream");
+    let (mut text, mut name, mut args, mut finish) = (String::new(), None, String::new(), None);
+    while let Some(c) = stream.next().await {
+        let c = c.expect("chunk");
+        for ch in &c.choices {
+            text.push_str(ch.delta.content.as_deref().unwrap_or(""));
+            if let Some(calls) = &ch.delta.tool_calls {
+                assert_eq!(calls[0]["index"], 0);
+                name = name.or_else(|| calls[0]["function"]["name"].as_str().map(str::to_string));
+                args.push_str(calls[0]["function"]["arguments"].as_str().unwrap_or(""));
+            }
+            finish = ch.finish_reason.clone().or(finish);
+        }
+    }
+    assert_eq!(text, "I'll look up the top song.");
+    assert_eq!(name.as_deref(), Some("top_song"));
+    assert_eq!(serde_json::from_str::<Value>(&args).expect("arguments are JSON"), json!({"sign": "WZPZ"}));
+    assert_eq!(finish.as_deref(), Some("tool_calls"));
+}
+
+/// Random answers of OpenAI's shape, with random extra fields, `null`s and
+/// absent optional fields: bifrost must write each back as it came.
+mod lossless_property {
+    use bifrost_core::{Chunk, Response};
+    use proptest::prelude::*;
+    use serde_json::{Map, Value};
+
+    fn leaf() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
+            ".{0,12}".prop_map(Value::String),
+        ]
+    }
+
+    fn value() -> impl Strategy<Value = Value> {
+        leaf().prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::btree_map("[a-z_]{1,8}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// Fields bifrost does not name (prefixed so they never collide).
+    fn extras() -> impl Strategy<Value = Map<String, Value>> {
+        prop::collection::btree_map("x_[a-z_]{1,8}", value(), 0..3).prop_map(|m| m.into_iter().collect())
+    }
+
+    /// Absent, `null`, or a value from `s`.
+    fn optional(s: impl Strategy<Value = Value>) -> impl Strategy<Value = Option<Value>> {
+        prop_oneof![Just(None), Just(Some(Value::Null)), s.prop_map(Some)]
+    }
+
+    fn with(mut base: Map<String, Value>, fields: Vec<(&str, Option<Value>)>) -> Value {
+        for (k, v) in fields {
+            if let Some(v) = v {
+                base.insert(k.to_string(), v);
+            }
+        }
+        Value::Object(base)
+    }
+
+    fn text() -> impl Strategy<Value = Value> {
+        ".{0,16}".prop_map(Value::String)
+    }
+
+    fn usage() -> impl Strategy<Value = Value> {
+        (any::<u64>(), any::<u64>(), any::<u64>(), extras()).prop_map(|(p, c, t, x)| {
+            with(
+                x,
+                vec![
+                    ("prompt_tokens", Some(p.into())),
+                    ("completion_tokens", Some(c.into())),
+                    ("total_tokens", Some(t.into())),
+                ],
+            )
+        })
+    }
+
+    fn delta() -> impl Strategy<Value = Value> {
+        (optional(text()), optional(text()), optional(value()), optional(text()), extras()).prop_map(
+            |(r, c, t, rc, x)| with(x, vec![("role", r), ("content", c), ("tool_calls", t), ("reasoning_content", rc)]),
+        )
+    }
+
+    fn chunk() -> impl Strategy<Value = Value> {
+        let choice =
+            (any::<u32>(), delta(), prop_oneof![Just(Value::Null), text()], extras()).prop_map(|(i, d, f, x)| {
+                with(x, vec![("index", Some(i.into())), ("delta", Some(d)), ("finish_reason", Some(f))])
+            });
+        (text(), text(), any::<u64>(), text(), prop::collection::vec(choice, 0..3), optional(usage()), extras())
+            .prop_map(|(id, object, created, model, choices, usage, x)| {
+                with(
+                    x,
+                    vec![
+                        ("id", Some(id)),
+                        ("object", Some(object)),
+                        ("created", Some(created.into())),
+                        ("model", Some(model)),
+                        ("choices", Some(Value::Array(choices))),
+                        ("usage", usage),
+                    ],
+                )
+            })
+    }
+
+    fn completion() -> impl Strategy<Value = Value> {
+        let message = (text(), prop_oneof![Just(Value::Null), text()], optional(value()), optional(text()), extras())
+            .prop_map(|(role, content, calls, rc, x)| {
+                with(
+                    x,
+                    vec![
+                        ("role", Some(role)),
+                        ("content", Some(content)),
+                        ("tool_calls", calls),
+                        ("reasoning_content", rc),
+                    ],
+                )
+            });
+        let choice =
+            (any::<u32>(), message, prop_oneof![Just(Value::Null), text()], extras()).prop_map(|(i, m, f, x)| {
+                with(x, vec![("index", Some(i.into())), ("message", Some(m)), ("finish_reason", Some(f))])
+            });
+        (text(), text(), any::<u64>(), text(), prop::collection::vec(choice, 0..3), usage(), extras()).prop_map(
+            |(id, object, created, model, choices, usage, x)| {
+                with(
+                    x,
+                    vec![
+                        ("id", Some(id)),
+                        ("object", Some(object)),
+                        ("created", Some(created.into())),
+                        ("model", Some(model)),
+                        ("choices", Some(Value::Array(choices))),
+                        ("usage", Some(usage)),
+                    ],
+                )
+            },
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn a_chunk_comes_back_as_it_came(v in chunk()) {
+            let text = serde_json::to_string(&v).expect("JSON");
+            let parsed: Chunk = serde_json::from_str(&text).expect("a chunk parses");
+            prop_assert_eq!(serde_json::to_value(&parsed).expect("serializes"), v);
+        }
+
+        #[test]
+        fn a_completion_comes_back_as_it_came(v in completion()) {
+            let text = serde_json::to_string(&v).expect("JSON");
+            let parsed: Response = serde_json::from_str(&text).expect("a completion parses");
+            let mut out = serde_json::to_value(&parsed).expect("serializes");
+            out.as_object_mut().expect("object").remove("extra_fields");
+            prop_assert_eq!(&out, &v);
+            // bifrost's own writer (C, Node) agrees.
+            let mut written = Vec::new();
+            bifrost_core::json::write_response(&mut written, &parsed);
+            let mut written: Value = serde_json::from_slice(&written).expect("JSON");
+            written.as_object_mut().expect("object").remove("extra_fields");
+            prop_assert_eq!(written, v);
+        }
+    }
+}

@@ -206,7 +206,9 @@ def ours_as_expected(message: dict, finish: str, usage: dict) -> dict:
         "content": message.get("content") if message.get("content") or not calls else None,
         "tool_calls": calls,
         "reasoning_content": message.get("reasoning_content"),
-        "thinking_blocks": message.get("thinking_blocks") or [],
+        # A streamed block carries its position (`index`), as OpenAI's
+        # accumulators need to merge list entries.
+        "thinking_blocks": [{k: v for k, v in b.items() if k != "index"} for b in message.get("thinking_blocks") or []],
         "finish_reason": finish,
         "prompt_tokens": usage["prompt_tokens"],
         "completion_tokens": usage["completion_tokens"],
@@ -258,3 +260,211 @@ def test_anthropic_reports_what_it_could_not_send(agw):
     resp = agw.chat({"model": "anthropic/claude~fixture=message_stop_pause_turn",
                      "messages": [{"role": "user", "content": "hi"}]})
     assert "unmapped_params" not in resp["extra_fields"]
+
+
+# --- Bedrock: botocore's signer, request schema and event-stream parser ---
+
+botocore = pytest.importorskip("botocore")
+import base64 as _b64  # noqa: E402
+import urllib.parse  # noqa: E402
+import urllib.request  # noqa: E402
+
+import botocore.session  # noqa: E402
+from botocore.auth import SigV4Auth  # noqa: E402
+from botocore.awsrequest import AWSRequest  # noqa: E402
+from botocore.credentials import Credentials  # noqa: E402
+from botocore.eventstream import EventStream  # noqa: E402
+from botocore.exceptions import EventStreamError  # noqa: E402
+from botocore.parsers import EventStreamJSONParser, RestJSONParser  # noqa: E402
+
+BEDROCK_MODEL = "anthropic.claude-3-7-sonnet-20250219-v1:0"
+CREDS = Credentials("mock-key", "mock-secret")
+SERVICE = botocore.session.get_session().get_service_model("bedrock-runtime")
+BEDROCK_FINISH = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length",
+                  "model_context_window_exceeded": "length", "tool_use": "tool_calls",
+                  "content_filtered": "content_filter", "guardrail_intervened": "content_filter"}
+
+
+@pytest.fixture(scope="module")
+def bgw(mock_server):
+    g = bifrost.Gateway({"providers": {"bedrock": {
+        "keys": [{"models": ["*"], "bedrock_key_config": {"access_key": "mock-key", "secret_key": "mock-secret",
+                                                          "region": "us-east-1"}}],
+        "network_config": {"base_url": mock_server.url}}}})
+    yield g
+    g.shutdown(5)
+
+
+def recorded(mock_server) -> list[dict]:
+    with urllib.request.urlopen(f"{mock_server.url}/_mock/requests", timeout=10) as r:
+        return json.loads(r.read())
+
+
+def raw_stream_from_mock(mock_server, fixture: str) -> bytes:
+    """The event-stream bytes the mock sends, fetched with a botocore-signed request."""
+    model = urllib.parse.quote(f"{BEDROCK_MODEL}~fixture={fixture}", safe="")
+    body = json.dumps({"messages": [{"role": "user", "content": [{"text": "hi"}]}]}).encode()
+    req = AWSRequest(method="POST", url=f"{mock_server.url}/model/{model}/converse-stream", data=body,
+                     headers={"content-type": "application/json"})
+    SigV4Auth(CREDS, "bedrock", "us-east-1").add_auth(req)
+    p = req.prepare()
+    with urllib.request.urlopen(urllib.request.Request(p.url, data=body, headers=dict(p.headers), method="POST"),
+                                timeout=10) as r:
+        return r.read()
+
+
+class _Raw:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def stream(self):
+        yield self.data
+
+    def close(self) -> None:
+        pass
+
+
+def botocore_events(data: bytes) -> list[dict]:
+    shape = SERVICE.operation_model("ConverseStream").output_shape.members["stream"]
+    return list(EventStream(_Raw(data), shape, EventStreamJSONParser(), "ConverseStream"))
+
+
+def expected_from_blocks(blocks: list[dict], stop: str, usage: dict) -> dict:
+    """The mapping of docs/providers.md applied to botocore's parse."""
+    text = "".join(b.get("text", "") for b in blocks)
+    calls = [{"id": b["toolUse"]["toolUseId"], "name": b["toolUse"]["name"], "input": b["toolUse"]["input"]}
+             for b in blocks if "toolUse" in b]
+    thinking, reasoning = [], ""
+    for b in blocks:
+        r = b.get("reasoningContent")
+        if r and "reasoningText" in r:
+            t = r["reasoningText"]
+            reasoning += t.get("text", "")
+            block = {"type": "thinking", "thinking": t.get("text", "")}
+            if "signature" in t:
+                block["signature"] = t["signature"]
+            thinking.append(block)
+        elif r and "redactedContent" in r:
+            thinking.append({"type": "redacted_thinking", "data": _b64.b64encode(r["redactedContent"]).decode()})
+    reads, writes = usage.get("cacheReadInputTokens"), usage.get("cacheWriteInputTokens")
+    return {
+        "content": text if text or not calls else None,
+        "tool_calls": calls,
+        "reasoning_content": reasoning or None,
+        "thinking_blocks": thinking,
+        "finish_reason": BEDROCK_FINISH[stop],
+        "prompt_tokens": usage["inputTokens"] + (reads or 0) + (writes or 0),
+        "completion_tokens": usage["outputTokens"],
+        "cached_tokens": reads,
+    }
+
+
+def test_bedrock_request_is_a_valid_converse_request_signed_as_botocore_signs(bgw, mock_server):
+    tools = [{"type": "function", "function": {"name": "top_song", "description": "Most popular song",
+              "parameters": {"type": "object", "properties": {"sign": {"type": "string"}}, "required": ["sign"]}}}]
+    req = {"model": f"bedrock/{BEDROCK_MODEL}~record=1&fixture=converse_tool_use", "messages": [
+        {"role": "system", "content": [{"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral"}}]},
+        {"role": "user", "content": [{"type": "text", "text": "What is on WZPZ?"},
+                                     {"type": "image_url", "image_url": {"url": "data:image/jpg;base64,/9j/4AAQ"}}]},
+        {"role": "assistant", "content": "", "thinking_blocks": [
+            {"type": "thinking", "thinking": "look it up", "signature": "c2ln"}],
+         "tool_calls": [{"id": "tooluse_1", "type": "function",
+                         "function": {"name": "top_song", "arguments": "{\"sign\":\"WZPZ\"}"}}]},
+        {"role": "tool", "tool_call_id": "tooluse_1", "content": "Elemental Hotel"},
+        {"role": "user", "content": "And next?"}],
+        "params": {"tools": tools, "tool_choice": "auto", "max_tokens": 512, "temperature": 0.5, "stop": ["END"],
+                   "thinking": {"type": "enabled", "budget_tokens": 1024}}}
+    resp = bgw.chat(req)
+    assert "unmapped_params" not in resp["extra_fields"]
+    sent = recorded(mock_server)[-1]
+    body = json.loads(sent["body"])
+    model_id = urllib.parse.unquote(sent["path"].split("/")[2])
+    # botocore's own Converse input schema is the judge of the shape.
+    botocore.validate.validate_parameters({**body, "modelId": model_id}, SERVICE.operation_model("Converse").input_shape)
+    assert body["toolConfig"]["toolChoice"] == {"auto": {}}
+    assert body["messages"][1]["content"][0]["reasoningContent"]["reasoningText"] == {"text": "look it up",
+                                                                                      "signature": "c2ln"}
+    assert body["messages"][2]["content"][0]["toolResult"]["toolUseId"] == "tooluse_1"
+    assert body["messages"][0]["content"][1]["image"]["format"] == "jpeg"
+    # botocore's SigV4 over the same request must give bifrost's signature.
+    headers = dict(sent["headers"])
+    auth = headers["authorization"]
+    signed = auth.split("SignedHeaders=")[1].split(",")[0].split(";")
+    theirs = auth.split("Signature=")[1]
+    areq = AWSRequest(method="POST", url=f"{mock_server.url}{sent['path']}", data=sent["body"].encode(),
+                      headers={h: headers[h] for h in signed})
+    areq.context["timestamp"] = headers["x-amz-date"]
+    signer = SigV4Auth(CREDS, "bedrock", "us-east-1")
+    assert signer.signature(signer.string_to_sign(areq, signer.canonical_request(areq)), areq) == theirs
+
+
+@pytest.mark.parametrize("name", ["converse_tool_use", "converse_reasoning"])
+def test_bedrock_converse_maps_what_botocore_parses(bgw, name):
+    raw = fixture_bytes(f"bedrock/{name}.json")
+    parsed = RestJSONParser().parse({"status_code": 200, "headers": {}, "body": raw},
+                                    SERVICE.operation_model("Converse").output_shape)
+    expected = expected_from_blocks(parsed["output"]["message"]["content"], parsed["stopReason"], parsed["usage"])
+    resp = bgw.chat({"model": f"bedrock/{BEDROCK_MODEL}~fixture={name}", "messages": [{"role": "user", "content": "hi"}]})
+    ours = ChatCompletion.model_validate(without_extra(resp))
+    choice = ours.choices[0]
+    assert ours_as_expected(choice.message.model_dump(), choice.finish_reason, resp["usage"]) == expected
+
+
+@pytest.mark.parametrize("name", ["stream_tool_use", "stream_reasoning"])
+def test_bedrock_stream_maps_what_botocore_parses(bgw, mock_server, name):
+    events = botocore_events(raw_stream_from_mock(mock_server, name))
+    blocks: dict[int, dict] = {}
+    stop, usage = None, None
+    for e in events:
+        if "contentBlockStart" in e and "toolUse" in e["contentBlockStart"]["start"]:
+            s = e["contentBlockStart"]["start"]["toolUse"]
+            blocks[e["contentBlockStart"]["contentBlockIndex"]] = {"toolUse": {**s, "input": ""}}
+        elif "contentBlockDelta" in e:
+            i, d = e["contentBlockDelta"]["contentBlockIndex"], e["contentBlockDelta"]["delta"]
+            b = blocks.setdefault(i, {})
+            if "text" in d:
+                b["text"] = b.get("text", "") + d["text"]
+            elif "toolUse" in d:
+                b["toolUse"]["input"] += d["toolUse"]["input"]
+            elif "reasoningContent" in d:
+                r = b.setdefault("reasoningContent", {})
+                if "redactedContent" in d["reasoningContent"]:
+                    r["redactedContent"] = d["reasoningContent"]["redactedContent"]
+                else:
+                    t = r.setdefault("reasoningText", {"text": ""})
+                    t["text"] += d["reasoningContent"].get("text", "")
+                    if "signature" in d["reasoningContent"]:
+                        t["signature"] = d["reasoningContent"]["signature"]
+        elif "messageStop" in e:
+            stop = e["messageStop"]["stopReason"]
+        elif "metadata" in e:
+            usage = e["metadata"]["usage"]
+    ordered = [blocks[i] for i in sorted(blocks)]
+    for b in ordered:
+        if "toolUse" in b:
+            b["toolUse"]["input"] = json.loads(b["toolUse"]["input"])
+    expected = expected_from_blocks(ordered, stop, usage)
+    chunks = list(bgw.stream({"model": f"bedrock/{BEDROCK_MODEL}~fixture={name}",
+                              "messages": [{"role": "user", "content": "hi"}]}))
+    state = ChatCompletionStreamState()
+    for c in chunks:
+        state.handle_chunk(ChatCompletionChunk.model_validate(c))
+    done = state.get_final_completion()
+    last_usage = next(c["usage"] for c in reversed(chunks) if c.get("usage"))
+    assert ours_as_expected(done.choices[0].message.model_dump(), done.choices[0].finish_reason, last_usage) == expected
+
+
+def test_bedrock_exception_frame_is_a_provider_error_with_its_message(bgw, mock_server):
+    with pytest.raises(EventStreamError, match="Too many tokens"):
+        botocore_events(raw_stream_from_mock(mock_server, "stream_throttled"))
+    with pytest.raises(bifrost.ProviderError, match="Too many tokens") as e:
+        list(bgw.stream({"model": f"bedrock/{BEDROCK_MODEL}~fixture=stream_throttled",
+                         "messages": [{"role": "user", "content": "hi"}]}))
+    assert e.value.status_code == 429
+
+
+def test_bedrock_reports_what_it_could_not_send(bgw):
+    resp = bgw.chat({"model": f"bedrock/{BEDROCK_MODEL}~fixture=converse_tool_use",
+                     "messages": [{"role": "user", "content": "hi", "name": "ann"}],
+                     "params": {"seed": 5, "logprobs": False, "parallel_tool_calls": False}})
+    assert sorted(resp["extra_fields"]["unmapped_params"]) == ["messages[0].name", "parallel_tool_calls", "seed"]

@@ -148,6 +148,9 @@ async fn messages_inner(shared: &Arc<Shared>, headers: &HeaderMap, body: &[u8]) 
     };
     let (model, spec) = split_model(&req.model);
     let d = behave::resolve(shared, spec, headers)?;
+    if d.record {
+        shared.recorder.record("/v1/messages", headers, body);
+    }
     let prompt = words(req.system.as_str()) + req.messages.iter().map(|m| words(m.content.as_str())).sum::<u64>();
     let last_user = req.messages.iter().rev().find(|m| m.role == "user").map_or("", |m| m.content.as_str());
     let reply = Reply::new(last_user, prompt, Some(max_tokens));

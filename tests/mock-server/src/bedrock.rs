@@ -21,7 +21,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::header::HeaderName;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 
@@ -214,11 +214,12 @@ fn auth(shared: &Shared, headers: &HeaderMap) -> Result<(), Failure> {
 pub(crate) async fn converse(
     State(shared): State<Arc<Shared>>,
     model: Result<Path<String>, PathRejection>,
+    uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let _open = shared.hit(Route::BedrockConverse);
-    match run(&shared, model, &headers, &body, false).await {
+    match run(&shared, model, uri.path(), &headers, &body, false).await {
         Ok(r) => r,
         Err(f) => error(f),
     }
@@ -228,11 +229,12 @@ pub(crate) async fn converse(
 pub(crate) async fn converse_stream(
     State(shared): State<Arc<Shared>>,
     model: Result<Path<String>, PathRejection>,
+    uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let _open = shared.hit(Route::BedrockConverseStream);
-    match run(&shared, model, &headers, &body, true).await {
+    match run(&shared, model, uri.path(), &headers, &body, true).await {
         Ok(r) => r,
         Err(f) => error(f),
     }
@@ -241,6 +243,7 @@ pub(crate) async fn converse_stream(
 async fn run(
     shared: &Arc<Shared>,
     model: Result<Path<String>, PathRejection>,
+    path: &str,
     headers: &HeaderMap,
     body: &[u8],
     stream: bool,
@@ -251,6 +254,9 @@ async fn run(
     let req: ConverseRequest = serde_json::from_slice(body).map_err(Failure::body)?;
     let (_, spec) = split_model(&model_id);
     let d = behave::resolve(shared, spec, headers)?;
+    if d.record {
+        shared.recorder.record(path, headers, body);
+    }
     if req.messages.is_empty() {
         return Err(Failure::new(400, "A conversation must start with a user message. Try again with a conversation that starts with a user message."));
     }

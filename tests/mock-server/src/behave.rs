@@ -25,6 +25,7 @@ pub(crate) struct Shared {
     pub defaults: Directives,
     pub counters: Counters,
     pub limiter: Limiter,
+    pub recorder: crate::record::Recorder,
     next_id: AtomicU64,
 }
 
@@ -35,6 +36,7 @@ impl Shared {
             defaults,
             counters: Counters::default(),
             limiter: Limiter::new(limits),
+            recorder: Default::default(),
             next_id: AtomicU64::new(1),
         }
     }

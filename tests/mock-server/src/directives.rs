@@ -21,6 +21,7 @@
 //! | `truncate_after` | stream: close the body after N content chunks, without the terminal event |
 //! | `stream_error_after` | stream: send the provider's in-stream error event after N content chunks (its kind follows `fail_status` when given with `fail_rate=0`, else 500) |
 //! | `hang` | `1`: accept the request and never answer |
+//! | `record` | `1`: keep the request as it arrived, for `GET /_mock/requests` |
 //! | `fixture` | answer with a recorded provider response from `tests/fixtures/` instead of the echo (see the `fixture` module) |
 //!
 //! Unknown keys and unparsable values are errors that name the key; the
@@ -43,6 +44,7 @@ pub const KEYS: &[&str] = &[
     "stream_error_after",
     "hang",
     "fixture",
+    "record",
 ];
 
 /// The resolved behaviour of one request (see the module docs for each key).
@@ -74,6 +76,8 @@ pub struct Directives {
     pub hang: bool,
     /// Answer with this recorded fixture (`[A-Za-z0-9_-]+`).
     pub fixture: Option<String>,
+    /// Keep the request for `GET /_mock/requests`.
+    pub record: bool,
 }
 
 impl Default for Directives {
@@ -92,6 +96,7 @@ impl Default for Directives {
             stream_error_after: None,
             hang: false,
             fixture: None,
+            record: false,
         }
     }
 }
@@ -192,6 +197,13 @@ impl Directives {
             "stream_error_after" => self.stream_error_after = Some(num(key, value, "a chunk count (an integer)")?),
             "hang" => {
                 self.hang = match value {
+                    "1" | "true" | "" => true,
+                    "0" | "false" => false,
+                    _ => return Err(invalid("1 or 0")),
+                }
+            }
+            "record" => {
+                self.record = match value {
                     "1" | "true" | "" => true,
                     "0" | "false" => false,
                     _ => return Err(invalid("1 or 0")),

@@ -14,6 +14,7 @@
 //! | `POST /model/{modelId}/converse-stream` | Bedrock ConverseStream (AWS event-stream frames) |
 //! | `GET /_mock/stats`, `POST /_mock/reset` | counters for tests ([`MockStats`]) |
 //! | `GET /_mock/admissions` | the rate limits' log of admitted requests (`[{at_ns, tokens}]`) |
+//! | `GET /_mock/requests` | the requests sent with `record=1`, as they arrived ([`RecordedRequest`]) |
 //!
 //! Misbehaviour (latency, failures, slow/cut/failing streams, hangs) is asked
 //! for per request with [`Directives`], in the `x-mock` header or after a `~`
@@ -35,11 +36,13 @@ pub mod directives;
 mod fixture;
 pub mod limits;
 mod openai;
+mod record;
 mod server;
 mod stats;
 mod text;
 
 pub use directives::{DirectiveError, Directives};
 pub use limits::{Admission, MockLimits};
+pub use record::RecordedRequest;
 pub use server::{MockConfig, MockServer};
 pub use stats::{MockStats, RouteCounts};

@@ -203,6 +203,9 @@ async fn chat_inner(shared: &Arc<Shared>, headers: &HeaderMap, body: &[u8]) -> R
     let req: ChatRequest = serde_json::from_slice(body).map_err(Failure::body)?;
     let (model, spec) = split_model(&req.model);
     let d = behave::resolve(shared, spec, headers)?;
+    if d.record {
+        shared.recorder.record("/v1/chat/completions", headers, body);
+    }
     let prompt: u64 = req.messages.iter().map(|m| words(m.content.as_str())).sum();
     let last_user = req.messages.iter().rev().find(|m| m.role == "user").map_or("", |m| m.content.as_str());
     let max_tokens = req.max_completion_tokens.or(req.max_tokens);

@@ -129,6 +129,11 @@ impl MockServer {
         self.shared.limiter.admissions()
     }
 
+    /// The requests sent with `record=1`, as they arrived, oldest first.
+    pub fn requests(&self) -> Vec<crate::RecordedRequest> {
+        self.shared.recorder.snapshot()
+    }
+
     /// Requests the rate limits refused with 429.
     pub fn rate_limited(&self) -> u64 {
         self.shared.limiter.refused()
@@ -158,6 +163,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/model/{model_id}/converse-stream", post(bedrock::converse_stream))
         .route("/_mock/stats", get(stats))
         .route("/_mock/admissions", get(admissions))
+        .route("/_mock/requests", get(requests))
         .route("/_mock/reset", post(reset))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -172,6 +178,11 @@ async fn stats(State(shared): State<Arc<Shared>>) -> Response {
 /// time order), for fleet tests whose processes are not this one.
 async fn admissions(State(shared): State<Arc<Shared>>) -> Response {
     json(200, &shared.limiter.admissions())
+}
+
+/// The requests sent with `record=1`, oldest first.
+async fn requests(State(shared): State<Arc<Shared>>) -> Response {
+    json(200, &shared.recorder.snapshot())
 }
 
 async fn reset(State(shared): State<Arc<Shared>>) -> Response {

@@ -198,6 +198,9 @@ pub(crate) struct AnthropicDecoder {
     /// The thinking text of the block being streamed, sent again whole
     /// with its signature (as `thinking_blocks`) when that arrives.
     thinking: String,
+    /// Thinking blocks sent so far: the next one's `index` (OpenAI-style
+    /// accumulators merge list entries by it).
+    thinking_blocks: u32,
 }
 
 impl AnthropicDecoder {
@@ -211,11 +214,21 @@ impl AnthropicDecoder {
             usage: Map::new(),
             tool_index: Vec::new(),
             thinking: String::new(),
+            thinking_blocks: 0,
         }
     }
 
     fn chunk(&self, delta: Delta, finish: Option<std::borrow::Cow<'static, str>>, usage: Option<Usage>) -> Chunk {
         Chunk::of(&self.id, self.created, &self.model, delta, finish, usage)
+    }
+
+    /// A delta carrying one whole thinking block, numbered.
+    fn thinking_block(&mut self, mut block: Value) -> Delta {
+        block["index"] = json!(self.thinking_blocks);
+        self.thinking_blocks += 1;
+        let mut delta = Delta::default();
+        delta.other.insert("thinking_blocks".into(), json!([block]));
+        delta
     }
 
     fn bad(&self, what: &str) -> Error {
@@ -263,8 +276,7 @@ impl StreamDecoder for AnthropicDecoder {
                         self.thinking.clear();
                     }
                     if let (Some("redacted_thinking"), Some(b)) = (kind, block) {
-                        let mut delta = Delta::default();
-                        delta.other.insert("thinking_blocks".into(), json!([b]));
+                        let delta = self.thinking_block(b.clone());
                         return Ok(Some(StreamItem::Chunk(self.chunk(delta, None, None))));
                     }
                     if kind == Some("tool_use") {
@@ -296,8 +308,7 @@ impl StreamDecoder for AnthropicDecoder {
                             let signature = d.get("signature").cloned().unwrap_or(Value::Null);
                             let block = json!({"type": "thinking", "thinking": std::mem::take(&mut self.thinking),
                                                "signature": signature});
-                            let mut delta = Delta::default();
-                            delta.other.insert("thinking_blocks".into(), json!([block]));
+                            let delta = self.thinking_block(block);
                             return Ok(Some(StreamItem::Chunk(self.chunk(delta, None, None))));
                         }
                         Some("input_json_delta") => {

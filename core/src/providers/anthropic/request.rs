@@ -230,7 +230,14 @@ fn thinking_blocks(i: usize, m: &Message) -> Result<Vec<Value>> {
     blocks
         .iter()
         .map(|b| match b.get("type").and_then(Value::as_str) {
-            Some("thinking" | "redacted_thinking") => Ok(b.clone()),
+            Some("thinking" | "redacted_thinking") => {
+                // A streamed block's `index` is bifrost's numbering, not Anthropic's.
+                let mut block = b.clone();
+                if let Value::Object(o) = &mut block {
+                    o.remove("index");
+                }
+                Ok(block)
+            }
             _ => Err(Error::invalid(format!(
                 "messages[{i}].thinking_blocks holds only blocks of type thinking or redacted_thinking"
             ))),
@@ -238,8 +245,17 @@ fn thinking_blocks(i: usize, m: &Message) -> Result<Vec<Value>> {
         .collect()
 }
 
-/// An OpenAI content part → an Anthropic content block.
+/// An OpenAI content part → an Anthropic content block; a part's
+/// `cache_control` (Anthropic's prompt caching) goes with it.
 fn part_to_block(part: &Value) -> Result<Value> {
+    let mut block = part_block(part)?;
+    if let (Some(cache), Value::Object(b)) = (part.get("cache_control").filter(|c| !is_blank(c)), &mut block) {
+        b.insert("cache_control".into(), cache.clone());
+    }
+    Ok(block)
+}
+
+fn part_block(part: &Value) -> Result<Value> {
     match part.get("type").and_then(Value::as_str) {
         Some("text") => {
             Ok(json!({"type": "text", "text": part.get("text").cloned().unwrap_or(Value::String(String::new()))}))
@@ -306,7 +322,8 @@ mod tests {
         let (body, unmapped) = body_of(json!({
             "model": "anthropic/claude",
             "messages": [
-                {"role": "user", "content": "hi", "name": "alice"},
+                {"role": "user", "content": [{"type": "text", "text": "hi", "cache_control": {"type": "ephemeral"}}],
+                 "name": "alice"},
                 {"role": "assistant", "content": "yes", "refusal": null, "annotations": [], "audio": {"id": "a1"}},
                 {"role": "user", "content": "more"}
             ],
@@ -316,6 +333,10 @@ mod tests {
                                  {"type": "custom", "custom": {"name": "g"}}]}
         }));
         assert_eq!(body["metadata"], json!({"user_id": "u-1"}));
+        assert_eq!(
+            body["messages"][0]["content"][0],
+            json!({"type": "text", "text": "hi", "cache_control": {"type": "ephemeral"}})
+        );
         assert_eq!(body["temperature"], json!(0.5));
         assert_eq!(body["tools"].as_array().map(Vec::len), Some(1));
         assert!(body.get("service_tier").is_none());
@@ -339,11 +360,12 @@ mod tests {
     #[test]
     fn thinking_blocks_go_back_first_and_thinking_is_sent() {
         let sig = json!({"type": "thinking", "thinking": "think", "signature": "sig"});
+        let streamed = json!({"type": "thinking", "thinking": "think", "signature": "sig", "index": 0});
         let (body, unmapped) = body_of(json!({
             "model": "anthropic/claude",
             "messages": [
                 {"role": "user", "content": "q"},
-                {"role": "assistant", "content": "", "reasoning_content": "think", "thinking_blocks": [sig],
+                {"role": "assistant", "content": "", "reasoning_content": "think", "thinking_blocks": [streamed],
                  "tool_calls": [{"id": "t1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
                 {"role": "tool", "tool_call_id": "t1", "content": "ok"}
             ],

@@ -9,6 +9,15 @@
 //! Streams are AWS event-stream frames (decoded with
 //! `aws-smithy-eventstream`, CRCs checked); `messageStop` ends the content,
 //! `metadata` carries usage, an exception frame is a PROVIDER error.
+//!
+//! Requests are built by [`request`], which names what it cannot send.
+//! Back: text, `toolUse` blocks as `tool_calls`, reasoning as
+//! `reasoning_content` with the signed blocks in `thinking_blocks`
+//! (Anthropic's shape, so a conversation can move between the two), cache
+//! tokens in `prompt_tokens_details`. The whole table is docs/providers.md.
+
+mod request;
+pub(crate) use request::request_body;
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -20,14 +29,14 @@ use aws_smithy_eventstream::frame::{DecodedFrame, MessageFrameDecoder};
 use aws_smithy_types::event_stream::{HeaderValue as EsHeaderValue, Message as EsMessage};
 use bytes::{Bytes, BytesMut};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use crate::config::{KeyConfig, ProviderConfig};
 use crate::error::{Error, Result};
 use crate::objpool::BufferPool;
 use crate::providers::http::{HttpClient, StreamDecoder, StreamItem};
 use crate::providers::{CallCtx, ChunkStream};
-use crate::types::{AssistantMessage, Choice, Chunk, Content, Delta, ExtraFields, Request, Response, Usage};
+use crate::types::{AssistantMessage, Choice, Chunk, Delta, ExtraFields, Request, Response, Usage};
 
 pub(crate) struct Bedrock {
     pub(crate) http: HttpClient,
@@ -48,121 +57,87 @@ fn encode_segment(s: &str) -> String {
     out
 }
 
-/// Converse content blocks of `content`. Blank text is not sent (Bedrock
-/// refuses a blank text block).
-fn content_blocks(content: &Content) -> Result<Vec<Value>> {
-    let blank = |t: &str| t.trim().is_empty();
-    match content {
-        Content::Text(t) if blank(t) => Ok(Vec::new()),
-        Content::Text(t) => Ok(vec![json!({"text": t})]),
-        Content::Null => Ok(Vec::new()),
-        Content::Parts(parts) => parts
-            .iter()
-            .filter(|p| {
-                !(p.get("type").and_then(Value::as_str) == Some("text")
-                    && blank(p.get("text").and_then(Value::as_str).unwrap_or("")))
-            })
-            .map(|p| match p.get("type").and_then(Value::as_str) {
-                Some("text") => Ok(json!({"text": p.get("text").and_then(Value::as_str).unwrap_or("")})),
-                Some("image_url") => {
-                    let url =
-                        p.get("image_url").and_then(|u| u.get("url").or(Some(u))).and_then(Value::as_str).unwrap_or("");
-                    let (media, data) = url
-                        .strip_prefix("data:")
-                        .and_then(|r| r.split_once(";base64,"))
-                        .ok_or_else(|| Error::invalid("Bedrock takes images only as base64 data URLs"))?;
-                    // Converse names formats png, jpeg, gif, webp
-                    // (`image/jpg` is a common misspelling of jpeg).
-                    let format = match media.strip_prefix("image/").unwrap_or(media) {
-                        "jpg" => "jpeg",
-                        f => f,
-                    };
-                    Ok(json!({"image": {"format": format, "source": {"bytes": data}}}))
-                }
-                other => Err(Error::invalid(format!("content part type {other:?} has no Bedrock equivalent"))),
-            })
-            .collect(),
-    }
-}
-
-/// Builds the Converse body for `req`.
-pub(crate) fn request_body(req: &Request) -> Result<Value> {
-    let mut system = Vec::new();
-    let mut messages = Vec::new();
-    for m in &req.messages {
-        match m.role.as_str() {
-            "system" | "developer" => {
-                let t = m.content.text();
-                if !t.is_empty() {
-                    system.push(json!({"text": t}));
-                }
-            }
-            "user" | "assistant" => {
-                let blocks = content_blocks(&m.content)?;
-                // An assistant turn with nothing to say is not sent (Converse
-                // refuses empty content).
-                if !(blocks.is_empty() && m.role == "assistant") {
-                    messages.push(json!({"role": m.role, "content": blocks}));
-                }
-            }
-            other => {
-                return Err(Error::invalid(format!(
-                    "role {other:?} is not supported for Bedrock by bifrost (system, user and assistant are)"
-                )))
-            }
-        }
-    }
-    let p = &req.params;
-    let mut inference = Map::new();
-    if let Some(v) = p.get("max_tokens").or_else(|| p.get("max_completion_tokens")) {
-        inference.insert("maxTokens".into(), v.clone());
-    }
-    if let Some(v) = p.get("temperature") {
-        inference.insert("temperature".into(), v.clone());
-    }
-    if let Some(v) = p.get("top_p") {
-        inference.insert("topP".into(), v.clone());
-    }
-    if let Some(stops) = super::stop_sequences(p) {
-        inference.insert("stopSequences".into(), stops);
-    }
-    let mut body = Map::new();
-    body.insert("messages".into(), Value::Array(messages));
-    if !system.is_empty() {
-        body.insert("system".into(), Value::Array(system));
-    }
-    if !inference.is_empty() {
-        body.insert("inferenceConfig".into(), Value::Object(inference));
-    }
-    Ok(Value::Object(body))
-}
-
 /// Converse stop reason → OpenAI finish reason.
 pub(crate) fn finish_reason(stop: &str) -> std::borrow::Cow<'static, str> {
     crate::types::well_known(match stop {
         "end_turn" | "stop_sequence" => "stop",
-        "max_tokens" => "length",
+        "max_tokens" | "model_context_window_exceeded" => "length",
         "tool_use" => "tool_calls",
         "content_filtered" | "guardrail_intervened" => "content_filter",
         other => other,
     })
 }
 
+/// Converse usage → OpenAI usage: prompt tokens include the cache, whose
+/// reads are `prompt_tokens_details.cached_tokens` and writes
+/// `prompt_tokens_details.cache_creation_tokens`.
 fn usage_from(u: Option<&Value>) -> Usage {
-    let get = |k: &str| u.and_then(|u| u.get(k)).and_then(Value::as_u64).unwrap_or(0);
-    let (i, o) = (get("inputTokens"), get("outputTokens"));
-    Usage {
-        prompt_tokens: i,
-        completion_tokens: o,
-        total_tokens: u.and_then(|u| u.get("totalTokens")).and_then(Value::as_u64).unwrap_or(i.saturating_add(o)),
-        other: Default::default(),
+    let field = |k: &str| u.and_then(|u| u.get(k)).and_then(Value::as_u64);
+    let (reads, writes) = (field("cacheReadInputTokens"), field("cacheWriteInputTokens"));
+    let prompt =
+        field("inputTokens").unwrap_or(0).saturating_add(reads.unwrap_or(0)).saturating_add(writes.unwrap_or(0));
+    let completion = field("outputTokens").unwrap_or(0);
+    let mut usage = Usage::counts(prompt, completion);
+    if let Some(total) = field("totalTokens") {
+        usage.total_tokens = total;
     }
+    if reads.is_some() || writes.is_some() {
+        usage.other.insert(
+            "prompt_tokens_details".into(),
+            json!({"cached_tokens": reads.unwrap_or(0), "cache_creation_tokens": writes.unwrap_or(0)}),
+        );
+    }
+    usage
+}
+
+/// A `reasoningContent` block → the `thinking_blocks` entry (Anthropic's
+/// shape) and its text.
+fn thinking_block(r: &Value) -> Option<(Value, &str)> {
+    if let Some(t) = r.get("reasoningText") {
+        let text = t.get("text").and_then(Value::as_str).unwrap_or("");
+        let mut block = json!({"type": "thinking", "thinking": text});
+        if let Some(sig) = t.get("signature") {
+            block["signature"] = sig.clone();
+        }
+        return Some((block, text));
+    }
+    r.get("redactedContent").map(|d| (json!({"type": "redacted_thinking", "data": d}), ""))
 }
 
 /// Maps a Converse response to a `chat.completion`.
 pub(crate) fn response_from(v: &Value, model: &str, id: String) -> Option<Response> {
     let blocks = v.get("output")?.get("message")?.get("content")?.as_array()?;
-    let text: String = blocks.iter().filter_map(|b| b.get("text").and_then(Value::as_str)).collect();
+    let mut text = String::new();
+    let mut tool_calls = Vec::new();
+    let mut reasoning: Option<String> = None;
+    let mut thinking = Vec::new();
+    for b in blocks {
+        if let Some(t) = b.get("text").and_then(Value::as_str) {
+            text.push_str(t);
+        } else if let Some(u) = b.get("toolUse") {
+            tool_calls.push(json!({
+                "id": u.get("toolUseId").cloned().unwrap_or(Value::Null),
+                "type": "function",
+                "function": {"name": u.get("name").cloned().unwrap_or(Value::Null),
+                             "arguments": u.get("input").map(Value::to_string).unwrap_or_else(|| "{}".into())},
+            }));
+        } else if let Some((block, t)) = b.get("reasoningContent").and_then(thinking_block) {
+            if block["type"] == "thinking" {
+                reasoning.get_or_insert_with(String::new).push_str(t);
+            }
+            thinking.push(block);
+        }
+    }
+    let mut message = AssistantMessage {
+        role: "assistant".into(),
+        content: if text.is_empty() && !tool_calls.is_empty() { None } else { Some(text) },
+        tool_calls: (!tool_calls.is_empty()).then_some(Value::Array(tool_calls)),
+        reasoning_content: reasoning,
+        ..Default::default()
+    };
+    if !thinking.is_empty() {
+        message.other.insert("thinking_blocks".into(), Value::Array(thinking));
+    }
     Some(Response {
         id,
         object: "chat.completion".into(),
@@ -170,7 +145,7 @@ pub(crate) fn response_from(v: &Value, model: &str, id: String) -> Option<Respon
         model: model.to_string(),
         choices: vec![Choice {
             index: 0,
-            message: AssistantMessage { role: "assistant".into(), content: Some(text), ..Default::default() },
+            message,
             finish_reason: v.get("stopReason").and_then(Value::as_str).map(finish_reason),
             other: Default::default(),
         }],
@@ -272,17 +247,19 @@ impl Bedrock {
         Ok(out)
     }
 
-    async fn send(&self, req: &Request, ctx: &CallCtx<'_>, stream: bool) -> Result<reqwest::Response> {
+    /// Sends the request; also returns what of it could not be sent.
+    async fn send(&self, req: &Request, ctx: &CallCtx<'_>, stream: bool) -> Result<(reqwest::Response, Vec<String>)> {
         let key = ctx.key.ok_or_else(|| Error::invalid(format!("provider '{}' has no key", ctx.provider)))?;
         let route = if stream { "converse-stream" } else { "converse" };
         let url = format!("{}/model/{}/{route}", self.base_for(key), encode_segment(&Self::model_id(key, ctx.model)));
-        let body: Bytes = self.http.json_body(&request_body(req)?)?;
+        let (body, unmapped) = request_body(req)?;
+        let body: Bytes = self.http.json_body(&body)?;
         let headers = self.auth_headers(key, ctx, &url, &body)?;
-        self.http.post(&url, headers, body, error_message, ctx).await
+        Ok((self.http.post(&url, headers, body, error_message, ctx).await?, unmapped))
     }
 
     pub async fn chat(&self, req: &Request, ctx: &CallCtx<'_>) -> Result<Response> {
-        let resp = self.send(req, ctx, false).await?;
+        let (resp, unmapped) = self.send(req, ctx, false).await?;
         let id = resp
             .headers()
             .get("x-amzn-requestid")
@@ -292,12 +269,15 @@ impl Bedrock {
         let bytes = self.http.read_body(resp).await?;
         let v: Value = serde_json::from_slice(&bytes)
             .map_err(|e| self.http.protocol_error(format!("response is not JSON: {e}")))?;
-        response_from(&v, ctx.model, id)
-            .ok_or_else(|| self.http.protocol_error("response is not a Converse output".into()))
+        let mut out = response_from(&v, ctx.model, id)
+            .ok_or_else(|| self.http.protocol_error("response is not a Converse output".into()))?;
+        out.extra_fields.unmapped_params = unmapped;
+        Ok(out)
     }
 
     pub async fn stream(&self, req: &Request, ctx: &CallCtx<'_>) -> Result<ChunkStream> {
-        let resp = self.send(req, ctx, true).await?;
+        // A stream has no `extra_fields` to report unmapped params in.
+        let (resp, _unmapped) = self.send(req, ctx, true).await?;
         let decoder = BedrockDecoder::new(ctx.provider, ctx.model, format!("bedrock-{}", ctx.job_id));
         Ok(self.http.stream(resp, decoder, ctx.deadline, ctx.timeout_ms))
     }
@@ -315,6 +295,14 @@ pub(crate) struct BedrockDecoder {
     stopped: bool,
     /// `metadata` seen: report the end on the next call.
     done: bool,
+    /// Tool-use block index → position in `tool_calls` deltas.
+    tool_index: Vec<(u64, u32)>,
+    /// The reasoning text of the block being streamed, sent again whole
+    /// with its signature (as `thinking_blocks`) when that arrives.
+    thinking: String,
+    /// Thinking blocks sent so far: the next one's `index` (OpenAI-style
+    /// accumulators merge list entries by it).
+    thinking_blocks: u32,
 }
 
 fn header<'a>(m: &'a EsMessage, name: &str) -> Option<&'a str> {
@@ -335,6 +323,9 @@ impl BedrockDecoder {
             created: super::unix_now_s(),
             stopped: false,
             done: false,
+            tool_index: Vec::new(),
+            thinking: String::new(),
+            thinking_blocks: 0,
         }
     }
 
@@ -405,9 +396,50 @@ impl StreamDecoder for BedrockDecoder {
                     let delta = Delta { role: Some("assistant".into()), ..Delta::text(String::new()) };
                     return Ok(Some(StreamItem::Chunk(self.chunk(delta, None, None))));
                 }
+                "contentBlockStart" => {
+                    let index = payload.get("contentBlockIndex").and_then(Value::as_u64).unwrap_or(0);
+                    if let Some(u) = payload.get("start").and_then(|s| s.get("toolUse")) {
+                        let pos = self.tool_index.len() as u32;
+                        self.tool_index.push((index, pos));
+                        let call = json!([{"index": pos, "id": u.get("toolUseId"), "type": "function",
+                                           "function": {"name": u.get("name"), "arguments": ""}}]);
+                        let delta = Delta { tool_calls: Some(call), ..Delta::default() };
+                        return Ok(Some(StreamItem::Chunk(self.chunk(delta, None, None))));
+                    }
+                }
                 "contentBlockDelta" => {
-                    if let Some(t) = payload.get("delta").and_then(|d| d.get("text")).and_then(Value::as_str) {
+                    let index = payload.get("contentBlockIndex").and_then(Value::as_u64).unwrap_or(0);
+                    let Some(d) = payload.get("delta") else { continue };
+                    if let Some(t) = d.get("text").and_then(Value::as_str) {
                         let delta = Delta::text(t.to_string());
+                        return Ok(Some(StreamItem::Chunk(self.chunk(delta, None, None))));
+                    }
+                    if let Some(input) = d.get("toolUse").and_then(|u| u.get("input")).and_then(Value::as_str) {
+                        let Some(pos) = self.tool_index.iter().find(|(i, _)| *i == index).map(|(_, p)| *p) else {
+                            continue;
+                        };
+                        let call = json!([{"index": pos, "function": {"arguments": input}}]);
+                        let delta = Delta { tool_calls: Some(call), ..Delta::default() };
+                        return Ok(Some(StreamItem::Chunk(self.chunk(delta, None, None))));
+                    }
+                    if let Some(r) = d.get("reasoningContent") {
+                        if let Some(t) = r.get("text").and_then(Value::as_str) {
+                            self.thinking.push_str(t);
+                            let delta = Delta { reasoning_content: Some(t.to_string()), ..Delta::default() };
+                            return Ok(Some(StreamItem::Chunk(self.chunk(delta, None, None))));
+                        }
+                        let index = self.thinking_blocks;
+                        let block = if let Some(sig) = r.get("signature") {
+                            json!({"type": "thinking", "thinking": std::mem::take(&mut self.thinking),
+                                   "signature": sig, "index": index})
+                        } else if let Some(data) = r.get("redactedContent") {
+                            json!({"type": "redacted_thinking", "data": data, "index": index})
+                        } else {
+                            continue;
+                        };
+                        self.thinking_blocks += 1;
+                        let mut delta = Delta::default();
+                        delta.other.insert("thinking_blocks".into(), json!([block]));
                         return Ok(Some(StreamItem::Chunk(self.chunk(delta, None, None))));
                     }
                 }
@@ -428,7 +460,7 @@ impl StreamDecoder for BedrockDecoder {
                     let usage = usage_from(payload.get("usage"));
                     return Ok(Some(StreamItem::Chunk(self.chunk(Delta::default(), None, Some(usage)))));
                 }
-                _ => {} // contentBlockStart / contentBlockStop
+                _ => {} // contentBlockStop
             }
         }
     }
@@ -446,12 +478,14 @@ mod tests {
             "params": {"max_tokens": 100, "temperature": 0.5, "top_p": 0.9, "stop": ["END"], "seed": 1}
         }))
         .unwrap();
+        let (body, unmapped) = request_body(&req).unwrap();
         assert_eq!(
-            request_body(&req).unwrap(),
+            body,
             json!({"messages": [{"role": "user", "content": [{"text": "Hello"}]}],
                    "system": [{"text": "Be brief."}],
                    "inferenceConfig": {"maxTokens": 100, "temperature": 0.5, "topP": 0.9, "stopSequences": ["END"]}})
         );
+        assert_eq!(unmapped, ["seed"]);
         let resp = response_from(
             &json!({"output": {"message": {"role": "assistant", "content": [{"text": "Hi there."}]}},
                     "stopReason": "end_turn", "usage": {"inputTokens": 10, "outputTokens": 3, "totalTokens": 13},
@@ -482,7 +516,7 @@ mod tests {
             ]
         }))
         .unwrap();
-        let body = request_body(&req).unwrap();
+        let body = request_body(&req).unwrap().0;
         assert_eq!(
             body["messages"][0]["content"],
             json!([{"text": "look"}, {"image": {"format": "jpeg", "source": {"bytes": "/9j/"}}}])
