@@ -95,6 +95,8 @@ export interface Choice {
 export interface Chunk {
   choices: ChunkChoice[]
   created: number
+  /** bifrost's addition, on a stream's first chunk only, when there is something to say: what of the request the provider had no equivalent for (a stream has no response to carry it). */
+  extra_fields?: ChunkExtraFields | null
   id: string
   model: string
   /** `chat.completion.chunk` (borrowed: no allocation per chunk). */
@@ -108,6 +110,12 @@ export interface ChunkChoice {
   delta: Delta
   finish_reason: string | null
   index: number
+}
+
+/** What a stream's first chunk adds to OpenAI's shape. */
+export interface ChunkExtraFields {
+  /** As [`ExtraFields::unmapped_params`]. */
+  unmapped_params: string[]
 }
 
 /** When a provider's circuit opens and how it recovers. */

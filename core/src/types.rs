@@ -492,6 +492,18 @@ pub struct Chunk {
     /// Every other field (`system_fingerprint`, `"usage": null`, …), unchanged.
     #[serde(flatten)]
     pub other: Map<String, Value>,
+    /// bifrost's addition, on a stream's first chunk only, when there is
+    /// something to say: what of the request the provider had no
+    /// equivalent for (a stream has no response to carry it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extra_fields: Option<ChunkExtraFields>,
+}
+
+/// What a stream's first chunk adds to OpenAI's shape.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ChunkExtraFields {
+    /// As [`ExtraFields::unmapped_params`].
+    pub unmapped_params: Vec<String>,
 }
 
 /// The wire form of [`Chunk`] (its schema is the same).
@@ -518,7 +530,16 @@ impl From<ChunkWire> for Chunk {
     fn from(w: ChunkWire) -> Self {
         let mut other = w.other;
         let usage = unnull(w.usage, "usage", &mut other);
-        Chunk { id: w.id, object: w.object, created: w.created, model: w.model, choices: w.choices, usage, other }
+        Chunk {
+            id: w.id,
+            object: w.object,
+            created: w.created,
+            model: w.model,
+            choices: w.choices,
+            usage,
+            other,
+            extra_fields: None,
+        }
     }
 }
 
@@ -546,6 +567,7 @@ impl Chunk {
             },
             usage,
             other: Map::new(),
+            extra_fields: None,
         }
     }
 }

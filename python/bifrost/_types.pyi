@@ -114,6 +114,10 @@ class Chunk(TypedDict):
 
     choices: List[ChunkChoice]
     created: int
+    # bifrost's addition, on a stream's first chunk only, when there is
+    # something to say: what of the request the provider had no
+    # equivalent for (a stream has no response to carry it).
+    extra_fields: NotRequired[Union[ChunkExtraFields, None]]
     id: str
     model: str
     # `chat.completion.chunk` (borrowed: no allocation per chunk).
@@ -128,6 +132,13 @@ class ChunkChoice(TypedDict):
     delta: Delta
     finish_reason: Union[str, None]
     index: int
+
+
+class ChunkExtraFields(TypedDict):
+    """What a stream's first chunk adds to OpenAI's shape."""
+
+    # As [`ExtraFields::unmapped_params`].
+    unmapped_params: List[str]
 
 
 class CircuitBreakerConfig(TypedDict):

@@ -260,6 +260,15 @@ def test_anthropic_reports_what_it_could_not_send(agw):
     resp = agw.chat({"model": "anthropic/claude~fixture=message_stop_pause_turn",
                      "messages": [{"role": "user", "content": "hi"}]})
     assert "unmapped_params" not in resp["extra_fields"]
+    # A stream tells it on its first chunk (and only there).
+    chunks = list(agw.stream({"model": "anthropic/claude~fixture=stream_text",
+                              "messages": [{"role": "user", "content": "hi"}], "params": {"seed": 1}}))
+    assert chunks[0]["extra_fields"] == {"unmapped_params": ["seed"]}
+    assert all("extra_fields" not in c for c in chunks[1:])
+    ChatCompletionChunk.model_validate(chunks[0])
+    chunks = list(agw.stream({"model": "anthropic/claude~fixture=stream_text",
+                              "messages": [{"role": "user", "content": "hi"}]}))
+    assert all("extra_fields" not in c for c in chunks)
 
 
 # --- Bedrock: botocore's signer, request schema and event-stream parser ---
@@ -468,3 +477,6 @@ def test_bedrock_reports_what_it_could_not_send(bgw):
                      "messages": [{"role": "user", "content": "hi", "name": "ann"}],
                      "params": {"seed": 5, "logprobs": False, "parallel_tool_calls": False}})
     assert sorted(resp["extra_fields"]["unmapped_params"]) == ["messages[0].name", "parallel_tool_calls", "seed"]
+    chunks = list(bgw.stream({"model": f"bedrock/{BEDROCK_MODEL}~fixture=stream_tool_use",
+                              "messages": [{"role": "user", "content": "hi"}], "params": {"n": 2}}))
+    assert chunks[0]["extra_fields"] == {"unmapped_params": ["n"]}

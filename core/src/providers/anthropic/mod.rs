@@ -174,12 +174,11 @@ impl Anthropic {
     }
 
     pub async fn stream(&self, req: &Request, ctx: &CallCtx<'_>) -> Result<ChunkStream> {
-        // A stream has no `extra_fields` to report unmapped params in.
-        let (body, _unmapped) = request_body(req, ctx.model, true)?;
+        let (body, unmapped) = request_body(req, ctx.model, true)?;
         let body = self.http.json_body(&body)?;
         let url = format!("{}/v1/messages", self.http.base_url);
         let resp = self.http.post(&url, self.headers(ctx)?, body, error_message, ctx).await?;
-        let decoder = AnthropicDecoder::new(ctx.provider, ctx.model);
+        let decoder = AnthropicDecoder::new(ctx.provider, ctx.model).with_unmapped(unmapped);
         Ok(self.http.stream(resp, decoder, ctx.deadline, ctx.timeout_ms))
     }
 }
@@ -201,6 +200,8 @@ pub(crate) struct AnthropicDecoder {
     /// Thinking blocks sent so far: the next one's `index` (OpenAI-style
     /// accumulators merge list entries by it).
     thinking_blocks: u32,
+    /// What of the request was not sent: told on the first chunk.
+    unmapped: Vec<String>,
 }
 
 impl AnthropicDecoder {
@@ -215,7 +216,14 @@ impl AnthropicDecoder {
             tool_index: Vec::new(),
             thinking: String::new(),
             thinking_blocks: 0,
+            unmapped: Vec::new(),
         }
+    }
+
+    /// Reports `unmapped` on the stream's first chunk.
+    pub fn with_unmapped(mut self, unmapped: Vec<String>) -> Self {
+        self.unmapped = unmapped;
+        self
     }
 
     fn chunk(&self, delta: Delta, finish: Option<std::borrow::Cow<'static, str>>, usage: Option<Usage>) -> Chunk {
@@ -267,7 +275,9 @@ impl StreamDecoder for AnthropicDecoder {
                         self.usage = u.clone();
                     }
                     let delta = Delta { role: Some("assistant".into()), ..Delta::text(String::new()) };
-                    return Ok(Some(StreamItem::Chunk(self.chunk(delta, None, None))));
+                    let mut first = self.chunk(delta, None, None);
+                    first.extra_fields = super::unmapped_report(&mut self.unmapped);
+                    return Ok(Some(StreamItem::Chunk(first)));
                 }
                 "content_block_start" => {
                     let block = v.get("content_block");

@@ -276,9 +276,9 @@ impl Bedrock {
     }
 
     pub async fn stream(&self, req: &Request, ctx: &CallCtx<'_>) -> Result<ChunkStream> {
-        // A stream has no `extra_fields` to report unmapped params in.
-        let (resp, _unmapped) = self.send(req, ctx, true).await?;
-        let decoder = BedrockDecoder::new(ctx.provider, ctx.model, format!("bedrock-{}", ctx.job_id));
+        let (resp, unmapped) = self.send(req, ctx, true).await?;
+        let decoder =
+            BedrockDecoder::new(ctx.provider, ctx.model, format!("bedrock-{}", ctx.job_id)).with_unmapped(unmapped);
         Ok(self.http.stream(resp, decoder, ctx.deadline, ctx.timeout_ms))
     }
 }
@@ -303,6 +303,8 @@ pub(crate) struct BedrockDecoder {
     /// Thinking blocks sent so far: the next one's `index` (OpenAI-style
     /// accumulators merge list entries by it).
     thinking_blocks: u32,
+    /// What of the request was not sent: told on the first chunk.
+    unmapped: Vec<String>,
 }
 
 fn header<'a>(m: &'a EsMessage, name: &str) -> Option<&'a str> {
@@ -326,7 +328,14 @@ impl BedrockDecoder {
             tool_index: Vec::new(),
             thinking: String::new(),
             thinking_blocks: 0,
+            unmapped: Vec::new(),
         }
+    }
+
+    /// Reports `unmapped` on the stream's first chunk.
+    pub fn with_unmapped(mut self, unmapped: Vec<String>) -> Self {
+        self.unmapped = unmapped;
+        self
     }
 
     fn chunk(&self, delta: Delta, finish: Option<std::borrow::Cow<'static, str>>, usage: Option<Usage>) -> Chunk {
@@ -394,7 +403,9 @@ impl StreamDecoder for BedrockDecoder {
             match header(&msg, ":event-type").unwrap_or("") {
                 "messageStart" => {
                     let delta = Delta { role: Some("assistant".into()), ..Delta::text(String::new()) };
-                    return Ok(Some(StreamItem::Chunk(self.chunk(delta, None, None))));
+                    let mut first = self.chunk(delta, None, None);
+                    first.extra_fields = super::unmapped_report(&mut self.unmapped);
+                    return Ok(Some(StreamItem::Chunk(first)));
                 }
                 "contentBlockStart" => {
                     let index = payload.get("contentBlockIndex").and_then(Value::as_u64).unwrap_or(0);
