@@ -438,25 +438,46 @@ fn openai_event() -> impl Strategy<Value = Value> {
 
 /// An Anthropic stream event of a random type with random fields.
 fn anthropic_event() -> impl Strategy<Value = Value> {
-    let usage = object(vec![maybe("input_tokens", count()).boxed(), maybe("output_tokens", count()).boxed()]);
+    let usage = object(vec![
+        maybe("input_tokens", count()).boxed(),
+        maybe("output_tokens", count()).boxed(),
+        maybe("cache_read_input_tokens", count()).boxed(),
+        maybe("cache_creation_input_tokens", count()).boxed(),
+        maybe("server_tool_use", json_ish()).boxed(),
+    ]);
     let message = object(vec![
         maybe("id", text()).boxed(),
         maybe("model", text()).boxed(),
         maybe("usage", usage.clone()).boxed(),
     ]);
     let block = object(vec![
-        maybe("type", prop::sample::select(vec!["tool_use", "text", "thinking"]).prop_map(|s| json!(s))).boxed(),
+        maybe(
+            "type",
+            prop::sample::select(vec!["tool_use", "text", "thinking", "redacted_thinking", "server_tool_use"])
+                .prop_map(|s| json!(s)),
+        )
+        .boxed(),
         maybe("id", text()).boxed(),
         maybe("name", text()).boxed(),
         maybe("text", text()).boxed(),
+        maybe("data", text()).boxed(),
     ]);
     let delta = object(vec![
         maybe(
             "type",
-            prop::sample::select(vec!["text_delta", "input_json_delta", "thinking_delta"]).prop_map(|s| json!(s)),
+            prop::sample::select(vec![
+                "text_delta",
+                "input_json_delta",
+                "thinking_delta",
+                "signature_delta",
+                "citations_delta",
+            ])
+            .prop_map(|s| json!(s)),
         )
         .boxed(),
         maybe("text", text()).boxed(),
+        maybe("thinking", text()).boxed(),
+        maybe("signature", text()).boxed(),
         maybe("partial_json", text()).boxed(),
         maybe("stop_reason", text()).boxed(),
     ]);
@@ -574,9 +595,26 @@ fn bedrock_payload() -> impl Strategy<Value = Vec<u8>> {
         maybe("inputTokens", count()).boxed(),
         maybe("outputTokens", count()).boxed(),
         maybe("totalTokens", count()).boxed(),
+        maybe("cacheReadInputTokens", count()).boxed(),
+        maybe("cacheWriteInputTokens", count()).boxed(),
     ]);
+    let reasoning = object(vec![
+        maybe("text", text()).boxed(),
+        maybe("signature", text()).boxed(),
+        maybe("redactedContent", text()).boxed(),
+    ]);
+    let delta = object(vec![
+        maybe("text", text()).boxed(),
+        maybe("toolUse", object(vec![maybe("input", text()).boxed()])).boxed(),
+        maybe("reasoningContent", reasoning).boxed(),
+    ]);
+    let start =
+        object(vec![
+            maybe("toolUse", object(vec![maybe("toolUseId", text()).boxed(), maybe("name", text()).boxed()])).boxed()
+        ]);
     let json = object(vec![
-        maybe("delta", object(vec![maybe("text", text()).boxed()])).boxed(),
+        maybe("delta", delta).boxed(),
+        maybe("start", start).boxed(),
         maybe("stopReason", text()).boxed(),
         maybe("usage", usage).boxed(),
         maybe("message", text()).boxed(),
