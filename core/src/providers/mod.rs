@@ -10,6 +10,7 @@ pub(crate) mod bedrock;
 #[cfg(test)]
 mod fuzz;
 pub(crate) mod http;
+mod mapping;
 pub mod mock;
 pub(crate) mod openai;
 

@@ -22,8 +22,9 @@ use crate::config::ProviderConfig;
 use crate::error::{Error, Result};
 use crate::objpool::BufferPool;
 use crate::providers::http::{HttpClient, SseParser, StreamDecoder, StreamItem};
+use crate::providers::mapping::{cache_details, openai_tool_call, Answer};
 use crate::providers::{CallCtx, ChunkStream};
-use crate::types::{AssistantMessage, Choice, Chunk, Delta, ExtraFields, Request, Response, Usage};
+use crate::types::{Chunk, Delta, Request, Response, Usage};
 
 const API_VERSION: &str = "2023-06-01";
 
@@ -52,13 +53,7 @@ fn prompt_tokens(usage: Option<&Value>) -> Option<u64> {
 fn usage_from(u: Option<&Value>) -> Usage {
     let field = |k: &str| u.and_then(|u| u.get(k)).and_then(Value::as_u64);
     let mut usage = Usage::counts(prompt_tokens(u).unwrap_or(0), field("output_tokens").unwrap_or(0));
-    let (reads, writes) = (field("cache_read_input_tokens"), field("cache_creation_input_tokens"));
-    if reads.is_some() || writes.is_some() {
-        usage.other.insert(
-            "prompt_tokens_details".into(),
-            json!({"cached_tokens": reads.unwrap_or(0), "cache_creation_tokens": writes.unwrap_or(0)}),
-        );
-    }
+    cache_details(&mut usage, field("cache_read_input_tokens"), field("cache_creation_input_tokens"));
     if let Some(server) = u.and_then(|u| u.get("server_tool_use")).filter(|v| !v.is_null()) {
         usage.other.insert("server_tool_use".into(), server.clone());
     }
@@ -82,54 +77,26 @@ pub(crate) fn response_from(v: &Value, model: &str) -> Result<Response> {
         provider: String::new(),
         message: "Anthropic response has no content array".into(),
     })?;
-    let mut text = String::new();
-    let mut tool_calls = Vec::new();
-    let mut reasoning: Option<String> = None;
-    let mut thinking = Vec::new();
+    let mut a = Answer::default();
     for b in blocks {
         match b.get("type").and_then(Value::as_str) {
-            Some("text") => text.push_str(b.get("text").and_then(Value::as_str).unwrap_or("")),
+            Some("text") => a.text.push_str(b.get("text").and_then(Value::as_str).unwrap_or("")),
             Some("thinking") => {
-                reasoning
-                    .get_or_insert_with(String::new)
-                    .push_str(b.get("thinking").and_then(Value::as_str).unwrap_or(""));
-                thinking.push(b.clone());
+                let text = b.get("thinking").and_then(Value::as_str).unwrap_or("");
+                a.reasoning.get_or_insert_with(String::new).push_str(text);
+                a.thinking.push(b.clone());
             }
-            Some("redacted_thinking") => thinking.push(b.clone()),
-            Some("tool_use") => tool_calls.push(json!({
-                "id": b.get("id").cloned().unwrap_or(Value::Null),
-                "type": "function",
-                "function": {"name": b.get("name").cloned().unwrap_or(Value::Null),
-                             "arguments": b.get("input").map(Value::to_string).unwrap_or_else(|| "{}".into())},
-            })),
+            Some("redacted_thinking") => a.thinking.push(b.clone()),
+            Some("tool_use") => a.tool_calls.push(openai_tool_call(b.get("id"), b.get("name"), b.get("input"))),
             _ => {}
         }
     }
-    let mut message = AssistantMessage {
-        role: "assistant".into(),
-        content: if text.is_empty() && !tool_calls.is_empty() { None } else { Some(text) },
-        tool_calls: (!tool_calls.is_empty()).then_some(Value::Array(tool_calls)),
-        reasoning_content: reasoning,
-        ..Default::default()
-    };
-    if !thinking.is_empty() {
-        message.other.insert("thinking_blocks".into(), Value::Array(thinking));
-    }
-    Ok(Response {
-        id: v.get("id").and_then(Value::as_str).unwrap_or_default().to_string(),
-        object: "chat.completion".into(),
-        created: super::unix_now_s(),
-        model: v.get("model").and_then(Value::as_str).unwrap_or(model).to_string(),
-        choices: vec![Choice {
-            index: 0,
-            message,
-            finish_reason: v.get("stop_reason").and_then(Value::as_str).map(finish_reason),
-            other: Default::default(),
-        }],
-        usage: usage_from(v.get("usage")),
-        other: Default::default(),
-        extra_fields: ExtraFields::default(),
-    })
+    Ok(a.into_response(
+        v.get("id").and_then(Value::as_str).unwrap_or_default().to_string(),
+        v.get("model").and_then(Value::as_str).unwrap_or(model).to_string(),
+        v.get("stop_reason").and_then(Value::as_str).map(finish_reason),
+        usage_from(v.get("usage")),
+    ))
 }
 
 /// `{"type":"error","error":{"type":..,"message":..}}` → "type: message".

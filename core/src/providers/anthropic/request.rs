@@ -10,6 +10,7 @@
 use serde_json::{json, Map, Value};
 
 use crate::error::{Error, Result};
+use crate::providers::mapping::{function_tools, is_blank, push_tool_result, report_message_fields, tool_calls};
 use crate::types::{Content, Message, Request};
 
 const DEFAULT_MAX_TOKENS: u64 = 1024;
@@ -33,17 +34,6 @@ const MAPPED_PARAMS: &[&str] = &[
     // Anthropic streams always report usage, which is what this asks for.
     "stream_options",
 ];
-
-/// Whether a value says nothing (`null`, `false`, `""`, `[]`, `{}`).
-fn is_blank(v: &Value) -> bool {
-    match v {
-        Value::Null | Value::Bool(false) => true,
-        Value::String(s) => s.is_empty(),
-        Value::Array(a) => a.is_empty(),
-        Value::Object(o) => o.is_empty(),
-        _ => false,
-    }
-}
 
 /// The Messages API body for `req` (`model` is the model name), and the
 /// names of what could not be sent.
@@ -78,15 +68,7 @@ pub(crate) fn request_body(req: &Request, model: &str, stream: bool) -> Result<(
                 let id =
                     m.tool_call_id.as_deref().ok_or_else(|| Error::invalid("a tool message needs tool_call_id"))?;
                 let block = json!({"type": "tool_result", "tool_use_id": id, "content": m.content.text()});
-                // Consecutive tool results share one user turn.
-                match messages.last_mut() {
-                    Some(last) if last["role"] == "user" && last["content"][0]["type"] == "tool_result" => {
-                        if let Some(arr) = last["content"].as_array_mut() {
-                            arr.push(block);
-                        }
-                    }
-                    _ => messages.push(json!({"role": "user", "content": [block]})),
-                }
+                push_tool_result(&mut messages, block);
             }
             other => return Err(Error::invalid(format!("role {other:?} cannot be sent to Anthropic"))),
         }
@@ -132,23 +114,6 @@ pub(crate) fn request_body(req: &Request, model: &str, stream: bool) -> Result<(
     Ok((Value::Object(body), unmapped))
 }
 
-/// A message's fields Anthropic has no place for: `name`, and whatever
-/// OpenAI field it carried beyond the ones mapped.
-fn report_message_fields(i: usize, m: &Message, unmapped: &mut Vec<String>) {
-    if m.name.as_deref().is_some_and(|n| !n.is_empty()) {
-        unmapped.push(format!("messages[{i}].name"));
-    }
-    for (k, v) in &m.other {
-        let mapped = m.role == "assistant" && k == "thinking_blocks";
-        // `reasoning_content` is the text of `thinking_blocks`: with the
-        // blocks it is sent; alone it has no signature and cannot be.
-        let with_blocks = k == "reasoning_content" && m.other.contains_key("thinking_blocks");
-        if !mapped && !with_blocks && !is_blank(v) {
-            unmapped.push(format!("messages[{i}].{k}"));
-        }
-    }
-}
-
 /// `metadata.user_id` from OpenAI's `user` or from `metadata.user_id`;
 /// other metadata keys have no Anthropic equivalent.
 fn map_metadata(p: &Map<String, Value>, body: &mut Map<String, Value>, unmapped: &mut Vec<String>) {
@@ -168,26 +133,18 @@ fn map_metadata(p: &Map<String, Value>, body: &mut Map<String, Value>, unmapped:
 }
 
 fn map_tools(p: &Map<String, Value>, body: &mut Map<String, Value>, unmapped: &mut Vec<String>) {
-    if let Some(Value::Array(tools)) = p.get("tools") {
-        let mut mapped = Vec::with_capacity(tools.len());
-        for (i, t) in tools.iter().enumerate() {
-            let Some(f) = t.get("function").filter(|_| t.get("type").and_then(Value::as_str) == Some("function"))
-            else {
-                unmapped.push(format!("tools[{i}]"));
-                continue;
-            };
-            if f.get("strict").is_some_and(|s| !is_blank(s)) {
-                unmapped.push(format!("tools[{i}].function.strict"));
-            }
-            mapped.push(json!({
+    let mapped: Vec<Value> = function_tools(p, unmapped)
+        .into_iter()
+        .map(|f| {
+            json!({
                 "name": f.get("name").cloned().unwrap_or(Value::Null),
                 "description": f.get("description").cloned().unwrap_or(Value::String(String::new())),
                 "input_schema": f.get("parameters").cloned().unwrap_or(json!({"type": "object"})),
-            }));
-        }
-        if !mapped.is_empty() {
-            body.insert("tools".into(), Value::Array(mapped));
-        }
+            })
+        })
+        .collect();
+    if !mapped.is_empty() {
+        body.insert("tools".into(), Value::Array(mapped));
     }
     match p.get("tool_choice") {
         Some(Value::String(s)) if s == "auto" => {
@@ -294,18 +251,10 @@ fn is_empty_text(block: &Value) -> bool {
 }
 
 fn tool_use_blocks(m: &Message) -> Result<Vec<Value>> {
-    let Some(Value::Array(calls)) = &m.tool_calls else { return Ok(Vec::new()) };
-    calls
-        .iter()
-        .map(|c| {
-            let f = c.get("function").ok_or_else(|| Error::invalid("tool_calls[].function is required"))?;
-            let args = f.get("arguments").and_then(Value::as_str).unwrap_or("{}");
-            let input: Value = serde_json::from_str(args)
-                .map_err(|e| Error::invalid(format!("tool_calls[].function.arguments is not JSON: {e}")))?;
-            Ok(json!({"type": "tool_use", "id": c.get("id").cloned().unwrap_or(Value::Null),
-                      "name": f.get("name").cloned().unwrap_or(Value::Null), "input": input}))
-        })
-        .collect()
+    Ok(tool_calls(m)?
+        .into_iter()
+        .map(|c| json!({"type": "tool_use", "id": c.id, "name": c.name, "input": c.input}))
+        .collect())
 }
 
 #[cfg(test)]

@@ -35,8 +35,9 @@ use crate::config::{KeyConfig, ProviderConfig};
 use crate::error::{Error, Result};
 use crate::objpool::BufferPool;
 use crate::providers::http::{HttpClient, StreamDecoder, StreamItem};
+use crate::providers::mapping::{cache_details, openai_tool_call, Answer};
 use crate::providers::{CallCtx, ChunkStream};
-use crate::types::{AssistantMessage, Choice, Chunk, Delta, ExtraFields, Request, Response, Usage};
+use crate::types::{Chunk, Delta, Request, Response, Usage};
 
 pub(crate) struct Bedrock {
     pub(crate) http: HttpClient,
@@ -81,12 +82,7 @@ fn usage_from(u: Option<&Value>) -> Usage {
     if let Some(total) = field("totalTokens") {
         usage.total_tokens = total;
     }
-    if reads.is_some() || writes.is_some() {
-        usage.other.insert(
-            "prompt_tokens_details".into(),
-            json!({"cached_tokens": reads.unwrap_or(0), "cache_creation_tokens": writes.unwrap_or(0)}),
-        );
-    }
+    cache_details(&mut usage, reads, writes);
     usage
 }
 
@@ -107,52 +103,21 @@ fn thinking_block(r: &Value) -> Option<(Value, &str)> {
 /// Maps a Converse response to a `chat.completion`.
 pub(crate) fn response_from(v: &Value, model: &str, id: String) -> Option<Response> {
     let blocks = v.get("output")?.get("message")?.get("content")?.as_array()?;
-    let mut text = String::new();
-    let mut tool_calls = Vec::new();
-    let mut reasoning: Option<String> = None;
-    let mut thinking = Vec::new();
+    let mut a = Answer::default();
     for b in blocks {
         if let Some(t) = b.get("text").and_then(Value::as_str) {
-            text.push_str(t);
+            a.text.push_str(t);
         } else if let Some(u) = b.get("toolUse") {
-            tool_calls.push(json!({
-                "id": u.get("toolUseId").cloned().unwrap_or(Value::Null),
-                "type": "function",
-                "function": {"name": u.get("name").cloned().unwrap_or(Value::Null),
-                             "arguments": u.get("input").map(Value::to_string).unwrap_or_else(|| "{}".into())},
-            }));
+            a.tool_calls.push(openai_tool_call(u.get("toolUseId"), u.get("name"), u.get("input")));
         } else if let Some((block, t)) = b.get("reasoningContent").and_then(thinking_block) {
             if block["type"] == "thinking" {
-                reasoning.get_or_insert_with(String::new).push_str(t);
+                a.reasoning.get_or_insert_with(String::new).push_str(t);
             }
-            thinking.push(block);
+            a.thinking.push(block);
         }
     }
-    let mut message = AssistantMessage {
-        role: "assistant".into(),
-        content: if text.is_empty() && !tool_calls.is_empty() { None } else { Some(text) },
-        tool_calls: (!tool_calls.is_empty()).then_some(Value::Array(tool_calls)),
-        reasoning_content: reasoning,
-        ..Default::default()
-    };
-    if !thinking.is_empty() {
-        message.other.insert("thinking_blocks".into(), Value::Array(thinking));
-    }
-    Some(Response {
-        id,
-        object: "chat.completion".into(),
-        created: super::unix_now_s(),
-        model: model.to_string(),
-        choices: vec![Choice {
-            index: 0,
-            message,
-            finish_reason: v.get("stopReason").and_then(Value::as_str).map(finish_reason),
-            other: Default::default(),
-        }],
-        usage: usage_from(v.get("usage")),
-        other: Default::default(),
-        extra_fields: ExtraFields::default(),
-    })
+    let finish = v.get("stopReason").and_then(Value::as_str).map(finish_reason);
+    Some(a.into_response(id, model.to_string(), finish, usage_from(v.get("usage"))))
 }
 
 /// `{"message": ...}` (or `Message`) → the message.

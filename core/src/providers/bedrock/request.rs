@@ -11,9 +11,10 @@
 use serde_json::{json, Map, Value};
 
 use crate::error::{Error, Result};
+use crate::providers::mapping::{function_tools, is_blank, push_tool_result, report_message_fields, tool_calls};
 use crate::types::{Content, Message, Request};
 
-/// Params that are sent, mapped or are bifrost's own business.
+/// Params that are mapped or are bifrost's own business.
 const MAPPED_PARAMS: &[&str] = &[
     "max_tokens",
     "max_completion_tokens",
@@ -24,19 +25,13 @@ const MAPPED_PARAMS: &[&str] = &[
     "tool_choice",
     "parallel_tool_calls",
     "thinking",
+    "additionalModelRequestFields",
     // ConverseStream always reports usage, which is what this asks for.
     "stream_options",
-    // Converse's own fields, sent as they are.
-    "additionalModelRequestFields",
-    "additionalModelResponseFieldPaths",
-    "guardrailConfig",
-    "performanceConfig",
-    "promptVariables",
-    "requestMetadata",
-    "serviceTier",
 ];
 
-/// Converse's own top-level fields a caller may give in `params`.
+/// Converse's own top-level fields a caller may give in `params`: sent as
+/// they are.
 const NATIVE: &[&str] = &[
     "additionalModelResponseFieldPaths",
     "guardrailConfig",
@@ -45,17 +40,6 @@ const NATIVE: &[&str] = &[
     "requestMetadata",
     "serviceTier",
 ];
-
-/// Whether a value says nothing (`null`, `false`, `""`, `[]`, `{}`).
-fn is_blank(v: &Value) -> bool {
-    match v {
-        Value::Null | Value::Bool(false) => true,
-        Value::String(s) => s.is_empty(),
-        Value::Array(a) => a.is_empty(),
-        Value::Object(o) => o.is_empty(),
-        _ => false,
-    }
-}
 
 /// The Converse body for `req`, and the names of what could not be sent.
 pub(crate) fn request_body(req: &Request) -> Result<(Value, Vec<String>)> {
@@ -86,15 +70,7 @@ pub(crate) fn request_body(req: &Request) -> Result<(Value, Vec<String>)> {
                 let text = m.content.text();
                 let content = if text.trim().is_empty() { json!([]) } else { json!([{"text": text}]) };
                 let block = json!({"toolResult": {"toolUseId": id, "content": content}});
-                // Consecutive tool results share one user turn.
-                match messages.last_mut() {
-                    Some(last) if last["role"] == "user" && last["content"][0].get("toolResult").is_some() => {
-                        if let Some(arr) = last["content"].as_array_mut() {
-                            arr.push(block);
-                        }
-                    }
-                    _ => messages.push(json!({"role": "user", "content": [block]})),
-                }
+                push_tool_result(&mut messages, block);
             }
             other => return Err(Error::invalid(format!("role {other:?} cannot be sent to Bedrock"))),
         }
@@ -149,50 +125,26 @@ pub(crate) fn request_body(req: &Request) -> Result<(Value, Vec<String>)> {
         unmapped.push("parallel_tool_calls".into());
     }
     for (k, v) in p {
-        if !MAPPED_PARAMS.contains(&k.as_str()) && !is_blank(v) {
+        if !MAPPED_PARAMS.contains(&k.as_str()) && !NATIVE.contains(&k.as_str()) && !is_blank(v) {
             unmapped.push(k.clone());
         }
     }
     Ok((Value::Object(body), unmapped))
 }
 
-/// A message's fields Converse has no place for.
-fn report_message_fields(i: usize, m: &Message, unmapped: &mut Vec<String>) {
-    if m.name.as_deref().is_some_and(|n| !n.is_empty()) {
-        unmapped.push(format!("messages[{i}].name"));
-    }
-    for (k, v) in &m.other {
-        let mapped = m.role == "assistant" && k == "thinking_blocks";
-        let with_blocks = k == "reasoning_content" && m.other.contains_key("thinking_blocks");
-        if !mapped && !with_blocks && !is_blank(v) {
-            unmapped.push(format!("messages[{i}].{k}"));
-        }
-    }
-}
-
 /// `tools` / `tool_choice` → `toolConfig`.
 fn tool_config(p: &Map<String, Value>, unmapped: &mut Vec<String>) -> Option<Value> {
     let mut specs = Vec::new();
-    if let Some(Value::Array(tools)) = p.get("tools") {
-        for (i, t) in tools.iter().enumerate() {
-            let Some(f) = t.get("function").filter(|_| t.get("type").and_then(Value::as_str) == Some("function"))
-            else {
-                unmapped.push(format!("tools[{i}]"));
-                continue;
-            };
-            if f.get("strict").is_some_and(|s| !is_blank(s)) {
-                unmapped.push(format!("tools[{i}].function.strict"));
-            }
-            let mut spec = Map::new();
-            spec.insert("name".into(), f.get("name").cloned().unwrap_or(Value::Null));
-            // Converse refuses an empty description: none is sent then.
-            if let Some(d) = f.get("description").filter(|d| !is_blank(d)) {
-                spec.insert("description".into(), d.clone());
-            }
-            let schema = f.get("parameters").cloned().unwrap_or_else(|| json!({"type": "object"}));
-            spec.insert("inputSchema".into(), json!({"json": schema}));
-            specs.push(json!({"toolSpec": spec}));
+    for f in function_tools(p, unmapped) {
+        let mut spec = Map::new();
+        spec.insert("name".into(), f.get("name").cloned().unwrap_or(Value::Null));
+        // Converse refuses an empty description: none is sent then.
+        if let Some(d) = f.get("description").filter(|d| !is_blank(d)) {
+            spec.insert("description".into(), d.clone());
         }
+        let schema = f.get("parameters").cloned().unwrap_or_else(|| json!({"type": "object"}));
+        spec.insert("inputSchema".into(), json!({"json": schema}));
+        specs.push(json!({"toolSpec": spec}));
     }
     let choice = match p.get("tool_choice") {
         Some(Value::String(s)) if s == "auto" => Some(json!({"auto": {}})),
@@ -297,18 +249,10 @@ fn image_block(p: &Value) -> Result<Value> {
 }
 
 fn tool_use_blocks(m: &Message) -> Result<Vec<Value>> {
-    let Some(Value::Array(calls)) = &m.tool_calls else { return Ok(Vec::new()) };
-    calls
-        .iter()
-        .map(|c| {
-            let f = c.get("function").ok_or_else(|| Error::invalid("tool_calls[].function is required"))?;
-            let args = f.get("arguments").and_then(Value::as_str).filter(|a| !a.trim().is_empty()).unwrap_or("{}");
-            let input: Value = serde_json::from_str(args)
-                .map_err(|e| Error::invalid(format!("tool_calls[].function.arguments is not JSON: {e}")))?;
-            Ok(json!({"toolUse": {"toolUseId": c.get("id").cloned().unwrap_or(Value::Null),
-                                  "name": f.get("name").cloned().unwrap_or(Value::Null), "input": input}}))
-        })
-        .collect()
+    Ok(tool_calls(m)?
+        .into_iter()
+        .map(|c| json!({"toolUse": {"toolUseId": c.id, "name": c.name, "input": c.input}}))
+        .collect())
 }
 
 #[cfg(test)]
