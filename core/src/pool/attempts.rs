@@ -1,8 +1,9 @@
 //! One job's provider calls: key choice, the circuit breaker, retries with
 //! backoff, key rotation.
 //!
-//! Retryable failures (network errors, attempt timeouts, HTTP 408, 429,
-//! 500, 502, 503, 504) get up to `max_retries` more attempts after a pause
+//! Retryable failures (classes `rate_limit`, `server_error`, `network`,
+//! `timeout` of `pool::classify`: network errors, attempt timeouts, HTTP
+//! 408, 429, 500, 502, 503, 504, 529) get up to `max_retries` more attempts after a pause
 //! of `min(initial·2^n, max)` ±20 %, or the provider's `Retry-After` when it
 //! sent one (bounded: never past the deadline, and at most
 //! `retry_backoff_max_ms` × 10 without one); a pause that would pass the
@@ -30,7 +31,7 @@ use crate::types::ExtraFields;
 use reqwest::header::HeaderMap;
 
 use super::breaker::Admit;
-use super::classify::{retryable, unhealthy};
+use super::classify::{class_of, retryable, unhealthy, FailureClass};
 use super::job::{JobInner, Output, Work};
 use super::PoolShared;
 
@@ -168,7 +169,8 @@ pub(crate) async fn execute(pool: &PoolShared, job: &JobInner, work: Work, queue
         pool.publish(pool.breaker.record(admit, !unhealthy(&e)));
         if let Some(i) = key {
             pool.keys.record_error(i);
-            if matches!(e.status(), Some(401 | 403)) {
+            // A refused key (not a 403 content filter: that is no key's fault).
+            if class_of(&e) == Some(FailureClass::Auth) {
                 pool.keys.mark_rejected(i);
                 if let Some(h) = &pool.fleet_health {
                     h.key_rejected(&pool.name, i, pool.keys.key(i).cooldown_ms);

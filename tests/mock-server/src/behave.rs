@@ -150,6 +150,19 @@ pub(crate) async fn behave(shared: &Shared, d: &Directives) -> Result<(), Failur
         None => Ok(()),
         Some(status) => {
             let mut f = Failure::new(status, injected_message(status, d, seen));
+            match d.fail_reason {
+                Some("context_length") => {
+                    f.message = "This model's maximum context length is 8192 tokens. However, your messages \
+                                 resulted in 9000 tokens. Please reduce the length of the messages."
+                        .into();
+                    f.kind = Some("context_length_exceeded");
+                }
+                Some("content_policy") => {
+                    f.message = "Your request was rejected as a result of our safety system.".into();
+                    f.kind = Some("content_policy_violation");
+                }
+                _ => {}
+            }
             if status == 429 {
                 f.retry_after = d.retry_after;
             }

@@ -21,6 +21,7 @@
 //! | `truncate_after` | stream: close the body after N content chunks, without the terminal event |
 //! | `stream_error_after` | stream: send the provider's in-stream error event after N content chunks (its kind follows `fail_status` when given with `fail_rate=0`, else 500) |
 //! | `hang` | `1`: accept the request and never answer |
+//! | `fail_reason` | with a 4xx `fail_status`: `context_length` or `content_policy`, the provider's error for a prompt too long for the model or refused content (OpenAI codes `context_length_exceeded` / `content_policy_violation`) |
 //! | `record` | `1`: keep the request as it arrived, for `GET /_mock/requests` |
 //! | `fixture` | answer with a recorded provider response from `tests/fixtures/` instead of the echo (see the `fixture` module) |
 //!
@@ -45,6 +46,7 @@ pub const KEYS: &[&str] = &[
     "hang",
     "fixture",
     "record",
+    "fail_reason",
 ];
 
 /// The resolved behaviour of one request (see the module docs for each key).
@@ -78,6 +80,8 @@ pub struct Directives {
     pub fixture: Option<String>,
     /// Keep the request for `GET /_mock/requests`.
     pub record: bool,
+    /// What an injected 4xx says: `context_length` or `content_policy`.
+    pub fail_reason: Option<&'static str>,
 }
 
 impl Default for Directives {
@@ -97,6 +101,7 @@ impl Default for Directives {
             hang: false,
             fixture: None,
             record: false,
+            fail_reason: None,
         }
     }
 }
@@ -201,6 +206,13 @@ impl Directives {
                     "0" | "false" => false,
                     _ => return Err(invalid("1 or 0")),
                 }
+            }
+            "fail_reason" => {
+                self.fail_reason = Some(match value {
+                    "context_length" => "context_length",
+                    "content_policy" => "content_policy",
+                    _ => return Err(invalid("context_length or content_policy")),
+                })
             }
             "record" => {
                 self.record = match value {
