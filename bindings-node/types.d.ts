@@ -57,6 +57,8 @@ export interface BurstConfig {
 export interface ChatRequest {
   /** The tokens this request will use, prompt and completion, when the caller counted them (a tokenizer): what the provider's `limits` reserve instead of bifrost's estimate (docs/architecture.md §10). Never sent to the provider. */
   estimated_tokens?: number | null
+  /** This request's own failover actions, over its provider's (docs/failover.md). Never sent to the provider. */
+  failover?: FailoverConfig | null
   /** `"provider/model"` targets tried in order when the primary fails. */
   fallbacks?: string[]
   /** The conversation, oldest first. */
@@ -248,6 +250,25 @@ export interface ExtraFields {
   queue_wait_us: number
   /** What of the request the provider has no equivalent for and was not sent (`frequency_penalty`, `messages[2].name`, …); absent when everything was sent (docs/architecture.md §12). */
   unmapped_params?: string[]
+}
+
+/** What a failure class does. */
+export type FailoverAction = 'retry' | 'fallback' | 'return'
+
+/** Per-class actions; a key left out keeps its default (shown per field). */
+export interface FailoverConfig {
+  /** The provider refused the content (default `return`; `retry` is refused). */
+  on_content_policy?: FailoverAction | null
+  /** The prompt does not fit the model (default `fallback`; `retry` is refused). */
+  on_context_length?: FailoverAction | null
+  /** Connect, reset, TLS, a cut body (default `retry`). */
+  on_network?: FailoverAction | null
+  /** 429 / throttling (default `retry`, waiting `Retry-After` when it fits). */
+  on_rate_limit?: FailoverAction | null
+  /** 5xx, 529, 408 (default `retry`). */
+  on_server_error?: FailoverAction | null
+  /** No answer within the attempt limit (default `fallback`: a route that went silent is not waited for again). */
+  on_timeout?: FailoverAction | null
 }
 
 /** Health of the gateway: `ok` when every provider is `ok`. */
@@ -513,6 +534,8 @@ export interface ProviderConfig {
   concurrency_and_buffer_size?: ConcurrencyConfig
   /** Bifrost's custom provider: `base_provider_type` (`openai`, `anthropic`, `bedrock`) sets `kind`; other fields are refused by name. */
   custom_provider_config?: CustomProviderConfig | null
+  /** What each failure class does: retry, fallback or return (docs/failover.md; defaults when absent). */
+  failover?: FailoverConfig | null
   /** Startup probe: `true` (model from the first key's `models`, or any model for `mock`) or `{"model": "..."}`. Its result shows in `health()`. */
   health_check?: HealthCheck | null
   /** API keys, chosen by weight among those whose `models` allow the model. */

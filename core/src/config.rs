@@ -213,6 +213,10 @@ pub struct ProviderConfig {
     /// Circuit breaker; absent means disabled.
     #[serde(default)]
     pub circuit_breaker: Option<CircuitBreakerConfig>,
+    /// What each failure class does: retry, fallback or return
+    /// (docs/failover.md; defaults when absent).
+    #[serde(default)]
+    pub failover: Option<crate::failover::FailoverConfig>,
     /// Adaptive worker count; absent means a fixed `concurrency`.
     #[serde(default)]
     pub scaling: Option<ScalingConfig>,
@@ -1365,6 +1369,9 @@ impl Config {
                         "must start with http:// or https://",
                     ));
                 }
+            }
+            if let Some(f) = &p.failover {
+                f.check(&format!("{base}.failover")).map_err(|(path, message)| Error::config(path, message))?;
             }
             if let Some(cb) = &p.circuit_breaker {
                 let cp = format!("{base}.circuit_breaker");

@@ -136,7 +136,11 @@ impl Gateway {
         };
         match admitted.resolve().await {
             Ok(job) => with_fallbacks(job, plan),
-            Err(e) if plan.is_some() && fallback_worthy(&e) => with_fallbacks(Job::finished(0, Err(e)), plan),
+            // A refusal at submit (a full queue, an open breaker) has no
+            // failure class: every policy sends it on.
+            Err(e) if plan.is_some() && fallback_worthy(&e, &crate::failover::Policy::DEFAULT) => {
+                with_fallbacks(Job::finished(0, Err(e)), plan)
+            }
             Err(e) => Err(e),
         }
     }

@@ -21,6 +21,7 @@ pub mod bounds;
 mod clock;
 pub mod config;
 pub mod error;
+pub mod failover;
 pub mod gateway;
 mod ids;
 pub mod json;

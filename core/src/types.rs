@@ -38,6 +38,10 @@ pub struct Request {
     /// Never sent to the provider.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub estimated_tokens: Option<u64>,
+    /// This request's own failover actions, over its provider's
+    /// (docs/failover.md). Never sent to the provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failover: Option<crate::failover::FailoverConfig>,
     /// Per-request overrides for the mock provider.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mock: Option<MockConfig>,
@@ -196,6 +200,9 @@ impl Request {
                 .map_err(|_| Error::invalid(format!("fallbacks[{i}] must be \"<provider>/<model>\", got {f:?}")))?;
         }
         check_timeout(self.timeout_ms)?;
+        if let Some(f) = &self.failover {
+            f.check_request()?;
+        }
         if let Some(n) = self.estimated_tokens {
             if n == 0 || n > crate::limits::plan::MAX_ESTIMATED_TOKENS {
                 return Err(Error::invalid(format!(

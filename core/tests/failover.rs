@@ -62,3 +62,46 @@ async fn an_overloaded_anthropic_is_retried_and_a_plain_bad_request_is_not() {
     assert!(gw.chat(r).await.is_err());
     assert_eq!((seen(&srv, "bad"), seen(&srv, "bad-fallback")), (1, 0), "bad here is bad everywhere");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_route_is_not_retried_but_left_for_the_fallback_unless_the_policy_says_retry() {
+    let srv = MockServer::start(MockConfig::default()).await.expect("mock");
+    let url = srv.url();
+    let net = json!({"base_url": format!("{url}/v1"), "max_retries": 2, "default_request_timeout_in_seconds": 1,
+                     "retry_backoff_initial_ms": 1, "retry_backoff_max_ms": 2});
+    let gw = Gateway::from_value(json!({"providers": {
+        "silent": {"kind": "openai", "keys": [{"value": "mock-key", "models": ["*"]}], "network_config": net},
+        "patient": {"kind": "openai", "keys": [{"value": "mock-key", "models": ["*"]}], "network_config": net,
+                    "failover": {"on_timeout": "retry"}},
+        "anthropic": {"keys": [{"value": "mock-key", "models": ["*"]}], "network_config": {"base_url": url}},
+    }}))
+    .expect("gateway");
+    let mut r = Request::new("silent/m~hang=1&scenario=silent", "hi");
+    r.fallbacks = vec!["anthropic/claude~scenario=silent-fallback".into()];
+    let resp = gw.chat(r).await.expect("the fallback answers");
+    assert_eq!(resp.extra_fields.fallback_index, 1);
+    assert_eq!((seen(&srv, "silent"), seen(&srv, "silent-fallback")), (1, 1), "one attempt, then the fallback");
+    // The provider's section, and then the request's own, say otherwise.
+    let e = gw.chat(Request::new("patient/m~hang=1&scenario=patient", "hi")).await.expect_err("timeout");
+    assert_eq!(e.kind(), ErrorKind::Timeout);
+    assert_eq!(seen(&srv, "patient"), 3, "1 + max_retries attempts");
+    let mut r = Request::new("patient/m~hang=1&scenario=impatient", "hi");
+    r.failover = Some(serde_json::from_value(json!({"on_timeout": "return"})).expect("failover"));
+    r.fallbacks = vec!["anthropic/claude~scenario=impatient-fallback".into()];
+    assert!(gw.chat(r).await.is_err());
+    assert_eq!((seen(&srv, "impatient"), seen(&srv, "impatient-fallback")), (1, 0));
+}
+
+#[test]
+fn a_policy_that_would_resend_a_too_long_prompt_or_retry_a_refusal_is_refused() {
+    let cfg = |f: serde_json::Value| Gateway::from_value(json!({"providers": {"p": {"kind": "mock", "failover": f}}}));
+    let e = cfg(json!({"on_context_length": "retry"})).expect_err("refused");
+    assert!(e.to_string().contains("providers.p.failover.on_context_length"), "{e}");
+    assert!(cfg(json!({"on_content_policy": "retry"})).is_err());
+    assert!(cfg(json!({"on_timeout": "wait"})).is_err(), "unknown action");
+    assert!(cfg(json!({"on_timeout": "retry", "on_context_length": "return"})).is_ok());
+    let mut r = Request::new("p/m", "hi");
+    r.failover = Some(serde_json::from_value(json!({"on_content_policy": "retry"})).expect("parses"));
+    let e = r.validate().expect_err("refused");
+    assert_eq!(e.kind(), ErrorKind::InvalidRequest);
+}

@@ -447,7 +447,11 @@ async fn an_attempt_timeout_names_its_bound_and_closes_its_connection_before_the
         json!({"default_request_timeout_in_seconds": 1, "max_retries": 1,
                "retry_backoff_initial_ms": 3000, "retry_backoff_max_ms": 3000}),
     );
-    let e = bounded("hang", gw.chat(request())).await.expect_err("timeout");
+    // A silent route is not retried by default (docs/failover.md); this
+    // request asks for it.
+    let mut r = request();
+    r.failover = Some(serde_json::from_value(json!({"on_timeout": "retry"})).expect("failover"));
+    let e = bounded("hang", gw.chat(r)).await.expect_err("timeout");
     assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
     let text = e.to_string();
     assert!(text.contains("default_request_timeout_in_seconds=1"), "{text}");

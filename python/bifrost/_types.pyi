@@ -73,6 +73,9 @@ class ChatRequest(TypedDict):
     # reserve instead of bifrost's estimate (docs/architecture.md §10).
     # Never sent to the provider.
     estimated_tokens: NotRequired[Union[int, None]]
+    # This request's own failover actions, over its provider's
+    # (docs/failover.md). Never sent to the provider.
+    failover: NotRequired[Union[FailoverConfig, None]]
     # `"provider/model"` targets tried in order when the primary fails.
     fallbacks: NotRequired[List[str]]
     # The conversation, oldest first.
@@ -284,6 +287,28 @@ class ExtraFields(TypedDict):
     # sent (`frequency_penalty`, `messages[2].name`, …); absent when
     # everything was sent (docs/architecture.md §12).
     unmapped_params: NotRequired[List[str]]
+
+
+FailoverAction = Union[Literal["retry"], Literal["fallback"], Literal["return"]]
+"""What a failure class does."""
+
+
+class FailoverConfig(TypedDict):
+    """Per-class actions; a key left out keeps its default (shown per field)."""
+
+    # The provider refused the content (default `return`; `retry` is refused).
+    on_content_policy: NotRequired[Union[FailoverAction, None]]
+    # The prompt does not fit the model (default `fallback`; `retry` is refused).
+    on_context_length: NotRequired[Union[FailoverAction, None]]
+    # Connect, reset, TLS, a cut body (default `retry`).
+    on_network: NotRequired[Union[FailoverAction, None]]
+    # 429 / throttling (default `retry`, waiting `Retry-After` when it fits).
+    on_rate_limit: NotRequired[Union[FailoverAction, None]]
+    # 5xx, 529, 408 (default `retry`).
+    on_server_error: NotRequired[Union[FailoverAction, None]]
+    # No answer within the attempt limit (default `fallback`: a route
+    # that went silent is not waited for again).
+    on_timeout: NotRequired[Union[FailoverAction, None]]
 
 
 class Health(TypedDict):
@@ -599,6 +624,9 @@ class ProviderConfig(TypedDict):
     # Bifrost's custom provider: `base_provider_type` (`openai`,
     # `anthropic`, `bedrock`) sets `kind`; other fields are refused by name.
     custom_provider_config: NotRequired[Union[CustomProviderConfig, None]]
+    # What each failure class does: retry, fallback or return
+    # (docs/failover.md; defaults when absent).
+    failover: NotRequired[Union[FailoverConfig, None]]
     # Startup probe: `true` (model from the first key's `models`, or any
     # model for `mock`) or `{"model": "..."}`. Its result shows in `health()`.
     health_check: NotRequired[Union[HealthCheck, None]]

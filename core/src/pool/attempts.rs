@@ -30,6 +30,8 @@ use crate::providers::{CallCtx, OnResponse};
 use crate::types::ExtraFields;
 use reqwest::header::HeaderMap;
 
+use crate::failover::Policy;
+
 use super::breaker::Admit;
 use super::classify::{class_of, retryable, unhealthy, FailureClass};
 use super::job::{JobInner, Output, Work};
@@ -47,6 +49,7 @@ pub(crate) async fn execute(pool: &PoolShared, job: &JobInner, work: Work, queue
     let net = &pool.network;
     let model = work.model();
     let attempt_limit = Duration::from_secs(net.default_request_timeout_in_seconds);
+    let policy = Policy::of(pool.failover.as_ref(), work.failover());
     let mut attempt = 0u32;
     let mut retries_used = 0u32;
     let mut avoid = None;
@@ -200,7 +203,7 @@ pub(crate) async fn execute(pool: &PoolShared, job: &JobInner, work: Work, queue
                 avoid = Some(i);
             }
         }
-        if retries_used >= net.max_retries || !retryable(&e) {
+        if retries_used >= net.max_retries || !retryable(&e, &policy) {
             return Err(e);
         }
         let pause = match &e {

@@ -16,6 +16,7 @@
 //! unchanged to it.
 
 use crate::error::{Error, TimeoutPhase};
+use crate::failover::{FailoverAction, Policy};
 
 /// What went wrong, as far as retrying and failing over are concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,19 +95,34 @@ pub(crate) fn class_of(e: &Error) -> Option<FailureClass> {
     })
 }
 
-/// Worth another attempt on the same provider (with backoff).
-pub(crate) fn retryable(e: &Error) -> bool {
-    matches!(
-        class_of(e),
-        Some(FailureClass::RateLimit | FailureClass::ServerError | FailureClass::Network | FailureClass::Timeout)
-    )
+/// What `policy` says `class` does; the classes it does not name are fixed.
+fn action(class: FailureClass, policy: &Policy) -> FailoverAction {
+    match class {
+        FailureClass::RateLimit => policy.rate_limit,
+        FailureClass::ServerError => policy.server_error,
+        FailureClass::Timeout => policy.timeout,
+        FailureClass::Network => policy.network,
+        FailureClass::ContextLength => policy.context_length,
+        FailureClass::ContentPolicy => policy.content_policy,
+        // The request was served; another provider may serve it better.
+        FailureClass::Protocol => FailoverAction::Fallback,
+        // Key rotation is the retry (pool::attempts); then elsewhere.
+        FailureClass::Auth => FailoverAction::Fallback,
+        FailureClass::BadRequest => FailoverAction::Return,
+    }
 }
 
-/// Worth trying the request's next fallback provider.
-pub(crate) fn fallback_worthy(e: &Error) -> bool {
+/// Worth another attempt on the same provider (with backoff) under `policy`.
+pub(crate) fn retryable(e: &Error, policy: &Policy) -> bool {
+    class_of(e).is_some_and(|c| action(c, policy) == FailoverAction::Retry)
+}
+
+/// Worth trying the request's next fallback provider under `policy`: a
+/// class whose action is `retry` (its retries are spent) or `fallback`,
+/// and bifrost's own refusals (a full queue, an open breaker, …).
+pub(crate) fn fallback_worthy(e: &Error, policy: &Policy) -> bool {
     match class_of(e) {
-        Some(FailureClass::ContentPolicy | FailureClass::BadRequest) => false,
-        Some(_) => true,
+        Some(c) => action(c, policy) != FailoverAction::Return,
         None => matches!(
             e,
             Error::QueueFull { .. }
@@ -131,6 +147,8 @@ pub(crate) fn unhealthy(e: &Error) -> bool {
 mod tests {
     use super::*;
 
+    const D: Policy = Policy::DEFAULT;
+
     fn provider(status: u16, body: &str) -> Error {
         let message = crate::providers::openai::error_message(body)
             .or_else(|| crate::providers::anthropic::error_message(body))
@@ -143,14 +161,14 @@ mod tests {
     fn every_retryable_failure_is_fallback_worthy() {
         for status in [400, 401, 403, 404, 408, 409, 413, 422, 429, 500, 501, 502, 503, 504, 505, 529] {
             let e = provider(status, "{}");
-            assert!(!retryable(&e) || fallback_worthy(&e), "{status}");
+            assert!(!retryable(&e, &D) || fallback_worthy(&e, &D), "{status}");
         }
-        assert!(retryable(&provider(503, "")) && unhealthy(&provider(503, "")));
-        assert!(retryable(&provider(529, "")), "Anthropic's overloaded is a server error");
+        assert!(retryable(&provider(503, ""), &D) && unhealthy(&provider(503, "")));
+        assert!(retryable(&provider(529, ""), &D), "Anthropic's overloaded is a server error");
         let auth = provider(401, "");
-        assert!(!retryable(&auth) && fallback_worthy(&auth) && !unhealthy(&auth));
+        assert!(!retryable(&auth, &D) && fallback_worthy(&auth, &D) && !unhealthy(&auth));
         let full = Error::QueueFull { provider: "p".into(), buffer_size: 1, policy: "error" };
-        assert!(!retryable(&full) && fallback_worthy(&full) && !unhealthy(&full));
+        assert!(!retryable(&full, &D) && fallback_worthy(&full, &D) && !unhealthy(&full));
     }
 
     /// Error bodies as each provider documents them.
@@ -236,10 +254,10 @@ mod tests {
             assert_eq!(class_of(&provider(status, body)), Some(class), "{status} {body}");
         }
         let too_long = provider(400, cases[0].1);
-        assert!(!retryable(&too_long) && fallback_worthy(&too_long), "too long here may fit elsewhere");
+        assert!(!retryable(&too_long, &D) && fallback_worthy(&too_long, &D), "too long here may fit elsewhere");
         let refused = provider(400, cases[1].1);
-        assert!(!retryable(&refused) && !fallback_worthy(&refused), "a refusal comes back as it is");
-        assert!(!fallback_worthy(&provider(400, cases[3].1)), "a bad request is bad everywhere");
+        assert!(!retryable(&refused, &D) && !fallback_worthy(&refused, &D), "a refusal comes back as it is");
+        assert!(!fallback_worthy(&provider(400, cases[3].1), &D), "a bad request is bad everywhere");
         let timeout = Error::Timeout { provider: "p".into(), phase: TimeoutPhase::Attempt, timeout_ms: 1 };
         assert_eq!(class_of(&timeout), Some(Timeout));
         assert_eq!(class_of(&Error::Network { provider: "p".into(), message: String::new() }), Some(Network));

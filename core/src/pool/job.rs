@@ -51,6 +51,14 @@ pub enum Work {
 }
 
 impl Work {
+    /// The request's own `failover` section (chat requests only).
+    pub(crate) fn failover(&self) -> Option<&crate::failover::FailoverConfig> {
+        match self {
+            Work::Chat(r) | Work::Stream(r) => r.failover.as_ref(),
+            Work::Embed(_) => None,
+        }
+    }
+
     /// The model name without the provider prefix (the request was
     /// validated and routed by it, so it has one).
     pub(crate) fn model(&self) -> &str {

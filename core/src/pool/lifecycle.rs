@@ -140,6 +140,7 @@ impl PoolShared {
             worker_slots: parking_lot::Mutex::new(Vec::new()),
             last: Default::default(),
             network: cfg.network_config.clone(),
+            failover: cfg.failover,
             abort: Latch::default(),
             closing: Latch::default(),
             workers_alive: AtomicUsize::new(concurrency),

@@ -105,6 +105,8 @@ pub(crate) struct PoolShared {
     /// When the last job completed and failed (for `health()`).
     last: snapshot::LastOutcomes,
     network: NetworkConfig,
+    /// The provider's `failover` section (docs/failover.md).
+    pub(crate) failover: Option<crate::failover::FailoverConfig>,
     /// Cancelled at a shutdown's deadline: running jobs end SHUTDOWN.
     abort: Latch,
     /// Tripped when the pool stops accepting jobs (graceful or not).

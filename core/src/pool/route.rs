@@ -22,6 +22,7 @@ use std::sync::Arc;
 
 use crate::clock::{self, Nanos};
 use crate::error::{Error, Result, TimeoutPhase};
+use crate::failover::Policy;
 use crate::types::{split_model, Request};
 
 pub(crate) use super::classify::fallback_worthy;
@@ -57,11 +58,14 @@ pub(crate) fn with_fallbacks<T: JobOutput>(primary: Job<T>, plan: Option<Box<Fal
 /// stream, failed before its first content), unless cancelled first.
 async fn drive<T: JobOutput>(cell: Arc<RouteCell<T>>, primary: Job<T>, plan: FallbackPlan) {
     let provider = split_model(&plan.request.model).map(|(p, _)| p.to_string()).unwrap_or_default();
+    // The primary's policy decides whether its failure moves on.
+    let policy =
+        Policy::of(plan.pools.get(&provider).and_then(|p| p.failover.as_ref()), plan.request.failover.as_ref());
     let run = async move {
         match primary.await {
-            Err(e) if fallback_worthy(&e) => run_chain::<T>(plan, e).await,
+            Err(e) if fallback_worthy(&e, &policy) => run_chain::<T>(plan, e).await,
             Ok(out) => match out.confirm().await {
-                Err(e) if fallback_worthy(&e) => run_chain::<T>(plan, e).await,
+                Err(e) if fallback_worthy(&e, &policy) => run_chain::<T>(plan, e).await,
                 other => other,
             },
             Err(e) => Err(e),
