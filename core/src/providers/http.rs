@@ -420,6 +420,9 @@ pub(crate) fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
 
 /// What a stream decoder produced from the bytes so far.
 #[derive(Debug)]
+// A stream item is returned and moved once, straight into the chunk
+// channel; boxing the chunk would cost an allocation per chunk.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum StreamItem {
     Chunk(Chunk),
     /// The provider's terminal event: the stream ended properly.
