@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use serde_json::{json, Map, Value};
 
 use crate::error::{Error, Result};
-use crate::types::{AssistantMessage, Choice, ExtraFields, Message, Response, Usage};
+use crate::types::{AssistantMessage, Choice, Delta, ExtraFields, Message, Response, Usage};
 
 /// Whether a value says nothing (`null`, `false`, `""`, `[]`, `{}`): such a
 /// field is never reported as unmapped.
@@ -164,5 +164,49 @@ impl Answer {
             other: Map::new(),
             extra_fields: ExtraFields::default(),
         }
+    }
+}
+
+/// A stream's thinking, as both decoders emit it: text pieces as
+/// `delta.reasoning_content`, and each whole block (its text plus its
+/// signature, or a redacted block) once as `delta.thinking_blocks`,
+/// numbered by `index` (OpenAI-style accumulators merge list entries by it).
+#[derive(Default)]
+pub(crate) struct StreamThinking {
+    /// The text of the block being streamed.
+    text: String,
+    /// Blocks sent so far: the next one's `index`.
+    sent: u32,
+}
+
+impl StreamThinking {
+    /// A new thinking block starts.
+    pub(crate) fn start(&mut self) {
+        self.text.clear();
+    }
+
+    /// A piece of thinking text.
+    pub(crate) fn piece(&mut self, text: &str) -> Delta {
+        self.text.push_str(text);
+        Delta { reasoning_content: Some(text.to_string()), ..Delta::default() }
+    }
+
+    /// The block's signature arrived: the whole block, once.
+    pub(crate) fn signed(&mut self, signature: Value) -> Delta {
+        let block = json!({"type": "thinking", "thinking": std::mem::take(&mut self.text), "signature": signature});
+        self.block(block)
+    }
+
+    /// A redacted block (its opaque `data`).
+    pub(crate) fn redacted(&mut self, data: Value) -> Delta {
+        self.block(json!({"type": "redacted_thinking", "data": data}))
+    }
+
+    fn block(&mut self, mut block: Value) -> Delta {
+        block["index"] = json!(self.sent);
+        self.sent += 1;
+        let mut delta = Delta::default();
+        delta.other.insert("thinking_blocks".into(), json!([block]));
+        delta
     }
 }

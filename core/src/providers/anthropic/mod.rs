@@ -22,7 +22,7 @@ use crate::config::ProviderConfig;
 use crate::error::{Error, Result};
 use crate::objpool::BufferPool;
 use crate::providers::http::{HttpClient, SseParser, StreamDecoder, StreamItem};
-use crate::providers::mapping::{cache_details, openai_tool_call, Answer};
+use crate::providers::mapping::{cache_details, openai_tool_call, Answer, StreamThinking};
 use crate::providers::{CallCtx, ChunkStream};
 use crate::types::{Chunk, Delta, Request, Response, Usage};
 
@@ -161,12 +161,8 @@ pub(crate) struct AnthropicDecoder {
     usage: Map<String, Value>,
     /// Tool-use block index → position in `tool_calls` deltas.
     tool_index: Vec<(u64, u32)>,
-    /// The thinking text of the block being streamed, sent again whole
-    /// with its signature (as `thinking_blocks`) when that arrives.
-    thinking: String,
-    /// Thinking blocks sent so far: the next one's `index` (OpenAI-style
-    /// accumulators merge list entries by it).
-    thinking_blocks: u32,
+    /// The thinking being streamed.
+    thinking: StreamThinking,
     /// What of the request was not sent: told on the first chunk.
     unmapped: Vec<String>,
 }
@@ -181,8 +177,7 @@ impl AnthropicDecoder {
             created: super::unix_now_s(),
             usage: Map::new(),
             tool_index: Vec::new(),
-            thinking: String::new(),
-            thinking_blocks: 0,
+            thinking: StreamThinking::default(),
             unmapped: Vec::new(),
         }
     }
@@ -195,15 +190,6 @@ impl AnthropicDecoder {
 
     fn chunk(&self, delta: Delta, finish: Option<std::borrow::Cow<'static, str>>, usage: Option<Usage>) -> Chunk {
         Chunk::of(&self.id, self.created, &self.model, delta, finish, usage)
-    }
-
-    /// A delta carrying one whole thinking block, numbered.
-    fn thinking_block(&mut self, mut block: Value) -> Delta {
-        block["index"] = json!(self.thinking_blocks);
-        self.thinking_blocks += 1;
-        let mut delta = Delta::default();
-        delta.other.insert("thinking_blocks".into(), json!([block]));
-        delta
     }
 
     fn bad(&self, what: &str) -> Error {
@@ -250,10 +236,10 @@ impl StreamDecoder for AnthropicDecoder {
                     let block = v.get("content_block");
                     let kind = block.and_then(|b| b.get("type")).and_then(Value::as_str);
                     if kind == Some("thinking") {
-                        self.thinking.clear();
+                        self.thinking.start();
                     }
                     if let (Some("redacted_thinking"), Some(b)) = (kind, block) {
-                        let delta = self.thinking_block(b.clone());
+                        let delta = self.thinking.redacted(b.get("data").cloned().unwrap_or(Value::Null));
                         return Ok(Some(StreamItem::Chunk(self.chunk(delta, None, None))));
                     }
                     if kind == Some("tool_use") {
@@ -276,16 +262,11 @@ impl StreamDecoder for AnthropicDecoder {
                             return Ok(Some(StreamItem::Chunk(self.chunk(delta, None, None))));
                         }
                         Some("thinking_delta") => {
-                            let text = d.get("thinking").and_then(Value::as_str).unwrap_or("");
-                            self.thinking.push_str(text);
-                            let delta = Delta { reasoning_content: Some(text.to_string()), ..Delta::default() };
+                            let delta = self.thinking.piece(d.get("thinking").and_then(Value::as_str).unwrap_or(""));
                             return Ok(Some(StreamItem::Chunk(self.chunk(delta, None, None))));
                         }
                         Some("signature_delta") => {
-                            let signature = d.get("signature").cloned().unwrap_or(Value::Null);
-                            let block = json!({"type": "thinking", "thinking": std::mem::take(&mut self.thinking),
-                                               "signature": signature});
-                            let delta = self.thinking_block(block);
+                            let delta = self.thinking.signed(d.get("signature").cloned().unwrap_or(Value::Null));
                             return Ok(Some(StreamItem::Chunk(self.chunk(delta, None, None))));
                         }
                         Some("input_json_delta") => {

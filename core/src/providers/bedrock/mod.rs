@@ -35,7 +35,7 @@ use crate::config::{KeyConfig, ProviderConfig};
 use crate::error::{Error, Result};
 use crate::objpool::BufferPool;
 use crate::providers::http::{HttpClient, StreamDecoder, StreamItem};
-use crate::providers::mapping::{cache_details, openai_tool_call, Answer};
+use crate::providers::mapping::{cache_details, openai_tool_call, Answer, StreamThinking};
 use crate::providers::{CallCtx, ChunkStream};
 use crate::types::{Chunk, Delta, Request, Response, Usage};
 
@@ -262,12 +262,8 @@ pub(crate) struct BedrockDecoder {
     done: bool,
     /// Tool-use block index → position in `tool_calls` deltas.
     tool_index: Vec<(u64, u32)>,
-    /// The reasoning text of the block being streamed, sent again whole
-    /// with its signature (as `thinking_blocks`) when that arrives.
-    thinking: String,
-    /// Thinking blocks sent so far: the next one's `index` (OpenAI-style
-    /// accumulators merge list entries by it).
-    thinking_blocks: u32,
+    /// The thinking being streamed.
+    thinking: StreamThinking,
     /// What of the request was not sent: told on the first chunk.
     unmapped: Vec<String>,
 }
@@ -291,8 +287,7 @@ impl BedrockDecoder {
             stopped: false,
             done: false,
             tool_index: Vec::new(),
-            thinking: String::new(),
-            thinking_blocks: 0,
+            thinking: StreamThinking::default(),
             unmapped: Vec::new(),
         }
     }
@@ -399,23 +394,15 @@ impl StreamDecoder for BedrockDecoder {
                         return Ok(Some(StreamItem::Chunk(self.chunk(delta, None, None))));
                     }
                     if let Some(r) = d.get("reasoningContent") {
-                        if let Some(t) = r.get("text").and_then(Value::as_str) {
-                            self.thinking.push_str(t);
-                            let delta = Delta { reasoning_content: Some(t.to_string()), ..Delta::default() };
-                            return Ok(Some(StreamItem::Chunk(self.chunk(delta, None, None))));
-                        }
-                        let index = self.thinking_blocks;
-                        let block = if let Some(sig) = r.get("signature") {
-                            json!({"type": "thinking", "thinking": std::mem::take(&mut self.thinking),
-                                   "signature": sig, "index": index})
+                        let delta = if let Some(t) = r.get("text").and_then(Value::as_str) {
+                            self.thinking.piece(t)
+                        } else if let Some(sig) = r.get("signature") {
+                            self.thinking.signed(sig.clone())
                         } else if let Some(data) = r.get("redactedContent") {
-                            json!({"type": "redacted_thinking", "data": data, "index": index})
+                            self.thinking.redacted(data.clone())
                         } else {
                             continue;
                         };
-                        self.thinking_blocks += 1;
-                        let mut delta = Delta::default();
-                        delta.other.insert("thinking_blocks".into(), json!([block]));
                         return Ok(Some(StreamItem::Chunk(self.chunk(delta, None, None))));
                     }
                 }
