@@ -153,9 +153,12 @@ async fn messages_inner(shared: &Arc<Shared>, headers: &HeaderMap, body: &[u8]) 
     }
     let prompt = words(req.system.as_str()) + req.messages.iter().map(|m| words(m.content.as_str())).sum::<u64>();
     let last_user = req.messages.iter().rev().find(|m| m.role == "user").map_or("", |m| m.content.as_str());
-    let reply = Reply::new(last_user, prompt, Some(max_tokens));
+    let last = req.messages.last();
+    behave::check_prefill(&d, last.map(|m| m.role.as_ref()))?;
+    let prefill = last.filter(|m| m.role == "assistant").map_or("", |m| m.content.as_str());
+    let reply = Reply::new(last_user, prompt, Some(max_tokens)).continued(prefill);
     let verdict = shared.limit(prompt + max_tokens)?;
-    behave(shared, &d).await?;
+    let d = behave(shared, d).await?;
     let limited = |mut r: Response| {
         if let Some(v) = &verdict {
             v.apply(&mut r, Flavor::Anthropic);
@@ -223,16 +226,24 @@ async fn messages_inner(shared: &Arc<Shared>, headers: &HeaderMap, body: &[u8]) 
                 usage: OutputUsage { output_tokens: reply.completion_tokens },
             };
             frames.push((false, event("message_delta", &md)));
-            frames.push((false, Bytes::from_static(b"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n")));
+            if d.terminator {
+                frames.push((false, Bytes::from_static(b"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n")));
+            }
         }
-        Ending::Truncated => {}
+        Ending::Truncated | Ending::Stall => {}
+        Ending::Invalid => frames.push((
+            false,
+            Bytes::from_static(b"event: content_block_delta\ndata: {\"type\": \"content_block_delta\", \n\n"),
+        )),
         Ending::Error => {
             let status = d.stream_error_status();
             let f = Failure::new(status, format!("mock: injected in-stream error ({status})"));
             frames.push((false, event("error", &error_body(&f))));
         }
     }
-    let body = FrameBody::new(shared.clone(), frames, Duration::from_millis(d.chunk_delay_ms));
+    let body = FrameBody::new(shared.clone(), frames, Duration::from_millis(d.chunk_delay_ms))
+        .first_delay(Duration::from_millis(d.first_chunk_delay_ms))
+        .stall(end == Ending::Stall);
     Ok(limited(sse_response(Body::from_stream(body))))
 }
 

@@ -263,8 +263,11 @@ async fn run(
     let prompt = words(req.system.as_str()) + req.messages.iter().map(|m| words(m.content.as_str())).sum::<u64>();
     let last_user = req.messages.iter().rev().find(|m| m.role == "user").map_or("", |m| m.content.as_str());
     let max_tokens = req.inference_config.and_then(|c| c.max_tokens);
-    let reply = Reply::new(last_user, prompt, max_tokens);
-    behave(shared, &d).await?;
+    let last = req.messages.last();
+    behave::check_prefill(&d, last.map(|m| m.role.as_ref()))?;
+    let prefill = last.filter(|m| m.role == "assistant").map_or("", |m| m.content.as_str());
+    let reply = Reply::new(last_user, prompt, max_tokens).continued(prefill);
+    let d = behave(shared, d).await?;
     if let Some(name) = &d.fixture {
         return if stream { fixture::event_stream(shared, name) } else { fixture::unary("bedrock", name) };
     }
@@ -298,9 +301,15 @@ async fn run(
         Ending::Normal => {
             frames.push((false, event("contentBlockStop", &BlockStop { content_block_index: 0 })));
             frames.push((false, event("messageStop", &MessageStop { stop_reason })));
-            frames.push((false, event("metadata", &Metadata { usage, metrics })));
+            if d.terminator {
+                frames.push((false, event("metadata", &Metadata { usage, metrics })));
+            }
         }
-        Ending::Truncated => {}
+        Ending::Truncated | Ending::Stall => {}
+        // A frame whose prelude checksum is wrong.
+        Ending::Invalid => {
+            frames.push((false, Bytes::from_static(&[0, 0, 0, 16, 0, 0, 0, 0, 0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4])))
+        }
         Ending::Error => {
             let status = d.stream_error_status();
             let name = error_type(status);
@@ -317,7 +326,9 @@ async fn run(
             frames.push((false, exception_frame(exception, &message)));
         }
     }
-    let body = FrameBody::new(shared.clone(), frames, Duration::from_millis(d.chunk_delay_ms));
+    let body = FrameBody::new(shared.clone(), frames, Duration::from_millis(d.chunk_delay_ms))
+        .first_delay(Duration::from_millis(d.first_chunk_delay_ms))
+        .stall(end == Ending::Stall);
     Ok(respond(200, "application/vnd.amazon.eventstream", Body::from_stream(body)))
 }
 

@@ -125,12 +125,29 @@ pub(crate) fn resolve(shared: &Shared, model_spec: Option<&str>, headers: &Heade
     Ok(d)
 }
 
-/// Counts the scenario, hangs or waits as told, then rolls the injected failure.
-pub(crate) async fn behave(shared: &Shared, d: &Directives) -> Result<(), Failure> {
-    let seen = match &d.scenario {
+/// Counts the scenario, hangs or waits as told, then rolls the injected
+/// failure. Returns the directives the rest of the request follows: a
+/// scenario's requests past `fail_first` / `outage_ms` have no faults.
+pub(crate) async fn behave(shared: &Shared, mut d: Directives) -> Result<Directives, Failure> {
+    let (seen, age) = match &d.scenario {
         Some(s) => shared.counters.scenario_hit(s),
-        None => 0,
+        None => (0, Duration::ZERO),
     };
+    // `fail_first` / `outage_ms` gate every fault; inside the gate, a
+    // request without another fault fails with a status.
+    let gated = match (d.fail_first, d.outage_ms) {
+        (Some(n), _) => Some((seen <= n, 500)),
+        (None, Some(ms)) => Some((age < Duration::from_millis(ms), 503)),
+        (None, None) => None,
+    };
+    match gated {
+        Some((false, _)) => d.clear_faults(),
+        Some((true, default)) if d.fail_status.is_some() || !d.has_other_fault() => {
+            d.fail_status = Some(d.fail_status.unwrap_or(default));
+            d.fail_rate = Some(1.0);
+        }
+        _ => {}
+    }
     if d.hang {
         std::future::pending::<()>().await;
     }
@@ -138,18 +155,14 @@ pub(crate) async fn behave(shared: &Shared, d: &Directives) -> Result<(), Failur
     if wait > 0 {
         tokio::time::sleep(Duration::from_millis(wait)).await;
     }
-    let status = match d.fail_first {
-        Some(n) if seen <= n => Some(d.fail_status.unwrap_or(500)),
-        Some(_) => None,
-        None => match d.fail_status {
-            Some(s) if fastrand::f64() < d.fail_rate.unwrap_or(1.0) => Some(s),
-            _ => None,
-        },
+    let status = match d.fail_status {
+        Some(s) if fastrand::f64() < d.fail_rate.unwrap_or(1.0) => Some(s),
+        _ => None,
     };
     match status {
-        None => Ok(()),
+        None => Ok(d),
         Some(status) => {
-            let mut f = Failure::new(status, injected_message(status, d, seen));
+            let mut f = Failure::new(status, injected_message(status, &d, seen));
             match d.fail_reason {
                 Some("context_length") => {
                     f.message = "This model's maximum context length is 8192 tokens. However, your messages \
@@ -171,9 +184,22 @@ pub(crate) async fn behave(shared: &Shared, d: &Directives) -> Result<(), Failur
     }
 }
 
+/// `reject_prefill`: a trailing assistant message is refused with a 400,
+/// as a route without assistant prefill answers it.
+pub(crate) fn check_prefill(d: &Directives, last_role: Option<&str>) -> Result<(), Failure> {
+    if d.reject_prefill && last_role == Some("assistant") {
+        return Err(Failure::new(
+            400,
+            "mock: this model does not support assistant message prefill; the conversation must end with a user message",
+        ));
+    }
+    Ok(())
+}
+
 fn injected_message(status: u16, d: &Directives, seen: u64) -> String {
-    match (d.fail_first, &d.scenario) {
-        (Some(n), Some(s)) => format!("mock: injected {status} (request {seen} of scenario '{s}', fail_first={n})"),
+    match (d.fail_first, d.outage_ms, &d.scenario) {
+        (Some(n), _, Some(s)) => format!("mock: injected {status} (request {seen} of scenario '{s}', fail_first={n})"),
+        (None, Some(ms), Some(s)) => format!("mock: injected {status} (scenario '{s}' is out for {ms} ms)"),
         _ => format!("mock: injected {status} (fail_status={status}, fail_rate={})", d.fail_rate.unwrap_or(1.0)),
     }
 }
@@ -213,26 +239,32 @@ pub(crate) fn with_header(mut r: Response, name: &'static str, value: &'static s
     r
 }
 
-/// How a stream ends: normally, cut without its terminal event, or with an in-stream error.
+/// How a stream ends after its content chunks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Ending {
+    /// The finish, then the terminal event unless `terminator=0`.
     Normal,
+    /// The body closes without a finish or terminal event.
     Truncated,
+    /// The provider's in-stream error event.
     Error,
+    /// Nothing more is sent; the connection stays open.
+    Stall,
+    /// An event the protocol cannot parse, then the body closes.
+    Invalid,
 }
 
-/// How many of `pieces` content chunks to send, and how the stream then ends.
+/// How many of `pieces` content chunks to send, and how the stream then
+/// ends: the fault with the smallest chunk count wins.
 pub(crate) fn ending(d: &Directives, pieces: usize) -> (usize, Ending) {
-    match (d.truncate_after, d.stream_error_after) {
-        (None, None) => (pieces, Ending::Normal),
-        (t, e) => {
-            let t = t.map_or(usize::MAX, |n| n as usize);
-            let e = e.map_or(usize::MAX, |n| n as usize);
-            if e <= t {
-                (e.min(pieces), Ending::Error)
-            } else {
-                (t.min(pieces), Ending::Truncated)
-            }
-        }
+    let faults = [
+        (d.stream_error_after, Ending::Error),
+        (d.truncate_after, Ending::Truncated),
+        (d.stall_after, Ending::Stall),
+        (d.invalid_event_at, Ending::Invalid),
+    ];
+    match faults.iter().filter_map(|(n, e)| n.map(|n| (n as usize, *e))).min_by_key(|(n, _)| *n) {
+        None => (pieces, Ending::Normal),
+        Some((n, e)) => (n.min(pieces), e),
     }
 }

@@ -3,7 +3,8 @@
 //! A provider renders its whole stream up front as a list of frames (SSE
 //! events or event-stream messages), each marked whether it is a content
 //! chunk; [`FrameBody`] then hands them to hyper one by one, sleeping
-//! `chunk_delay_ms` before each content chunk.
+//! `chunk_delay_ms` before each content chunk (and `first_chunk_delay_ms`
+//! more before the first); a stalled body then stays open, sending nothing.
 //!
 //! The body is also the stream's accounting guard: it counts the stream
 //! *completed* when it yields its end, and *aborted by client* when it is
@@ -34,13 +35,38 @@ pub(crate) struct FrameBody {
     held: Option<Bytes>,
     shared: Arc<Shared>,
     finished: bool,
+    /// Extra wait before the first content frame (taken when it is used).
+    first_delay: Duration,
+    /// After the last frame, stay open instead of ending.
+    stall: bool,
 }
 
 impl FrameBody {
     /// Starts a stream (counted as started now).
     pub(crate) fn new(shared: Arc<Shared>, frames: Frames, delay: Duration) -> FrameBody {
         shared.counters.stream_started();
-        FrameBody { frames: frames.into_iter(), delay, sleep: None, held: None, shared, finished: false }
+        FrameBody {
+            frames: frames.into_iter(),
+            delay,
+            sleep: None,
+            held: None,
+            shared,
+            finished: false,
+            first_delay: Duration::ZERO,
+            stall: false,
+        }
+    }
+
+    /// Waits `first` more before the first content frame.
+    pub(crate) fn first_delay(mut self, first: Duration) -> FrameBody {
+        self.first_delay = first;
+        self
+    }
+
+    /// After the last frame, keeps the body open forever (`stall_after`).
+    pub(crate) fn stall(mut self, stall: bool) -> FrameBody {
+        self.stall = stall;
+        self
     }
 }
 
@@ -59,8 +85,8 @@ impl Stream for FrameBody {
             return Poll::Ready(Some(Ok(held)));
         }
         match this.frames.next() {
-            Some((true, frame)) if !this.delay.is_zero() => {
-                let deadline = Instant::now() + this.delay;
+            Some((true, frame)) if !(this.delay + this.first_delay).is_zero() => {
+                let deadline = Instant::now() + this.delay + std::mem::take(&mut this.first_delay);
                 match this.sleep.as_mut() {
                     Some(s) => s.as_mut().reset(deadline),
                     None => this.sleep = Some(Box::pin(tokio::time::sleep_until(deadline))),
@@ -72,6 +98,9 @@ impl Stream for FrameBody {
                 Poll::Ready(this.held.take().map(Ok))
             }
             Some((_, frame)) => Poll::Ready(Some(Ok(frame))),
+            // Never woken: the body ends only when hyper drops it (the
+            // client went away), counted as aborted by the client.
+            None if this.stall => Poll::Pending,
             None => {
                 if !this.finished {
                     this.finished = true;

@@ -14,13 +14,19 @@
 //! | `fail_status` | fail with this HTTP status (400..=599) … |
 //! | `fail_rate` | … with this probability (0..=1, default 1 when `fail_status` is given) |
 //! | `retry_after` | seconds, sent as `Retry-After` on 429 answers |
-//! | `fail_first` | with `scenario`: the first N requests of the scenario fail (status `fail_status`, default 500), later ones succeed |
+//! | `fail_first` | with `scenario`: only the first N requests of the scenario misbehave (with `fail_status`, or the other faults given here, or else a 500); later ones are healthy |
+//! | `outage_ms` | with `scenario`: requests within T ms of the scenario's first request misbehave like `fail_first`'s (default status 503); later ones are healthy |
 //! | `scenario` | an id counted in `/_mock/stats` `by_scenario` |
 //! | `chunks` | stream content chunks (default 4) |
 //! | `chunk_delay_ms` | wait before each stream content chunk |
 //! | `truncate_after` | stream: close the body after N content chunks, without the terminal event |
 //! | `stream_error_after` | stream: send the provider's in-stream error event after N content chunks (its kind follows `fail_status` when given with `fail_rate=0`, else 500) |
 //! | `hang` | `1`: accept the request and never answer |
+//! | `first_chunk_delay_ms` | stream: wait this long after the response head before the first content chunk (a slow first token) |
+//! | `stall_after` | stream: after N content chunks send nothing more and keep the connection open |
+//! | `invalid_event_at` | stream: after N content chunks send an event the protocol cannot parse, then end |
+//! | `terminator` | `0`: end a complete stream without its terminal event (OpenAI `[DONE]`, Anthropic `message_stop`, Bedrock `metadata`); the finish still comes |
+//! | `reject_prefill` | `1`: answer 400 when the last message is the assistant's (a route without assistant prefill); otherwise a trailing assistant message is continued: the reply is the echo after that text |
 //! | `fail_reason` | with a 4xx `fail_status`: `context_length` or `content_policy`, the provider's error for a prompt too long for the model or refused content (OpenAI codes `context_length_exceeded` / `content_policy_violation`) |
 //! | `record` | `1`: keep the request as it arrived, for `GET /_mock/requests` |
 //! | `fixture` | answer with a recorded provider response from `tests/fixtures/` instead of the echo (see the `fixture` module) |
@@ -47,6 +53,12 @@ pub const KEYS: &[&str] = &[
     "fixture",
     "record",
     "fail_reason",
+    "outage_ms",
+    "first_chunk_delay_ms",
+    "stall_after",
+    "invalid_event_at",
+    "terminator",
+    "reject_prefill",
 ];
 
 /// The resolved behaviour of one request (see the module docs for each key).
@@ -82,6 +94,18 @@ pub struct Directives {
     pub record: bool,
     /// What an injected 4xx says: `context_length` or `content_policy`.
     pub fail_reason: Option<&'static str>,
+    /// The scenario misbehaves for this long after its first request.
+    pub outage_ms: Option<u64>,
+    /// Wait before the first stream content chunk, in milliseconds.
+    pub first_chunk_delay_ms: u64,
+    /// Stop sending (connection kept open) after N content chunks.
+    pub stall_after: Option<u32>,
+    /// Send an unparsable event after N content chunks.
+    pub invalid_event_at: Option<u32>,
+    /// Send the stream's terminal event (default true).
+    pub terminator: bool,
+    /// Refuse a trailing assistant message with a 400.
+    pub reject_prefill: bool,
 }
 
 impl Default for Directives {
@@ -102,6 +126,12 @@ impl Default for Directives {
             fixture: None,
             record: false,
             fail_reason: None,
+            outage_ms: None,
+            first_chunk_delay_ms: 0,
+            stall_after: None,
+            invalid_event_at: None,
+            terminator: true,
+            reject_prefill: false,
         }
     }
 }
@@ -136,6 +166,14 @@ impl fmt::Display for DirectiveError {
 }
 
 impl std::error::Error for DirectiveError {}
+
+fn flag(key: &str, value: &str) -> Result<bool, DirectiveError> {
+    match value {
+        "1" | "true" | "" => Ok(true),
+        "0" | "false" => Ok(false),
+        _ => Err(DirectiveError::Invalid { key: key.to_string(), value: value.to_string(), expected: "1 or 0" }),
+    }
+}
 
 fn num<T: std::str::FromStr>(key: &str, value: &str, expected: &'static str) -> Result<T, DirectiveError> {
     value.parse().map_err(|_| DirectiveError::Invalid { key: key.to_string(), value: value.to_string(), expected })
@@ -200,13 +238,13 @@ impl Directives {
             "chunk_delay_ms" => self.chunk_delay_ms = num(key, value, "milliseconds (an integer)")?,
             "truncate_after" => self.truncate_after = Some(num(key, value, "a chunk count (an integer)")?),
             "stream_error_after" => self.stream_error_after = Some(num(key, value, "a chunk count (an integer)")?),
-            "hang" => {
-                self.hang = match value {
-                    "1" | "true" | "" => true,
-                    "0" | "false" => false,
-                    _ => return Err(invalid("1 or 0")),
-                }
-            }
+            "hang" => self.hang = flag(key, value)?,
+            "terminator" => self.terminator = flag(key, value)?,
+            "reject_prefill" => self.reject_prefill = flag(key, value)?,
+            "outage_ms" => self.outage_ms = Some(num(key, value, "milliseconds (an integer)")?),
+            "first_chunk_delay_ms" => self.first_chunk_delay_ms = num(key, value, "milliseconds (an integer)")?,
+            "stall_after" => self.stall_after = Some(num(key, value, "a chunk count (an integer)")?),
+            "invalid_event_at" => self.invalid_event_at = Some(num(key, value, "a chunk count (an integer)")?),
             "fail_reason" => {
                 self.fail_reason = Some(match value {
                     "context_length" => "context_length",
@@ -214,13 +252,7 @@ impl Directives {
                     _ => return Err(invalid("context_length or content_policy")),
                 })
             }
-            "record" => {
-                self.record = match value {
-                    "1" | "true" | "" => true,
-                    "0" | "false" => false,
-                    _ => return Err(invalid("1 or 0")),
-                }
-            }
+            "record" => self.record = flag(key, value)?,
             "fixture" => {
                 if !crate::fixture::valid_name(value) {
                     return Err(invalid("a fixture name ([A-Za-z0-9_-]+)"));
@@ -230,6 +262,30 @@ impl Directives {
             _ => return Err(DirectiveError::Unknown(key.to_string())),
         }
         Ok(())
+    }
+
+    /// Whether any fault besides an error status is asked for (what
+    /// `fail_first` / `outage_ms` then inject instead of a status).
+    pub(crate) fn has_other_fault(&self) -> bool {
+        self.hang
+            || self.first_chunk_delay_ms > 0
+            || self.truncate_after.is_some()
+            || self.stream_error_after.is_some()
+            || self.stall_after.is_some()
+            || self.invalid_event_at.is_some()
+    }
+
+    /// A healthy request: every injected failure removed (what a
+    /// scenario's requests after `fail_first` / `outage_ms` get).
+    pub(crate) fn clear_faults(&mut self) {
+        self.fail_status = None;
+        self.fail_rate = None;
+        self.hang = false;
+        self.first_chunk_delay_ms = 0;
+        self.truncate_after = None;
+        self.stream_error_after = None;
+        self.stall_after = None;
+        self.invalid_event_at = None;
     }
 
     /// The status of an in-stream error event (`fail_status`, else 500).
@@ -269,6 +325,14 @@ mod tests {
         assert_eq!(d.truncate_after, Some(2));
         assert_eq!(d.stream_error_after, Some(3));
         assert!(d.hang);
+        let d = Directives::parse(
+            "outage_ms=500&first_chunk_delay_ms=20&stall_after=2&invalid_event_at=3&terminator=0&reject_prefill=1",
+        )
+        .unwrap();
+        assert_eq!((d.outage_ms, d.first_chunk_delay_ms), (Some(500), 20));
+        assert_eq!((d.stall_after, d.invalid_event_at), (Some(2), Some(3)));
+        assert!(!d.terminator && d.reject_prefill && d.has_other_fault());
+        assert!(Directives::parse("terminator=maybe").is_err());
     }
 
     #[test]

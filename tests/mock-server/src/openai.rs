@@ -209,9 +209,12 @@ async fn chat_inner(shared: &Arc<Shared>, headers: &HeaderMap, body: &[u8]) -> R
     let prompt: u64 = req.messages.iter().map(|m| words(m.content.as_str())).sum();
     let last_user = req.messages.iter().rev().find(|m| m.role == "user").map_or("", |m| m.content.as_str());
     let max_tokens = req.max_completion_tokens.or(req.max_tokens);
-    let reply = Reply::new(last_user, prompt, max_tokens);
+    let last = req.messages.last();
+    behave::check_prefill(&d, last.map(|m| m.role.as_ref()))?;
+    let prefill = last.filter(|m| m.role == "assistant").map_or("", |m| m.content.as_str());
+    let reply = Reply::new(last_user, prompt, max_tokens).continued(prefill);
     let verdict = shared.limit(prompt + max_tokens.unwrap_or(0))?;
-    behave(shared, &d).await?;
+    let d = behave(shared, d).await?;
     let limited = |mut r: Response| {
         if let Some(v) = &verdict {
             v.apply(&mut r, Flavor::OpenAi);
@@ -271,16 +274,23 @@ async fn chat_inner(shared: &Arc<Shared>, headers: &HeaderMap, body: &[u8]) -> R
             if include_usage {
                 frames.push((false, chunk(&[], Some(Some(usage)))));
             }
-            frames.push((false, Bytes::from_static(b"data: [DONE]\n\n")));
+            if d.terminator {
+                frames.push((false, Bytes::from_static(b"data: [DONE]\n\n")));
+            }
         }
-        Ending::Truncated => {}
+        Ending::Truncated | Ending::Stall => {}
+        Ending::Invalid => {
+            frames.push((false, Bytes::from_static(b"data: {\"id\": \"chatcmpl-mock\", \"choices\": [\n\n")))
+        }
         Ending::Error => {
             let status = d.stream_error_status();
             let f = Failure::new(status, format!("mock: injected in-stream error ({status})"));
             frames.push((false, sse_data(&ErrorBody { error: error_detail(&f) })));
         }
     }
-    let body = FrameBody::new(shared.clone(), frames, Duration::from_millis(d.chunk_delay_ms));
+    let body = FrameBody::new(shared.clone(), frames, Duration::from_millis(d.chunk_delay_ms))
+        .first_delay(Duration::from_millis(d.first_chunk_delay_ms))
+        .stall(end == Ending::Stall);
     Ok(limited(sse_response(Body::from_stream(body))))
 }
 
@@ -380,7 +390,7 @@ async fn embeddings_inner(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> 
     if inputs.is_empty() {
         return Err(Failure::new(400, "input must not be empty"));
     }
-    behave(shared, &d).await?;
+    let d = behave(shared, d).await?;
     if let Some(name) = &d.fixture {
         return fixture::unary("openai", name);
     }

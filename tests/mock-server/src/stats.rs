@@ -89,7 +89,8 @@ impl Drop for Open<'_> {
 pub(crate) struct Counters {
     requests: AtomicU64,
     routes: [AtomicU64; 5],
-    scenarios: Mutex<HashMap<String, u64>>,
+    /// Per scenario: requests so far and when the first one came.
+    scenarios: Mutex<HashMap<String, (u64, std::time::Instant)>>,
     started: AtomicU64,
     completed: AtomicU64,
     aborted: AtomicU64,
@@ -111,19 +112,13 @@ impl Counters {
         self.routes[route as usize].fetch_add(1, Relaxed);
     }
 
-    /// Counts one request of scenario `s`; returns the count including this one.
-    pub(crate) fn scenario_hit(&self, s: &str) -> u64 {
+    /// Counts one request of scenario `s`; returns the count including
+    /// this one and the time since the scenario's first request.
+    pub(crate) fn scenario_hit(&self, s: &str) -> (u64, std::time::Duration) {
         let mut map = self.scenarios.lock().unwrap_or_else(|p| p.into_inner());
-        match map.get_mut(s) {
-            Some(n) => {
-                *n += 1;
-                *n
-            }
-            None => {
-                map.insert(s.to_string(), 1);
-                1
-            }
-        }
+        let entry = map.entry(s.to_string()).or_insert((0, std::time::Instant::now()));
+        entry.0 += 1;
+        (entry.0, entry.1.elapsed())
     }
 
     pub(crate) fn stream_started(&self) {
@@ -143,7 +138,7 @@ impl Counters {
         let r = |i: usize| self.routes[i].load(Relaxed);
         let by_scenario = {
             let map = self.scenarios.lock().unwrap_or_else(|p| p.into_inner());
-            map.iter().map(|(k, v)| (k.clone(), *v)).collect()
+            map.iter().map(|(k, v)| (k.clone(), v.0)).collect()
         };
         let started = self.started.load(Relaxed);
         let completed = self.completed.load(Relaxed);

@@ -105,6 +105,20 @@ impl Reply {
     }
 }
 
+impl Reply {
+    /// The reply after an assistant prefill `prefix`: the rest of the echo
+    /// when it starts with `prefix` (a continuation), else the whole echo.
+    pub(crate) fn continued(mut self, prefix: &str) -> Reply {
+        if !prefix.is_empty() {
+            if let Some(rest) = self.text.strip_prefix(prefix) {
+                self.text = rest.to_string();
+                self.completion_tokens = words(&self.text);
+            }
+        }
+        self
+    }
+}
+
 /// Splits `s` into at most `n` pieces of equal character count (the last may be shorter),
 /// like the in-process mock's stream.
 pub(crate) fn split_chunks(s: &str, n: u32) -> Vec<&str> {

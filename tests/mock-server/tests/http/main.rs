@@ -6,4 +6,5 @@ mod bedrock;
 mod behaviour;
 mod binary;
 mod common;
+mod faults;
 mod openai;
