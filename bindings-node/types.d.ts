@@ -257,10 +257,18 @@ export type FailoverAction = 'retry' | 'fallback' | 'return'
 
 /** Per-class actions; a key left out keeps its default (shown per field). */
 export interface FailoverConfig {
+  /** `buffer`: chunks flow to the caller once this many characters of content are held (default and most 1048576: a buffer is bounded). */
+  commit_after_chars?: number | null
+  /** Streams: the longest wait from an attempt's start to its first content chunk (default 15000; 0 = none). Armed only when its action can do something: `retry` with a retry left, or `fallback` with a fallback to go to; else the attempt limit alone bounds the wait. */
+  first_token_timeout_ms?: number | null
+  /** Unary calls: the longest wait for the response head (default none: a non-streamed answer's head comes only when the whole answer is ready, so only a caller who knows its model's latency sets this). */
+  headers_timeout_ms?: number | null
   /** The provider refused the content (default `return`; `retry` is refused). */
   on_content_policy?: FailoverAction | null
   /** The prompt does not fit the model (default `fallback`; `retry` is refused). */
   on_context_length?: FailoverAction | null
+  /** A stream's first content (or a unary call's response head, with `headers_timeout_ms`) did not come in time (default `fallback`). */
+  on_first_token_timeout?: FailoverAction | null
   /** Connect, reset, TLS, a cut body (default `retry`). */
   on_network?: FailoverAction | null
   /** 429 / throttling (default `retry`, waiting `Retry-After` when it fits). */
@@ -269,6 +277,8 @@ export interface FailoverConfig {
   on_server_error?: FailoverAction | null
   /** No answer within the attempt limit (default `fallback`: a route that went silent is not waited for again). */
   on_timeout?: FailoverAction | null
+  /** What a stream does when it fails after its first content (default `restart`). */
+  stream_recovery?: StreamRecovery | null
 }
 
 /** Health of the gateway: `ok` when every provider is `ok`. */
@@ -734,6 +744,10 @@ export interface Stats {
 
 /** Which store. */
 export type StoreKind = 'memory' | 'redis'
+
+/** What a stream does when it fails after content reached the caller
+ * (docs/failover.md "Stream recovery"). */
+export type StreamRecovery = 'off' | 'restart' | 'buffer' | 'continue'
 
 /** Token counts of one call. */
 export interface Usage {

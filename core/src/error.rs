@@ -91,6 +91,10 @@ pub enum TimeoutPhase {
     /// `network_config.default_request_timeout_in_seconds` (its `timeout_ms`
     /// is that bound); the request itself may have no deadline.
     Attempt,
+    /// One attempt sent no first content chunk (a stream) or no response
+    /// head (a unary call) within `failover.first_token_timeout_ms` /
+    /// `failover.headers_timeout_ms` (its `timeout_ms`).
+    FirstToken,
 }
 
 /// Why a job ended with [`Error::Dropped`].
@@ -292,6 +296,11 @@ impl fmt::Display for Error {
                 "provider '{provider}' did not answer within network_config.default_request_timeout_in_seconds={} \
                  (one attempt)",
                 timeout_ms / 1000
+            ),
+            Error::Timeout { provider, phase: TimeoutPhase::FirstToken, timeout_ms } => write!(
+                f,
+                "provider '{provider}' sent no first token within {timeout_ms} ms \
+                 (failover.first_token_timeout_ms for streams, failover.headers_timeout_ms for unary calls)"
             ),
             Error::Cancelled { provider } => write!(f, "job for provider '{provider}' was cancelled"),
             Error::Shutdown { provider: Some(p) } => {

@@ -239,7 +239,9 @@ async fn dropping_a_stream_closes_the_upstream() {
 async fn stream_idle_timeout_is_an_error() {
     let srv = server().await;
     let gw = gateway_for(&srv, "mock-key", json!({"network_config": {"stream_idle_timeout_in_seconds": 1}}));
-    let mut s = gw.stream(req("openai", "chunks=3&chunk_delay_ms=3000", "a b c")).await.unwrap();
+    // The first chunk comes, then nothing (an idle stream before the first
+    // content is the policy's to retry, invisibly: tests/first_token.rs).
+    let mut s = gw.stream(req("openai", "chunks=3&stall_after=1", "a b c")).await.unwrap();
     let started = Instant::now();
     let mut err = None;
     while let Some(item) = s.next().await {

@@ -296,10 +296,25 @@ FailoverAction = Union[Literal["retry"], Literal["fallback"], Literal["return"]]
 class FailoverConfig(TypedDict):
     """Per-class actions; a key left out keeps its default (shown per field)."""
 
+    # `buffer`: chunks flow to the caller once this many characters of
+    # content are held (default and most 1048576: a buffer is bounded).
+    commit_after_chars: NotRequired[Union[int, None]]
+    # Streams: the longest wait from an attempt's start to its first
+    # content chunk (default 15000; 0 = none). Armed only when its action
+    # can do something: `retry` with a retry left, or `fallback` with a
+    # fallback to go to; else the attempt limit alone bounds the wait.
+    first_token_timeout_ms: NotRequired[Union[int, None]]
+    # Unary calls: the longest wait for the response head (default none:
+    # a non-streamed answer's head comes only when the whole answer is
+    # ready, so only a caller who knows its model's latency sets this).
+    headers_timeout_ms: NotRequired[Union[int, None]]
     # The provider refused the content (default `return`; `retry` is refused).
     on_content_policy: NotRequired[Union[FailoverAction, None]]
     # The prompt does not fit the model (default `fallback`; `retry` is refused).
     on_context_length: NotRequired[Union[FailoverAction, None]]
+    # A stream's first content (or a unary call's response head, with
+    # `headers_timeout_ms`) did not come in time (default `fallback`).
+    on_first_token_timeout: NotRequired[Union[FailoverAction, None]]
     # Connect, reset, TLS, a cut body (default `retry`).
     on_network: NotRequired[Union[FailoverAction, None]]
     # 429 / throttling (default `retry`, waiting `Retry-After` when it fits).
@@ -309,6 +324,8 @@ class FailoverConfig(TypedDict):
     # No answer within the attempt limit (default `fallback`: a route
     # that went silent is not waited for again).
     on_timeout: NotRequired[Union[FailoverAction, None]]
+    # What a stream does when it fails after its first content (default `restart`).
+    stream_recovery: NotRequired[Union[StreamRecovery, None]]
 
 
 class Health(TypedDict):
@@ -850,6 +867,11 @@ class Stats(TypedDict):
 
 StoreKind = Union[Literal["memory"], Literal["redis"]]
 """Which store."""
+
+
+StreamRecovery = Union[Literal["off"], Literal["restart"], Literal["buffer"], Literal["continue"]]
+"""What a stream does when it fails after content reached the caller
+(docs/failover.md "Stream recovery")."""
 
 
 class Usage(TypedDict):

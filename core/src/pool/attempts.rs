@@ -30,7 +30,7 @@ use crate::providers::{CallCtx, OnResponse};
 use crate::types::ExtraFields;
 use reqwest::header::HeaderMap;
 
-use crate::failover::Policy;
+use crate::failover::{FailoverAction, Policy};
 
 use super::breaker::Admit;
 use super::classify::{class_of, retryable, unhealthy, FailureClass};
@@ -103,6 +103,8 @@ pub(crate) async fn execute(pool: &PoolShared, job: &JobInner, work: Work, queue
             pool.keys.record_request(i);
         }
         let chosen = key.map(|i| pool.keys.key(i));
+        // The first-token bound, when its action has somewhere to go.
+        let first_token = first_token_limit(&policy, &work, retries_used < net.max_retries);
         let ctx = CallCtx {
             provider: &pool.name,
             // The key's alias for the model, if it has one (Bifrost's `aliases`).
@@ -114,14 +116,26 @@ pub(crate) async fn execute(pool: &PoolShared, job: &JobInner, work: Work, queue
             deadline: job.deadline_instant(),
             timeout_ms: job.timeout_ms,
             on_response,
+            headers_timeout: first_token.filter(|_| !matches!(work, Work::Stream(_))),
         };
         job.set_sent();
         let call = async {
             match &work {
                 Work::Chat(r) => pool.provider.chat(r, &ctx).await.map(|r| Output::Chat(Box::new(r))),
-                Work::Stream(r) => pool.provider.stream(r, &ctx).await.map(Output::Stream),
+                // A stream's attempt lasts until its first content: a
+                // failure before it is handled here, invisibly to the caller.
+                Work::Stream(r) => {
+                    let mut stream = pool.provider.stream(r, &ctx).await?;
+                    stream.peek_first_content().await?;
+                    Ok(Output::Stream(stream))
+                }
                 Work::Embed(r) => pool.provider.embed(r, &ctx).await.map(|r| Output::Embed(Box::new(r))),
             }
+        };
+        // A stream's first-token bound, when shorter, ends the attempt first.
+        let (limit, phase) = match first_token {
+            Some(ft) if ft < attempt_limit && matches!(work, Work::Stream(_)) => (ft, TimeoutPhase::FirstToken),
+            _ => (attempt_limit, TimeoutPhase::Attempt),
         };
         // The attempt timer is armed only if the call does not finish on its
         // first poll (an in-process provider usually does). The call (and
@@ -131,13 +145,11 @@ pub(crate) async fn execute(pool: &PoolShared, job: &JobInner, work: Work, queue
             let mut call = std::pin::pin!(call);
             match futures_util::FutureExt::now_or_never(call.as_mut()) {
                 Some(r) => r,
-                None => match tokio::time::timeout(attempt_limit, call).await {
+                None => match tokio::time::timeout(limit, call).await {
                     Ok(r) => r,
-                    Err(_) => Err(Error::Timeout {
-                        provider: pool.name.clone(),
-                        phase: TimeoutPhase::Attempt,
-                        timeout_ms: attempt_limit.as_millis() as u64,
-                    }),
+                    Err(_) => {
+                        Err(Error::Timeout { provider: pool.name.clone(), phase, timeout_ms: limit.as_millis() as u64 })
+                    }
                 },
             }
         };
@@ -221,6 +233,24 @@ pub(crate) async fn execute(pool: &PoolShared, job: &JobInner, work: Work, queue
         last_err = Some(e);
         tokio::time::sleep(pause).await;
     }
+}
+
+/// `failover.first_token_timeout_ms` (streams) or `headers_timeout_ms`
+/// (unary calls), armed only when a first-token timeout would lead
+/// somewhere: `retry` with a retry left, or `fallback` with a fallback
+/// after this route. Otherwise cutting the attempt would only turn a slow
+/// answer into an error, and the attempt limit alone bounds the wait.
+fn first_token_limit(policy: &Policy, work: &Work, retry_left: bool) -> Option<Duration> {
+    let ms = match work {
+        Work::Stream(_) => policy.first_token_ms?,
+        Work::Chat(_) | Work::Embed(_) => policy.headers_ms?,
+    };
+    let useful = match policy.first_token_timeout {
+        FailoverAction::Retry => retry_left,
+        FailoverAction::Fallback => work.has_fallback(),
+        FailoverAction::Return => true,
+    };
+    useful.then(|| Duration::from_millis(ms))
 }
 
 /// A retry is one more request at the provider (and so is a first request

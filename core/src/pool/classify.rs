@@ -27,6 +27,9 @@ pub(crate) enum FailureClass {
     ServerError,
     /// No answer within the attempt limit.
     Timeout,
+    /// No first content (a stream) or response head (unary) within
+    /// `first_token_timeout_ms` / `headers_timeout_ms`.
+    FirstTokenTimeout,
     /// The connection failed, was reset, or the body was cut mid-read.
     Network,
     /// A 200 that is not the protocol (not a completion, a bad event).
@@ -90,17 +93,19 @@ pub(crate) fn class_of(e: &Error) -> Option<FailureClass> {
         Error::Network { .. } => FailureClass::Network,
         Error::Protocol { .. } => FailureClass::Protocol,
         Error::Timeout { phase: TimeoutPhase::Processing | TimeoutPhase::Attempt, .. } => FailureClass::Timeout,
+        Error::Timeout { phase: TimeoutPhase::FirstToken, .. } => FailureClass::FirstTokenTimeout,
         Error::WithFallbacks { primary, .. } => return class_of(primary),
         _ => return None,
     })
 }
 
 /// What `policy` says `class` does; the classes it does not name are fixed.
-fn action(class: FailureClass, policy: &Policy) -> FailoverAction {
+pub(crate) fn action(class: FailureClass, policy: &Policy) -> FailoverAction {
     match class {
         FailureClass::RateLimit => policy.rate_limit,
         FailureClass::ServerError => policy.server_error,
         FailureClass::Timeout => policy.timeout,
+        FailureClass::FirstTokenTimeout => policy.first_token_timeout,
         FailureClass::Network => policy.network,
         FailureClass::ContextLength => policy.context_length,
         FailureClass::ContentPolicy => policy.content_policy,

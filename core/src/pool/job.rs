@@ -59,6 +59,15 @@ impl Work {
         }
     }
 
+    /// Whether a fallback route follows this one (the request's
+    /// `fallbacks`: a fallback job carries the targets after it).
+    pub(crate) fn has_fallback(&self) -> bool {
+        match self {
+            Work::Chat(r) | Work::Stream(r) => !r.fallbacks.is_empty(),
+            Work::Embed(_) => false,
+        }
+    }
+
     /// The model name without the provider prefix (the request was
     /// validated and routed by it, so it has one).
     pub(crate) fn model(&self) -> &str {

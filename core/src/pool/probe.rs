@@ -52,6 +52,7 @@ pub(crate) async fn run(pool: Arc<PoolShared>, model: String) {
                 deadline: None,
                 timeout_ms: None,
                 on_response: None,
+                headers_timeout: None,
             };
             let limit = Duration::from_secs(pool.network.default_request_timeout_in_seconds);
             match tokio::time::timeout(limit, pool.provider.chat(&req, &ctx)).await {

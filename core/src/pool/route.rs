@@ -108,6 +108,9 @@ pub(crate) async fn run_chain<T: JobOutput>(plan: FallbackPlan, primary: Error) 
         let mut req = plan.request.clone();
         req.model = target.clone();
         req.timeout_ms = remaining_ms;
+        // What comes after this target (only read to arm first-token
+        // bounds: the chain itself is this loop).
+        req.fallbacks = plan.targets[i + 1..].to_vec();
         let Some(work) = T::work_for(req) else { break };
         let id = plan.next_id.next();
         let timing = Timing { submitted: now, deadline: plan.deadline, timeout_ms: plan.request.timeout_ms };

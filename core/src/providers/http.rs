@@ -225,7 +225,22 @@ impl HttpClient {
         let mut all = self.extra_headers.clone();
         all.extend(headers);
         all.insert(reqwest::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        let resp = self.client.post(url).headers(all).body(body).send().await.map_err(|e| self.transport_error(e))?;
+        let send = self.client.post(url).headers(all).body(body).send();
+        let sent = match ctx.headers_timeout {
+            None => send.await,
+            Some(limit) => match tokio::time::timeout(limit, send).await {
+                Ok(r) => r,
+                // The request future (and its connection) is dropped here.
+                Err(_) => {
+                    return Err(Error::Timeout {
+                        provider: self.provider.clone(),
+                        phase: TimeoutPhase::FirstToken,
+                        timeout_ms: limit.as_millis() as u64,
+                    })
+                }
+            },
+        };
+        let resp = sent.map_err(|e| self.transport_error(e))?;
         let status = resp.status();
         if let Some(seen) = ctx.on_response {
             seen(status.as_u16(), resp.headers());

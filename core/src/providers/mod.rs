@@ -46,6 +46,9 @@ pub(crate) struct CallCtx<'a> {
     /// Shown every HTTP response's status and headers before its body is
     /// read (`limits.learn_from_headers`, docs/architecture.md §10).
     pub on_response: Option<&'a OnResponse<'a>>,
+    /// `failover.headers_timeout_ms` of a unary call, when armed: the
+    /// longest wait for the response head (a FIRST_TOKEN timeout).
+    pub headers_timeout: Option<std::time::Duration>,
 }
 
 /// What sees a response's status and headers (see [`CallCtx::on_response`]).
@@ -228,15 +231,19 @@ impl ChunkStream {
 
     /// Reads ahead until the first chunk with content, a finish reason, or
     /// the end; an error before any content is returned (and the stream is
-    /// then spent). Read chunks are replayed by `next_chunk`.
+    /// then spent). Read chunks are replayed by `next_chunk`. Peeking a
+    /// stream already peeked reads nothing more.
     pub(crate) async fn peek_first_content(&mut self) -> Result<()> {
+        if self.prefix.iter().any(|c| matches!(c, Ok(c) if is_first_content(c))) {
+            return Ok(());
+        }
         loop {
             let item = std::future::poll_fn(|cx| self.poll_source(cx)).await;
             match item {
                 None => return Ok(()),
                 Some(Err(e)) => return Err(e),
                 Some(Ok(c)) => {
-                    let done = c.choices.iter().any(|ch| ch.delta.has_content() || ch.finish_reason.is_some());
+                    let done = is_first_content(&c);
                     self.prefix.push_back(Ok(c));
                     if done {
                         return Ok(());
@@ -257,6 +264,11 @@ impl ChunkStream {
     pub async fn next_chunk(&mut self) -> Option<Result<Chunk>> {
         std::future::poll_fn(|cx| Pin::new(&mut *self).poll_next(cx)).await
     }
+}
+
+/// A chunk with content or a finish: what ends a stream's invisible part.
+pub(crate) fn is_first_content(c: &Chunk) -> bool {
+    c.choices.iter().any(|ch| ch.delta.has_content() || ch.finish_reason.is_some())
 }
 
 impl std::fmt::Debug for ChunkStream {

@@ -150,9 +150,13 @@ impl Anthropic {
     }
 }
 
-/// Maps Anthropic's stream events to chunks; `message_stop` ends it.
+/// Maps Anthropic's stream events to chunks; `message_stop` ends it. A
+/// body that ends without it after a `message_delta` with a `stop_reason`
+/// (which carries the usage too) is complete (docs/architecture.md §11).
 pub(crate) struct AnthropicDecoder {
     sse: SseParser,
+    /// A `message_delta` with a `stop_reason` arrived.
+    stopped: bool,
     provider: String,
     id: String,
     model: String,
@@ -171,6 +175,7 @@ impl AnthropicDecoder {
     pub fn new(provider: &str, model: &str) -> Self {
         AnthropicDecoder {
             sse: SseParser::default(),
+            stopped: false,
             provider: provider.to_string(),
             id: String::new(),
             model: model.to_string(),
@@ -207,6 +212,10 @@ impl StreamDecoder for AnthropicDecoder {
 
     fn buffered(&self) -> usize {
         self.sse.buffered()
+    }
+
+    fn complete_at_eof(&self) -> bool {
+        self.stopped
     }
 
     fn next_item(&mut self) -> Result<Option<StreamItem>> {
@@ -287,6 +296,7 @@ impl StreamDecoder for AnthropicDecoder {
                 }
                 "message_delta" => {
                     let stop = v.get("delta").and_then(|d| d.get("stop_reason")).and_then(Value::as_str);
+                    self.stopped |= stop.is_some();
                     // `message_delta`'s counts are totals so far; it may
                     // report the input again, and more of it (server
                     // tools read more): for a count, the larger holds.
