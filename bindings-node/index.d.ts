@@ -30,6 +30,20 @@ export declare class BifrostError extends Error {
   readonly target?: string
   /** When fallbacks were tried and failed too: each target's error. */
   readonly fallbackErrors?: BifrostError[]
+  /** A stream that failed past recovery: the content it had sent (since its start or its last restart marker). */
+  readonly textSoFar?: string
+}
+
+/** Accumulates chunks into the final `chat.completion`; a restart marker starts the answer over. */
+export declare class Accumulator {
+  constructor ()
+  /** @throws {BifrostError} code INVALID_REQUEST when `chunk` is not a chunk. */
+  add (chunk: Chunk | string): void
+  message (): ChatResponse
+  /** The content text of choice 0 so far. */
+  readonly text: string
+  /** Restart markers seen. */
+  readonly restarts: number
 }
 
 // -------------------------------------------------------------------- the API
@@ -60,6 +74,8 @@ export declare class ChunkStream implements AsyncIterableIterator<Chunk> {
   return (value?: unknown): Promise<IteratorResult<Chunk, undefined>>
   throw (err?: unknown): Promise<IteratorResult<Chunk, undefined>>
   [Symbol.asyncIterator] (): ChunkStream
+  /** Reads the rest of the stream into one `chat.completion` (see Accumulator). */
+  collect (): Promise<ChatResponse>
 }
 
 export declare class Gateway {

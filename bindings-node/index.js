@@ -27,6 +27,7 @@ class BifrostError extends Error {
     if (details.path !== undefined) this.path = details.path
     if (details.target !== undefined) this.target = details.target
     if (details.fallbackErrors !== undefined) this.fallbackErrors = details.fallbackErrors
+    if (details.textSoFar !== undefined) this.textSoFar = details.textSoFar
   }
 }
 
@@ -439,6 +440,36 @@ class Job {
   }
 }
 
+/**
+ * Accumulates `chat.completion.chunk` objects into the final
+ * `chat.completion` (the core's accumulator): content, reasoning and
+ * refusal text joined, tool calls merged, and a restart marker
+ * (`extra_fields.restart`) starts the answer over.
+ */
+class Accumulator {
+  #native = new native.NativeAccumulator()
+
+  /** Adds one chunk (an object as a stream yields it, or its JSON text). */
+  add (chunk) {
+    const text = typeof chunk === 'string' ? chunk : JSON.stringify(chunk)
+    if (typeof text !== 'string') throw new TypeError(`Accumulator.add: expected a chunk object, got ${describe(chunk)}`)
+    try {
+      this.#native.add(text)
+    } catch (e) {
+      throw fromNative(e)
+    }
+  }
+
+  /** The `chat.completion` object of what was added. */
+  message () { return JSON.parse(this.#native.message()) }
+
+  /** The content text of choice 0 so far. */
+  get text () { return this.#native.text }
+
+  /** Restart markers seen. */
+  get restarts () { return this.#native.restarts }
+}
+
 const streamCleanup = new FinalizationRegistry(({ close, id }) => close(id))
 
 /** An async iterable of `chat.completion.chunk` objects (see Gateway#stream). */
@@ -463,6 +494,16 @@ class ChunkStream {
 
   /** 0 if the primary provider serves the stream, i + 1 for `fallbacks[i]`. */
   get fallbackIndex () { return this.#fallbackIndex }
+
+  /**
+   * Reads the rest of the stream into one `chat.completion` (see
+   * Accumulator); rejects as iteration would (with `textSoFar`).
+   */
+  async collect () {
+    const acc = new Accumulator()
+    for await (const chunk of this) acc.add(chunk)
+    return acc.message()
+  }
 
   [Symbol.asyncIterator] () { return this }
 
@@ -586,5 +627,5 @@ function optimalConcurrency (rateLimitRps, avgLatencyS, errorRate = 0) {
 
 const version = native.version()
 
-module.exports = { Gateway, Job, ChunkStream, BifrostError, ERROR_CODES, optimalConcurrency, version }
+module.exports = { Gateway, Job, ChunkStream, Accumulator, BifrostError, ERROR_CODES, optimalConcurrency, version }
 module.exports.default = module.exports

@@ -9,6 +9,23 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+/**
+ * The core's stream accumulator for `Accumulator` in index.js: chunks in
+ * as JSON text, the final `chat.completion` out as JSON text, restart
+ * markers honoured (bifrost_core::StreamAccumulator).
+ */
+export declare class NativeAccumulator {
+  constructor()
+  /** Adds one chunk (JSON text); not a chunk: INVALID_REQUEST. */
+  add(chunk: string): void
+  /** The `chat.completion` of what was added, as JSON text. */
+  message(): string
+  /** The content text of choice 0 so far. */
+  get text(): string
+  /** Restart markers seen. */
+  get restarts(): number
+}
+
 export declare class NativeGateway {
   /**
    * `config`: JSON text. `wake`: called (on the JS thread) when events

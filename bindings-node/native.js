@@ -835,6 +835,7 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.NativeAccumulator = nativeBinding.NativeAccumulator
 module.exports.NativeGateway = nativeBinding.NativeGateway
 module.exports.errorCodes = nativeBinding.errorCodes
 module.exports.eventKinds = nativeBinding.eventKinds

@@ -116,8 +116,10 @@ export interface ChunkChoice {
 
 /** What a stream's first chunk adds to OpenAI's shape. */
 export interface ChunkExtraFields {
-  /** As [`ExtraFields::unmapped_params`]. */
-  unmapped_params: string[]
+  /** On a restart marker only: the stream failed after content reached the caller and a new answer starts after this chunk (whose `choices` is empty; docs/failover.md "Stream recovery"). */
+  restart?: StreamRestart | null
+  /** As [`ExtraFields::unmapped_params`] (on a stream's first chunk). */
+  unmapped_params?: string[]
 }
 
 /** When a provider's circuit opens and how it recovers. */
@@ -748,6 +750,16 @@ export type StoreKind = 'memory' | 'redis'
 /** What a stream does when it fails after content reached the caller
  * (docs/failover.md "Stream recovery"). */
 export type StreamRecovery = 'off' | 'restart' | 'buffer' | 'continue'
+
+/** What a restart marker says: a stream's answer number `attempt` (the
+ * first answer is 1) starts now, from `provider`/`model`, because the
+ * previous one failed with `reason`. */
+export interface StreamRestart {
+  attempt: number
+  model: string
+  provider: string
+  reason: string
+}
 
 /** Token counts of one call. */
 export interface Usage {

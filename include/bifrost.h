@@ -311,6 +311,22 @@ enum bifrost_status bifrost_stream_open(const struct bifrost_gateway *gateway, c
 // Blocks; thread-safe (concurrent calls take turns).
 enum bifrost_status bifrost_stream_next(const struct bifrost_stream *stream, char **chunk_json, char **err);
 
+// Reads the rest of the stream and accumulates it into one
+// `chat.completion` object (content joined, tool calls merged; a restart
+// marker of `failover.stream_recovery` starts the answer over, and
+// `extra_fields.restarts` counts them).
+//
+// - `response_json`: receives the object (caller-owned, free with
+//   bifrost_string_free) on BIFROST_OK, and also on a stream error: then
+//   it holds what the stream had sent of the answer so far (the answer
+//   after its last restart marker), so nothing received is lost.
+// - `err`: optional; receives the message on failure.
+//
+// The stream is over afterwards (later calls give an empty answer).
+// Returns BIFROST_OK, or the stream's error status as bifrost_stream_next
+// would; BIFROST_INVALID_REQUEST for NULL arguments. Blocks; thread-safe.
+enum bifrost_status bifrost_stream_collect(const struct bifrost_stream *stream, char **response_json, char **err);
+
 // Releases a stream (closing the upstream connection if it is still
 // open). NULL is a no-op. No other thread may be using it.
 void bifrost_stream_free(struct bifrost_stream *stream);

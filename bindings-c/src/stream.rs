@@ -7,7 +7,7 @@
 
 use std::ffi::c_char;
 
-use bifrost_core::{runtime, ChunkStream, Error, Request};
+use bifrost_core::{runtime, ChunkStream, Error, Request, StreamAccumulator};
 use parking_lot::Mutex;
 
 use crate::boundary::{c_string_from_vec, check_out, check_ptr, check_str, clear, ffi_boundary};
@@ -105,6 +105,59 @@ pub unsafe extern "C" fn bifrost_stream_next(
                 *guard = None;
                 fail(err, &e)
             }
+        }
+    })
+}
+
+/// Reads the rest of the stream and accumulates it into one
+/// `chat.completion` object (content joined, tool calls merged; a restart
+/// marker of `failover.stream_recovery` starts the answer over, and
+/// `extra_fields.restarts` counts them).
+///
+/// - `response_json`: receives the object (caller-owned, free with
+///   bifrost_string_free) on BIFROST_OK, and also on a stream error: then
+///   it holds what the stream had sent of the answer so far (the answer
+///   after its last restart marker), so nothing received is lost.
+/// - `err`: optional; receives the message on failure.
+///
+/// The stream is over afterwards (later calls give an empty answer).
+/// Returns BIFROST_OK, or the stream's error status as bifrost_stream_next
+/// would; BIFROST_INVALID_REQUEST for NULL arguments. Blocks; thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn bifrost_stream_collect(
+    stream: *const BifrostStream,
+    response_json: *mut *mut c_char,
+    err: *mut *mut c_char,
+) -> BifrostStatus {
+    clear(err);
+    ffi_boundary!(err, {
+        check_out!(response_json, err, "response_json");
+        check_ptr!(stream, err, "stream");
+        let taken = (*stream).inner.lock().take();
+        let mut acc = StreamAccumulator::new();
+        let mut failure = None;
+        if let Some(mut s) = taken {
+            let all = runtime::block_on(async {
+                while let Some(item) = s.next_chunk().await {
+                    match item {
+                        Ok(chunk) => acc.push(&chunk),
+                        Err(e) => return Some(e),
+                    }
+                }
+                None
+            });
+            failure = match all {
+                Ok(e) => e,
+                Err(e) => Some(e),
+            };
+        }
+        match serde_json::to_vec(&acc.message()) {
+            Ok(buf) => *response_json = c_string_from_vec(buf),
+            Err(e) => return fail(err, &Error::Internal { message: format!("serialize response: {e}") }),
+        }
+        match failure {
+            None => BifrostStatus::BIFROST_OK,
+            Some(e) => fail(err, &e),
         }
     })
 }

@@ -1,7 +1,7 @@
 //! The one place where a core [`Error`] becomes what JavaScript sees.
 //!
 //! Every error crosses to JS as a small JSON object
-//! (`{code, message, provider, status, body, retryAfterMs, fallbackErrors}`)
+//! (`{code, message, provider, status, body, retryAfterMs, path, textSoFar, fallbackErrors}`)
 //! that `index.js` turns into a `BifrostError`. Asynchronous outcomes carry
 //! it inside their event; synchronous calls throw a napi error whose message
 //! is the same object behind the [`MARK`] prefix. No variant of the core
@@ -34,6 +34,10 @@ pub fn to_json(e: &Error) -> Value {
     }
     if let Some(path) = e.config_path() {
         o.insert("path".into(), path.into());
+    }
+    // What a stream that failed past recovery had sent.
+    if let Some(text) = e.text_so_far() {
+        o.insert("textSoFar".into(), text.into());
     }
     let fallbacks = e.fallback_errors();
     if !fallbacks.is_empty() {

@@ -41,3 +41,49 @@ pub fn error_codes() -> Vec<&'static str> {
 pub fn version() -> String {
     env!("CARGO_PKG_VERSION").to_string()
 }
+
+/// The core's stream accumulator for `Accumulator` in index.js: chunks in
+/// as JSON text, the final `chat.completion` out as JSON text, restart
+/// markers honoured (bifrost_core::StreamAccumulator).
+#[napi]
+pub struct NativeAccumulator {
+    inner: bifrost_core::StreamAccumulator,
+}
+
+#[napi]
+impl NativeAccumulator {
+    #[napi(constructor)]
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Self {
+        NativeAccumulator { inner: bifrost_core::StreamAccumulator::new() }
+    }
+
+    /// Adds one chunk (JSON text); not a chunk: INVALID_REQUEST.
+    #[napi]
+    pub fn add(&mut self, chunk: String) -> napi::Result<()> {
+        let chunk: bifrost_core::Chunk = bifrost_core::bounds::parse_strict(&chunk).map_err(|e| {
+            let at = if e.path.is_empty() { String::new() } else { format!(".{}", e.path) };
+            errors::to_napi(&bifrost_core::Error::InvalidRequest { message: format!("chunk{at}: {}", e.message) })
+        })?;
+        self.inner.push(&chunk);
+        Ok(())
+    }
+
+    /// The `chat.completion` of what was added, as JSON text.
+    #[napi]
+    pub fn message(&self) -> String {
+        self.inner.message().to_string()
+    }
+
+    /// The content text of choice 0 so far.
+    #[napi(getter)]
+    pub fn text(&self) -> String {
+        self.inner.text().to_string()
+    }
+
+    /// Restart markers seen.
+    #[napi(getter)]
+    pub fn restarts(&self) -> u32 {
+        self.inner.restarts()
+    }
+}

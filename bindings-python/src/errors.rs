@@ -2,8 +2,8 @@
 //!
 //! Exception classes live in `bifrost/_errors.py` (so `ConfigError` can
 //! also be a `ValueError`); each instance gets `kind`, `status_code`,
-//! `body`, `provider`, `fallback_errors`, `retry_after_ms` and `path` (the
-//! key path of a CONFIG error) attributes, as the Node binding's errors have. In asyncio code a
+//! `body`, `provider`, `fallback_errors`, `retry_after_ms`, `path` (the
+//! key path of a CONFIG error) and `text_so_far` (what a failed stream had sent) attributes, as the Node binding's errors have. In asyncio code a
 //! cancelled job raises `asyncio.CancelledError`, as asyncio users expect.
 
 use pyo3::prelude::*;
@@ -60,6 +60,7 @@ fn build<'py>(py: Python<'py>, e: &Error) -> PyResult<Bound<'py, PyAny>> {
         fallbacks,
         e.retry_after_ms(),
         e.config_path().map(str::to_string),
+        e.text_so_far().map(str::to_string),
     ))
 }
 

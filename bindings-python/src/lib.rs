@@ -36,6 +36,7 @@ fn _bifrost(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<job::Job>()?;
     m.add_class::<stream::Stream>()?;
     m.add_class::<stream::AsyncStream>()?;
+    m.add_class::<stream::Accumulator>()?;
     m.add_class::<bridge::CancelHook>()?;
     m.add_function(wrap_pyfunction!(optimal_concurrency, m)?)?;
     m.add_function(wrap_pyfunction!(errors::error_classes, m)?)?;

@@ -11,9 +11,9 @@ use parking_lot::Mutex;
 use pyo3::exceptions::{PyStopAsyncIteration, PyStopIteration};
 use pyo3::prelude::*;
 
-use bifrost_core::{runtime, ChunkStream, Gateway, Request};
+use bifrost_core::{runtime, Chunk, ChunkStream, Gateway, Request, StreamAccumulator};
 
-use crate::convert::to_py;
+use crate::convert::{from_py, to_py};
 use crate::errors::{to_py as err, to_py_async as err_async};
 
 /// A streamed chat for `for chunk in stream`.
@@ -57,6 +57,20 @@ impl Stream {
     /// Stops the stream and cancels the upstream request.
     fn close(&self) {
         self.inner.lock().take();
+    }
+
+    /// Reads the rest of the stream into one `chat.completion` dict
+    /// (`bifrost.Accumulator`: a restart marker starts the answer over).
+    /// An error is raised as iteration raises it (with `text_so_far`).
+    fn collect(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let out = py.detach(|| {
+            let Some(mut s) = self.inner.lock().take() else { return Ok(StreamAccumulator::new().message()) };
+            runtime::block_on(accumulate(&mut s))?
+        });
+        match out {
+            Ok(message) => to_py(py, &message),
+            Err(e) => Err(err(py, e)),
+        }
     }
 
     /// 0 if the primary provider serves this stream, i + 1 for `fallbacks[i]`.
@@ -129,6 +143,28 @@ impl AsyncStream {
         })
     }
 
+    /// Reads the rest of the stream into one `chat.completion` dict, as
+    /// `Stream.collect()` does; awaitable.
+    fn collect<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let state = self.state.clone();
+        let all = async move {
+            let mut st = state.lock().await;
+            if let State::Pending(gw, req) = std::mem::replace(&mut *st, State::Done) {
+                *st = State::Open(gw.stream(*req).await?);
+            }
+            let out = match &mut *st {
+                State::Open(s) => accumulate(s).await,
+                _ => Ok(StreamAccumulator::new().message()),
+            };
+            *st = State::Done;
+            out
+        };
+        crate::bridge::spawn(py, all, |py, out| match out {
+            Ok(message) => to_py(py, &message),
+            Err(e) => Err(err_async(py, e)),
+        })
+    }
+
     /// Stops the stream and cancels the upstream request; awaitable.
     fn aclose<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let state = self.state.clone();
@@ -139,5 +175,55 @@ impl AsyncStream {
             },
             |py, ()| Ok(py.None()),
         )
+    }
+}
+
+/// The rest of `s`, accumulated.
+async fn accumulate(s: &mut ChunkStream) -> bifrost_core::Result<serde_json::Value> {
+    let mut acc = StreamAccumulator::new();
+    while let Some(chunk) = s.next_chunk().await {
+        acc.push(&chunk?);
+    }
+    Ok(acc.message())
+}
+
+/// `bifrost.Accumulator`: chunks in (`add`), the final `chat.completion`
+/// out (`message()`), honouring restart markers (the core's
+/// `StreamAccumulator`), for callers who iterate a stream themselves.
+#[pyclass(frozen, module = "bifrost")]
+pub struct Accumulator {
+    inner: Mutex<StreamAccumulator>,
+}
+
+#[pymethods]
+impl Accumulator {
+    #[new]
+    fn new() -> Self {
+        Accumulator { inner: Mutex::new(StreamAccumulator::new()) }
+    }
+
+    /// Adds one chunk (a dict as a stream yields it); a restart marker
+    /// starts the answer over. Not a chunk: InvalidRequestError.
+    fn add(&self, py: Python<'_>, chunk: &Bound<'_, PyAny>) -> PyResult<()> {
+        let chunk: Chunk = from_py(chunk, "chunk").map_err(|e| err(py, e))?;
+        self.inner.lock().push(&chunk);
+        Ok(())
+    }
+
+    /// The `chat.completion` dict of what was added.
+    fn message(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        to_py(py, &self.inner.lock().message())
+    }
+
+    /// The content text of choice 0 so far.
+    #[getter]
+    fn text(&self) -> String {
+        self.inner.lock().text().to_string()
+    }
+
+    /// Restart markers seen.
+    #[getter]
+    fn restarts(&self) -> u32 {
+        self.inner.lock().restarts()
     }
 }

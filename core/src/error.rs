@@ -152,6 +152,11 @@ pub enum Error {
     /// error (which gives this error its kind, status and body) with each
     /// fallback target's error attached.
     WithFallbacks { primary: Box<Error>, fallbacks: Vec<(String, Error)> },
+    /// A stream failed after content reached the caller and was not (or
+    /// could not be) recovered: `error` (which gives this error its kind,
+    /// status and body) with the content text the caller got since the
+    /// stream's start or its last restart marker.
+    Interrupted { error: Box<Error>, text_so_far: String },
 }
 
 /// Shorthand used across the crate.
@@ -162,6 +167,7 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::WithFallbacks { primary, .. } => primary.kind(),
+            Error::Interrupted { error, .. } => error.kind(),
             Error::QueueFull { .. } => ErrorKind::QueueFull,
             Error::Dropped { .. } => ErrorKind::Dropped,
             Error::QueueTimeout { .. } => ErrorKind::QueueTimeout,
@@ -185,6 +191,7 @@ impl Error {
         match self {
             Error::Provider { status, .. } => Some(*status),
             Error::WithFallbacks { primary, .. } => primary.status(),
+            Error::Interrupted { error, .. } => error.status(),
             _ => None,
         }
     }
@@ -194,6 +201,7 @@ impl Error {
         match self {
             Error::Provider { body, .. } => Some(body),
             Error::WithFallbacks { primary, .. } => primary.body(),
+            Error::Interrupted { error, .. } => error.body(),
             _ => None,
         }
     }
@@ -206,6 +214,7 @@ impl Error {
             Error::CircuitOpen { retry_in_ms, .. } => Some(*retry_in_ms),
             Error::RateLimited { retry_after_ms, .. } => *retry_after_ms,
             Error::WithFallbacks { primary, .. } => primary.retry_after_ms(),
+            Error::Interrupted { error, .. } => error.retry_after_ms(),
             _ => None,
         }
     }
@@ -226,6 +235,7 @@ impl Error {
             | Error::RateLimited { provider, .. } => Some(provider),
             Error::Shutdown { provider } => provider.as_deref(),
             Error::WithFallbacks { primary, .. } => primary.provider(),
+            Error::Interrupted { error, .. } => error.provider(),
             _ => None,
         }
     }
@@ -243,6 +253,7 @@ impl Error {
     pub fn primary(&self) -> &Error {
         match self {
             Error::WithFallbacks { primary, .. } => primary,
+            Error::Interrupted { error, .. } => error.primary(),
             other => other,
         }
     }
@@ -251,7 +262,17 @@ impl Error {
     pub fn fallback_errors(&self) -> &[(String, Error)] {
         match self {
             Error::WithFallbacks { fallbacks, .. } => fallbacks,
+            Error::Interrupted { error, .. } => error.fallback_errors(),
             _ => &[],
+        }
+    }
+
+    /// The content text a stream had sent when it failed past recovery
+    /// (since its start or its last restart marker), for every binding.
+    pub fn text_so_far(&self) -> Option<&str> {
+        match self {
+            Error::Interrupted { text_so_far, .. } => Some(text_so_far),
+            _ => None,
         }
     }
 
@@ -340,6 +361,11 @@ impl fmt::Display for Error {
             Error::RateLimited { provider, limit, retry_after_ms: None } => {
                 write!(f, "provider '{provider}': the job needs more than its {limit} limit ever holds")
             }
+            Error::Interrupted { error, text_so_far } => write!(
+                f,
+                "{error} (after {} characters of the answer had been streamed; the error carries them)",
+                text_so_far.chars().count()
+            ),
             Error::WithFallbacks { primary, fallbacks } => {
                 write!(f, "{primary}; fallbacks failed too: ")?;
                 for (i, (target, e)) in fallbacks.iter().enumerate() {

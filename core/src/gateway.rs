@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::failover::{Policy, StreamRecovery};
 use crate::objpool::Buffers;
+use crate::pool::recover::RecoveryPlan;
 use crate::pool::route::{fallback_worthy, plan_for, with_fallbacks, Pools};
 use crate::pool::{Admission, Job, JobOutput, PoolShared, Timing, Work};
 use crate::providers::ChunkStream;
@@ -121,9 +123,14 @@ impl Gateway {
     /// job, which goes straight to the fallbacks when awaited. Everything up
     /// to a full `block` queue runs synchronously.
     async fn submit_routed<T: JobOutput>(&self, request: Request, wait: bool) -> Result<Job<T>> {
+        let timing = Timing::start(request.timeout_ms);
+        self.submit_routed_at(request, wait, timing).await
+    }
+
+    /// [`Gateway::submit_routed`] with the request's clock already started.
+    async fn submit_routed_at<T: JobOutput>(&self, request: Request, wait: bool, timing: Timing) -> Result<Job<T>> {
         crate::runtime::check_not_forked()?;
         request.validate()?;
-        let timing = Timing::start(request.timeout_ms);
         let plan = plan_for(&self.pools, &self.next_id, &request, timing.deadline)?;
         let admitted = match self.route(&request.model) {
             Err(e) => Admission::Done(Err(e)),
@@ -167,9 +174,31 @@ impl Gateway {
 
     /// Starts a streamed chat; the job completes when the stream is
     /// established, and chunks then flow without holding a worker.
+    /// A failure after the first content is handled by the request's
+    /// `failover.stream_recovery` (`pool::recover`).
     pub async fn stream(&self, request: Request) -> Result<ChunkStream> {
-        let job: Job<ChunkStream> = self.submit_routed(request, true).await?;
-        job.await
+        let timing = Timing::start(request.timeout_ms);
+        let policy = match self.route(&request.model) {
+            Ok(pool) => Policy::of(pool.failover.as_ref(), request.failover.as_ref()),
+            Err(_) => Policy::DEFAULT,
+        };
+        // The request is kept only when it may run again (`off` keeps
+        // only the text so far, for the error).
+        let keep = match policy.recovery {
+            StreamRecovery::Off => Request::default(),
+            _ => request.clone(),
+        };
+        let job: Job<ChunkStream> = self.submit_routed_at(request, true, timing).await?;
+        let stream = job.await?;
+        let plan = RecoveryPlan {
+            pools: self.pools.clone(),
+            next_id: self.next_id.clone(),
+            request: keep,
+            deadline: timing.deadline,
+            mode: policy.recovery,
+            commit_after_chars: policy.commit_after_chars,
+        };
+        Ok(ChunkStream::recovering(stream, plan))
     }
 
     /// Computes embeddings (OpenAI embeddings shape).

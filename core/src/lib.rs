@@ -17,6 +17,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod accumulate;
 pub mod bounds;
 mod clock;
 pub mod config;
@@ -35,6 +36,7 @@ pub mod sizing;
 pub mod stats;
 pub mod types;
 
+pub use accumulate::StreamAccumulator;
 pub use config::{Config, MockConfig, ProviderKind, QueuePolicy, Secret};
 pub use error::{DropReason, Error, ErrorKind, Result, TimeoutPhase};
 pub use gateway::{Gateway, Health, ProviderHealth, ShutdownReport};
@@ -43,6 +45,6 @@ pub use providers::ChunkStream;
 pub use sizing::{optimal_concurrency, Sizing};
 pub use stats::{JobStats, Stats, WorkerStats};
 pub use types::{
-    Chunk, Content, EmbedInput, EmbedRequest, EmbedResponse, EmbedUsage, EmbeddingVector, Message, Request, Response,
-    Usage,
+    Chunk, ChunkExtraFields, Content, EmbedInput, EmbedRequest, EmbedResponse, EmbedUsage, EmbeddingVector, Message,
+    Request, Response, StreamRestart, Usage,
 };

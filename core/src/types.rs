@@ -508,9 +508,27 @@ pub struct Chunk {
 
 /// What a stream's first chunk adds to OpenAI's shape.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ChunkExtraFields {
-    /// As [`ExtraFields::unmapped_params`].
+    /// As [`ExtraFields::unmapped_params`] (on a stream's first chunk).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unmapped_params: Vec<String>,
+    /// On a restart marker only: the stream failed after content reached
+    /// the caller and a new answer starts after this chunk (whose
+    /// `choices` is empty; docs/failover.md "Stream recovery").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart: Option<StreamRestart>,
+}
+
+/// What a restart marker says: a stream's answer number `attempt` (the
+/// first answer is 1) starts now, from `provider`/`model`, because the
+/// previous one failed with `reason`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct StreamRestart {
+    pub attempt: u32,
+    pub provider: String,
+    pub model: String,
+    pub reason: String,
 }
 
 /// The wire form of [`Chunk`] (its schema is the same).
@@ -537,6 +555,19 @@ impl From<ChunkWire> for Chunk {
     fn from(w: ChunkWire) -> Self {
         let mut other = w.other;
         let usage = unnull(w.usage, "usage", &mut other);
+        // A chunk bifrost wrote (a binding hands it back, e.g. to an
+        // accumulator) has its `extra_fields` read back; any other
+        // `extra_fields` stays in `other`, unchanged.
+        let extra_fields = match other.get("extra_fields") {
+            Some(v @ Value::Object(_)) => match ChunkExtraFields::deserialize(v) {
+                Ok(x) => {
+                    other.remove("extra_fields");
+                    Some(x)
+                }
+                Err(_) => None,
+            },
+            _ => None,
+        };
         Chunk {
             id: w.id,
             object: w.object,
@@ -545,7 +576,7 @@ impl From<ChunkWire> for Chunk {
             choices: w.choices,
             usage,
             other,
-            extra_fields: None,
+            extra_fields,
         }
     }
 }

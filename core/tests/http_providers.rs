@@ -241,7 +241,9 @@ async fn stream_idle_timeout_is_an_error() {
     let gw = gateway_for(&srv, "mock-key", json!({"network_config": {"stream_idle_timeout_in_seconds": 1}}));
     // The first chunk comes, then nothing (an idle stream before the first
     // content is the policy's to retry, invisibly: tests/first_token.rs).
-    let mut s = gw.stream(req("openai", "chunks=3&stall_after=1", "a b c")).await.unwrap();
+    let mut r = req("openai", "chunks=3&stall_after=1", "a b c");
+    r.failover = Some(serde_json::from_value(json!({"stream_recovery": "off"})).unwrap());
+    let mut s = gw.stream(r).await.unwrap();
     let started = Instant::now();
     let mut err = None;
     while let Some(item) = s.next().await {

@@ -311,9 +311,11 @@ async fn a_stream_falls_back_only_before_its_first_content() {
         text.extend(c.unwrap().choices.iter().filter_map(|ch| ch.delta.content.clone()));
     }
     assert_eq!(text, "echo: hello");
-    // After content has flowed, an error is the caller's to see.
-    let mut s =
-        gw.stream(with_fallbacks("openai/gpt~chunks=4&stream_error_after=2", &["anthropic/claude"])).await.unwrap();
+    // After content has flowed, with `stream_recovery: off`, an error is
+    // the caller's to see (the recovery modes: tests/stream_recovery.rs).
+    let mut r = with_fallbacks("openai/gpt~chunks=4&stream_error_after=2", &["anthropic/claude"]);
+    r.failover = Some(serde_json::from_value(json!({"stream_recovery": "off"})).unwrap());
+    let mut s = gw.stream(r).await.unwrap();
     assert_eq!(s.fallback_index(), 0);
     let mut saw_error = false;
     while let Some(c) = s.next().await {

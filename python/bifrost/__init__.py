@@ -9,7 +9,7 @@ Every submitted job ends in exactly one outcome: a response dict or one of
 the exceptions below. See the README for the configuration schema.
 """
 
-from ._bifrost import AsyncStream, Job, Stream, __version__, optimal_concurrency
+from ._bifrost import Accumulator, AsyncStream, Job, Stream, __version__, optimal_concurrency
 from ._gateway import Gateway
 from ._errors import (
     BifrostError,
@@ -34,6 +34,7 @@ __all__ = [
     "Gateway",
     "Job",
     "Stream",
+    "Accumulator",
     "AsyncStream",
     "optimal_concurrency",
     "__version__",

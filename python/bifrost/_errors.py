@@ -5,7 +5,9 @@ e.g. ``"QUEUE_FULL"``), ``provider``, and for provider errors
 ``status_code`` and ``body``; ``retry_after_ms`` says when to come back
 (a provider's ``Retry-After``, capped, or when an open circuit lets the next
 probe through), else None; ``path`` is the key path a :class:`ConfigError`
-names (``"providers.a.kind"``; ``""`` for the text as a whole), else None. When fallbacks were tried and all failed, the
+names (``"providers.a.kind"``; ``""`` for the text as a whole), else None;
+``text_so_far`` is the content a stream had sent when it failed past
+recovery (since its start or its last restart marker), else None. When fallbacks were tried and all failed, the
 exception is the primary's and ``fallback_errors`` lists
 ``(target, exception)`` for each fallback.
 """
@@ -25,6 +27,7 @@ class BifrostError(Exception):
     fallback_errors: List[Tuple[str, "BifrostError"]]
     retry_after_ms: Optional[int]
     path: Optional[str]
+    text_so_far: Optional[str]
 
     def __init__(
         self,
@@ -36,6 +39,7 @@ class BifrostError(Exception):
         fallback_errors: Optional[List[Tuple[str, "BifrostError"]]] = None,
         retry_after_ms: Optional[int] = None,
         path: Optional[str] = None,
+        text_so_far: Optional[str] = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -46,6 +50,7 @@ class BifrostError(Exception):
         self.fallback_errors = list(fallback_errors or [])
         self.retry_after_ms = retry_after_ms
         self.path = path
+        self.text_so_far = text_so_far
 
     def __str__(self) -> str:
         return self.message
@@ -65,6 +70,7 @@ class BifrostError(Exception):
                 self.fallback_errors,
                 self.retry_after_ms,
                 self.path,
+                self.text_so_far,
             ),
         )
 

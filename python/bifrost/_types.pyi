@@ -140,8 +140,12 @@ class ChunkChoice(TypedDict):
 class ChunkExtraFields(TypedDict):
     """What a stream's first chunk adds to OpenAI's shape."""
 
-    # As [`ExtraFields::unmapped_params`].
-    unmapped_params: List[str]
+    # On a restart marker only: the stream failed after content reached
+    # the caller and a new answer starts after this chunk (whose
+    # `choices` is empty; docs/failover.md "Stream recovery").
+    restart: NotRequired[Union[StreamRestart, None]]
+    # As [`ExtraFields::unmapped_params`] (on a stream's first chunk).
+    unmapped_params: NotRequired[List[str]]
 
 
 class CircuitBreakerConfig(TypedDict):
@@ -872,6 +876,17 @@ StoreKind = Union[Literal["memory"], Literal["redis"]]
 StreamRecovery = Union[Literal["off"], Literal["restart"], Literal["buffer"], Literal["continue"]]
 """What a stream does when it fails after content reached the caller
 (docs/failover.md "Stream recovery")."""
+
+
+class StreamRestart(TypedDict):
+    """What a restart marker says: a stream's answer number `attempt` (the
+    first answer is 1) starts now, from `provider`/`model`, because the
+    previous one failed with `reason`."""
+
+    attempt: int
+    model: str
+    provider: str
+    reason: str
 
 
 class Usage(TypedDict):

@@ -117,6 +117,33 @@ int main(int argc, char **argv) {
     t_clear(&err);
     bifrost_stream_free(s);
 
+    /* Collecting: a cut stream with a fallback restarts there (a marker,
+       then the whole answer), and the accumulated answer holds only it. */
+    CHECK_ST(bifrost_stream_open(gw, REQ("oai/gpt-4o~chunks=6&truncate_after=2", ", \"fallbacks\": [\"oai/gpt-4o\"]"), &s, &err),
+             BIFROST_OK, err);
+    st = bifrost_stream_collect(s, &resp, &err);
+    CHECK_ST(st, BIFROST_OK, err);
+    CHECK(resp && strstr(resp, "\"content\":\"echo: hello http\"") && strstr(resp, "\"restarts\":1")
+              && strstr(resp, "\"object\":\"chat.completion\""),
+          "collected %s", resp);
+    t_clear(&resp);
+    /* Collected already: an empty answer, no error. */
+    CHECK_ST(bifrost_stream_collect(s, &resp, &err), BIFROST_OK, err);
+    CHECK(resp && strstr(resp, "\"choices\":[]"), "empty %s", resp);
+    t_clear(&resp);
+    bifrost_stream_free(s);
+    /* With nothing to recover with, the error comes with the answer so far. */
+    CHECK_ST(bifrost_stream_open(gw, REQ("oai/gpt-4o~chunks=6&truncate_after=2", ""), &s, &err), BIFROST_OK, err);
+    st = bifrost_stream_collect(s, &resp, &err);
+    CHECK(st == BIFROST_PROTOCOL, "cut stream: %s", bifrost_status_name(st));
+    CHECK(err && strstr(err, "characters of the answer"), "message %s", err);
+    CHECK(resp && strstr(resp, "\"content\":\"echo") && !strstr(resp, "echo: hello http"), "partial %s", resp);
+    t_clear(&resp);
+    t_clear(&err);
+    bifrost_stream_free(s);
+    CHECK_ST(bifrost_stream_collect(NULL, &resp, &err), BIFROST_INVALID_REQUEST, err);
+    t_clear(&err);
+
     /* Stream refused by the provider. */
     s = NULL;
     CHECK_ST(bifrost_stream_open(gw, REQ("oai/gpt-4o~fail_status=429", ""), &s, &err), BIFROST_PROVIDER, err);

@@ -95,6 +95,7 @@ pub(crate) fn class_of(e: &Error) -> Option<FailureClass> {
         Error::Timeout { phase: TimeoutPhase::Processing | TimeoutPhase::Attempt, .. } => FailureClass::Timeout,
         Error::Timeout { phase: TimeoutPhase::FirstToken, .. } => FailureClass::FirstTokenTimeout,
         Error::WithFallbacks { primary, .. } => return class_of(primary),
+        Error::Interrupted { error, .. } => return class_of(error),
         _ => return None,
     })
 }

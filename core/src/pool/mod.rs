@@ -36,6 +36,7 @@ mod lifecycle;
 pub(crate) mod probe;
 pub(crate) mod queue;
 pub(crate) mod reaper;
+pub(crate) mod recover;
 pub(crate) mod route;
 pub(crate) mod scaler;
 mod shared;

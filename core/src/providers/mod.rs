@@ -67,7 +67,8 @@ pub(crate) fn stop_sequences(params: &serde_json::Map<String, serde_json::Value>
 /// A stream's first-chunk report of what of the request was not sent
 /// (taken once; `None` when everything was sent).
 pub(crate) fn unmapped_report(unmapped: &mut Vec<String>) -> Option<crate::types::ChunkExtraFields> {
-    (!unmapped.is_empty()).then(|| crate::types::ChunkExtraFields { unmapped_params: std::mem::take(unmapped) })
+    (!unmapped.is_empty())
+        .then(|| crate::types::ChunkExtraFields { unmapped_params: std::mem::take(unmapped), restart: None })
 }
 
 impl CallCtx<'_> {
@@ -188,6 +189,8 @@ enum Source {
     /// Chunks arrive from a task reading the upstream; the task is aborted
     /// (closing the upstream connection) when the stream is dropped.
     Channel { rx: mpsc::Receiver<Result<Chunk>>, _reader: AbortOnDrop },
+    /// Another stream, under `failover.stream_recovery` (`pool::recover`).
+    Recovering(Box<crate::pool::recover::Recovering>),
 }
 
 /// Aborts a spawned task when dropped.
@@ -213,6 +216,17 @@ impl ChunkStream {
         }
     }
 
+    /// `stream` under recovery (`pool::recover`): what the caller reads.
+    pub(crate) fn recovering(stream: ChunkStream, plan: crate::pool::recover::RecoveryPlan) -> Self {
+        let fallback_index = stream.fallback_index;
+        ChunkStream {
+            source: Source::Recovering(Box::new(crate::pool::recover::Recovering::new(stream, plan))),
+            prefix: VecDeque::new(),
+            fallback_index,
+            watcher: None,
+        }
+    }
+
     /// Follows the stream with `watcher`: told the usage when the chunk
     /// carrying it is read (once), dropped when the stream ends, fails or
     /// is dropped.
@@ -220,9 +234,13 @@ impl ChunkStream {
         self.watcher = Some(watcher);
     }
 
-    /// 0 if the primary provider serves this stream, i + 1 for `fallbacks[i]`.
+    /// 0 if the primary provider serves this stream, i + 1 for
+    /// `fallbacks[i]` (after a restart: the route serving it now).
     pub fn fallback_index(&self) -> u32 {
-        self.fallback_index
+        match &self.source {
+            Source::Recovering(r) => r.fallback_index(),
+            _ => self.fallback_index,
+        }
     }
 
     pub(crate) fn set_fallback_index(&mut self, index: u32) {
@@ -257,6 +275,7 @@ impl ChunkStream {
         match &mut self.source {
             Source::Ready(q) => Poll::Ready(q.pop_front()),
             Source::Channel { rx, .. } => rx.poll_recv(cx),
+            Source::Recovering(r) => Pin::new(&mut **r).poll_next(cx),
         }
     }
 

@@ -154,11 +154,11 @@ async fn messages_inner(shared: &Arc<Shared>, headers: &HeaderMap, body: &[u8]) 
     let prompt = words(req.system.as_str()) + req.messages.iter().map(|m| words(m.content.as_str())).sum::<u64>();
     let last_user = req.messages.iter().rev().find(|m| m.role == "user").map_or("", |m| m.content.as_str());
     let last = req.messages.last();
-    behave::check_prefill(&d, last.map(|m| m.role.as_ref()))?;
     let prefill = last.filter(|m| m.role == "assistant").map_or("", |m| m.content.as_str());
     let reply = Reply::new(last_user, prompt, Some(max_tokens)).continued(prefill);
     let verdict = shared.limit(prompt + max_tokens)?;
     let d = behave(shared, d).await?;
+    behave::check_prefill(&d, last.map(|m| m.role.as_ref()))?;
     let limited = |mut r: Response| {
         if let Some(v) = &verdict {
             v.apply(&mut r, Flavor::Anthropic);

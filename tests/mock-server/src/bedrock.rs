@@ -264,10 +264,10 @@ async fn run(
     let last_user = req.messages.iter().rev().find(|m| m.role == "user").map_or("", |m| m.content.as_str());
     let max_tokens = req.inference_config.and_then(|c| c.max_tokens);
     let last = req.messages.last();
-    behave::check_prefill(&d, last.map(|m| m.role.as_ref()))?;
     let prefill = last.filter(|m| m.role == "assistant").map_or("", |m| m.content.as_str());
     let reply = Reply::new(last_user, prompt, max_tokens).continued(prefill);
     let d = behave(shared, d).await?;
+    behave::check_prefill(&d, last.map(|m| m.role.as_ref()))?;
     if let Some(name) = &d.fixture {
         return if stream { fixture::event_stream(shared, name) } else { fixture::unary("bedrock", name) };
     }

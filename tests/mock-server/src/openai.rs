@@ -210,11 +210,11 @@ async fn chat_inner(shared: &Arc<Shared>, headers: &HeaderMap, body: &[u8]) -> R
     let last_user = req.messages.iter().rev().find(|m| m.role == "user").map_or("", |m| m.content.as_str());
     let max_tokens = req.max_completion_tokens.or(req.max_tokens);
     let last = req.messages.last();
-    behave::check_prefill(&d, last.map(|m| m.role.as_ref()))?;
     let prefill = last.filter(|m| m.role == "assistant").map_or("", |m| m.content.as_str());
     let reply = Reply::new(last_user, prompt, max_tokens).continued(prefill);
     let verdict = shared.limit(prompt + max_tokens.unwrap_or(0))?;
     let d = behave(shared, d).await?;
+    behave::check_prefill(&d, last.map(|m| m.role.as_ref()))?;
     let limited = |mut r: Response| {
         if let Some(v) = &verdict {
             v.apply(&mut r, Flavor::OpenAi);
