@@ -281,6 +281,8 @@ export interface FailoverConfig {
   on_timeout?: FailoverAction | null
   /** What a stream does when it fails after its first content (default `restart`). */
   stream_recovery?: StreamRecovery | null
+  /** After this many failed attempts in a row at the provider (server errors, timeouts, network errors), its failures are not retried until an attempt succeeds (default 5; 0 = always retry; at most 1000). */
+  suspend_retries_after?: number | null
 }
 
 /** Health of the gateway: `ok` when every provider is `ok`. */

@@ -95,6 +95,11 @@ pub struct FailoverConfig {
     /// content are held (default and most 1048576: a buffer is bounded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub commit_after_chars: Option<u64>,
+    /// After this many failed attempts in a row at the provider (server
+    /// errors, timeouts, network errors), its failures are not retried
+    /// until an attempt succeeds (default 5; 0 = always retry; at most 1000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspend_retries_after: Option<u32>,
 }
 
 /// The default and largest `commit_after_chars`.
@@ -120,6 +125,7 @@ pub(crate) struct Policy {
     pub headers_ms: Option<u64>,
     pub recovery: StreamRecovery,
     pub commit_after_chars: u64,
+    pub suspend_retries_after: u32,
 }
 
 impl Policy {
@@ -136,6 +142,7 @@ impl Policy {
         headers_ms: None,
         recovery: StreamRecovery::Restart,
         commit_after_chars: MAX_COMMIT_AFTER_CHARS,
+        suspend_retries_after: crate::pool::outage::DEFAULT_SUSPEND_RETRIES_AFTER,
     };
 
     /// The defaults overlaid with `provider`, then with `request`.
@@ -157,6 +164,7 @@ impl Policy {
             }
             p.recovery = c.stream_recovery.unwrap_or(p.recovery);
             p.commit_after_chars = c.commit_after_chars.unwrap_or(p.commit_after_chars);
+            p.suspend_retries_after = c.suspend_retries_after.unwrap_or(p.suspend_retries_after);
         }
         p
     }
@@ -180,6 +188,9 @@ impl FailoverConfig {
             if v.is_some_and(|ms| ms > MAX_FIRST_TOKEN_TIMEOUT_MS) {
                 return Err((format!("{path}.{key}"), "must be at most 3600000 (one hour); 0 turns it off"));
             }
+        }
+        if self.suspend_retries_after.is_some_and(|n| n > 1000) {
+            return Err((format!("{path}.suspend_retries_after"), "must be at most 1000; 0 never suspends retries"));
         }
         if self.commit_after_chars.is_some_and(|n| n == 0 || n > MAX_COMMIT_AFTER_CHARS) {
             return Err((format!("{path}.commit_after_chars"), "must be 1..=1048576"));

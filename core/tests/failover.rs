@@ -105,3 +105,42 @@ fn a_policy_that_would_resend_a_too_long_prompt_or_retry_a_refusal_is_refused() 
     let e = r.validate().expect_err("refused");
     assert_eq!(e.kind(), ErrorKind::InvalidRequest);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_that_is_down_gets_no_more_retries_and_is_used_again_once_it_answers() {
+    let srv = MockServer::start(MockConfig::default()).await.expect("mock");
+    let gw = gateway(&srv);
+    // The first 13 requests of the scenario fail: an outage. max_retries 2,
+    // suspend_retries_after 5 (the default): the first request makes 3
+    // attempts, the second 2 (the 5th failure in a row), then 1 each.
+    let model = "openai/m~fail_status=503&fail_first=13&scenario=down";
+    for i in 0..10 {
+        let mut r = Request::new(model, "hi");
+        r.fallbacks = vec!["anthropic/claude~scenario=down-fallback".into()];
+        let resp = gw.chat(r).await.unwrap_or_else(|e| panic!("request {i}: the fallback answers: {e}"));
+        assert_eq!(resp.extra_fields.fallback_index, 1, "request {i}");
+    }
+    assert_eq!(seen(&srv, "down"), 3 + 2 + 8, "retries stopped while the provider was down");
+    assert_eq!(seen(&srv, "down-fallback"), 10);
+    // Recovered: the next request is served by it at once, and a success
+    // lifts the suspension (a later failure is retried again).
+    let resp = gw.chat(Request::new(model, "hi")).await.expect("the provider is back");
+    assert_eq!((resp.extra_fields.fallback_index, resp.extra_fields.attempts), (0, 1));
+    let resp = gw
+        .chat(Request::new("openai/m~fail_status=503&fail_first=1&scenario=blip", "hi"))
+        .await
+        .expect("retried again");
+    assert_eq!(resp.extra_fields.attempts, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suspend_retries_after_zero_always_retries() {
+    let srv = MockServer::start(MockConfig::default()).await.expect("mock");
+    let gw = gateway(&srv);
+    for _ in 0..4 {
+        let mut r = Request::new("openai/m~fail_status=503&scenario=stubborn", "hi");
+        r.failover = Some(serde_json::from_value(json!({"suspend_retries_after": 0})).unwrap());
+        assert!(gw.chat(r).await.is_err());
+    }
+    assert_eq!(seen(&srv, "stubborn"), 4 * 3);
+}

@@ -330,6 +330,10 @@ class FailoverConfig(TypedDict):
     on_timeout: NotRequired[Union[FailoverAction, None]]
     # What a stream does when it fails after its first content (default `restart`).
     stream_recovery: NotRequired[Union[StreamRecovery, None]]
+    # After this many failed attempts in a row at the provider (server
+    # errors, timeouts, network errors), its failures are not retried
+    # until an attempt succeeds (default 5; 0 = always retry; at most 1000).
+    suspend_retries_after: NotRequired[Union[int, None]]
 
 
 class Health(TypedDict):

@@ -145,6 +145,23 @@ test('off rejects with the text so far', async () => {
   assert.equal(await seen(s), 1)
 })
 
+test('an outage stops retries and the provider is used again once it answers', async () => {
+  const s = scenario()
+  const model = `openai/m~outage_ms=2000&scenario=${s}`
+  const n = 8
+  for (let i = 0; i < n; i++) {
+    assert.equal(textOf(await gw.chat(request(model, [`anthropic/c~scenario=${s}-fb`]))), ANSWER)
+  }
+  // max_retries 2, suspend_retries_after 5: 3 + 2 + 1 each, never 3 per request.
+  const primary = await seen(s)
+  assert.ok(primary >= n && primary <= n + 3, `primary attempts ${primary}`)
+  // The outage ends 2 s after its first request, which came before now.
+  await new Promise((resolve) => setTimeout(resolve, 2500))
+  const r = await gw.chat(request(model, [`anthropic/c~scenario=${s}-fb`]))
+  assert.equal(r.extra_fields.fallback_index, 0)
+  assert.equal(r.extra_fields.attempts, 1)
+})
+
 test('Accumulator refuses what is not a chunk', () => {
   const acc = new Accumulator()
   assert.throws(() => acc.add({ choices: 'nope' }), (e) => e instanceof BifrostError && e.code === 'INVALID_REQUEST')

@@ -169,3 +169,20 @@ def test_accumulator_refuses_what_is_not_a_chunk():
     with pytest.raises(bifrost.InvalidRequestError):
         acc.add({"choices": "nope"})
     assert acc.message()["choices"] == []
+
+
+def test_an_outage_stops_retries_and_the_provider_is_used_again_once_it_answers(fgw, mock_server):
+    s = scenario()
+    model = f"openai/m~outage_ms=2000&scenario={s}"
+    n = 8
+    for _ in range(n):
+        r = fgw.chat(request(model, [f"anthropic/c~scenario={s}-fb"]))
+        assert text_of(r) == ANSWER, "every request gets the complete answer"
+    primary = seen(mock_server, s)
+    # max_retries 2, suspend_retries_after 5: 3 + 2 + 1 each (fewer when
+    # the outage ended early), never 3 per request.
+    assert n <= primary <= n + 3, primary
+    # The outage ends 2 s after its first request, which came before now.
+    time.sleep(2.5)
+    r = fgw.chat(request(model, [f"anthropic/c~scenario={s}-fb"]))
+    assert r["extra_fields"]["fallback_index"] == 0 and r["extra_fields"]["attempts"] == 1

@@ -11,6 +11,8 @@
 //! error (the provider answered 200, but not with a completion) is not
 //! retried: the request was served. A failed attempt's connection is closed
 //! before the pause, not when the next attempt starts. A 429 makes the next attempt prefer another key.
+//! While the provider is clearly down (`failover.suspend_retries_after`
+//! unhealthy attempts in a row, `pool::outage`), failures are not retried.
 //! A 401/403 puts the key in cooldown and retries at once on another key
 //! (bounded by the number of keys, not by `max_retries`); with none left the
 //! job fails "credentials exhausted". Every attempt asks the breaker first.
@@ -104,7 +106,8 @@ pub(crate) async fn execute(pool: &PoolShared, job: &JobInner, work: Work, queue
         }
         let chosen = key.map(|i| pool.keys.key(i));
         // The first-token bound, when its action has somewhere to go.
-        let first_token = first_token_limit(&policy, &work, retries_used < net.max_retries);
+        let retry_left = retries_used < net.max_retries && pool.retry_gate.allows_retry(policy.suspend_retries_after);
+        let first_token = first_token_limit(&policy, &work, retry_left);
         let ctx = CallCtx {
             provider: &pool.name,
             // The key's alias for the model, if it has one (Bifrost's `aliases`).
@@ -156,6 +159,7 @@ pub(crate) async fn execute(pool: &PoolShared, job: &JobInner, work: Work, queue
         let e = match result {
             Ok(mut out) => {
                 pool.publish(pool.breaker.record(admit, true));
+                pool.retry_gate.succeeded();
                 // What the provider reported it could not send stays.
                 let unmapped_params = match &mut out {
                     Output::Chat(r) => std::mem::take(&mut r.extra_fields.unmapped_params),
@@ -182,6 +186,7 @@ pub(crate) async fn execute(pool: &PoolShared, job: &JobInner, work: Work, queue
             Err(e) => e,
         };
         pool.publish(pool.breaker.record(admit, !unhealthy(&e)));
+        pool.retry_gate.failed(&e);
         if let Some(i) = key {
             pool.keys.record_error(i);
             // A refused key (not a 403 content filter: that is no key's fault).
@@ -215,7 +220,11 @@ pub(crate) async fn execute(pool: &PoolShared, job: &JobInner, work: Work, queue
                 avoid = Some(i);
             }
         }
-        if retries_used >= net.max_retries || !retryable(&e, &policy) {
+        // A provider that is clearly down gets no retries (pool::outage).
+        if retries_used >= net.max_retries
+            || !retryable(&e, &policy)
+            || !pool.retry_gate.allows_retry(policy.suspend_retries_after)
+        {
             return Err(e);
         }
         let pause = match &e {

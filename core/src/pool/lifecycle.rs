@@ -141,6 +141,7 @@ impl PoolShared {
             last: Default::default(),
             network: cfg.network_config.clone(),
             failover: cfg.failover,
+            retry_gate: Default::default(),
             abort: Latch::default(),
             closing: Latch::default(),
             workers_alive: AtomicUsize::new(concurrency),

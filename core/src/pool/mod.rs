@@ -33,6 +33,7 @@ pub(crate) mod job;
 pub(crate) mod keys;
 pub(crate) mod ledger;
 mod lifecycle;
+pub(crate) mod outage;
 pub(crate) mod probe;
 pub(crate) mod queue;
 pub(crate) mod reaper;
@@ -108,6 +109,8 @@ pub(crate) struct PoolShared {
     network: NetworkConfig,
     /// The provider's `failover` section (docs/failover.md).
     pub(crate) failover: Option<crate::failover::FailoverConfig>,
+    /// Failed attempts in a row: retries stop while the provider is down.
+    pub(crate) retry_gate: outage::RetryGate,
     /// Cancelled at a shutdown's deadline: running jobs end SHUTDOWN.
     abort: Latch,
     /// Tripped when the pool stops accepting jobs (graceful or not).

@@ -183,7 +183,10 @@ impl Recovering {
         let act = action(class, &policy);
         let target = match act {
             FailoverAction::Return => return false,
-            FailoverAction::Retry if self.same_route_restarts < pool.network.max_retries => {
+            FailoverAction::Retry
+                if self.same_route_restarts < pool.network.max_retries
+                    && pool.retry_gate.allows_retry(policy.suspend_retries_after) =>
+            {
                 self.same_route_restarts += 1;
                 pool.counters.retries.fetch_add(1, Ordering::Relaxed);
                 self.serving
