@@ -227,3 +227,104 @@ async fn dropping_a_stream_while_it_recovers_cancels_the_new_answer() {
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
 }
+
+/// A thousand streams at once, every recovery mode, faults at random
+/// points, some dropped midway, the gateway shut down while half are still
+/// running: every stream ends exactly once, either with the complete
+/// answer (after its last restart marker) or with an error — never a
+/// truncated success — and every pool's books balance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_recovering_streams_with_faults_drops_and_a_shutdown_midway() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let srv = MockServer::start(MockConfig::default()).await.expect("mock");
+    let url = srv.url();
+    let net = |base: String| json!({"base_url": base, "max_retries": 1, "retry_backoff_initial_ms": 1, "retry_backoff_max_ms": 2});
+    let cap = json!({"concurrency": 32, "buffer_size": 2000});
+    let gw = Arc::new(
+        Gateway::from_value(json!({"providers": {
+            "openai": {"keys": [{"value": "mock-key", "models": ["*"]}], "network_config": net(format!("{url}/v1")),
+                       "concurrency_and_buffer_size": cap},
+            "anthropic": {"keys": [{"value": "mock-key", "models": ["*"]}], "network_config": net(url.clone()),
+                          "concurrency_and_buffer_size": cap},
+        }}))
+        .expect("gateway"),
+    );
+    const N: usize = 1000;
+    let finished = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::with_capacity(N);
+    for i in 0..N {
+        let (gw, finished) = (gw.clone(), finished.clone());
+        tasks.push(tokio::spawn(async move {
+            let mode = ["restart", "buffer", "continue", "off"][i % 4];
+            let fault = match i % 5 {
+                0 => String::new(),
+                1 => format!("&truncate_after={}", i % 4),
+                2 => format!("&stream_error_after={}", i % 5),
+                3 => format!("&invalid_event_at={}", 1 + i % 3),
+                _ => format!("&stream_error_after=2&fail_first=1&scenario=f{i}"),
+            };
+            let primary = if i % 2 == 0 { "openai/m" } else { "anthropic/claude" };
+            let mut r =
+                with_recovery(Request::new(format!("{primary}~chunks=6&chunk_delay_ms=1{fault}"), PROMPT), mode);
+            if i % 3 != 0 {
+                r.fallbacks = vec![if i % 2 == 0 { "anthropic/claude".into() } else { "openai/m".into() }];
+            }
+            let outcome = match gw.stream(r).await {
+                Err(e) => Err(e),
+                Ok(mut s) if i % 7 == 0 => {
+                    // Dropped after its first item.
+                    let _ = s.next_chunk().await;
+                    drop(s);
+                    finished.fetch_add(1, Ordering::SeqCst);
+                    return None;
+                }
+                Ok(s) => {
+                    let items = drain(s).await;
+                    match items.iter().position(Result::is_err) {
+                        Some(p) => {
+                            assert_eq!(p, items.len() - 1, "stream {i}: nothing after its error");
+                            Err(items.into_iter().last().unwrap().unwrap_err())
+                        }
+                        None => Ok(final_text(&items)),
+                    }
+                }
+            };
+            finished.fetch_add(1, Ordering::SeqCst);
+            Some(outcome)
+        }));
+    }
+    while finished.load(Ordering::SeqCst) < N / 2 {
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    let report = gw.shutdown(std::time::Duration::from_secs(30)).await;
+    let (mut ok, mut failed, mut dropped) = (0, 0, 0);
+    for (i, t) in tasks.into_iter().enumerate() {
+        match tokio::time::timeout(std::time::Duration::from_secs(60), t)
+            .await
+            .expect("no stream hangs")
+            .expect("no panic")
+        {
+            None => dropped += 1,
+            Some(Ok(text)) => {
+                assert_eq!(text, ANSWER, "stream {i}: a success is the complete answer");
+                ok += 1;
+            }
+            Some(Err(e)) => {
+                assert!(e.text_so_far().is_none_or(|t| ANSWER.starts_with(t)), "stream {i}: {e}");
+                failed += 1;
+            }
+        }
+    }
+    assert_eq!(ok + failed + dropped, N);
+    assert!(ok > 0 && failed > 0, "ok {ok}, failed {failed}");
+    for (name, p) in &gw.stats().providers {
+        assert!(p.jobs.invariant_holds(), "{name}: {:?} {report:?}", p.jobs);
+        assert_eq!(p.jobs.running + p.jobs.queued, 0, "{name}: {:?}", p.jobs);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while srv.stats().active_streams > 0 || srv.stats().open_requests > 0 {
+        assert!(std::time::Instant::now() < deadline, "upstream left open: {:?}", srv.stats());
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}

@@ -1058,3 +1058,47 @@ fn regression_sse_mixed_and_cr_line_ends() {
     .collect();
     assert!(wrong.is_empty(), "want [\"a\", \"b\"] from each:\n{}", wrong.join("\n"));
 }
+
+/// A restart marker as `pool::recover` writes it, or a malformed one.
+fn marker_event() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        4 => count().prop_map(|n| json!({"id": "", "object": "chat.completion.chunk", "choices": [],
+            "extra_fields": {"restart": {"attempt": n, "provider": "p", "model": "m", "reason": "cut"}}})),
+        1 => json_ish().prop_map(|v| json!({"choices": [], "extra_fields": v})),
+    ]
+}
+
+proptest! {
+    #![proptest_config(config(256))]
+
+    /// The stream accumulator (every binding's `collect()` / `Accumulator`)
+    /// takes any JSON without panicking, and what it keeps of choice 0 is
+    /// exactly the content that came after the last restart marker.
+    #[test]
+    fn accumulating_any_chunks_keeps_the_text_after_the_last_marker(
+        events in prop::collection::vec(prop_oneof![6 => openai_event(), 1 => marker_event()], 0..24)
+    ) {
+        let mut acc = crate::accumulate::StreamAccumulator::new();
+        let mut want = String::new();
+        let mut markers = 0;
+        for v in events {
+            let parsed: Result<Chunk, _> = serde_json::from_value(v.clone());
+            let ok = acc.push_value(v).is_ok();
+            prop_assert_eq!(ok, parsed.is_ok());
+            let Ok(c) = parsed else { continue };
+            if c.extra_fields.as_ref().is_some_and(|x| x.restart.is_some()) {
+                want.clear();
+                markers += 1;
+                continue;
+            }
+            for ch in c.choices.iter().filter(|ch| ch.index == 0) {
+                want.push_str(ch.delta.content.as_deref().unwrap_or(""));
+            }
+        }
+        prop_assert_eq!(acc.text(), want.as_str());
+        prop_assert_eq!(acc.restarts(), markers);
+        let message = acc.message();
+        prop_assert_eq!(&message["extra_fields"]["restarts"], &json!(markers));
+        prop_assert!(serde_json::to_string(&message).is_ok());
+    }
+}
