@@ -264,7 +264,7 @@ impl Recovering {
                 object: "chat.completion.chunk".into(),
                 created: crate::providers::unix_now_s(),
                 model: model.to_string(),
-                extra_fields: Some(ChunkExtraFields {
+                extra_fields: Some(Box::new(ChunkExtraFields {
                     restart: Some(StreamRestart {
                         attempt: self.attempt,
                         provider: provider.to_string(),
@@ -272,7 +272,7 @@ impl Recovering {
                         reason: std::mem::take(&mut self.reason),
                     }),
                     ..Default::default()
-                }),
+                })),
                 ..Default::default()
             };
             self.out.push_back(Ok(marker));

@@ -66,9 +66,9 @@ pub(crate) fn stop_sequences(params: &serde_json::Map<String, serde_json::Value>
 
 /// A stream's first-chunk report of what of the request was not sent
 /// (taken once; `None` when everything was sent).
-pub(crate) fn unmapped_report(unmapped: &mut Vec<String>) -> Option<crate::types::ChunkExtraFields> {
+pub(crate) fn unmapped_report(unmapped: &mut Vec<String>) -> Option<Box<crate::types::ChunkExtraFields>> {
     (!unmapped.is_empty())
-        .then(|| crate::types::ChunkExtraFields { unmapped_params: std::mem::take(unmapped), restart: None })
+        .then(|| Box::new(crate::types::ChunkExtraFields { unmapped_params: std::mem::take(unmapped), restart: None }))
 }
 
 impl CallCtx<'_> {
