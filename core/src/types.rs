@@ -499,11 +499,12 @@ pub struct Chunk {
     /// Every other field (`system_fingerprint`, `"usage": null`, …), unchanged.
     #[serde(flatten)]
     pub other: Map<String, Value>,
-    /// bifrost's addition, on a stream's first chunk only, when there is
-    /// something to say: what of the request the provider had no
-    /// equivalent for (a stream has no response to carry it).
-    /// Boxed: almost every chunk has none, and a chunk moves through
-    /// several hands (a box keeps it 96 bytes smaller).
+    /// bifrost's addition, when there is something to say: on a stream's
+    /// first chunk, what of the request the provider had no equivalent for
+    /// (a stream has no response to carry it); on a restart marker, the
+    /// restart (docs/failover.md).
+    // Boxed: almost every chunk has none, and a chunk moves through
+    // several hands (a box keeps it 96 bytes smaller).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extra_fields: Option<Box<ChunkExtraFields>>,
 }

@@ -117,11 +117,10 @@ class Chunk(TypedDict):
 
     choices: List[ChunkChoice]
     created: int
-    # bifrost's addition, on a stream's first chunk only, when there is
-    # something to say: what of the request the provider had no
-    # equivalent for (a stream has no response to carry it).
-    # Boxed: almost every chunk has none, and a chunk moves through
-    # several hands (a box keeps it 96 bytes smaller).
+    # bifrost's addition, when there is something to say: on a stream's
+    # first chunk, what of the request the provider had no equivalent for
+    # (a stream has no response to carry it); on a restart marker, the
+    # restart (docs/failover.md).
     extra_fields: NotRequired[Union[ChunkExtraFields, None]]
     id: str
     model: str
