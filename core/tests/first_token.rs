@@ -112,6 +112,12 @@ async fn a_unary_call_bounds_its_wait_for_the_response_head() {
     let resp = gw.chat(r).await.expect("the fallback answers");
     assert_eq!(resp.extra_fields.fallback_index, 1);
     assert_eq!((seen(&srv, "head"), seen(&srv, "head-fallback")), (1, 1));
+    // The timed-out attempt's request was closed, not left waiting.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while srv.stats().open_requests > 0 {
+        assert!(Instant::now() < deadline, "the timed-out request is still open: {:?}", srv.stats());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     // The request's own failover wins: on_first_token_timeout return.
     let mut r = Request::new("openai/m~latency_ms=600000&scenario=head2", "h");
     r.fallbacks = vec!["anthropic/claude~scenario=head2-fallback".into()];
