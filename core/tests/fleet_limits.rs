@@ -438,6 +438,38 @@ async fn the_fleet_shares_key_cooldowns_breakers_and_one_probe() {
     assert!(tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap().success());
 }
 
+/// A key refused (401) while Redis was away is not forgotten by the fleet:
+/// once the store is back, the process that met it publishes it again and
+/// the other process stops using the key without ever sending on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_cooldown_met_while_redis_was_away_reaches_the_fleet_when_it_is_back() {
+    let Some(mut redis) = RedisServer::start() else { return };
+    let srv = MockServer::start(MockConfig::default()).await.unwrap();
+    let mock = format!("{}/v1", srv.url());
+    let a = health_gateway(&redis.url(), &mock);
+    let b = health_gateway(&redis.url(), &mock);
+    let key_state = |gw: &Gateway| gw.stats().providers["o"].keys[0].state.clone();
+    // No call before Redis goes: neither process has met the bad key.
+    assert_eq!((key_state(&a), key_state(&b)), ("alive".to_string(), "alive".to_string()));
+    redis.kill();
+    // A meets the bad key while the store is away (fail_open: calls go on).
+    for _ in 0..50 {
+        a.chat(Request::new("o/gpt-4o", "hi")).await.unwrap();
+        if key_state(&a) == "cooldown" {
+            break;
+        }
+    }
+    assert_eq!(key_state(&a), "cooldown");
+    redis.restart();
+    until("B hears of the key A met while Redis was away", || key_state(&b) == "cooldown").await;
+    let before = srv.stats().requests;
+    for _ in 0..5 {
+        let r = b.chat(Request::new("o/gpt-4o", "hi")).await.unwrap();
+        assert_eq!((r.extra_fields.key_id.as_deref(), r.extra_fields.attempts), (Some("o#1"), 1));
+    }
+    assert_eq!(srv.stats().requests, before + 5, "B never sent on the refused key");
+}
+
 /// On a 3-node Redis Cluster: two gateways share 7 a minute exactly (a
 /// job's keys share one hash tag, so one script takes them in one slot);
 /// moving that slot to another node between jobs keeps the state (the

@@ -72,6 +72,10 @@ struct Link {
     errors: AtomicU64,
     /// Writes not applied (queue full, store down or failing).
     dropped: AtomicU64,
+    /// A health change was not applied: the fleet may not know this
+    /// process's key cooldowns or open breakers (re-published, see
+    /// `limits::health`).
+    health_lost: AtomicBool,
     /// While down: when the next probe may go.
     probe_at: AtomicU64,
 }
@@ -192,6 +196,7 @@ impl FleetStore {
             up: AtomicBool::new(true),
             errors: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
+            health_lost: AtomicBool::new(false),
             probe_at: AtomicU64::new(0),
         });
         let (writes, rx) = mpsc::channel(WRITE_QUEUE);
@@ -269,7 +274,14 @@ impl FleetStore {
     pub fn send_health(&self, base: String, args: Vec<String>) {
         if self.writes.try_send(Write::Health { base, args }).is_err() {
             self.link.dropped.fetch_add(1, Relaxed);
+            self.link.health_lost.store(true, Relaxed);
         }
+    }
+
+    /// Whether a health change was lost since the last call (and so this
+    /// process's health must be published again).
+    pub fn take_health_lost(&self) -> bool {
+        self.link.health_lost.load(Relaxed) && self.link.health_lost.swap(false, Relaxed)
     }
 
     /// A connection subscribed to `channel`.
@@ -371,7 +383,13 @@ async fn write_loop(link: Arc<Link>, mut rx: mpsc::Receiver<Write>) {
                         .collect();
                     link.call(*op, &args, None).await.is_err()
                 }
-                Write::Health { base, args } => link.health(base, args).await.is_err(),
+                Write::Health { base, args } => {
+                    let lost = link.health(base, args).await.is_err();
+                    if lost {
+                        link.health_lost.store(true, Relaxed);
+                    }
+                    lost
+                }
                 // (Merged above.)
                 Write::Release { .. } => false,
             };

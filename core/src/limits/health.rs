@@ -16,7 +16,12 @@
 //!   probe's success publishes `closed` (every breaker closes); its failure
 //!   re-opens the breaker everywhere.
 //! - With the store down, each process keeps its own health (its own
-//!   probe), as without a store.
+//!   probe), as without a store. A change that did not reach the store
+//!   (down, failing, or the write queue full) is not lost: on every
+//!   (re)connection, and whenever a health write failed, each process
+//!   publishes again what it still holds — every key still cooling down
+//!   and an open breaker, with the time they have left — so the fleet
+//!   hears of a 401 met while Redis was away once it is back.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
@@ -114,13 +119,31 @@ impl FleetHealth {
         }
     }
 
-    /// Reads the stored state of every pool (after (re)connecting).
-    async fn resync(&self) {
+    /// Publishes again this process's key cooldowns and open breakers,
+    /// with the time they have left (changes the store may have missed).
+    fn republish(&self) {
+        let pools: Vec<Arc<PoolShared>> = self.pools.lock().values().filter_map(Weak::upgrade).collect();
+        for pool in pools {
+            for i in 0..pool.keys.len() {
+                let left = pool.keys.cooldown_left_ms(i);
+                if left > 0 {
+                    self.key_rejected(&pool.name, i, left);
+                }
+            }
+            if let Some(left) = pool.breaker.open_left_ms() {
+                self.opened(&pool.name, left);
+            }
+        }
+    }
+
+    /// Reads the stored state of every pool (after (re)connecting); false
+    /// when the store did not answer (then it is read again later).
+    async fn resync(&self) -> bool {
         let pools: Vec<Arc<PoolShared>> = self.pools.lock().values().filter_map(Weak::upgrade).collect();
         for pool in pools {
             let n = pool.keys.len();
             let args = ["read".to_string(), self.channel.clone(), pool.name.clone(), n.to_string()];
-            let Ok(v) = self.store.health(&self.base(&pool.name), &args).await else { return };
+            let Ok(v) = self.store.health(&self.base(&pool.name), &args).await else { return false };
             if let Some(&open) = v.first().filter(|&&ms| ms > 0) {
                 pool.breaker.force_open(open as u64);
             }
@@ -130,6 +153,7 @@ impl FleetHealth {
                 }
             }
         }
+        true
     }
 }
 
@@ -147,7 +171,8 @@ async fn listen(health: Weak<FleetHealth>) {
                 continue;
             }
         };
-        h.resync().await;
+        let mut synced = h.resync().await;
+        h.republish();
         let channel = h.channel.clone();
         drop(h);
         let mut messages = ps.on_message();
@@ -169,6 +194,14 @@ async fn listen(health: Weak<FleetHealth>) {
                         return;
                     }
                 }
+            }
+            // What did not get through is sent (or read) again.
+            let Some(h) = health.upgrade() else { return };
+            if !synced {
+                synced = h.resync().await;
+            }
+            if h.store.take_health_lost() {
+                h.republish();
             }
         }
     }

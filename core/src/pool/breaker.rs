@@ -255,6 +255,14 @@ impl Breaker {
         }
     }
 
+    /// How long the breaker stays open, in ms, if it is open.
+    pub fn open_left_ms(&self) -> Option<u64> {
+        match &*self.phase.lock() {
+            Phase::Open { until } => Some(until.saturating_sub(clock::now()) / clock::MS).filter(|&ms| ms > 0),
+            _ => None,
+        }
+    }
+
     /// Another process's probe succeeded: close.
     pub fn force_close(&self) {
         let mut phase = self.phase.lock();

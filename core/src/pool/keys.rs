@@ -177,6 +177,11 @@ impl KeyRing {
         }
     }
 
+    /// How long key `i` still cools down, in ms (0: alive).
+    pub fn cooldown_left_ms(&self, i: usize) -> u64 {
+        self.slots.get(i).map_or(0, |s| s.dead_until_ms.load(Relaxed).saturating_sub(self.now_ms()))
+    }
+
     /// Keys usable now.
     pub fn live_count(&self) -> usize {
         let now = self.now_ms();
