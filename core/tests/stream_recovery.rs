@@ -131,6 +131,10 @@ async fn restarts_are_bounded_by_max_retries_then_the_error_carries_the_text() {
 async fn off_ends_with_a_typed_error_carrying_the_text_so_far() {
     let srv = MockServer::start(MockConfig::default()).await.expect("mock");
     let gw = gateway(&srv);
+    // A stream the fallback serves says so under `off` too.
+    let mut r = with_recovery(Request::new("openai/m~truncate_after=0&scenario=off0", PROMPT), "off");
+    r.fallbacks = vec!["anthropic/claude".into()];
+    assert_eq!(gw.stream(r).await.expect("the fallback streams").fallback_index(), 1);
     let mut r = with_recovery(Request::new("openai/m~chunks=6&truncate_after=2&scenario=off", PROMPT), "off");
     r.fallbacks = vec!["anthropic/claude~scenario=off-fallback".into()];
     let items = drain(gw.stream(r).await.expect("stream")).await;

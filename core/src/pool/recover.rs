@@ -58,6 +58,10 @@ pub(crate) struct RecoveryPlan {
     pub commit_after_chars: u64,
 }
 
+/// The most chunks `buffer` holds back, whatever they carry (tool-call
+/// deltas have no content to count).
+const MAX_HELD_CHUNKS: usize = 16_384;
+
 type NextAnswer = Pin<Box<dyn Future<Output = Result<ChunkStream>> + Send>>;
 
 /// A stream under recovery: the answer being read and how to get another.
@@ -83,6 +87,8 @@ pub(crate) struct Recovering {
     text: Option<String>,
     /// Its length in characters.
     chars: u64,
+    /// Other text held (reasoning), in characters, for `buffer`'s bound.
+    other_chars: u64,
     /// The current answer streamed something `continue` cannot prefill
     /// (tool calls, several choices, reasoning).
     not_prefillable: bool,
@@ -101,7 +107,8 @@ impl Recovering {
         let mut targets = Vec::with_capacity(1 + plan.request.fallbacks.len());
         targets.push(plan.request.model.clone());
         targets.extend(plan.request.fallbacks.iter().cloned());
-        let serving = (current.fallback_index() as usize).min(targets.len() - 1);
+        // (With `off` the plan holds no request: `targets` is a stand-in.)
+        let serving = current.fallback_index() as usize;
         let committed = plan.mode != StreamRecovery::Buffer;
         Recovering {
             plan,
@@ -115,6 +122,7 @@ impl Recovering {
             reason: String::new(),
             text: Some(String::new()),
             chars: 0,
+            other_chars: 0,
             not_prefillable: false,
             held: VecDeque::new(),
             committed,
@@ -139,6 +147,10 @@ impl Recovering {
             {
                 self.not_prefillable = true;
             }
+            // What `buffer` holds counts reasoning too (bounded either way).
+            if let Some(r) = &d.reasoning_content {
+                self.other_chars += r.chars().count() as u64;
+            }
             if choice.index == 0 {
                 if let (Some(text), Some(piece)) = (&mut self.text, &d.content) {
                     if (text.len() + piece.len()) as u64 > MAX_COMMIT_AFTER_CHARS * 4 {
@@ -152,12 +164,13 @@ impl Recovering {
         }
     }
 
+    /// What `buffer` holds, in characters: past `commit_after_chars` (or
+    /// [`MAX_HELD_CHUNKS`] chunks, whatever they carry) the chunks flow.
     fn held_chars(&self) -> u64 {
-        if self.text.is_some() {
-            self.chars
-        } else {
-            u64::MAX
+        if self.text.is_none() || self.held.len() >= MAX_HELD_CHUNKS {
+            return u64::MAX;
         }
+        self.chars + self.other_chars
     }
 
     /// What to do about `e`, the current answer's failure: ask for the
@@ -209,7 +222,7 @@ impl Recovering {
     }
 
     fn pool_of(&self, target: usize) -> Option<&std::sync::Arc<super::PoolShared>> {
-        let (provider, _) = split_model(&self.targets[target]).ok()?;
+        let (provider, _) = split_model(self.targets.get(target)?).ok()?;
         self.plan.pools.get(provider)
     }
 
@@ -253,6 +266,7 @@ impl Recovering {
             // The new answer starts over.
             self.text = Some(String::new());
             self.chars = 0;
+            self.other_chars = 0;
             self.not_prefillable = false;
         }
         if !self.committed {
