@@ -9,7 +9,9 @@
 //!   `…:cooldown:<i>`) and publishes it on `<prefix>health`.
 //! - Every process listens on that channel ([`listen`]) and applies what it
 //!   hears to its own pools. On (re)connecting it first reads the stored
-//!   state, so a change published while it was away is not missed.
+//!   state, so a change published while it was away is not missed, and
+//!   reads it again when a pool registers after that read (the listener
+//!   starts before the gateway's pools exist).
 //! - The probe: a process whose breaker would send a half-open probe first
 //!   takes the fleet's probe lock (`…:probe`, held for one attempt's
 //!   timeout); a process that does not get it fails fast, as if open. The
@@ -39,13 +41,23 @@ pub(crate) struct FleetHealth {
     store: Arc<FleetStore>,
     channel: String,
     pools: Mutex<HashMap<String, Weak<PoolShared>>>,
+    /// A pool registered after the last read of the stored state (the
+    /// listener starts before the gateway's pools are registered): read it
+    /// again, or a change published before this process subscribed is
+    /// never applied.
+    resync_needed: std::sync::atomic::AtomicBool,
 }
 
 impl FleetHealth {
     /// Starts listening (on the shared runtime) for the fleet's changes.
     pub fn start(store: &Arc<FleetStore>) -> crate::error::Result<Arc<FleetHealth>> {
         let channel = format!("{}health", store.settings.prefix);
-        let health = Arc::new(FleetHealth { store: store.clone(), channel, pools: Mutex::new(HashMap::new()) });
+        let health = Arc::new(FleetHealth {
+            store: store.clone(),
+            channel,
+            pools: Mutex::new(HashMap::new()),
+            resync_needed: std::sync::atomic::AtomicBool::new(false),
+        });
         crate::runtime::handle()?.spawn(listen(Arc::downgrade(&health)));
         Ok(health)
     }
@@ -53,6 +65,7 @@ impl FleetHealth {
     /// Applies the fleet's changes to `pool` from now on.
     pub fn register(&self, pool: &Arc<PoolShared>) {
         self.pools.lock().insert(pool.name.clone(), Arc::downgrade(pool));
+        self.resync_needed.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     fn base(&self, provider: &str) -> String {
@@ -171,6 +184,7 @@ async fn listen(health: Weak<FleetHealth>) {
                 continue;
             }
         };
+        h.resync_needed.store(false, std::sync::atomic::Ordering::SeqCst);
         let mut synced = h.resync().await;
         h.republish();
         let channel = h.channel.clone();
@@ -197,6 +211,9 @@ async fn listen(health: Weak<FleetHealth>) {
             }
             // What did not get through is sent (or read) again.
             let Some(h) = health.upgrade() else { return };
+            if h.resync_needed.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                synced = false;
+            }
             if !synced {
                 synced = h.resync().await;
             }
