@@ -267,14 +267,9 @@ pub(crate) mod sealed {
         fn work_for(req: crate::types::Request) -> Option<super::Work>;
         /// Records which fallback served (0 = the primary).
         fn set_fallback_index(&mut self, index: u32);
-        /// Confirms a successful output before fallbacks are given up: a
-        /// stream must deliver its first content (or end cleanly) first.
-        fn confirm(self) -> super::BoxResult<Self>;
     }
 }
 
-/// A boxed future of a result (fallback chains and stream confirmation).
-pub type BoxResult<T> = Pin<Box<dyn Future<Output = Result<T>> + Send>>;
 use sealed::FromOutput;
 
 /// What a [`Job`] can resolve to: [`Response`], [`ChunkStream`] or
@@ -297,9 +292,6 @@ impl FromOutput for Response {
     fn set_fallback_index(&mut self, index: u32) {
         self.extra_fields.fallback_index = index;
     }
-    fn confirm(self) -> BoxResult<Self> {
-        Box::pin(std::future::ready(Ok(self)))
-    }
 }
 
 impl FromOutput for ChunkStream {
@@ -315,12 +307,6 @@ impl FromOutput for ChunkStream {
     fn set_fallback_index(&mut self, index: u32) {
         self.set_fallback_index(index);
     }
-    fn confirm(mut self) -> BoxResult<Self> {
-        Box::pin(async move {
-            self.peek_first_content().await?;
-            Ok(self)
-        })
-    }
 }
 
 impl FromOutput for EmbedResponse {
@@ -335,9 +321,6 @@ impl FromOutput for EmbedResponse {
     }
     fn set_fallback_index(&mut self, index: u32) {
         self.extra_fields.fallback_index = index;
-    }
-    fn confirm(self) -> BoxResult<Self> {
-        Box::pin(std::future::ready(Ok(self)))
     }
 }
 

@@ -61,14 +61,12 @@ async fn drive<T: JobOutput>(cell: Arc<RouteCell<T>>, primary: Job<T>, plan: Fal
     // The primary's policy decides whether its failure moves on.
     let policy =
         Policy::of(plan.pools.get(&provider).and_then(|p| p.failover.as_ref()), plan.request.failover.as_ref());
+    // (A stream's job resolves only after its first content: a failure
+    // before it is the job's error.)
     let run = async move {
         match primary.await {
             Err(e) if fallback_worthy(&e, &policy) => run_chain::<T>(plan, e).await,
-            Ok(out) => match out.confirm().await {
-                Err(e) if fallback_worthy(&e, &policy) => run_chain::<T>(plan, e).await,
-                other => other,
-            },
-            Err(e) => Err(e),
+            other => other,
         }
     };
     let outcome = tokio::select! {
@@ -115,10 +113,7 @@ pub(crate) async fn run_chain<T: JobOutput>(plan: FallbackPlan, primary: Error) 
         let id = plan.next_id.next();
         let timing = Timing { submitted: now, deadline: plan.deadline, timeout_ms: plan.request.timeout_ms };
         let outcome = match pool.submit::<T>(id, work, timing, true).await {
-            Ok(job) => match job.await {
-                Ok(out) => out.confirm().await,
-                Err(e) => Err(e),
-            },
+            Ok(job) => job.await,
             Err(e) => Err(e),
         };
         match outcome {

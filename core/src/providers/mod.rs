@@ -167,7 +167,7 @@ impl ProviderImpl {
 /// Dropping it stops the upstream.
 pub struct ChunkStream {
     source: Source,
-    /// Items read ahead (to confirm a stream before giving up fallbacks).
+    /// Items read ahead (an attempt reads up to the first content).
     prefix: VecDeque<Result<Chunk>>,
     fallback_index: u32,
     /// Told the stream's reported usage; dropped when the stream ends,
@@ -249,12 +249,8 @@ impl ChunkStream {
 
     /// Reads ahead until the first chunk with content, a finish reason, or
     /// the end; an error before any content is returned (and the stream is
-    /// then spent). Read chunks are replayed by `next_chunk`. Peeking a
-    /// stream already peeked reads nothing more.
+    /// then spent). Read chunks are replayed by `next_chunk`.
     pub(crate) async fn peek_first_content(&mut self) -> Result<()> {
-        if self.prefix.iter().any(|c| matches!(c, Ok(c) if is_first_content(c))) {
-            return Ok(());
-        }
         loop {
             let item = std::future::poll_fn(|cx| self.poll_source(cx)).await;
             match item {
