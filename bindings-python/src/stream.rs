@@ -5,7 +5,12 @@
 //! request; `close()` does it explicitly. An error the provider reports
 //! mid-stream (or a cut-off stream) is raised from the iteration step.
 
+use std::collections::VecDeque;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
+
+use futures_util::Stream as _;
 
 use parking_lot::Mutex;
 use pyo3::exceptions::{PyStopAsyncIteration, PyStopIteration};
@@ -65,7 +70,7 @@ impl Stream {
     fn collect(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         let out = py.detach(|| {
             let Some(mut s) = self.inner.lock().take() else { return Ok(StreamAccumulator::new().message()) };
-            runtime::block_on(accumulate(&mut s))?
+            runtime::block_on(accumulate(&mut s, StreamAccumulator::new()))?
         });
         match out {
             Ok(message) => to_py(py, &message),
@@ -94,18 +99,124 @@ enum State {
     /// Not sent yet: sent on the first `__anext__`.
     Pending(Arc<Gateway>, Box<Request>),
     Open(ChunkStream),
+    /// Read after the chunks before it were handed over: raised next.
+    Failed(bifrost_core::Error),
     Done,
 }
 
+/// Most chunks one read hands to Python at once.
+const MAX_BATCH: usize = 256;
+
+/// What one read of the stream gave.
+enum Read {
+    /// At least one chunk (more follow if the stream is still open).
+    Chunks(Vec<Chunk>),
+    Failed(bifrost_core::Error),
+    End,
+}
+
 /// A streamed chat for `async for chunk in stream`.
+///
+/// Chunks cross into Python in batches: one read on the core runtime waits
+/// for the next chunk, then takes every chunk that is already there (up to
+/// [`MAX_BATCH`]) without waiting again; the first resolves the awaited
+/// future and the rest wait in `ready`, from which the next `__anext__`
+/// calls return at once, with no task, future or event-loop wake-up each.
+/// An error read after some chunks is kept (`State::Failed`) and raised once
+/// those chunks were returned, so nothing is lost or reordered.
 #[pyclass(frozen, module = "bifrost")]
 pub struct AsyncStream {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
     state: Arc<tokio::sync::Mutex<State>>,
+    /// Chunks read but not yet returned, oldest first.
+    ready: Mutex<VecDeque<Chunk>>,
 }
 
 impl AsyncStream {
     pub fn new(gw: Arc<Gateway>, req: Request) -> Self {
-        AsyncStream { state: Arc::new(tokio::sync::Mutex::new(State::Pending(gw, Box::new(req)))) }
+        AsyncStream {
+            shared: Arc::new(Shared {
+                state: Arc::new(tokio::sync::Mutex::new(State::Pending(gw, Box::new(req)))),
+                ready: Mutex::new(VecDeque::new()),
+            }),
+        }
+    }
+}
+
+/// Opens the stream if it is still pending; then reads: the next chunk
+/// (waiting for it), and every further chunk that is ready now.
+async fn read_batch(st: &mut State) -> Read {
+    if let State::Pending(..) = st {
+        if let State::Pending(gw, req) = std::mem::replace(st, State::Done) {
+            match gw.stream(*req).await {
+                Ok(s) => *st = State::Open(s),
+                Err(e) => return Read::Failed(e),
+            }
+        }
+    }
+    let s = match st {
+        State::Open(s) => s,
+        State::Failed(_) => {
+            let State::Failed(e) = std::mem::replace(st, State::Done) else { unreachable!() };
+            return Read::Failed(e);
+        }
+        _ => return Read::End,
+    };
+    let first = match s.next_chunk().await {
+        Some(Ok(c)) => c,
+        Some(Err(e)) => {
+            *st = State::Done; // drops the stream: upstream closed
+            return Read::Failed(e);
+        }
+        None => {
+            *st = State::Done;
+            return Read::End;
+        }
+    };
+    let mut batch = vec![first];
+    // What is already there, without waiting: polling a `Stream` that is
+    // not ready yet loses nothing (its next poll registers the real waker).
+    let mut cx = Context::from_waker(Waker::noop());
+    while batch.len() < MAX_BATCH {
+        match Pin::new(&mut *s).poll_next(&mut cx) {
+            Poll::Ready(Some(Ok(c))) => batch.push(c),
+            Poll::Ready(Some(Err(e))) => {
+                *st = State::Failed(e);
+                break;
+            }
+            Poll::Ready(None) => {
+                *st = State::Done;
+                break;
+            }
+            Poll::Pending => break,
+        }
+    }
+    Read::Chunks(batch)
+}
+
+/// An awaitable that is already done: `await` returns its value without
+/// suspending (what `__anext__` returns for a chunk already read).
+#[pyclass(frozen, module = "bifrost")]
+pub struct Ready {
+    value: Mutex<Option<Py<PyAny>>>,
+}
+
+#[pymethods]
+impl Ready {
+    fn __await__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __iter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __next__(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let value = self.value.lock().take().unwrap_or_else(|| py.None());
+        Err(PyStopIteration::new_err((value,)))
     }
 }
 
@@ -116,48 +227,66 @@ impl AsyncStream {
     }
 
     fn __anext__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let state = self.state.clone();
+        if let Some(chunk) = self.shared.ready.lock().pop_front() {
+            let value = to_py(py, &chunk)?;
+            return Ok(Bound::new(py, Ready { value: Mutex::new(Some(value)) })?.into_any());
+        }
+        let shared = self.shared.clone();
         let next = async move {
-            let mut st = state.lock().await;
-            if matches!(*st, State::Pending(..)) {
-                if let State::Pending(gw, req) = std::mem::replace(&mut *st, State::Done) {
-                    match gw.stream(*req).await {
-                        Ok(s) => *st = State::Open(s),
-                        Err(e) => return Some(Err(e)),
-                    }
-                }
-            }
-            let item = match &mut *st {
-                State::Open(s) => s.next_chunk().await,
-                _ => None,
-            };
-            if !matches!(item, Some(Ok(_))) {
-                *st = State::Done; // drops the stream: upstream closed
-            }
-            item
+            // The guard travels with the batch and is released only once the
+            // batch is in `ready`: a concurrent `__anext__` reads after it.
+            let mut st = shared.state.clone().lock_owned().await;
+            let read = read_batch(&mut st).await;
+            (st, read)
         };
-        crate::bridge::spawn(py, next, |py, item| match item {
-            None => Err(PyStopAsyncIteration::new_err(())),
-            Some(Ok(chunk)) => to_py(py, &chunk),
-            Some(Err(e)) => Err(err_async(py, e)),
+        let shared = self.shared.clone();
+        crate::bridge::spawn(py, next, move |py, (mut guard, read)| {
+            let (chunk, terminal) = {
+                let mut ready = shared.ready.lock();
+                let terminal = match read {
+                    Read::Chunks(batch) => {
+                        ready.extend(batch);
+                        None
+                    }
+                    other => Some(other),
+                };
+                (ready.pop_front(), terminal)
+            };
+            match (chunk, terminal) {
+                // An end or error read behind chunks that a concurrent call
+                // left waits its turn (the end is the state already).
+                (Some(chunk), terminal) => {
+                    if let Some(Read::Failed(e)) = terminal {
+                        *guard = State::Failed(e);
+                    }
+                    drop(guard);
+                    to_py(py, &chunk)
+                }
+                (None, Some(Read::Failed(e))) => Err(err_async(py, e)),
+                (None, _) => Err(PyStopAsyncIteration::new_err(())),
+            }
         })
     }
 
     /// Reads the rest of the stream into one `chat.completion` dict, as
     /// `Stream.collect()` does; awaitable.
     fn collect<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let state = self.state.clone();
+        let shared = self.shared.clone();
         let all = async move {
-            let mut st = state.lock().await;
+            let mut st = shared.state.lock().await;
+            // Chunks already read come first.
+            let mut acc = StreamAccumulator::new();
+            for chunk in shared.ready.lock().drain(..) {
+                acc.push(&chunk);
+            }
             if let State::Pending(gw, req) = std::mem::replace(&mut *st, State::Done) {
                 *st = State::Open(gw.stream(*req).await?);
             }
-            let out = match &mut *st {
-                State::Open(s) => accumulate(s).await,
-                _ => Ok(StreamAccumulator::new().message()),
-            };
-            *st = State::Done;
-            out
+            match std::mem::replace(&mut *st, State::Done) {
+                State::Open(mut s) => accumulate(&mut s, acc).await,
+                State::Failed(e) => Err(e),
+                _ => Ok(acc.message()),
+            }
         };
         crate::bridge::spawn(py, all, |py, out| match out {
             Ok(message) => to_py(py, &message),
@@ -167,20 +296,20 @@ impl AsyncStream {
 
     /// Stops the stream and cancels the upstream request; awaitable.
     fn aclose<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let state = self.state.clone();
+        let shared = self.shared.clone();
         crate::bridge::spawn(
             py,
             async move {
-                *state.lock().await = State::Done;
+                *shared.state.lock().await = State::Done;
+                shared.ready.lock().clear();
             },
             |py, ()| Ok(py.None()),
         )
     }
 }
 
-/// The rest of `s`, accumulated.
-async fn accumulate(s: &mut ChunkStream) -> bifrost_core::Result<serde_json::Value> {
-    let mut acc = StreamAccumulator::new();
+/// The rest of `s`, accumulated onto `acc`.
+async fn accumulate(s: &mut ChunkStream, mut acc: StreamAccumulator) -> bifrost_core::Result<serde_json::Value> {
     while let Some(chunk) = s.next_chunk().await {
         acc.push(&chunk?);
     }

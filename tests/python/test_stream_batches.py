@@ -1,0 +1,121 @@
+"""Chunks cross into Python in batches (``AsyncStream``): one read on the
+core runtime takes every chunk that is already there, the first resolves
+the awaited future and the rest are returned by the next ``__anext__``
+calls without a task or a wake-up each. Batching must never lose, repeat
+or reorder a chunk, and an error read behind chunks is raised only after
+them."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+import bifrost
+
+from conftest import mock_gateway, req
+
+WORDS = " ".join(f"w{i}" for i in range(300))  # more chunks than one batch (256)
+
+
+def content(chunks) -> str:
+    return "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+
+
+async def test_ready_chunks_are_returned_without_another_read(gw):
+    # The in-process mock provider knows every chunk at once: after the first
+    # await, the next ones are already in the batch (a done awaitable).
+    s = gw.astream(req("a b c d"))
+    first = await s.__anext__()
+    pending = s.__anext__()
+    assert type(pending).__name__ == "Ready", "a chunk already read is returned without a new read"
+    rest = [await pending] + [c async for c in s]
+    assert content([first] + rest) == "echo: a b c d"
+    assert rest[-1]["choices"][0]["finish_reason"] == "stop"
+
+
+async def test_a_stream_longer_than_a_batch_arrives_whole_and_in_order():
+    g = mock_gateway(mock={"stream_chunks": 1000})
+    try:
+        got = [c async for c in g.astream(req(WORDS))]
+        assert content(got) == "echo: " + WORDS
+        assert len(got) > 256
+    finally:
+        g.shutdown(1.0)
+
+
+async def test_after_the_end_every_anext_is_the_end(gw):
+    s = gw.astream(req("x"))
+    assert content([c async for c in s]) == "echo: x"
+    for _ in range(3):
+        with pytest.raises(StopAsyncIteration):
+            await s.__anext__()
+
+
+async def test_http_stream_at_full_speed_is_lossless(mock_server):
+    # 2000 chunks with no delay over loopback: reads take many chunks at once.
+    g = bifrost.Gateway({"providers": {"openai": {
+        "keys": [{"value": "mock-key", "models": ["*"]}],
+        "network_config": {"base_url": f"{mock_server.url}/v1"}}}})
+    try:
+        prompt = " ".join(f"t{i}" for i in range(2000))
+
+        async def one():
+            return [c async for c in g.astream(req(prompt, model="openai/m~chunks=2000"))]
+
+        results = await asyncio.gather(*(one() for _ in range(8)))
+        for got in results:
+            assert content(got) == "echo: " + prompt
+    finally:
+        g.shutdown(5.0)
+
+
+async def test_an_error_behind_ready_chunks_comes_after_them(mock_server):
+    # The mock sends 5 good events, then one that is not JSON; with recovery
+    # off the error is the stream's end. All 5 chunks come first, then the
+    # error once, then the stream is over.
+    g = bifrost.Gateway({"providers": {"openai": {
+        "keys": [{"value": "mock-key", "models": ["*"]}],
+        "network_config": {"base_url": f"{mock_server.url}/v1"},
+        "failover": {"stream_recovery": "off"}}}})
+    try:
+        s = g.astream(req("a b c d e f g h", model="openai/m~chunks=8&invalid_event_at=5"))
+        got = []
+        with pytest.raises(bifrost.ProtocolError):
+            async for c in s:
+                got.append(c)
+        assert len(got) == 5
+        with pytest.raises(StopAsyncIteration):
+            await s.__anext__()
+    finally:
+        g.shutdown(5.0)
+
+
+async def test_concurrent_anext_calls_share_out_every_chunk_once(gw):
+    s = gw.astream(req(" ".join(f"c{i}" for i in range(20))))
+    expected = [c async for c in gw.astream(req(" ".join(f"c{i}" for i in range(20))))]
+    results = await asyncio.gather(*(s.__anext__() for _ in range(len(expected) + 10)), return_exceptions=True)
+    chunks = [r for r in results if isinstance(r, dict)]
+    ends = [r for r in results if not isinstance(r, dict)]
+    assert all(isinstance(e, StopAsyncIteration) for e in ends) and len(ends) == 10
+    key = lambda c: (c["choices"][0]["delta"].get("content") or "", c["choices"][0]["finish_reason"] or "")  # noqa: E731
+    assert sorted(map(key, chunks)) == sorted(map(key, expected))
+
+
+async def test_collect_after_a_partial_read_keeps_the_ready_chunks(gw):
+    s = gw.astream(req(WORDS))
+    first = await s.__anext__()
+    message = await s.collect()
+    assert content([first]) + message["choices"][0]["message"]["content"] == "echo: " + WORDS
+
+
+async def test_aclose_drops_the_ready_chunks(gw):
+    s = gw.astream(req("a b c d"))
+    await s.__anext__()
+    await s.aclose()
+    with pytest.raises(StopAsyncIteration):
+        await s.__anext__()
+
+
+def test_the_ready_awaitable_is_not_public():
+    assert not hasattr(bifrost, "Ready")
