@@ -239,8 +239,8 @@ class Gateway {
     this.#providers = n.providers()
   }
 
-  #begin (call, fixed) {
-    return this.#calls.begin(call, fixed)
+  #begin (call) {
+    return this.#calls.begin(call)
   }
 
   // The bookkeeping first, then the caller's signal (whose
@@ -345,10 +345,12 @@ class Gateway {
 
   #streamOps () {
     return {
-      begin: (call, fixed) => this.#begin(call, fixed),
-      end: (id, call) => this.#end(id, call),
-      open: (id, text) => this.#native.stream(id, text),
-      pull: (id) => this.#native.pull(id),
+      begin: (call) => this.#begin(call),
+      end: (id, call, held) => held ? this.#end(id, call) : this.#calls.forget(id, call),
+      retain: () => this.#calls.retain(),
+      release: () => this.#calls.release(),
+      open: (id, text, window) => this.#native.stream(id, text, window),
+      pull: (id, credit) => this.#native.pull(id, credit),
       close: (id) => this.#native.close(id),
     }
   }
@@ -472,16 +474,36 @@ class Accumulator {
 
 const streamCleanup = new FinalizationRegistry(({ close, id }) => close(id))
 
-/** An async iterable of `chat.completion.chunk` objects (see Gateway#stream). */
+// Chunks the addon may read ahead of a stream's consumer, and how many the
+// consumer takes before it gives them back (one napi call per STREAM_REGRANT
+// chunks, not one per chunk).
+const STREAM_WINDOW = 256
+const STREAM_REGRANT = 128
+const DONE = Object.freeze({ value: undefined, done: true })
+
+/**
+ * An async iterable of `chat.completion.chunk` objects (see Gateway#stream).
+ *
+ * The addon reads ahead of the consumer (at most STREAM_WINDOW chunks) and
+ * delivers every chunk that was ready in one event; they wait in `#ready`,
+ * and `next()` returns them without crossing into the addon. An error read
+ * behind chunks is raised once those were returned. The stream's call keeps
+ * the event loop alive only while a `next()` waits (`#hold`).
+ */
 class ChunkStream {
   #ops
   #text
   #signal
   #provider
   #id = 0
-  #state = 'new' // new | opening | open | done | aborted
-  #call = undefined
-  #waiter = undefined
+  #state = 'new' // new | open | done | aborted
+  #reader = undefined // the call registered for the stream's events
+  #held = false
+  #ready = [] // chunks read ahead, oldest first from #head
+  #head = 0
+  #taken = 0 // chunks taken since the last grant
+  #tail = undefined // what follows #ready: DONE or { error }
+  #waiter = undefined // { resolve, reject, settled } of the waiting next()
   #fallbackIndex = 0
   #onAbort = undefined
 
@@ -510,94 +532,157 @@ class ChunkStream {
   next () {
     if (this.#waiter !== undefined) {
       // Calls queue behind the pending one, as with async generators.
-      const prev = this.#waiter
+      const prev = this.#waiter.settled
       return prev.then(() => this.next(), () => this.next())
     }
-    if (this.#state === 'done') return Promise.resolve({ value: undefined, done: true })
+    if (this.#head < this.#ready.length) return Promise.resolve({ value: this.#take(), done: false })
+    if (this.#tail !== undefined) return this.#settleTail()
+    if (this.#state === 'done') return Promise.resolve(DONE)
     if (this.#state === 'aborted') return Promise.reject(abortError(this.#signal, this.#provider))
     if (this.#signal !== undefined && this.#signal.aborted) {
       this.#state = 'aborted'
       return Promise.reject(abortError(this.#signal, this.#provider))
     }
-    const p = new Promise((resolve, reject) => {
-      const call = { signal: undefined, onAbort: undefined, on: undefined, reject }
-      this.#call = call
-      const id = this.#ops.begin(call, this.#state === 'new' ? undefined : this.#id)
-      // Each branch settles the promise before any cleanup.
-      call.on = (ev) => {
-        if (ev.e !== undefined) {
-          reject(fromJson(ev.e))
-          this.#finish(id, call, 'done')
-        } else if (ev.k === KIND.opened) {
-          this.#state = 'open'
-          this.#fallbackIndex = ev.v
-          this.#ops.pull(id)
-        } else if (ev.v === null) {
-          resolve({ value: undefined, done: true })
-          this.#finish(id, call, 'done')
-        } else {
-          resolve({ value: ev.v, done: false })
-          this.#ops.end(id, call)
-          this.#call = undefined
-        }
-      }
-      if (this.#state === 'new') {
-        this.#id = id
-        this.#state = 'opening'
-        if (this.#signal !== undefined) {
-          this.#onAbort = () => this.#abort()
-          if (!listen(this.#signal, this.#onAbort, reject)) {
-            this.#onAbort = undefined
-            this.#finish(id, call, 'done')
-            return
-          }
-        }
-        streamCleanup.register(this, { close: this.#ops.close, id }, this)
-        this.#ops.open(id, this.#text)
-      } else {
-        this.#ops.pull(id)
-      }
-    })
-    const settled = p.then(() => { this.#waiter = undefined }, () => { this.#waiter = undefined })
-    this.#waiter = settled
+    let waiter
+    const p = new Promise((resolve, reject) => { waiter = { resolve, reject, settled: undefined } })
+    waiter.settled = p.then(() => {}, () => {})
+    this.#waiter = waiter
+    if (this.#state === 'new') this.#open()
+    else this.#hold(true)
     return p
   }
 
-  // Every pull of a stream is registered under the stream's own id.
-  #finish (id, call, state) {
-    if (call !== undefined) this.#ops.end(id, call)
-    this.#call = undefined
+  #open () {
+    const call = { signal: undefined, onAbort: undefined, on: (ev) => this.#on(ev), reject: undefined }
+    this.#reader = call
+    const id = this.#ops.begin(call)
+    this.#held = true
+    this.#id = id
+    this.#state = 'open'
+    if (this.#signal !== undefined) {
+      this.#onAbort = () => this.#abort()
+      if (!listen(this.#signal, this.#onAbort, (e) => this.#rejectWaiter(e))) {
+        this.#onAbort = undefined
+        this.#finish('done')
+        return
+      }
+    }
+    streamCleanup.register(this, { close: this.#ops.close, id }, this)
+    this.#ops.open(id, this.#text, STREAM_WINDOW)
+  }
+
+  // One event of this stream: the opening, chunks, the end or an error.
+  // The waiting next() is settled before any cleanup.
+  #on (ev) {
+    if (ev.e !== undefined) {
+      this.#tail = { error: fromJson(ev.e) }
+    } else if (ev.k === KIND.opened) {
+      this.#fallbackIndex = ev.v
+      return
+    } else if (ev.v === null) {
+      this.#tail = DONE
+    } else {
+      const chunks = ev.v
+      for (let k = 0; k < chunks.length; k++) this.#ready.push(chunks[k])
+    }
+    const w = this.#waiter
+    if (w !== undefined) {
+      if (this.#head < this.#ready.length) {
+        this.#waiter = undefined
+        w.resolve({ value: this.#take(), done: false })
+      } else if (this.#tail !== undefined) {
+        this.#waiter = undefined
+        this.#settleTail(w)
+      }
+    }
+    if (this.#tail !== undefined) this.#finish('done')
+    else if (this.#waiter === undefined) this.#hold(false)
+  }
+
+  #take () {
+    const v = this.#ready[this.#head]
+    this.#ready[this.#head++] = undefined
+    if (this.#head === this.#ready.length) {
+      this.#ready = []
+      this.#head = 0
+    }
+    if (++this.#taken >= STREAM_REGRANT && this.#state === 'open' && this.#tail === undefined) {
+      this.#ops.pull(this.#id, this.#taken)
+      this.#taken = 0
+    }
+    return v
+  }
+
+  // Settles `w` (or a new promise) with the end or the error; an error is
+  // raised once, then the stream is done.
+  #settleTail (w) {
+    const tail = this.#tail
+    this.#tail = DONE
+    if (tail === DONE) {
+      if (w === undefined) return Promise.resolve(DONE)
+      w.resolve(DONE)
+    } else {
+      if (w === undefined) return Promise.reject(tail.error)
+      w.reject(tail.error)
+    }
+  }
+
+  #rejectWaiter (err) {
+    const w = this.#waiter
+    if (w !== undefined) {
+      this.#waiter = undefined
+      w.reject(err)
+    }
+  }
+
+  // Keeps the event loop alive while a next() waits, and only then.
+  #hold (on) {
+    if (this.#held === on || this.#reader === undefined) return
+    this.#held = on
+    if (on) this.#ops.retain()
+    else this.#ops.release()
+  }
+
+  #finish (state) {
+    const call = this.#reader
+    if (call !== undefined) {
+      this.#reader = undefined
+      this.#ops.end(this.#id, call, this.#held)
+      this.#held = false
+    }
     this.#state = state
     streamCleanup.unregister(this)
-    if (this.#onAbort !== undefined) unlisten(this.#signal, this.#onAbort)
+    if (this.#onAbort !== undefined) {
+      unlisten(this.#signal, this.#onAbort)
+      this.#onAbort = undefined
+    }
   }
 
   #abort () {
     if (this.#state === 'done' || this.#state === 'aborted') return
     this.#ops.close(this.#id)
-    const call = this.#call
-    this.#state = 'aborted'
-    streamCleanup.unregister(this)
-    if (call !== undefined) {
-      this.#ops.end(this.#id, call)
-      this.#call = undefined
-      call.reject(abortError(this.#signal, this.#provider))
-    }
+    this.#ready = []
+    this.#head = 0
+    this.#tail = undefined
+    this.#rejectWaiter(abortError(this.#signal, this.#provider))
+    this.#finish('aborted')
   }
 
   /** Stops the stream (what `break` in a `for await` loop calls). */
   return (value) {
-    if (this.#state === 'opening' || this.#state === 'open') {
+    if (this.#state === 'open') {
       this.#ops.close(this.#id)
-      const call = this.#call
-      if (call !== undefined) {
-        this.#ops.end(this.#id, call)
-        this.#call = undefined
-        call.reject(new BifrostError(`stream of provider '${this.#provider}' was closed`, 'CANCELLED', { provider: this.#provider }))
-      }
-      this.#finish(this.#id, undefined, 'done')
+      this.#ready = []
+      this.#head = 0
+      this.#tail = undefined
+      this.#rejectWaiter(new BifrostError(`stream of provider '${this.#provider}' was closed`, 'CANCELLED', { provider: this.#provider }))
+      this.#finish('done')
     } else if (this.#state === 'new') {
       this.#state = 'done'
+    } else {
+      this.#ready = []
+      this.#head = 0
+      this.#tail = undefined
     }
     return Promise.resolve({ value, done: true })
   }

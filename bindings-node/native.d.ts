@@ -52,12 +52,19 @@ export declare class NativeGateway {
   embed(id: number, request: string, cancellable: boolean): void
   /**
    * Opens a stream: settles `id` with "o" (the fallback index) once it
-   * is established; then each `pull(id)` yields one "c" event (a
-   * `chat.completion.chunk`, or `null` after the last) or an error.
+   * is established, then reads ahead of the consumer: each "c" event
+   * carries every chunk that was ready (an array; `null` after the
+   * last) or an error. At most `window` chunks (≤ [`MAX_STREAM_WINDOW`])
+   * are read before the JS side has consumed them; `pull(id, n)` gives
+   * back `n` more. So a chunk costs no napi call, and chunks that arrive
+   * together cross together.
    */
-  stream(id: number, request: string): void
-  /** Asks an open stream for its next chunk. False if it is over. */
-  pull(id: number): boolean
+  stream(id: number, request: string, window: number): void
+  /**
+   * Gives an open stream `credit` more chunks to read ahead (what the
+   * consumer took since the last grant). False if it is over.
+   */
+  pull(id: number, credit: number): boolean
   /** Closes a stream (opening or open); its upstream request stops. */
   close(id: number): boolean
   /**

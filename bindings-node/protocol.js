@@ -68,17 +68,24 @@ class Calls {
     if (failures !== undefined) for (const e of failures) reportSettleError(e)
   }
 
-  /** Registers `call` under a new id (or `fixed`: a stream's pulls reuse the stream's id). */
-  begin (call, fixed) {
-    let id = fixed
-    if (id === undefined) {
-      id = this.#nextId
-      while (this.#map.has(id)) id = id >= MAX_ID ? 1 : id + 1
-      this.#nextId = id >= MAX_ID ? 1 : id + 1
-    }
+  /** Registers `call` under a new id; it keeps the event loop alive until `end` (or `release`). */
+  begin (call) {
+    let id = this.#nextId
+    while (this.#map.has(id)) id = id >= MAX_ID ? 1 : id + 1
+    this.#nextId = id >= MAX_ID ? 1 : id + 1
     this.#map.set(id, call)
-    if (this.#pending++ === 0) this.#native.keepAlive(true)
+    this.retain()
     return id
+  }
+
+  /** One more reason to keep the event loop alive (a stream's consumer waits again). */
+  retain () {
+    if (this.#pending++ === 0) this.#native.keepAlive(true)
+  }
+
+  /** One reason fewer (a stream's consumer has what it waited for). */
+  release () {
+    if (--this.#pending === 0) this.#native.keepAlive(false)
   }
 
   /** True while `call` is the call registered under `id`. */
@@ -88,7 +95,14 @@ class Calls {
   end (id, call) {
     if (this.#map.get(id) !== call) return false
     this.#map.delete(id)
-    if (--this.#pending === 0) this.#native.keepAlive(false)
+    this.release()
+    return true
+  }
+
+  /** Unregisters a `call` that was `release`d: it no longer holds the event loop. */
+  forget (id, call) {
+    if (this.#map.get(id) !== call) return false
+    this.#map.delete(id)
     return true
   }
 

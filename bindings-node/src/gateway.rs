@@ -23,10 +23,12 @@
 //!   after it was submitted (a dropped core `Job` is cancelled and counted
 //!   `cancelled`); the promise settles CANCELLED;
 //! - an open stream is closed by `close(id)`: its task ends and drops the
-//!   core `ChunkStream`, which closes the upstream connection.
+//!   core `ChunkStream`, which closes the upstream connection (also while
+//!   it waits for credit to read further ahead).
 
 use bifrost_core::bounds;
-use bifrost_core::{EmbedRequest, Error, Gateway, Request, Response, SharedJob};
+use bifrost_core::{ChunkStream, EmbedRequest, Error, Gateway, Request, Response, SharedJob};
+use futures_util::Stream as _;
 use napi::bindgen_prelude::{Function, Unknown};
 use napi::Env;
 use napi_derive::napi;
@@ -34,8 +36,9 @@ use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::future::{poll_fn, Future};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
 use std::sync::Arc;
-use std::task::Poll;
+use std::task::{Context, Poll, Waker};
 use tokio::sync::{mpsc, Notify};
 
 use crate::errors;
@@ -56,15 +59,79 @@ struct CtlState {
 }
 
 type Ops = Arc<Mutex<HashMap<u32, Arc<Ctl>>>>;
-type Streams = Arc<Mutex<HashMap<u32, mpsc::UnboundedSender<()>>>>;
+type Streams = Arc<Mutex<HashMap<u32, mpsc::UnboundedSender<u32>>>>;
+
+/// Most chunks a stream reads ahead of its JS consumer.
+pub const MAX_STREAM_WINDOW: u32 = 4096;
+/// Most chunks in one "c" event.
+const MAX_BATCH: usize = 256;
 
 fn cancelled(model: &str) -> Error {
     Error::Cancelled { provider: model.split('/').next().unwrap_or_default().to_string() }
 }
 
 /// Resolves once every sender of `rx` is gone (the stream was closed).
-async fn closed(rx: &mut mpsc::UnboundedReceiver<()>) {
+async fn closed(rx: &mut mpsc::UnboundedReceiver<u32>) {
     while rx.recv().await.is_some() {}
+}
+
+/// Reads `s` ahead of its consumer until it ends, fails or is closed
+/// (every sender of `rx` gone): waits for the next chunk, takes the ones
+/// already there too (up to the credit left and [`MAX_BATCH`]) and sends
+/// them as one "c" event; the end is a `null` "c" event, an error an error
+/// event after the chunks before it. `rx` brings more credit.
+async fn read_ahead(s: &mut ChunkStream, rx: &mut mpsc::UnboundedReceiver<u32>, window: u32, id: u32, hub: &Hub) {
+    let mut credit = window;
+    let mut batch = Vec::new();
+    loop {
+        while credit == 0 {
+            match rx.recv().await {
+                Some(n) => credit = credit.saturating_add(n),
+                None => return,
+            }
+        }
+        let first = tokio::select! {
+            biased;
+            grant = rx.recv() => match grant {
+                Some(n) => {
+                    credit = credit.saturating_add(n);
+                    continue;
+                }
+                None => return,
+            },
+            item = s.next_chunk() => item,
+        };
+        let mut end = match first {
+            Some(Ok(c)) => {
+                batch.push(c);
+                None
+            }
+            Some(Err(e)) => Some(Err(e)),
+            None => Some(Ok(())),
+        };
+        // What is already there, without waiting: polling a `Stream` that
+        // is not ready yet loses nothing (its next poll registers the waker).
+        let mut cx = Context::from_waker(Waker::noop());
+        let most = MAX_BATCH.min(credit as usize);
+        while end.is_none() && batch.len() < most {
+            match Pin::new(&mut *s).poll_next(&mut cx) {
+                Poll::Ready(Some(Ok(c))) => batch.push(c),
+                Poll::Ready(Some(Err(e))) => end = Some(Err(e)),
+                Poll::Ready(None) => end = Some(Ok(())),
+                Poll::Pending => break,
+            }
+        }
+        if !batch.is_empty() {
+            credit -= batch.len() as u32;
+            hub.ok(id, Event::Chunk, &batch);
+            batch.clear();
+        }
+        match end {
+            None => {}
+            Some(Ok(())) => return hub.ok(id, Event::Chunk, &serde_json::Value::Null),
+            Some(Err(e)) => return hub.err(id, &e),
+        }
+    }
 }
 
 #[napi]
@@ -269,11 +336,15 @@ impl NativeGateway {
     }
 
     /// Opens a stream: settles `id` with "o" (the fallback index) once it
-    /// is established; then each `pull(id)` yields one "c" event (a
-    /// `chat.completion.chunk`, or `null` after the last) or an error.
+    /// is established, then reads ahead of the consumer: each "c" event
+    /// carries every chunk that was ready (an array; `null` after the
+    /// last) or an error. At most `window` chunks (≤ [`MAX_STREAM_WINDOW`])
+    /// are read before the JS side has consumed them; `pull(id, n)` gives
+    /// back `n` more. So a chunk costs no napi call, and chunks that arrive
+    /// together cross together.
     #[napi]
-    pub fn stream(&self, id: u32, request: String) {
-        let (tx, mut rx) = mpsc::unbounded_channel::<()>();
+    pub fn stream(&self, id: u32, request: String, window: u32) {
+        let (tx, mut rx) = mpsc::unbounded_channel::<u32>();
         self.streams.lock().insert(id, tx);
         let (gw, hub, streams) = (self.gw.clone(), self.hub.clone(), self.streams.clone());
         self.spawn_settled(id, async move {
@@ -297,33 +368,18 @@ impl NativeGateway {
                 }
             };
             hub.ok(id, Event::Opened, &s.fallback_index());
-            while rx.recv().await.is_some() {
-                let item = tokio::select! {
-                    item = s.next_chunk() => item,
-                    _ = closed(&mut rx) => break,
-                };
-                match item {
-                    Some(Ok(chunk)) => hub.ok(id, Event::Chunk, &chunk),
-                    Some(Err(e)) => {
-                        hub.err(id, &e);
-                        break;
-                    }
-                    None => {
-                        hub.ok(id, Event::Chunk, &serde_json::Value::Null);
-                        break;
-                    }
-                }
-            }
+            read_ahead(&mut s, &mut rx, window.clamp(1, MAX_STREAM_WINDOW), id, &hub).await;
             streams.lock().remove(&id);
             // Dropping `s` here closes the upstream connection.
             drop(s);
         });
     }
 
-    /// Asks an open stream for its next chunk. False if it is over.
+    /// Gives an open stream `credit` more chunks to read ahead (what the
+    /// consumer took since the last grant). False if it is over.
     #[napi]
-    pub fn pull(&self, id: u32) -> bool {
-        self.streams.lock().get(&id).is_some_and(|tx| tx.send(()).is_ok())
+    pub fn pull(&self, id: u32, credit: u32) -> bool {
+        self.streams.lock().get(&id).is_some_and(|tx| tx.send(credit).is_ok())
     }
 
     /// Closes a stream (opening or open); its upstream request stops.

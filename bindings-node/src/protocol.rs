@@ -42,7 +42,7 @@ pub enum Event {
     Submitted,
     /// `stream`: the stream is open; the value is its fallback index.
     Opened,
-    /// `stream`: one pulled chunk, or `null` at the end.
+    /// `stream`: the chunks read ahead (an array), or `null` at the end.
     Chunk,
 }
 
