@@ -198,6 +198,50 @@ def parse_python(raw):
     return rows, d
 
 
+def parse_streams(raw):
+    """Stream cells (issue 20): one JSON object per cell from core/examples/bench_stream.rs,
+    bench/python/stream.py and bench/node/stream.js, all with the same fields."""
+    rows = []
+    for path in sorted(glob.glob(os.path.join(raw, "stream-*.out"))):
+        for r in json_lines(read(path)):
+            if r.get("mode") == "stream" and r.get("chunks"):
+                r["scenario"] = os.path.basename(path)[:-4]
+                rows.append(r)
+    return rows
+
+
+# Stream comparisons within a run: (language, bifrost label prefix, peer label prefix, target ratio of CPU per chunk)
+STREAM_PEERS = [
+    ("Rust", "rust: bifrost", "rust: reqwest", 1.2),
+    ("Python", "python: bifrost", "python: aiohttp", 1 / 3),
+    ("Python", "python: bifrost", "python: openai", None),
+    ("Node", "node: bifrost", "node: node:http", 0.5),
+    ("Node", "node: bifrost", "node: openai", None),
+]
+
+
+def stream_find(rows, prefix, streams, delay):
+    for r in rows:
+        if r["client"].startswith(prefix) and r["streams"] == streams and r["chunk_delay_ms"] == delay:
+            return r
+    return None
+
+
+def stream_ratios(rows):
+    """(language, bifrost, peer, target, [(streams, delay, cpu ratio, chunks/s ratio)])."""
+    cells = sorted({(r["streams"], r["chunk_delay_ms"]) for r in rows}, key=lambda c: (c[1], c[0]))
+    out = []
+    for lang, mine, peer, target in STREAM_PEERS:
+        got = []
+        for n, d in cells:
+            a, b = stream_find(rows, mine, n, d), stream_find(rows, peer, n, d)
+            if a and b and a.get("cpu_us_per_chunk") and b.get("cpu_us_per_chunk"):
+                got.append((n, d, a["cpu_us_per_chunk"] / b["cpu_us_per_chunk"], a["chunks_per_s"] / b["chunks_per_s"]))
+        if got:
+            out.append((lang, mine, peer, target, got))
+    return out
+
+
 def parse_cell(raw, stem, label, lang):
     """wrk-*/go-*/gohttp-* cells: JSON line + /usr/bin/time + mock CPU."""
     rows = []
@@ -329,6 +373,26 @@ def plots(data, img_dir):
         fig.tight_layout()
         fig.savefig(os.path.join(img_dir, "openloop.png"), dpi=110)
         plt.close(fig)
+    # streams: client CPU per chunk per client, one panel per (delay, streams) cell
+    st = data.get("streams") or []
+    if st:
+        cells = sorted({(r["chunk_delay_ms"], r["streams"]) for r in st})
+        fig, axes = plt.subplots(1, len(cells), figsize=(5.2 * len(cells), 5.5), squeeze=False)
+        for ax, (d, n) in zip(axes[0], cells):
+            sel = sorted([r for r in st if r["chunk_delay_ms"] == d and r["streams"] == n], key=lambda r: r["cpu_us_per_chunk"])
+            colors = ["tab:blue" if "bifrost" in r["client"] else "tab:gray" for r in sel]
+            ax.barh(range(len(sel)), [r["cpu_us_per_chunk"] for r in sel], color=colors)
+            ax.set_yticks(range(len(sel)))
+            ax.set_yticklabels([r["client"] for r in sel], fontsize=7)
+            ax.invert_yaxis()
+            ax.set_xscale("log")
+            ax.set_xlabel("client CPU µs per chunk (log; lower is better)")
+            ax.set_title(f"{n:,} streams, {d} ms between chunks", fontsize=9)
+            ax.grid(True, axis="x", which="both", alpha=0.3)
+        fig.suptitle(f"bifrost benchmarks {data['date']} — streams of 200 chunks, one run", fontsize=9)
+        fig.tight_layout()
+        fig.savefig(os.path.join(img_dir, "streams.png"), dpi=110)
+        plt.close(fig)
     return ""
 
 
@@ -459,6 +523,37 @@ def render(data):
                      "lag p50 / p99 µs", "client CPU µs/req", "kept up"], trs))
             w("")
         w("Commands (per mock latency; `PORT` is that mock's): " + "; ".join(f"`{c}`" for c in h["openloop_commands"] if c) + "\n")
+
+    # --- streams
+    srows = data.get("streams") or []
+    if srows:
+        w("## Streams\n")
+        w("N concurrent streams of 200 chunks each (`gpt~chunks=200&chunk_delay_ms=D` from `bifrost-mock`, one worker "
+          f"thread, its own process per language), started back to back for {s.get('stream_seconds', 3)} s per cell; every "
+          "stream started runs to its end. **CPU µs/chunk** is the client process's user + system CPU (all its threads: "
+          "bifrost's Rust runtime included) per content chunk received; **ttfc** is the time from starting a stream to its "
+          "first content chunk; **gap p99** the 99th percentile between consecutive chunks of a stream. Peers: Rust — reqwest "
+          "reading the body and splitting SSE lines itself, parsing each payload into the same `Chunk` type; Python — aiohttp "
+          "(`TCPConnector(limit=0)`) reading lines and `json.loads`, and the openai SDK's `stream=True` over an httpx pool "
+          "without a connection cap; Node — `node:http` with a keep-alive Agent (`maxSockets` = streams) splitting lines and "
+          "`JSON.parse`, and openai-node's `stream: true` (its fetch has no per-host cap). `complete` says every stream "
+          "delivered the same number of chunks.\n")
+        w("![streams](img/streams.png)\n")
+        ratios = stream_ratios(srows)
+        if ratios:
+            w("bifrost's CPU per chunk over its peer's, and its chunks/s over the peer's, per cell (streams @ ms between chunks):\n")
+            for lang, mine, peer, target, got in ratios:
+                cells = "; ".join(f"{n:,} @ {d} ms: CPU {c:.2f}×, chunks/s {t:.2f}×" for n, d, c, t in got)
+                aim = f" (target ≤ {target:.2f}×)" if target else ""
+                w(f"- {lang}, `{mine}` / `{peer}`{aim}: {cells}")
+            w("")
+        trs = []
+        for r in sorted(srows, key=lambda r: (r["chunk_delay_ms"], r["streams"], r["lang"], r["cpu_us_per_chunk"])):
+            trs.append([f"{r['streams']:,}", r["chunk_delay_ms"], r["client"], fmt(r["chunks_per_s"]), fmt(r["cpu_us_per_chunk"], 1),
+                        fmt(r.get("ttfc_p50_ms"), 1), fmt(r.get("gap_p99_ms"), 1), "yes" if r.get("complete") else "**no**"])
+        w(table(["streams", "ms between chunks", "client", "chunks/s", "CPU µs/chunk", "ttfc p50 ms", "gap p99 ms", "complete"], trs))
+        w("")
+        w("Commands: " + "; ".join(f"`{clean_cmd(x['command'])}`" for x in data["status"] if x["scenario"].startswith("stream-") and x["command"]) + "\n")
 
     # --- overhead vs Bifrost published
     w("## Added latency: bifrost versus Bifrost's published figures\n")
@@ -806,6 +901,9 @@ def headline(data):
     cmds = [cmd_of(st, name) for name in ("node", "python", "rust-bifrost-0", "rust-reqwest-0", "chttp-0", "go-0-64", "gohttp-0-64", "wrk-0-64")]
     olcmds = [cmd_of(st, name) for name in ("openloop-rust-reqwest-0", "openloop-rust-bifrost-0", "openloop-c-0", "openloop-node-0",
                                            "openloop-python-0", "openloop-go-0", "openloop-gohttp-0")]
+    for lang, mine, peer, target, got in stream_ratios(data.get("streams") or []):
+        cpu = ", ".join(f"{n:,} streams @ {d} ms {c:.2f}×" for n, d, c, _ in got)
+        lines.append(f"Streams, {lang}: CPU per chunk of `{mine}` / `{peer}`: {cpu}" + (f" (target ≤ {target:.2f}×)" if target else ""))
     return {"lines": lines, "added_rows": added, "throughput_commands": cmds, "openloop_commands": olcmds}
 
 
@@ -848,11 +946,13 @@ def main():
         "total_seconds": args.total_seconds,
         "settings": {"seconds_per_cell": float(env("BENCH_SECONDS", "3")), "inflight": env("BENCH_CONC", "64,256,1024"),
                      "openloop_seconds": float(env("BENCH_OPENLOOP_SECONDS", "5")), "openloop_warmup_s": float(env("BENCH_OPENLOOP_WARMUP", "0.5")),
-                     "openloop_rates": env("BENCH_OPENLOOP_RATES", "1000,3000")},
+                     "openloop_rates": env("BENCH_OPENLOOP_RATES", "1000,3000"),
+                     "streams": env("BENCH_STREAMS", "256,1024"), "stream_seconds": float(env("BENCH_STREAM_SECONDS", "3"))},
         "machine": machine(), "versions": versions(), "status": status,
         "throughput": throughput, "openloop": parse_openloop(raw), "http": http, "pool": parse_pool(raw), "alloc": parse_alloc(raw),
         "c": parse_c(raw), "backpressure": bp, "python_raw": py_doc, "published_bifrost_us": dict(PUBLISHED),
         "fleet": load_json(os.path.join(raw, "fleet", "fleet.json")),
+        "streams": parse_streams(raw),
     }
     for s_ in data["settings"]:
         if isinstance(data["settings"][s_], float) and data["settings"][s_].is_integer():
@@ -872,7 +972,7 @@ def main():
     md = render(data)
     if note:
         md = (md.replace("![throughput](img/throughput.png)\n", f"_{note}_\n").replace("![latency](img/latency.png)\n", "")
-              .replace("![open loop](img/openloop.png)\n", ""))
+              .replace("![open loop](img/openloop.png)\n", "").replace("![streams](img/streams.png)\n", ""))
     os.makedirs(args.docs, exist_ok=True)
     with open(os.path.join(args.docs, "benchmarks.md"), "w") as f:
         f.write(md)

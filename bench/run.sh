@@ -16,6 +16,8 @@
 #   BENCH_OPENLOOP_PY_CLIENTS=bifrost,aiohttp     Python clients in the open loop
 #                               (also: openai, litellm — each adds ~35 s)
 #   BENCH_OPENLOOP_NODE_CLIENTS=bifrost,http      Node clients in the open loop (also: fetch, openai)
+#   BENCH_STREAMS=256,1024      concurrent streams per stream cell
+#   BENCH_STREAM_SECONDS=3      measured seconds per stream cell (every stream started runs to its end)
 #   BENCH_QUIET_BUDGET=30       seconds the run may spend in total waiting (≤ 10 s before a
 #                               scenario) for other load on the machine to drop below 0.5 cores
 #   BENCH_ONLY=openloop,node    run only these scenario groups (names below; the build always
@@ -33,6 +35,11 @@
 #   c          bench/c/run.sh            (C API vs Rust API round trip, embedded mock)
 #   node       bench/node/bench.js       (gw.chat vs http keep-alive vs fetch vs openai+p-limit)
 #   python     bench/python/run.sh       (bifrost vs aiohttp / openai / LiteLLM)
+#   stream     streams (issue 20): 256 and 1,024 concurrent streams of 200 chunks, 0 and 10 ms
+#              between chunks, one bifrost-mock (1 worker) per language: Rust gw.stream vs
+#              reqwest + SSE parsing (core/examples/bench_stream.rs), Python astream vs aiohttp
+#              and the openai SDK (bench/python/stream.py), Node gw.stream vs node:http and
+#              openai-node (bench/node/stream.js); chunks/s, client CPU per chunk, ttfc, gaps
 #   fleet      bench/fleet/run.sh        (Redis store vs memory store; a 4-process fleet keeping
 #              one limit: bifrost vs LiteLLM's Router on Redis; ~4 minutes)
 #   then, per mock latency (0 and 50 ms), against one bifrost-mock process:
@@ -130,7 +137,7 @@ CLK_TCK=$(getconf CLK_TCK)
 progress "build: release artifacts (bifrost-mock, examples, libbifrost, Node addon, criterion benches, C driver)"
 t=$(date +%s)
 if ! { $CARGO build -q --release -p bifrost-mock -p bifrost-node \
-       && $CARGO build -q --release -p bifrost-core --example bench_backpressure --example bench_openloop \
+       && $CARGO build -q --release -p bifrost-core --example bench_backpressure --example bench_openloop --example bench_stream \
        && $CARGO build -q --release -p bifrost-c --lib --example rust_roundtrip \
        && $CARGO bench -q -p bifrost-core --bench pool --bench alloc --bench http --no-run \
        && mkdir -p "$CARGO_TARGET_DIR/c-bench" \
@@ -138,7 +145,7 @@ if ! { $CARGO build -q --release -p bifrost-mock -p bifrost-node \
               -L"$REL" -Wl,-rpath,"$REL" -lbifrost -lpthread; } 2> "$RAW/build.err"; then
     progress "build FAILED:"; tail -20 "$RAW/build.err" >&2; exit 1
 fi
-record build ok $(( $(date +%s) - t )) "" "cargo build --release -p bifrost-mock -p bifrost-node; -p bifrost-core --example bench_backpressure --example bench_openloop; -p bifrost-c --lib --example rust_roundtrip; cargo bench -p bifrost-core --bench pool --bench alloc --bench http --no-run; gcc … bench/c/http.c"
+record build ok $(( $(date +%s) - t )) "" "cargo build --release -p bifrost-mock -p bifrost-node; -p bifrost-core --example bench_backpressure --example bench_openloop --example bench_stream; -p bifrost-c --lib --example rust_roundtrip; cargo bench -p bifrost-core --bench pool --bench alloc --bench http --no-run; gcc … bench/c/http.c"
 MOCK="$REL/bifrost-mock"
 OL_BIN="$REL/examples/bench_openloop"
 # Everything is built: the drivers below must not rebuild (another build mid-run would skew cells).
@@ -147,7 +154,7 @@ export BENCH_NO_BUILD=1
 NODE_NOTE=""
 command -v node > /dev/null || NODE_NOTE="node not installed"
 NODE_PEERS_NOTE=""
-if [ -z "$NODE_NOTE" ] && { want node || want openloop; }; then
+if [ -z "$NODE_NOTE" ] && { want node || want openloop || want stream; }; then
     progress "build: Node peers (openai, p-limit; pinned in bench/node/package.json) from npm"
     if ! npm install --no-audit --no-fund --prefix bench/node > "$RAW/npm.out" 2> "$RAW/npm.err"; then
         NODE_PEERS_NOTE="npm install --prefix bench/node failed ($(tail -2 "$RAW/npm.err" | tr '\n' ' ')): no openai + p-limit rows"
@@ -189,6 +196,28 @@ PY_READY=""
 if want python; then
     scenario python "bash bench/python/run.sh --rounds 1 --seconds $SECONDS_PER_CELL --slow-seconds 2 --warmup 0.5 --inflight $CONCS --mock-workers 2 --quiet-budget 15 --retry-budget 0 --out $RAW/python"
     grep -q '"scenario": "python", "status": "ok"' "$STATUS" && PY_READY=1
+fi
+
+# Streams: every language against its own bifrost-mock (1 worker thread), the same cells.
+STREAMS="${BENCH_STREAMS:-256,1024}"
+STREAM_SECONDS="${BENCH_STREAM_SECONDS:-3}"
+export BENCH_STREAMS="$STREAMS" BENCH_STREAM_SECONDS="$STREAM_SECONDS"  # report.py records them
+if want stream; then
+    coproc SMOCK { exec "$MOCK" --port 0 --workers 1; }
+    read -r SMOCK_PORT <&"${SMOCK[0]}"
+    for client in bifrost reqwest; do
+        scenario "stream-rust-$client" "$REL/examples/bench_stream --base http://127.0.0.1:$SMOCK_PORT --client $client --streams $STREAMS --chunk-delay-ms 0,10 --seconds $STREAM_SECONDS"
+    done
+    kill "$SMOCK_PID" 2>/dev/null; wait "$SMOCK_PID" 2>/dev/null
+    if [ -n "$NODE_NOTE" ]; then
+        skip stream-node "$NODE_NOTE"
+    else
+        scenario stream-node "BENCH_STREAMS=$STREAMS BENCH_CHUNK_DELAYS=0,10 BENCH_SECONDS=$STREAM_SECONDS node bench/node/stream.js"
+    fi
+    # The venv is ready when the python scenario ran; otherwise bench/python/run.sh sets it up first.
+    PY_STREAM="bash bench/python/run.sh --stream"
+    [ -n "$PY_READY" ] && PY_STREAM="bench/.venv/bin/python bench/python/stream.py --mock $MOCK"
+    scenario stream-python "$PY_STREAM --streams $STREAMS --chunk-delay-ms 0,10 --seconds $STREAM_SECONDS --clients bifrost,aiohttp,openai"
 fi
 
 # Fleet limits on Redis: bench/fleet/run.sh starts its own redis-server and mocks.

@@ -2,6 +2,7 @@
 # Python clients side by side against bifrost-mock (issue 5's benchmark).
 #
 #   bench/python/run.sh [bench.py options]     e.g. --rounds 1 --seconds 3
+#   bench/python/run.sh --stream [stream.py options]   the stream cells (issue 20)
 #
 # 1. bench/.venv with aiohttp, openai and litellm from PyPI (once), and
 #    bifrost built from this repository in release mode (maturin's default);
@@ -41,4 +42,9 @@ export LITELLM_LOG=ERROR LITELLM_LOCAL_MODEL_COST_MAP=True LITELLM_TELEMETRY=Fal
 export BENCH_COMMAND="bench/python/run.sh${*:+ $*}"
 
 cd "$ROOT"
+# --stream: the stream cells (stream.py) instead of bench.py.
+if [ "${1:-}" = "--stream" ]; then
+    shift
+    exec "$VENV/bin/python" "$HERE/stream.py" --mock "$MOCK" "$@"
+fi
 exec "$VENV/bin/python" "$HERE/bench.py" --mock "$MOCK" "$@"

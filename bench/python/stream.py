@@ -8,6 +8,10 @@ inter-chunk gap p99.
     bench/.venv/bin/python bench/python/stream.py --mock target/release/bifrost-mock
     ... --streams 256,1024 --seconds 4 --chunk-delay-ms 0,10 --clients bifrost,aiohttp,openai
 
+One JSON object per cell on stdout (the fields of bench/node/stream.js and
+core/examples/bench_stream.rs), a summary line per cell on stderr. The
+openai SDK is given an httpx pool without a connection cap (its default
+caps at 1000 connections, fewer than the streams of the largest cell).
 Not a test. Rounds alternate between the clients so drift on a noisy
 machine hits all of them.
 """
@@ -20,6 +24,7 @@ import json
 import os
 import statistics
 import subprocess
+import sys
 import time
 
 PROMPT = " ".join(f"w{i:03d}" for i in range(200))  # 1000 characters: 200 chunks of 5
@@ -92,6 +97,7 @@ async def openai_client(base: str, chunks: int, delay_ms: int):
 
 
 CLIENTS = {"bifrost": bifrost_client, "aiohttp": aiohttp_client, "openai": openai_client}
+LABELS = {"bifrost": "python: bifrost astream", "aiohttp": "python: aiohttp + SSE parsing", "openai": "python: openai stream"}
 
 
 async def cell(name: str, base: str, streams: int, seconds: float, chunks: int, delay_ms: int) -> dict:
@@ -119,7 +125,7 @@ async def cell(name: str, base: str, streams: int, seconds: float, chunks: int, 
         await r
     n = sum(counts)
     gaps.sort()
-    return {"client": name, "streams": streams, "chunk_delay_ms": delay_ms, "chunks": n,
+    return {"mode": "stream", "client": LABELS[name], "lang": "Python", "streams": streams, "chunk_delay_ms": delay_ms, "chunks": n,
             "chunks_per_s": n / wall, "cpu_us_per_chunk": cpu / n * 1e6 if n else None,
             "ttfc_p50_ms": statistics.median(ttfc) * 1e3 if ttfc else None,
             "gap_p99_ms": gaps[int(len(gaps) * 0.99)] * 1e3 if gaps else None,
@@ -134,7 +140,7 @@ def main() -> None:
     p.add_argument("--chunk-delay-ms", default="0")
     p.add_argument("--chunks", type=int, default=200)
     p.add_argument("--seconds", type=float, default=3.0)
-    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--rounds", type=int, default=1)
     p.add_argument("--json", help="write the cells here")
     a = p.parse_args()
     mock = subprocess.Popen([a.mock, "--port", "0", "--workers", "1"], stdout=subprocess.PIPE, text=True)
@@ -147,9 +153,10 @@ def main() -> None:
                     for name in a.clients.split(","):
                         cells.append(asyncio.run(cell(name, base, streams, a.seconds, a.chunks, delay)))
                         c = cells[-1]
-                        print(f"{name:8} streams={streams:5} delay={delay:3}ms  {c['chunks_per_s']:9.0f} chunks/s  "
+                        print(json.dumps(c), flush=True)
+                        print(f"# {c['client']:30} streams={streams:5} delay={delay:3}ms  {c['chunks_per_s']:9.0f} chunks/s  "
                               f"{c['cpu_us_per_chunk']:6.1f} µs CPU/chunk  ttfc p50 {c['ttfc_p50_ms']:7.1f} ms  "
-                              f"gap p99 {c['gap_p99_ms']:6.1f} ms  complete={c['complete']}", flush=True)
+                              f"gap p99 {c['gap_p99_ms']:6.1f} ms  complete={c['complete']}", file=sys.stderr, flush=True)
     finally:
         mock.kill()
     if a.json:
