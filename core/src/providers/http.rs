@@ -9,10 +9,12 @@
 //! own error message and its body. Bodies are serialized into pooled
 //! buffers and handed to the client without a copy.
 //!
-//! Streaming responses are read by a task that decodes provider events into
-//! chunks and sends them through a bounded channel (backpressure reaches the
-//! upstream read); dropping the [`ChunkStream`] aborts the task, which drops
-//! the connection. A body that ends before its terminal event is an error.
+//! Streaming responses are read by a [`BodyReader`] that the consumer's own
+//! poll drives: it decodes provider events into chunks as the consumer asks
+//! for them (backpressure reaches the upstream read; no task or channel
+//! between body and consumer, so a chunk costs no task wake-up). Dropping
+//! the [`ChunkStream`] drops the body, which drops the connection. A body
+//! that ends before its terminal event is an error.
 //!
 //! Bounds (docs/architecture.md §13, `crate::bounds`): redirects are not followed unless
 //! `network_config.follow_redirects`, and then only within the same origin
@@ -22,13 +24,16 @@
 //! received. Every error that carries upstream text passes through the
 //! provider's [`Redactor`] first.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use http_body::Body as _;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde::Serialize;
-use tokio::sync::mpsc;
 
 use crate::bounds::MAX_ERROR_BODY_BYTES as MAX_ERROR_BODY;
 use crate::config::{ProviderConfig, ProxyConfig};
@@ -37,8 +42,6 @@ use crate::objpool::BufferPool;
 use crate::providers::{CallCtx, ChunkStream};
 use crate::redact::Redactor;
 use crate::types::Chunk;
-/// Chunks buffered between the upstream reader and the consumer.
-const STREAM_BUFFER: usize = 32;
 
 /// A provider pool's HTTP client and endpoint settings.
 pub(crate) struct HttpClient {
@@ -335,17 +338,16 @@ impl HttpClient {
         self.network_error(error_chain(&e))
     }
 
-    /// Starts the task that turns a streaming body into chunks.
+    /// The chunks of a streaming body, read as the consumer polls.
     /// `deadline`/`timeout_ms` are the request's (for its TIMEOUT error).
-    pub fn stream<D: StreamDecoder>(
+    pub fn stream<D: StreamDecoder + Sync>(
         &self,
         resp: reqwest::Response,
         decoder: D,
         deadline: Option<Instant>,
         timeout_ms: Option<u64>,
     ) -> ChunkStream {
-        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
-        let reader = StreamReader {
+        let limits = StreamLimits {
             provider: self.provider.clone(),
             idle: self.stream_idle,
             deadline,
@@ -353,8 +355,7 @@ impl HttpClient {
             max_event: self.max_event_bytes,
             redactor: self.redactor.clone(),
         };
-        let task = tokio::spawn(reader.run(resp, decoder, tx));
-        ChunkStream::channel(rx, task)
+        ChunkStream::body(Box::new(BodyReader::new(resp, decoder, limits)))
     }
 }
 
@@ -460,94 +461,146 @@ pub(crate) trait StreamDecoder: Send + 'static {
     fn buffered(&self) -> usize;
 }
 
-/// What the task that reads a stream needs to know.
-struct StreamReader {
+/// The bounds a stream is read within.
+struct StreamLimits {
     provider: String,
+    /// Longest wait for the next bytes once the consumer asks for more.
     idle: Duration,
+    /// The request's deadline, if it has one.
     deadline: Option<Instant>,
     timeout_ms: u64,
     max_event: usize,
     redactor: Arc<Redactor>,
 }
 
-impl StreamReader {
-    /// Reads the body, decodes it and sends chunks until the terminal
-    /// event, an error or the consumer leaves. Every way out but the
-    /// terminal event (or a complete body, see
-    /// [`StreamDecoder::complete_at_eof`]) sends one `Err`.
-    async fn run<D: StreamDecoder>(self, mut resp: reqwest::Response, mut decoder: D, tx: mpsc::Sender<Result<Chunk>>) {
-        let end = match self.pump(&mut resp, &mut decoder, &tx).await {
-            Ok(()) => return,
-            Err(e) => e,
-        };
-        // The upstream connection goes before the consumer hears of it.
-        drop(resp);
-        let _ = tx.send(Err(self.redactor.error(end))).await;
+/// Where a [`ChunkStream`] reads chunks from when polled (see [`BodyReader`]).
+pub(crate) trait ChunkSource: Send + Sync {
+    /// The next chunk, `None` after the last one (and after an error).
+    fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Chunk>>>;
+}
+
+/// Decodes a streaming body into chunks when polled: items already
+/// decodable first, then more bytes from the body. Every way out but the
+/// terminal event (or a complete body, see
+/// [`StreamDecoder::complete_at_eof`]) yields one `Err`, after which the body
+/// is dropped (the upstream connection goes before the consumer hears of
+/// it) and the stream is over.
+///
+/// Timeouts: while the body has nothing, it may stay silent for `idle`
+/// since the last bytes or the last chunk handed out (NETWORK), and never
+/// past the request's deadline (TIMEOUT, processing phase). One timer per
+/// stream serves both; it is armed at creation and re-armed only when it
+/// fires early (the due time only moves later), so a chunk costs no timer
+/// operation.
+struct BodyReader<D> {
+    /// `None` once the stream is over.
+    body: Option<reqwest::Body>,
+    decoder: D,
+    limits: StreamLimits,
+    timer: Pin<Box<tokio::time::Sleep>>,
+    /// Start of the current silence.
+    idle_from: Instant,
+}
+
+impl<D: StreamDecoder> BodyReader<D> {
+    fn new(resp: reqwest::Response, decoder: D, limits: StreamLimits) -> Self {
+        let idle_from = Instant::now();
+        let due = Self::due_at(&limits, idle_from);
+        BodyReader {
+            body: Some(reqwest::Body::from(resp)),
+            decoder,
+            limits,
+            timer: Box::pin(tokio::time::sleep_until(due.into())),
+            idle_from,
+        }
     }
 
-    async fn pump<D: StreamDecoder>(
-        &self,
-        resp: &mut reqwest::Response,
-        decoder: &mut D,
-        tx: &mpsc::Sender<Result<Chunk>>,
-    ) -> Result<()> {
-        let provider = &self.provider;
+    fn due_at(limits: &StreamLimits, idle_from: Instant) -> Instant {
+        let idle = idle_from + limits.idle;
+        limits.deadline.map_or(idle, |d| idle.min(d))
+    }
+
+    /// Ends the stream with `e` (redacted): the body goes first.
+    fn fail(&mut self, e: Error) -> Poll<Option<Result<Chunk>>> {
+        self.body = None;
+        Poll::Ready(Some(Err(self.limits.redactor.error(e))))
+    }
+
+    /// The body has nothing yet: has the silence run out?
+    fn poll_timer(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Chunk>>> {
         loop {
-            let wait = match self.deadline {
-                Some(d) => self.idle.min(d.saturating_duration_since(Instant::now())),
-                None => self.idle,
-            };
-            let bytes = match tokio::time::timeout(wait, resp.chunk()).await {
-                Err(_) if self.deadline.is_some_and(|d| Instant::now() >= d) => {
-                    return Err(Error::Timeout {
-                        provider: provider.clone(),
-                        phase: TimeoutPhase::Processing,
-                        timeout_ms: self.timeout_ms,
-                    })
-                }
-                Err(_) => {
-                    return Err(Error::Network {
-                        provider: provider.clone(),
-                        message: format!(
-                            "stream idle for {} s (network_config.stream_idle_timeout_in_seconds)",
-                            self.idle.as_secs()
-                        ),
-                    })
-                }
-                Ok(Err(e)) => {
-                    return Err(Error::Network {
-                        provider: provider.clone(),
-                        message: format!("stream broke: {}", error_chain(&e)),
-                    })
-                }
-                Ok(Ok(None)) if decoder.complete_at_eof() => return Ok(()),
-                Ok(Ok(None)) => {
-                    return Err(Error::Protocol {
-                        provider: provider.clone(),
-                        message: "stream ended with neither its terminal event nor a finish_reason \
-                                  (cut off by the provider or a proxy)"
-                            .into(),
-                    })
-                }
-                Ok(Ok(Some(bytes))) => bytes,
-            };
-            decoder.push(&bytes);
-            loop {
-                match decoder.next_item()? {
-                    None => break,
-                    Some(StreamItem::Chunk(c)) => {
-                        if tx.send(Ok(c)).await.is_err() {
-                            return Ok(()); // consumer gone
-                        }
-                    }
-                    Some(StreamItem::Done) => return Ok(()),
-                }
+            if self.timer.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
             }
-            if decoder.buffered() > self.max_event {
-                return Err(Error::Protocol {
-                    provider: provider.clone(),
-                    message: format!("a stream event is larger than network_config.max_event_bytes={}", self.max_event),
-                });
+            let now = Instant::now();
+            let due = Self::due_at(&self.limits, self.idle_from);
+            if now < due {
+                // Bytes or chunks came since it was armed.
+                self.timer.as_mut().reset(due.into());
+                continue;
+            }
+            let provider = self.limits.provider.clone();
+            return self.fail(if self.limits.deadline.is_some_and(|d| now >= d) {
+                Error::Timeout { provider, phase: TimeoutPhase::Processing, timeout_ms: self.limits.timeout_ms }
+            } else {
+                Error::Network {
+                    provider,
+                    message: format!(
+                        "stream idle for {} s (network_config.stream_idle_timeout_in_seconds)",
+                        self.limits.idle.as_secs()
+                    ),
+                }
+            });
+        }
+    }
+}
+
+impl<D: StreamDecoder + Sync> ChunkSource for BodyReader<D> {
+    fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Chunk>>> {
+        loop {
+            if self.body.is_none() {
+                return Poll::Ready(None);
+            }
+            match self.decoder.next_item() {
+                Err(e) => return self.fail(e),
+                Ok(Some(StreamItem::Chunk(c))) => {
+                    self.idle_from = Instant::now();
+                    return Poll::Ready(Some(Ok(c)));
+                }
+                Ok(Some(StreamItem::Done)) => {
+                    self.body = None;
+                    return Poll::Ready(None);
+                }
+                Ok(None) => {}
+            }
+            if self.decoder.buffered() > self.limits.max_event {
+                let message =
+                    format!("a stream event is larger than network_config.max_event_bytes={}", self.limits.max_event);
+                return self.fail(Error::Protocol { provider: self.limits.provider.clone(), message });
+            }
+            let Some(body) = self.body.as_mut() else { return Poll::Ready(None) };
+            match Pin::new(body).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    if let Ok(data) = frame.into_data() {
+                        self.decoder.push(&data);
+                        self.idle_from = Instant::now();
+                    }
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    let message = format!("stream broke: {}", error_chain(&e));
+                    return self.fail(Error::Network { provider: self.limits.provider.clone(), message });
+                }
+                Poll::Ready(None) if self.decoder.complete_at_eof() => {
+                    self.body = None;
+                    return Poll::Ready(None);
+                }
+                Poll::Ready(None) => {
+                    let message = "stream ended with neither its terminal event nor a finish_reason \
+                                   (cut off by the provider or a proxy)"
+                        .into();
+                    return self.fail(Error::Protocol { provider: self.limits.provider.clone(), message });
+                }
+                Poll::Pending => return self.poll_timer(cx),
             }
         }
     }

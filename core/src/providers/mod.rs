@@ -21,7 +21,6 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use futures_util::Stream;
-use tokio::sync::mpsc;
 
 use crate::config::{KeyConfig, ProviderConfig, ProviderKind};
 use crate::error::Result;
@@ -186,20 +185,11 @@ pub(crate) trait StreamWatcher: Send + Sync {
 enum Source {
     /// Every chunk is already known (the mock provider).
     Ready(VecDeque<Result<Chunk>>),
-    /// Chunks arrive from a task reading the upstream; the task is aborted
-    /// (closing the upstream connection) when the stream is dropped.
-    Channel { rx: mpsc::Receiver<Result<Chunk>>, _reader: AbortOnDrop },
+    /// Chunks decoded from the upstream body as the consumer polls
+    /// (`http::BodyReader`); dropping it closes the upstream connection.
+    Body(Box<dyn http::ChunkSource>),
     /// Another stream, under `failover.stream_recovery` (`pool::recover`).
     Recovering(Box<crate::pool::recover::Recovering>),
-}
-
-/// Aborts a spawned task when dropped.
-pub(crate) struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 impl ChunkStream {
@@ -207,13 +197,8 @@ impl ChunkStream {
         ChunkStream { source: Source::Ready(chunks), prefix: VecDeque::new(), fallback_index: 0, watcher: None }
     }
 
-    pub(crate) fn channel(rx: mpsc::Receiver<Result<Chunk>>, task: tokio::task::JoinHandle<()>) -> Self {
-        ChunkStream {
-            source: Source::Channel { rx, _reader: AbortOnDrop(task) },
-            prefix: VecDeque::new(),
-            fallback_index: 0,
-            watcher: None,
-        }
+    pub(crate) fn body(source: Box<dyn http::ChunkSource>) -> Self {
+        ChunkStream { source: Source::Body(source), prefix: VecDeque::new(), fallback_index: 0, watcher: None }
     }
 
     /// `stream` under recovery (`pool::recover`): what the caller reads.
@@ -270,7 +255,7 @@ impl ChunkStream {
     fn poll_source(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Chunk>>> {
         match &mut self.source {
             Source::Ready(q) => Poll::Ready(q.pop_front()),
-            Source::Channel { rx, .. } => rx.poll_recv(cx),
+            Source::Body(b) => b.poll_chunk(cx),
             Source::Recovering(r) => Pin::new(&mut **r).poll_next(cx),
         }
     }
