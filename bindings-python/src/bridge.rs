@@ -111,6 +111,13 @@ impl CancelHook {
     }
 }
 
+/// Resolves `future` (of `event_loop`) with `None`, from any thread:
+/// through the completion thread, batched with the loop's other futures
+/// (a cancelled future is left alone).
+pub fn wake(event_loop: Py<PyAny>, future: Py<PyAny>) {
+    let _ = sender().send(Completion { event_loop, future, convert: Box::new(|py| Ok(py.None())) });
+}
+
 /// Runs `fut` on the core runtime and returns an asyncio future (of the
 /// running loop) resolved with `convert(output)`.
 pub fn spawn<'py, F, T, C>(py: Python<'py>, fut: F, convert: C) -> PyResult<Bound<'py, PyAny>>

@@ -15,6 +15,7 @@ use futures_util::Stream as _;
 use parking_lot::Mutex;
 use pyo3::exceptions::{PyStopAsyncIteration, PyStopIteration};
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 
 use bifrost_core::{runtime, Chunk, ChunkStream, Gateway, Request, StreamAccumulator};
 
@@ -95,110 +96,281 @@ impl Stream {
     }
 }
 
-enum State {
-    /// Not sent yet: sent on the first `__anext__`.
-    Pending(Arc<Gateway>, Box<Request>),
-    Open(ChunkStream),
-    /// Read after the chunks before it were handed over: raised next.
-    Failed(bifrost_core::Error),
-    Done,
-}
-
-/// Most chunks one read hands to Python at once.
+/// Most chunks the reader holds ahead of the consumer.
+const WINDOW: usize = 256;
+/// Most chunks the reader adds at once.
 const MAX_BATCH: usize = 256;
-
-/// What one read of the stream gave.
-enum Read {
-    /// At least one chunk (more follow if the stream is still open).
-    Chunks(Vec<Chunk>),
-    Failed(bifrost_core::Error),
-    End,
-}
+/// Waiters (tasks in `__anext__`) beyond which done ones are dropped.
+const PRUNE_WAITERS: usize = 16;
 
 /// A streamed chat for `async for chunk in stream`.
 ///
-/// Chunks cross into Python in batches: one read on the core runtime waits
-/// for the next chunk, then takes every chunk that is already there (up to
-/// [`MAX_BATCH`]) without waiting again; the first resolves the awaited
-/// future and the rest wait in `ready`, from which the next `__anext__`
-/// calls return at once, with no task, future or event-loop wake-up each.
-/// An error read after some chunks is kept (`State::Failed`) and raised once
-/// those chunks were returned, so nothing is lost or reordered.
+/// One reader task per stream (started by the first `__anext__` or
+/// `collect`, which sends the request) reads ahead of the consumer into
+/// `ready`, at most [`WINDOW`] chunks, taking every chunk that is already
+/// there each time. `__anext__` returns a [`Next`] awaitable: a chunk in
+/// `ready` is returned at once, with no task, future or event-loop wake-up;
+/// otherwise it waits on an asyncio future that the reader resolves (through
+/// the completion thread, batched with every other ready future of the
+/// loop) when chunks or the end arrive, then looks again. A cancelled
+/// `__anext__` loses nothing: the chunk it would have taken stays in
+/// `ready`. An error read behind chunks is raised once those were returned.
 #[pyclass(frozen, module = "bifrost")]
 pub struct AsyncStream {
     shared: Arc<Shared>,
 }
 
 struct Shared {
-    state: Arc<tokio::sync::Mutex<State>>,
-    /// Chunks read but not yet returned, oldest first.
-    ready: Mutex<VecDeque<Chunk>>,
+    inner: Mutex<Inner>,
+    /// The consumer took chunks from a full window: the reader may read on.
+    space: tokio::sync::Notify,
+    /// The reader added chunks or ended: `collect` looks again.
+    data: tokio::sync::Notify,
+}
+
+struct Inner {
+    ready: VecDeque<Chunk>,
+    /// What follows `ready` once the reader stopped.
+    end: Option<End>,
+    /// Futures of `__anext__` calls waiting for chunks (resolved with None).
+    waiters: Vec<(Py<PyAny>, Py<PyAny>)>,
+    start: Start,
+}
+
+enum End {
+    Done,
+    Failed(bifrost_core::Error),
+}
+
+enum Start {
+    /// Not sent yet: sent on first use.
+    Pending(Arc<Gateway>, Box<Request>),
+    Reading(tokio::task::AbortHandle),
+    Stopped,
 }
 
 impl AsyncStream {
     pub fn new(gw: Arc<Gateway>, req: Request) -> Self {
         AsyncStream {
             shared: Arc::new(Shared {
-                state: Arc::new(tokio::sync::Mutex::new(State::Pending(gw, Box::new(req)))),
-                ready: Mutex::new(VecDeque::new()),
+                inner: Mutex::new(Inner {
+                    ready: VecDeque::new(),
+                    end: None,
+                    waiters: Vec::new(),
+                    start: Start::Pending(gw, Box::new(req)),
+                }),
+                space: tokio::sync::Notify::new(),
+                data: tokio::sync::Notify::new(),
             }),
         }
     }
 }
 
-/// Opens the stream if it is still pending; then reads: the next chunk
-/// (waiting for it), and every further chunk that is ready now.
-async fn read_batch(st: &mut State) -> Read {
-    if let State::Pending(..) = st {
-        if let State::Pending(gw, req) = std::mem::replace(st, State::Done) {
-            match gw.stream(*req).await {
-                Ok(s) => *st = State::Open(s),
-                Err(e) => return Read::Failed(e),
-            }
+impl Drop for AsyncStream {
+    fn drop(&mut self) {
+        // The reader holds the stream: stopping it closes the upstream request.
+        if let Start::Reading(h) = &self.shared.inner.lock().start {
+            h.abort();
         }
     }
-    let s = match st {
-        State::Open(s) => s,
-        State::Failed(_) => {
-            let State::Failed(e) = std::mem::replace(st, State::Done) else { unreachable!() };
-            return Read::Failed(e);
+}
+
+impl Shared {
+    /// Starts the reader if the request is still pending (call with `inner` locked).
+    fn start(self: &Arc<Self>, inner: &mut Inner) -> Result<(), bifrost_core::Error> {
+        if !matches!(inner.start, Start::Pending(..)) {
+            return Ok(());
         }
-        _ => return Read::End,
-    };
-    let first = match s.next_chunk().await {
-        Some(Ok(c)) => c,
-        Some(Err(e)) => {
-            *st = State::Done; // drops the stream: upstream closed
-            return Read::Failed(e);
-        }
-        None => {
-            *st = State::Done;
-            return Read::End;
-        }
-    };
-    let mut batch = vec![first];
-    // What is already there, without waiting: polling a `Stream` that is
-    // not ready yet loses nothing (its next poll registers the real waker).
-    let mut cx = Context::from_waker(Waker::noop());
-    while batch.len() < MAX_BATCH {
-        match Pin::new(&mut *s).poll_next(&mut cx) {
-            Poll::Ready(Some(Ok(c))) => batch.push(c),
-            Poll::Ready(Some(Err(e))) => {
-                *st = State::Failed(e);
-                break;
+        let Start::Pending(gw, req) = std::mem::replace(&mut inner.start, Start::Stopped) else { return Ok(()) };
+        let handle = runtime::handle()?;
+        let shared = self.clone();
+        let task = handle.spawn(async move {
+            // A panic in the reader (a bug) still ends the stream, with
+            // InternalError: no consumer is left waiting.
+            let read = std::panic::AssertUnwindSafe(read_ahead(shared.clone(), gw, req));
+            if let Err(panic) = futures_util::FutureExt::catch_unwind(read).await {
+                let what = bifrost_core::error::panic_text(&*panic);
+                let message = format!("bifrost's Python binding panicked: {what}");
+                shared.add(Vec::new(), Some(End::Failed(bifrost_core::Error::Internal { message })));
             }
-            Poll::Ready(None) => {
-                *st = State::Done;
-                break;
+        });
+        inner.start = Start::Reading(task.abort_handle());
+        Ok(())
+    }
+
+    /// Adds chunks (and the end), then wakes whoever waits for them.
+    fn add(&self, batch: Vec<Chunk>, end: Option<End>) {
+        let waiters = {
+            let mut inner = self.inner.lock();
+            inner.ready.extend(batch);
+            if inner.end.is_none() {
+                inner.end = end;
             }
-            Poll::Pending => break,
+            std::mem::take(&mut inner.waiters)
+        };
+        self.data.notify_one();
+        for (event_loop, future) in waiters {
+            crate::bridge::wake(event_loop, future);
         }
     }
-    Read::Chunks(batch)
+
+    /// The next chunk, if one is ready (telling the reader when it frees a full window).
+    fn take(&self, inner: &mut Inner) -> Option<Chunk> {
+        let chunk = inner.ready.pop_front()?;
+        if inner.ready.len() + 1 == WINDOW {
+            self.space.notify_one();
+        }
+        Some(chunk)
+    }
+
+    /// Stops the reader and drops what it read; waiting `__anext__` calls end.
+    fn stop(&self) {
+        {
+            let mut inner = self.inner.lock();
+            if let Start::Reading(h) = std::mem::replace(&mut inner.start, Start::Stopped) {
+                h.abort();
+            }
+            inner.ready.clear();
+            inner.end = Some(End::Done);
+        }
+        self.add(Vec::new(), None);
+    }
+}
+
+/// The reader: opens the stream, then reads it ahead of the consumer (at
+/// most [`WINDOW`] chunks) until it ends or fails.
+async fn read_ahead(shared: Arc<Shared>, gw: Arc<Gateway>, req: Box<Request>) {
+    let mut s = match gw.stream(*req).await {
+        Ok(s) => s,
+        Err(e) => return shared.add(Vec::new(), Some(End::Failed(e))),
+    };
+    loop {
+        while shared.inner.lock().ready.len() >= WINDOW {
+            shared.space.notified().await;
+        }
+        let mut end = None;
+        let mut batch = Vec::new();
+        match s.next_chunk().await {
+            Some(Ok(c)) => batch.push(c),
+            Some(Err(e)) => end = Some(End::Failed(e)),
+            None => end = Some(End::Done),
+        }
+        // What is already there, without waiting: polling a `Stream` that is
+        // not ready yet loses nothing (its next poll registers the real waker).
+        let mut cx = Context::from_waker(Waker::noop());
+        while end.is_none() && batch.len() < MAX_BATCH {
+            match Pin::new(&mut s).poll_next(&mut cx) {
+                Poll::Ready(Some(Ok(c))) => batch.push(c),
+                Poll::Ready(Some(Err(e))) => end = Some(End::Failed(e)),
+                Poll::Ready(None) => end = Some(End::Done),
+                Poll::Pending => break,
+            }
+        }
+        let over = end.is_some();
+        shared.add(batch, end);
+        if over {
+            return; // dropping `s` closes the upstream request
+        }
+    }
+}
+
+/// What one look at the stream found.
+enum Look {
+    Chunk(Chunk),
+    Done,
+    Failed(bifrost_core::Error),
+    Empty,
+}
+
+fn look(shared: &Arc<Shared>, inner: &mut Inner) -> Look {
+    if let Some(chunk) = shared.take(inner) {
+        return Look::Chunk(chunk);
+    }
+    match inner.end.take() {
+        Some(End::Done) => {
+            inner.end = Some(End::Done);
+            Look::Done
+        }
+        Some(End::Failed(e)) => {
+            inner.end = Some(End::Done); // raised once; then the stream is over
+            Look::Failed(e)
+        }
+        None => match shared.start(inner) {
+            Ok(()) if matches!(inner.start, Start::Stopped) => Look::Done,
+            Ok(()) => Look::Empty,
+            Err(e) => {
+                inner.end = Some(End::Done);
+                Look::Failed(e)
+            }
+        },
+    }
+}
+
+static GET_RUNNING_LOOP: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+/// What `AsyncStream.__anext__` returns: an awaitable that returns the
+/// next chunk, waiting (an asyncio future of the running loop) only while
+/// none is ready.
+#[pyclass(frozen, module = "bifrost")]
+pub struct Next {
+    shared: Arc<Shared>,
+}
+
+#[pymethods]
+impl Next {
+    fn __await__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __iter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    /// A chunk: `StopIteration(chunk)`; nothing yet: yields a future to
+    /// the task (which comes back here once it is resolved).
+    fn __next__(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let first = look(&self.shared, &mut self.shared.inner.lock());
+        let found = match first {
+            Look::Empty => {
+                // Python is called without the lock held (a finalizer it runs may lock it).
+                let get_loop = GET_RUNNING_LOOP
+                    .get_or_try_init(py, || py.import("asyncio")?.getattr("get_running_loop").map(Bound::unbind))?;
+                let event_loop = get_loop.bind(py).call0()?;
+                let future = event_loop.call_method0("create_future")?;
+                let mut inner = self.shared.inner.lock();
+                match look(&self.shared, &mut inner) {
+                    Look::Empty => {
+                        if inner.waiters.len() >= PRUNE_WAITERS {
+                            // Futures of cancelled calls (C futures: `done()` runs no Python code).
+                            inner.waiters.retain(|(_, f)| {
+                                !f.bind(py).call_method0("done").and_then(|d| d.is_truthy()).unwrap_or(true)
+                            });
+                        }
+                        inner.waiters.push((event_loop.clone().unbind(), future.clone().unbind()));
+                        drop(inner);
+                        future.setattr("_asyncio_future_blocking", true)?;
+                        return Ok(future.unbind());
+                    }
+                    other => other,
+                }
+            }
+            other => other,
+        };
+        match found {
+            Look::Chunk(chunk) => Err(PyStopIteration::new_err((to_py(py, &chunk)?,))),
+            Look::Done | Look::Empty => Err(PyStopAsyncIteration::new_err(())),
+            Look::Failed(e) => Err(err_async(py, e)),
+        }
+    }
+
+    /// `__next__`, for drivers that step awaitables with `send(None)`.
+    fn send(&self, py: Python<'_>, _value: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        self.__next__(py)
+    }
 }
 
 /// An awaitable that is already done: `await` returns its value without
-/// suspending (what `__anext__` returns for a chunk already read).
+/// suspending (what `aclose()` returns).
 #[pyclass(frozen, module = "bifrost")]
 pub struct Ready {
     value: Mutex<Option<Py<PyAny>>>,
@@ -226,46 +398,8 @@ impl AsyncStream {
         slf
     }
 
-    fn __anext__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        if let Some(chunk) = self.shared.ready.lock().pop_front() {
-            let value = to_py(py, &chunk)?;
-            return Ok(Bound::new(py, Ready { value: Mutex::new(Some(value)) })?.into_any());
-        }
-        let shared = self.shared.clone();
-        let next = async move {
-            // The guard travels with the batch and is released only once the
-            // batch is in `ready`: a concurrent `__anext__` reads after it.
-            let mut st = shared.state.clone().lock_owned().await;
-            let read = read_batch(&mut st).await;
-            (st, read)
-        };
-        let shared = self.shared.clone();
-        crate::bridge::spawn(py, next, move |py, (mut guard, read)| {
-            let (chunk, terminal) = {
-                let mut ready = shared.ready.lock();
-                let terminal = match read {
-                    Read::Chunks(batch) => {
-                        ready.extend(batch);
-                        None
-                    }
-                    other => Some(other),
-                };
-                (ready.pop_front(), terminal)
-            };
-            match (chunk, terminal) {
-                // An end or error read behind chunks that a concurrent call
-                // left waits its turn (the end is the state already).
-                (Some(chunk), terminal) => {
-                    if let Some(Read::Failed(e)) = terminal {
-                        *guard = State::Failed(e);
-                    }
-                    drop(guard);
-                    to_py(py, &chunk)
-                }
-                (None, Some(Read::Failed(e))) => Err(err_async(py, e)),
-                (None, _) => Err(PyStopAsyncIteration::new_err(())),
-            }
-        })
+    fn __anext__(&self) -> Next {
+        Next { shared: self.shared.clone() }
     }
 
     /// Reads the rest of the stream into one `chat.completion` dict, as
@@ -273,19 +407,29 @@ impl AsyncStream {
     fn collect<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let shared = self.shared.clone();
         let all = async move {
-            let mut st = shared.state.lock().await;
-            // Chunks already read come first.
             let mut acc = StreamAccumulator::new();
-            for chunk in shared.ready.lock().drain(..) {
-                acc.push(&chunk);
-            }
-            if let State::Pending(gw, req) = std::mem::replace(&mut *st, State::Done) {
-                *st = State::Open(gw.stream(*req).await?);
-            }
-            match std::mem::replace(&mut *st, State::Done) {
-                State::Open(mut s) => accumulate(&mut s, acc).await,
-                State::Failed(e) => Err(e),
-                _ => Ok(acc.message()),
+            loop {
+                let notified = shared.data.notified();
+                let mut batch = Vec::new();
+                let end = {
+                    let mut inner = shared.inner.lock();
+                    loop {
+                        match look(&shared, &mut inner) {
+                            Look::Chunk(c) => batch.push(c),
+                            Look::Empty => break None,
+                            Look::Done => break Some(Ok(())),
+                            Look::Failed(e) => break Some(Err(e)),
+                        }
+                    }
+                };
+                for chunk in &batch {
+                    acc.push(chunk);
+                }
+                match end {
+                    Some(Ok(())) => return Ok(acc.message()),
+                    Some(Err(e)) => return Err(e),
+                    None => notified.await,
+                }
             }
         };
         crate::bridge::spawn(py, all, |py, out| match out {
@@ -295,16 +439,9 @@ impl AsyncStream {
     }
 
     /// Stops the stream and cancels the upstream request; awaitable.
-    fn aclose<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let shared = self.shared.clone();
-        crate::bridge::spawn(
-            py,
-            async move {
-                *shared.state.lock().await = State::Done;
-                shared.ready.lock().clear();
-            },
-            |py, ()| Ok(py.None()),
-        )
+    fn aclose(&self, py: Python<'_>) -> PyResult<Ready> {
+        self.shared.stop();
+        Ok(Ready { value: Mutex::new(Some(py.None())) })
     }
 }
 

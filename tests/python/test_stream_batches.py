@@ -1,9 +1,9 @@
-"""Chunks cross into Python in batches (``AsyncStream``): one read on the
-core runtime takes every chunk that is already there, the first resolves
-the awaited future and the rest are returned by the next ``__anext__``
-calls without a task or a wake-up each. Batching must never lose, repeat
-or reorder a chunk, and an error read behind chunks is raised only after
-them."""
+"""Chunks cross into Python in batches (``AsyncStream``): one reader per
+stream reads ahead of the consumer, taking every chunk that is already
+there, and ``__anext__`` returns a chunk that is ready without a task, a
+future or a wake-up. Batching must never lose, repeat or reorder a chunk,
+not even when ``__anext__`` calls are cancelled, and an error read behind
+chunks is raised only after them."""
 
 from __future__ import annotations
 
@@ -22,14 +22,24 @@ def content(chunks) -> str:
     return "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
 
 
-async def test_ready_chunks_are_returned_without_another_read(gw):
-    # The in-process mock provider knows every chunk at once: after the first
-    # await, the next ones are already in the batch (a done awaitable).
+def step(awaitable):
+    """One step of an awaitable: ("chunk", value) if it finished without
+    suspending, ("wait", future) if it yielded a future to wait on."""
+    it = awaitable.__await__()
+    try:
+        return "wait", it.send(None)
+    except StopIteration as done:
+        return "chunk", done.value
+
+
+async def test_ready_chunks_are_returned_without_suspending(gw):
+    # The in-process mock provider knows every chunk at once: once the first
+    # arrived, the next ones are already read ahead.
     s = gw.astream(req("a b c d"))
     first = await s.__anext__()
-    pending = s.__anext__()
-    assert type(pending).__name__ == "Ready", "a chunk already read is returned without a new read"
-    rest = [await pending] + [c async for c in s]
+    kind, second = step(s.__anext__())
+    assert kind == "chunk", "a chunk already read is returned without waiting"
+    rest = [second] + [c async for c in s]
     assert content([first] + rest) == "echo: a b c d"
     assert rest[-1]["choices"][0]["finish_reason"] == "stop"
 
@@ -117,5 +127,51 @@ async def test_aclose_drops_the_ready_chunks(gw):
         await s.__anext__()
 
 
-def test_the_ready_awaitable_is_not_public():
-    assert not hasattr(bifrost, "Ready")
+async def test_cancelled_anext_calls_lose_no_chunk(mock_server):
+    # Every chunk takes 20 ms; most __anext__ calls time out (cancelled)
+    # before one arrives. The chunk a cancelled call would have taken stays
+    # for the next call: the whole answer arrives, in order.
+    g = bifrost.Gateway({"providers": {"openai": {
+        "keys": [{"value": "mock-key", "models": ["*"]}],
+        "network_config": {"base_url": f"{mock_server.url}/v1"}}}})
+    try:
+        prompt = " ".join(f"k{i}" for i in range(30))
+        s = g.astream(req(prompt, model="openai/m~chunks=30&chunk_delay_ms=20"))
+        got, timeouts = [], 0
+        while True:
+            try:
+                got.append(await asyncio.wait_for(s.__anext__(), timeout=0.002))
+            except asyncio.TimeoutError:
+                timeouts += 1
+            except StopAsyncIteration:
+                break
+        assert content(got) == "echo: " + prompt
+        assert timeouts > 0, "the test must cancel calls that wait"
+    finally:
+        g.shutdown(5.0)
+
+
+async def test_two_tasks_reading_one_stream_share_it_without_hanging(mock_server):
+    g = bifrost.Gateway({"providers": {"openai": {
+        "keys": [{"value": "mock-key", "models": ["*"]}],
+        "network_config": {"base_url": f"{mock_server.url}/v1"}}}})
+    try:
+        prompt = " ".join(f"q{i}" for i in range(40))
+        s = g.astream(req(prompt, model="openai/m~chunks=40&chunk_delay_ms=5"))
+
+        async def reader():
+            out = []
+            async for c in s:
+                out.append(c)
+            return out
+
+        a, b = await asyncio.wait_for(asyncio.gather(reader(), reader()), timeout=60)
+        reference = [c async for c in g.astream(req(prompt, model="openai/m~chunks=40"))]
+        # Every chunk went to exactly one of the two readers.
+        assert sorted(content([c]) for c in a + b) == sorted(content([c]) for c in reference)
+    finally:
+        g.shutdown(5.0)
+
+
+def test_the_awaitables_are_not_public():
+    assert not hasattr(bifrost, "Ready") and not hasattr(bifrost, "Next")
