@@ -15,7 +15,6 @@ use futures_util::Stream as _;
 use parking_lot::Mutex;
 use pyo3::exceptions::{PyStopAsyncIteration, PyStopIteration};
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
 
 use bifrost_core::{runtime, Chunk, ChunkStream, Gateway, Request, StreamAccumulator};
 
@@ -133,7 +132,7 @@ struct Inner {
     /// What follows `ready` once the reader stopped.
     end: Option<End>,
     /// Futures of `__anext__` calls waiting for chunks (resolved with None).
-    waiters: Vec<(Py<PyAny>, Py<PyAny>)>,
+    waiters: Vec<(crate::bridge::Target, Py<PyAny>)>,
     start: Start,
 }
 
@@ -209,8 +208,8 @@ impl Shared {
             std::mem::take(&mut inner.waiters)
         };
         self.data.notify_one();
-        for (event_loop, future) in waiters {
-            crate::bridge::wake(event_loop, future);
+        for (target, future) in waiters {
+            crate::bridge::wake(&target, future);
         }
     }
 
@@ -306,8 +305,6 @@ fn look(shared: &Arc<Shared>, inner: &mut Inner) -> Look {
     }
 }
 
-static GET_RUNNING_LOOP: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
-
 /// What `AsyncStream.__anext__` returns: an awaitable that returns the
 /// next chunk, waiting (an asyncio future of the running loop) only while
 /// none is ready.
@@ -333,10 +330,9 @@ impl Next {
         let found = match first {
             Look::Empty => {
                 // Python is called without the lock held (a finalizer it runs may lock it).
-                let get_loop = GET_RUNNING_LOOP
-                    .get_or_try_init(py, || py.import("asyncio")?.getattr("get_running_loop").map(Bound::unbind))?;
-                let event_loop = get_loop.bind(py).call0()?;
-                let future = event_loop.call_method0("create_future")?;
+                let event_loop = crate::bridge::running_loop(py)?;
+                let future = event_loop.call_method0(pyo3::intern!(py, "create_future"))?;
+                let target = crate::bridge::Target::of(py, &event_loop);
                 let mut inner = self.shared.inner.lock();
                 match look(&self.shared, &mut inner) {
                     Look::Empty => {
@@ -346,7 +342,7 @@ impl Next {
                                 !f.bind(py).call_method0("done").and_then(|d| d.is_truthy()).unwrap_or(true)
                             });
                         }
-                        inner.waiters.push((event_loop.clone().unbind(), future.clone().unbind()));
+                        inner.waiters.push((target, future.clone().unbind()));
                         drop(inner);
                         future.setattr("_asyncio_future_blocking", true)?;
                         return Ok(future.unbind());
