@@ -210,6 +210,32 @@ def parse_streams(raw):
     return rows
 
 
+def parse_inflight(raw):
+    """10,000-in-flight cells (issue 20): closed-loop rows of inflight-rust-*.out, inflight-node.out
+    and inflight-python/python-*.json, each with its resident memory near the end of the window."""
+    rows = []
+    for path in sorted(glob.glob(os.path.join(raw, "inflight-rust-*.out"))) + sorted(glob.glob(os.path.join(raw, "inflight-node-*.out"))):
+        for r in json_lines(read(path)):
+            if r.get("mode") == "closed":
+                row = closed_row(r, "process CPU")
+                row["rss_kib"] = r.get("rss_kib")
+                rows.append(row)
+    for path in sorted(glob.glob(os.path.join(raw, "inflight-python", "python-*.json")))[-1:]:
+        d = load_json(path) or {}
+        names = {"bifrost": "python: bifrost achat", "aiohttp": "python: aiohttp (raw)"}
+        for key, c in (d.get("cells") or {}).items():
+            client, lat, inflight = key.split("/")
+            rows.append({"client": names.get(client, "python: " + client), "lang": "Python", "latency_ms": int(lat),
+                         "inflight": int(inflight), "req_s": c["rps"], "p50_us": c["p50_ms"] * 1000, "p99_us": c["p99_ms"] * 1000,
+                         "cpu_us_per_req": c.get("proc_cpu_us"), "rss_kib": c.get("rss_kib"), "errors": c.get("errors", 0)})
+    for r in rows:
+        ideal = r["inflight"] / (r["latency_ms"] / 1000) if r["latency_ms"] else None
+        r["ideal_req_s"] = ideal
+        r["of_ideal"] = r["req_s"] / ideal if ideal else None
+        r["kib_per_inflight"] = r["rss_kib"] / r["inflight"] if r.get("rss_kib") else None
+    return rows
+
+
 # Stream comparisons within a run: (language, bifrost label prefix, peer label prefix, target ratio of CPU per chunk)
 STREAM_PEERS = [
     ("Rust", "rust: bifrost", "rust: reqwest", 1.2),
@@ -554,6 +580,27 @@ def render(data):
         w(table(["streams", "ms between chunks", "client", "chunks/s", "CPU µs/chunk", "ttfc p50 ms", "gap p99 ms", "complete"], trs))
         w("")
         w("Commands: " + "; ".join(f"`{clean_cmd(x['command'])}`" for x in data["status"] if x["scenario"].startswith("stream-") and x["command"]) + "\n")
+
+    # --- 10k in flight
+    irows = data.get("inflight") or []
+    if irows:
+        n, lat = irows[0]["inflight"], irows[0]["latency_ms"]
+        w(f"## {n:,} in flight at {lat / 1000:g} s\n")
+        w(f"Closed loop: {n:,} requests kept in flight against a `bifrost-mock` that answers each after {lat} ms (2 worker "
+          "threads), 2 s of warm-up, then 5 s measured. The ideal rate is in-flight ÷ latency; **of ideal** is the rate "
+          "achieved over it (the target is ≥ 95 %). **RSS** is the client process's resident memory near the end of the "
+          "window with every request in flight, and **per in flight** that over the requests in flight (the target is "
+          "≤ 16 KiB). **added p99** is the 99th-percentile latency minus the mock's. Peers are configured without a "
+          f"connection cap (Node's Agent `maxSockets` = {n:,}, aiohttp `TCPConnector(limit={n:,})`, reqwest has none).\n")
+        trs = []
+        for r in sorted(irows, key=lambda r: (r["lang"], r["client"])):
+            trs.append([r["client"], fmt(r["req_s"]), f"{r['of_ideal'] * 100:.1f} %" if r.get("of_ideal") else "–",
+                        fmt(r.get("cpu_us_per_req"), 1), f"{r['rss_kib'] / 1024:,.0f} MiB" if r.get("rss_kib") else "–",
+                        f"{r['kib_per_inflight']:.1f} KiB" if r.get("kib_per_inflight") else "–",
+                        fmt((r["p99_us"] / 1000 - r["latency_ms"]) if r.get("p99_us") else None, 1), r.get("errors", 0)])
+        w(table(["client", "req/s", "of ideal", "client CPU µs/req", "RSS", "per in flight", "added p99 ms", "errors"], trs))
+        w("")
+        w("Commands: " + "; ".join(f"`{clean_cmd(x['command'])}`" for x in data["status"] if x["scenario"].startswith("inflight") and x["command"]) + "\n")
 
     # --- overhead vs Bifrost published
     w("## Added latency: bifrost versus Bifrost's published figures\n")
@@ -901,6 +948,11 @@ def headline(data):
     cmds = [cmd_of(st, name) for name in ("node", "python", "rust-bifrost-0", "rust-reqwest-0", "chttp-0", "go-0-64", "gohttp-0-64", "wrk-0-64")]
     olcmds = [cmd_of(st, name) for name in ("openloop-rust-reqwest-0", "openloop-rust-bifrost-0", "openloop-c-0", "openloop-node-0",
                                            "openloop-python-0", "openloop-go-0", "openloop-gohttp-0")]
+    for r in data.get("inflight") or []:
+        if "bifrost" in r["client"] and r.get("of_ideal"):
+            lines.append(f"{r['inflight']:,} in flight at {r['latency_ms'] / 1000:g} s, `{r['client']}`: {r['of_ideal'] * 100:.1f} % of the ideal rate"
+                         + (f", {r['kib_per_inflight']:.1f} KiB RSS per request in flight" if r.get("kib_per_inflight") else "")
+                         + " (targets ≥ 95 %, ≤ 16 KiB)")
     for lang, mine, peer, target, got in stream_ratios(data.get("streams") or []):
         cpu = ", ".join(f"{n:,} streams @ {d} ms {c:.2f}×" for n, d, c, _ in got)
         lines.append(f"Streams, {lang}: CPU per chunk of `{mine}` / `{peer}`: {cpu}" + (f" (target ≤ {target:.2f}×)" if target else ""))
@@ -953,6 +1005,7 @@ def main():
         "c": parse_c(raw), "backpressure": bp, "python_raw": py_doc, "published_bifrost_us": dict(PUBLISHED),
         "fleet": load_json(os.path.join(raw, "fleet", "fleet.json")),
         "streams": parse_streams(raw),
+        "inflight": parse_inflight(raw),
     }
     for s_ in data["settings"]:
         if isinstance(data["settings"][s_], float) and data["settings"][s_].is_integer():

@@ -40,6 +40,10 @@
 #              reqwest + SSE parsing (core/examples/bench_stream.rs), Python astream vs aiohttp
 #              and the openai SDK (bench/python/stream.py), Node gw.stream vs node:http and
 #              openai-node (bench/node/stream.js); chunks/s, client CPU per chunk, ttfc, gaps
+#   inflight   10,000 requests in flight at 1 s mock latency (issue 20), closed loop: Rust bifrost
+#              and plain reqwest (bench_openloop --closed), Node bifrost and node:http (bench.js),
+#              Python bifrost and aiohttp (bench.py); achieved rate vs in-flight / latency, client
+#              CPU per request, resident memory per request in flight, p99 added latency
 #   fleet      bench/fleet/run.sh        (Redis store vs memory store; a 4-process fleet keeping
 #              one limit: bifrost vs LiteLLM's Router on Redis; ~4 minutes)
 #   then, per mock latency (0 and 50 ms), against one bifrost-mock process:
@@ -154,7 +158,7 @@ export BENCH_NO_BUILD=1
 NODE_NOTE=""
 command -v node > /dev/null || NODE_NOTE="node not installed"
 NODE_PEERS_NOTE=""
-if [ -z "$NODE_NOTE" ] && { want node || want openloop || want stream; }; then
+if [ -z "$NODE_NOTE" ] && { want node || want openloop || want stream || want inflight; }; then
     progress "build: Node peers (openai, p-limit; pinned in bench/node/package.json) from npm"
     if ! npm install --no-audit --no-fund --prefix bench/node > "$RAW/npm.out" 2> "$RAW/npm.err"; then
         NODE_PEERS_NOTE="npm install --prefix bench/node failed ($(tail -2 "$RAW/npm.err" | tr '\n' ' ')): no openai + p-limit rows"
@@ -218,6 +222,36 @@ if want stream; then
     PY_STREAM="bash bench/python/run.sh --stream"
     [ -n "$PY_READY" ] && PY_STREAM="bench/.venv/bin/python bench/python/stream.py --mock $MOCK"
     scenario stream-python "$PY_STREAM --streams $STREAMS --chunk-delay-ms 0,10 --seconds $STREAM_SECONDS --clients bifrost,aiohttp,openai"
+fi
+
+# 10,000 in flight at 1 s: every client against a mock holding them (2 workers). The mock's own
+# connections need 10k descriptors, as does the client: raise the soft limit where the hard one allows.
+INFLIGHT="${BENCH_INFLIGHT:-10000}"
+INFLIGHT_LAT="${BENCH_INFLIGHT_LATENCY_MS:-1000}"
+export BENCH_INFLIGHT="$INFLIGHT" BENCH_INFLIGHT_LATENCY_MS="$INFLIGHT_LAT"  # report.py records them
+if want inflight; then
+    ulimit -n "$(( INFLIGHT * 2 + 1024 ))" 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+    if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$(( INFLIGHT + 256 ))" ]; then
+        skip inflight "open-file limit $(ulimit -n) is below $INFLIGHT connections (raise ulimit -n)"
+    else
+        coproc IMOCK { exec "$MOCK" --port 0 --workers 2 --latency-ms "$INFLIGHT_LAT"; }
+        read -r IMOCK_PORT <&"${IMOCK[0]}"
+        for client in bifrost reqwest; do
+            scenario "inflight-rust-$client" "$OL_BIN --base http://127.0.0.1:$IMOCK_PORT --client $client --latency-ms $INFLIGHT_LAT --closed $INFLIGHT --seconds 5 --warmup 2 --mock-pid $IMOCK_PID"
+        done
+        kill "$IMOCK_PID" 2>/dev/null; wait "$IMOCK_PID" 2>/dev/null
+        if [ -n "$NODE_NOTE" ]; then
+            skip inflight-node "$NODE_NOTE"
+        else
+            # One process per client: its memory is its own (and 10k sockets each fit the fd limit).
+            for client in bifrost http; do
+                scenario "inflight-node-$client" "BENCH_SECONDS=5 BENCH_WARMUP=2 BENCH_CONC=$INFLIGHT BENCH_LATENCIES=$INFLIGHT_LAT BENCH_CLIENTS=$client node bench/node/bench.js"
+            done
+        fi
+        PY_INF="bash bench/python/run.sh"
+        [ -n "$PY_READY" ] && PY_INF="bench/.venv/bin/python bench/python/bench.py --mock $MOCK"
+        scenario inflight-python "$PY_INF --rounds 1 --seconds 5 --warmup 2 --inflight $INFLIGHT --latency $INFLIGHT_LAT --clients bifrost,aiohttp --mock-workers 2 --quiet-budget 0 --retry-budget 0 --out $RAW/inflight-python"
+    fi
 fi
 
 # Fleet limits on Redis: bench/fleet/run.sh starts its own redis-server and mocks.

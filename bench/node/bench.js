@@ -172,6 +172,9 @@ async function closedLoop (fn, conc, seconds, mockPid) {
   const js0 = jsThreadCpuUs()
   const m0 = mockPid ? procCpuUs(mockPid) : NaN
   const t0 = performance.now()
+  // Resident memory near the end of the window, every request still in flight.
+  let rssKib = null
+  const rssTimer = setTimeout(() => { rssKib = Math.round(process.memoryUsage().rss / 1024) }, Math.max(0, seconds * 1000 - Math.min(200, seconds * 100)))
   async function lane () {
     while (performance.now() < end) {
       const s = performance.now()
@@ -186,6 +189,7 @@ async function closedLoop (fn, conc, seconds, mockPid) {
     }
   }
   await Promise.all(Array.from({ length: conc }, lane))
+  clearTimeout(rssTimer)
   const elapsed = (performance.now() - t0) / 1000
   const cpu = process.cpuUsage(cpu0)
   const js = jsThreadCpuUs() - js0
@@ -204,6 +208,7 @@ async function closedLoop (fn, conc, seconds, mockPid) {
     cpu_us_per_req: n ? (cpu.user + cpu.system) / n : null,
     js_cpu_us_per_req: n ? js / n : null,
     mock_cpu_us_per_req: n && !Number.isNaN(mock) ? mock / n : null,
+    rss_kib: rssKib,
   }
 }
 

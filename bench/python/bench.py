@@ -72,6 +72,18 @@ TICKS = os.sysconf("SC_CLK_TCK")
 # --------------------------------------------------------------------------
 
 
+def rss_kib() -> int | None:
+    """This process's resident memory, KiB (VmRSS in /proc/self/status; Linux)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
 def proc_cpu_s(pid: int) -> float:
     """utime + stime of a process, in seconds."""
     with open(f"/proc/{pid}/stat") as f:
@@ -248,6 +260,7 @@ async def run_cell(client: Client, inflight: int, warmup: float, seconds: float,
     await asyncio.sleep(seconds)
     # Requests that ended in [t0, t1] (closed loop: started any time after warm-up began).
     s1 = snapshot()
+    rss = rss_kib()  # every request still in flight
     n = len(lat) - done0
     state["measuring"] = False
     state["stop"] = True
@@ -277,6 +290,7 @@ async def run_cell(client: Client, inflight: int, warmup: float, seconds: float,
         "max_ms": lat[-1] * 1e3 if lat else None,
         "mean_ms": statistics.fmean(lat) * 1e3 if lat else None,
         "proc_cpu_us": (s1["proc"] - s0["proc"]) * per,
+        "rss_kib": rss,
         "thread_cpu_us": (s1["thread"] - s0["thread"]) * per,
         "mock_cpu_us": (s1["mock"] - s0["mock"]) * per,
         "proc_cpu_util": (s1["proc"] - s0["proc"]) / elapsed,  # cores
@@ -600,6 +614,7 @@ def combine(runs: list[dict]) -> dict:
         "p50_ms": statistics.median(r["p50_ms"] for r in ok),
         "p99_ms": statistics.median(r["p99_ms"] for r in ok),
         "proc_cpu_us": wsum("proc_cpu_us"),
+        "rss_kib": max((r.get("rss_kib") or 0 for r in ok), default=None) or None,
         "thread_cpu_us": wsum("thread_cpu_us"),
         "mock_cpu_us": wsum("mock_cpu_us"),
         "proc_cpu_util": sum(r["proc_cpu_util"] * r["seconds"] for r in ok) / secs,

@@ -245,6 +245,7 @@ fn closed_loop(
     let measure_from = t0 + Duration::from_secs_f64(warmup);
     let stop = measure_from + Duration::from_secs_f64(seconds);
     let cpu0 = Arc::new(parking_lot::Mutex::new(None::<(f64, Option<f64>)>));
+    let rss = Arc::new(parking_lot::Mutex::new(None::<u64>));
     let (lat, errors, first_error) = rt.block_on(async {
         let tasks: Vec<_> = (0..inflight)
             .map(|_| {
@@ -278,6 +279,12 @@ fn closed_loop(
             tokio::time::sleep_until(measure_from.into()).await;
             *c.lock() = Some((cpu_seconds(), mock_cpu_seconds()));
         });
+        // Resident memory near the end of the window, every request still in flight.
+        let r = rss.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep_until((stop - Duration::from_secs_f64((seconds / 10.0).min(0.2))).into()).await;
+            *r.lock() = rss_kib();
+        });
         let (mut all, mut errors, mut first) = (Vec::new(), 0, None);
         for t in tasks {
             let (l, e, f) = t.await.expect("driver task");
@@ -299,8 +306,16 @@ fn closed_loop(
         // CPU from the start of the window to the end of the drain; requests that ended in the window.
         "cpu_us_per_req": if n > 0 { cpu * 1e6 / n as f64 } else { 0.0 },
         "mock_cpu_us_per_req": per_request_us(mock_before, mock_after, n),
+        "rss_kib": *rss.lock(),
         "first_error": first_error,
     })
+}
+
+/// This process's resident memory, KiB (`VmRSS` in /proc/self/status; Linux).
+fn rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 fn list<T: std::str::FromStr>(v: &str, flag: &str) -> Vec<T> {
