@@ -39,7 +39,8 @@
 #              between chunks, one bifrost-mock (1 worker) per language: Rust gw.stream vs
 #              reqwest + SSE parsing (core/examples/bench_stream.rs), Python astream vs aiohttp
 #              and the openai SDK (bench/python/stream.py), Node gw.stream vs node:http and
-#              openai-node (bench/node/stream.js); chunks/s, client CPU per chunk, ttfc, gaps
+#              openai-node (bench/node/stream.js), C bifrost_stream_next (bench/c/stream.c, a
+#              thread per stream); chunks/s, client CPU per chunk, ttfc, gaps
 #   inflight   10,000 requests in flight at 1 s mock latency (issue 20), closed loop: Rust bifrost
 #              and plain reqwest (bench_openloop --closed), Node bifrost and node:http (bench.js),
 #              Python bifrost and aiohttp (bench.py); achieved rate vs in-flight / latency, client
@@ -146,10 +147,12 @@ if ! { $CARGO build -q --release -p bifrost-mock -p bifrost-node \
        && $CARGO bench -q -p bifrost-core --bench pool --bench alloc --bench http --no-run \
        && mkdir -p "$CARGO_TARGET_DIR/c-bench" \
        && gcc -std=c11 -O2 -Wall -Wextra -Werror -Iinclude bench/c/http.c -o "$CARGO_TARGET_DIR/c-bench/http" \
+              -L"$REL" -Wl,-rpath,"$REL" -lbifrost -lpthread \
+       && gcc -std=c11 -O2 -Wall -Wextra -Werror -Iinclude bench/c/stream.c -o "$CARGO_TARGET_DIR/c-bench/stream" \
               -L"$REL" -Wl,-rpath,"$REL" -lbifrost -lpthread; } 2> "$RAW/build.err"; then
     progress "build FAILED:"; tail -20 "$RAW/build.err" >&2; exit 1
 fi
-record build ok $(( $(date +%s) - t )) "" "cargo build --release -p bifrost-mock -p bifrost-node; -p bifrost-core --example bench_backpressure --example bench_openloop --example bench_stream; -p bifrost-c --lib --example rust_roundtrip; cargo bench -p bifrost-core --bench pool --bench alloc --bench http --no-run; gcc … bench/c/http.c"
+record build ok $(( $(date +%s) - t )) "" "cargo build --release -p bifrost-mock -p bifrost-node; -p bifrost-core --example bench_backpressure --example bench_openloop --example bench_stream; -p bifrost-c --lib --example rust_roundtrip; cargo bench -p bifrost-core --bench pool --bench alloc --bench http --no-run; gcc … bench/c/http.c, bench/c/stream.c"
 MOCK="$REL/bifrost-mock"
 OL_BIN="$REL/examples/bench_openloop"
 # Everything is built: the drivers below must not rebuild (another build mid-run would skew cells).
@@ -212,6 +215,7 @@ if want stream; then
     for client in bifrost reqwest; do
         scenario "stream-rust-$client" "$REL/examples/bench_stream --base http://127.0.0.1:$SMOCK_PORT --client $client --streams $STREAMS --chunk-delay-ms 0,10 --seconds $STREAM_SECONDS"
     done
+    scenario stream-c "$CARGO_TARGET_DIR/c-bench/stream --base http://127.0.0.1:$SMOCK_PORT --streams $STREAMS --chunk-delay-ms 0,10 --seconds $STREAM_SECONDS"
     kill "$SMOCK_PID" 2>/dev/null; wait "$SMOCK_PID" 2>/dev/null
     if [ -n "$NODE_NOTE" ]; then
         skip stream-node "$NODE_NOTE"
