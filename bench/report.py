@@ -346,6 +346,7 @@ def p50_p99_bars(ax, labels, p50, p99, xlabel, title):
 def plots(data, img_dir):
     try:
         import matplotlib
+        import matplotlib.ticker
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
@@ -412,6 +413,7 @@ def plots(data, img_dir):
             ax.set_yticklabels([r["client"] for r in sel], fontsize=7)
             ax.invert_yaxis()
             ax.set_xscale("log")
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
             ax.set_xlabel("client CPU µs per chunk (log; lower is better)")
             ax.set_title(f"{n:,} streams, {d} ms between chunks", fontsize=9)
             ax.grid(True, axis="x", which="both", alpha=0.3)
