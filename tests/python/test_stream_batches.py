@@ -18,6 +18,13 @@ from conftest import mock_gateway, req
 WORDS = " ".join(f"w{i}" for i in range(300))  # more chunks than one batch (256)
 
 
+def http_gateway(mock_server, **provider) -> bifrost.Gateway:
+    """A gateway on bifrost-mock over loopback HTTP (openai provider)."""
+    cfg = {"keys": [{"value": "mock-key", "models": ["*"]}], "network_config": {"base_url": f"{mock_server.url}/v1"}}
+    cfg.update(provider)
+    return bifrost.Gateway({"providers": {"openai": cfg}})
+
+
 def content(chunks) -> str:
     return "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
 
@@ -64,9 +71,7 @@ async def test_after_the_end_every_anext_is_the_end(gw):
 
 async def test_http_stream_at_full_speed_is_lossless(mock_server):
     # 2000 chunks with no delay over loopback: reads take many chunks at once.
-    g = bifrost.Gateway({"providers": {"openai": {
-        "keys": [{"value": "mock-key", "models": ["*"]}],
-        "network_config": {"base_url": f"{mock_server.url}/v1"}}}})
+    g = http_gateway(mock_server)
     try:
         prompt = " ".join(f"t{i}" for i in range(2000))
 
@@ -84,10 +89,7 @@ async def test_an_error_behind_ready_chunks_comes_after_them(mock_server):
     # The mock sends 5 good events, then one that is not JSON; with recovery
     # off the error is the stream's end. All 5 chunks come first, then the
     # error once, then the stream is over.
-    g = bifrost.Gateway({"providers": {"openai": {
-        "keys": [{"value": "mock-key", "models": ["*"]}],
-        "network_config": {"base_url": f"{mock_server.url}/v1"},
-        "failover": {"stream_recovery": "off"}}}})
+    g = http_gateway(mock_server, failover={"stream_recovery": "off"})
     try:
         s = g.astream(req("a b c d e f g h", model="openai/m~chunks=8&invalid_event_at=5"))
         got = []
@@ -131,9 +133,7 @@ async def test_cancelled_anext_calls_lose_no_chunk(mock_server):
     # Every chunk takes 20 ms; most __anext__ calls time out (cancelled)
     # before one arrives. The chunk a cancelled call would have taken stays
     # for the next call: the whole answer arrives, in order.
-    g = bifrost.Gateway({"providers": {"openai": {
-        "keys": [{"value": "mock-key", "models": ["*"]}],
-        "network_config": {"base_url": f"{mock_server.url}/v1"}}}})
+    g = http_gateway(mock_server)
     try:
         prompt = " ".join(f"k{i}" for i in range(30))
         s = g.astream(req(prompt, model="openai/m~chunks=30&chunk_delay_ms=20"))
@@ -152,9 +152,7 @@ async def test_cancelled_anext_calls_lose_no_chunk(mock_server):
 
 
 async def test_two_tasks_reading_one_stream_share_it_without_hanging(mock_server):
-    g = bifrost.Gateway({"providers": {"openai": {
-        "keys": [{"value": "mock-key", "models": ["*"]}],
-        "network_config": {"base_url": f"{mock_server.url}/v1"}}}})
+    g = http_gateway(mock_server)
     try:
         prompt = " ".join(f"q{i}" for i in range(40))
         s = g.astream(req(prompt, model="openai/m~chunks=40&chunk_delay_ms=5"))
