@@ -59,7 +59,7 @@ demo: python-dev node-dev
 
 # Every benchmark side by side in one run (Rust, Python, Node, C, Bifrost's Go
 # core, wrk), then bench/report.py writes bench/results/<date>.json,
-# docs/benchmarks.md and the plots in docs/img/. About 12 minutes warm
+# docs/benchmarks.md and the plots in docs/img/. About 18 minutes warm
 # (plus ~3 when the release build must recompile the core).
 bench:
 	bash bench/run.sh

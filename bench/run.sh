@@ -3,7 +3,7 @@
 # the project's bifrost-mock, then bench/report.py writes
 # bench/results/<date>.json, docs/benchmarks.md and docs/img/*.png.
 #
-#   bash bench/run.sh            # short settings (about 12 minutes on 2 cores, warm)
+#   bash bench/run.sh            # short settings (about 18 minutes on 2 cores, warm)
 #   BENCH_SECONDS=5 BENCH_OPENLOOP_SECONDS=20 bash bench/run.sh   # longer cells
 #
 # Settings (environment):
