@@ -28,7 +28,6 @@
 
 use bifrost_core::bounds;
 use bifrost_core::{ChunkStream, EmbedRequest, Error, Gateway, Request, Response, SharedJob};
-use futures_util::Stream as _;
 use napi::bindgen_prelude::{Function, Unknown};
 use napi::Env;
 use napi_derive::napi;
@@ -36,9 +35,8 @@ use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::future::{poll_fn, Future};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::task::Poll;
 use tokio::sync::{mpsc, Notify};
 
 use crate::errors;
@@ -90,7 +88,7 @@ async fn read_ahead(s: &mut ChunkStream, rx: &mut mpsc::UnboundedReceiver<u32>, 
                 None => return,
             }
         }
-        let first = tokio::select! {
+        let end = tokio::select! {
             biased;
             grant = rx.recv() => match grant {
                 Some(n) => {
@@ -99,31 +97,12 @@ async fn read_ahead(s: &mut ChunkStream, rx: &mut mpsc::UnboundedReceiver<u32>, 
                 }
                 None => return,
             },
-            item = s.next_chunk() => item,
+            // Cancel-safe: it waits only for the first chunk.
+            end = s.next_batch(MAX_BATCH.min(credit as usize), &mut batch) => end,
         };
-        let mut end = match first {
-            Some(Ok(c)) => {
-                batch.push(c);
-                None
-            }
-            Some(Err(e)) => Some(Err(e)),
-            None => Some(Ok(())),
-        };
-        // What is already there, without waiting: polling a `Stream` that
-        // is not ready yet loses nothing (its next poll registers the waker).
-        let mut cx = Context::from_waker(Waker::noop());
-        let most = MAX_BATCH.min(credit as usize);
-        while end.is_none() && batch.len() < most {
-            match Pin::new(&mut *s).poll_next(&mut cx) {
-                Poll::Ready(Some(Ok(c))) => batch.push(c),
-                Poll::Ready(Some(Err(e))) => end = Some(Err(e)),
-                Poll::Ready(None) => end = Some(Ok(())),
-                Poll::Pending => break,
-            }
-        }
         if !batch.is_empty() {
             credit -= batch.len() as u32;
-            hub.ok(id, Event::Chunk, &batch);
+            hub.chunks(id, &batch);
             batch.clear();
         }
         match end {

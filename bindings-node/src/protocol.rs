@@ -135,6 +135,27 @@ impl Hub {
         });
     }
 
+    /// Appends a stream's batch of chunks ([`Event::Chunk`], a JSON array),
+    /// written straight into the pending buffer (no intermediate string).
+    pub fn chunks(&self, id: u32, chunks: &[bifrost_core::Chunk]) {
+        self.push_with(|p| {
+            let start = p.len();
+            p.extend_from_slice(b"{\"i\":");
+            p.extend_from_slice(itoa::Buffer::new().format(id).as_bytes());
+            p.extend_from_slice(b",\"k\":\"");
+            p.extend_from_slice(Event::Chunk.code().as_bytes());
+            p.extend_from_slice(b"\",\"v\":");
+            if serde_json::to_writer(&mut *p, chunks).is_ok() {
+                p.push(b'}');
+            } else {
+                // Not reachable for chunks (plain data); never leave half an event.
+                p.truncate(start);
+                let e = bifrost_core::Error::Internal { message: "serialize chunks".into() };
+                p.extend_from_slice(format!("{{\"i\":{id},\"e\":{}}}", crate::errors::to_json(&e)).as_bytes());
+            }
+        });
+    }
+
     /// Appends an error event.
     pub fn err(&self, id: u32, e: &bifrost_core::Error) {
         self.push_raw(&format!("{{\"i\":{id},\"e\":{}}}", crate::errors::to_json(e)));

@@ -6,11 +6,7 @@
 //! mid-stream (or a cut-off stream) is raised from the iteration step.
 
 use std::collections::VecDeque;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
-
-use futures_util::Stream as _;
 
 use parking_lot::Mutex;
 use pyo3::exceptions::{PyStopAsyncIteration, PyStopIteration};
@@ -247,24 +243,11 @@ async fn read_ahead(shared: Arc<Shared>, gw: Arc<Gateway>, req: Box<Request>) {
         while shared.inner.lock().ready.len() >= WINDOW {
             shared.space.notified().await;
         }
-        let mut end = None;
         let mut batch = Vec::new();
-        match s.next_chunk().await {
-            Some(Ok(c)) => batch.push(c),
-            Some(Err(e)) => end = Some(End::Failed(e)),
-            None => end = Some(End::Done),
-        }
-        // What is already there, without waiting: polling a `Stream` that is
-        // not ready yet loses nothing (its next poll registers the real waker).
-        let mut cx = Context::from_waker(Waker::noop());
-        while end.is_none() && batch.len() < MAX_BATCH {
-            match Pin::new(&mut s).poll_next(&mut cx) {
-                Poll::Ready(Some(Ok(c))) => batch.push(c),
-                Poll::Ready(Some(Err(e))) => end = Some(End::Failed(e)),
-                Poll::Ready(None) => end = Some(End::Done),
-                Poll::Pending => break,
-            }
-        }
+        let end = s.next_batch(MAX_BATCH, &mut batch).await.map(|r| match r {
+            Ok(()) => End::Done,
+            Err(e) => End::Failed(e),
+        });
         let over = end.is_some();
         shared.add(batch, end);
         if over {

@@ -264,6 +264,33 @@ impl ChunkStream {
     pub async fn next_chunk(&mut self) -> Option<Result<Chunk>> {
         std::future::poll_fn(|cx| Pin::new(&mut *self).poll_next(cx)).await
     }
+
+    /// Waits for the next chunk, then takes every further chunk that is
+    /// already there without waiting again: at most `max` (≥ 1) chunks,
+    /// appended to `batch`. Returns `None` while the stream goes on,
+    /// `Some(Ok(()))` once it ended and `Some(Err(e))` once it failed (after
+    /// the chunks before it). What bindings hand over in one crossing.
+    ///
+    /// Cancel-safe: it waits only for the first chunk, and polling a
+    /// stream that is not ready yet loses nothing (the next poll registers
+    /// the real waker).
+    pub async fn next_batch(&mut self, max: usize, batch: &mut Vec<Chunk>) -> Option<Result<()>> {
+        match self.next_chunk().await {
+            Some(Ok(c)) => batch.push(c),
+            Some(Err(e)) => return Some(Err(e)),
+            None => return Some(Ok(())),
+        }
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        for _ in 1..max.max(1) {
+            match Pin::new(&mut *self).poll_next(&mut cx) {
+                Poll::Ready(Some(Ok(c))) => batch.push(c),
+                Poll::Ready(Some(Err(e))) => return Some(Err(e)),
+                Poll::Ready(None) => return Some(Ok(())),
+                Poll::Pending => break,
+            }
+        }
+        None
+    }
 }
 
 /// A chunk with content or a finish: what ends a stream's invisible part.
