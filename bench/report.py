@@ -589,7 +589,10 @@ def render(data):
         n, lat = irows[0]["inflight"], irows[0]["latency_ms"]
         w(f"## {n:,} in flight at {lat / 1000:g} s\n")
         w(f"Closed loop: {n:,} requests kept in flight against a `bifrost-mock` that answers each after {lat} ms (2 worker "
-          "threads), 2 s of warm-up, then 5 s measured. The ideal rate is in-flight ÷ latency; **of ideal** is the rate "
+          "threads), 2 s of warm-up, then 5 s measured; lane *i* of N starts *i*/N of a latency late, so completions "
+          "arrive spread evenly (started together, all of them would come back in one wave per round trip and the "
+          "window's count would depend on where the waves fall), and a request counts when it ends inside the window. "
+          "The ideal rate is in-flight ÷ latency; **of ideal** is the rate "
           "achieved over it (the target is ≥ 95 %). **RSS** is the client process's resident memory near the end of the "
           "window with every request in flight, and **per in flight** that over the requests in flight (the target is "
           "≤ 16 KiB). **added p99** is the 99th-percentile latency minus the mock's. Peers are configured without a "
@@ -624,7 +627,8 @@ def render(data):
 
     # --- throughput
     w("## Throughput and latency at fixed concurrency (closed loop)\n")
-    w("N lanes, each sending its next request as soon as the previous one is answered. Client CPU is µs of CPU per "
+    w("N lanes, each sending its next request as soon as the previous one is answered (lane *i* starts *i*/N of "
+      "the mock's latency late; requests that end inside the measured window count). Client CPU is µs of CPU per "
       "request of the whole client process (user + system); mock CPU is bifrost-mock's, per request. `vs floor` = "
       "requests/s relative to `wrk` at the same concurrency and latency, in this run.\n")
     inflights = sorted({r["inflight"] for r in data["throughput"]})

@@ -162,25 +162,32 @@ function jsThreadCpuUs () {
 const pct = (sorted, p) => (sorted.length ? sorted[Math.floor((sorted.length - 1) * p)] : 0)
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
-// Keeps `conc` calls in flight for `seconds`; latency per call (µs).
-async function closedLoop (fn, conc, seconds, mockPid) {
+// Keeps `conc` calls in flight: `warmup` seconds, then `seconds` measured;
+// counts the calls that ended inside the window (latency per call, µs), like
+// core/examples/bench_openloop.rs. Lane i starts i/conc of a mock latency
+// late, so completions are spread evenly rather than coming back in one wave
+// per round trip (whose position in the window would decide the count).
+async function closedLoop (fn, conc, warmup, seconds, latencyMs, mockPid) {
   const lat = []
   let errors = 0
   let firstError = null
-  const end = performance.now() + seconds * 1000
-  const cpu0 = process.cpuUsage()
-  const js0 = jsThreadCpuUs()
-  const m0 = mockPid ? procCpuUs(mockPid) : NaN
   const t0 = performance.now()
+  const measureFrom = t0 + warmup * 1000
+  const stop = measureFrom + seconds * 1000
+  let before = null
+  const snapshot = () => ({ cpu: process.cpuUsage(), js: jsThreadCpuUs(), mock: mockPid ? procCpuUs(mockPid) : NaN })
+  const cpuTimer = setTimeout(() => { before = snapshot() }, warmup * 1000)
   // Resident memory near the end of the window, every request still in flight.
   let rssKib = null
-  const rssTimer = setTimeout(() => { rssKib = Math.round(process.memoryUsage().rss / 1024) }, Math.max(0, seconds * 1000 - Math.min(200, seconds * 100)))
-  async function lane () {
-    while (performance.now() < end) {
-      const s = performance.now()
+  const rssTimer = setTimeout(() => { rssKib = Math.round(process.memoryUsage().rss / 1024) },
+    warmup * 1000 + Math.max(0, seconds * 1000 - Math.min(200, seconds * 100)))
+  async function lane (i) {
+    if (latencyMs > 0) await sleep(latencyMs * i / conc)
+    for (let s = performance.now(); s < stop; s = performance.now()) {
       try {
         if (!(await fn())) throw new Error('empty reply')
-        lat.push((performance.now() - s) * 1000)
+        const e = performance.now()
+        if (e >= measureFrom && e < stop) lat.push((e - s) * 1000)
       } catch (e) {
         errors++
         firstError ||= String(e.message || e).slice(0, 300)
@@ -188,20 +195,23 @@ async function closedLoop (fn, conc, seconds, mockPid) {
       }
     }
   }
-  await Promise.all(Array.from({ length: conc }, lane))
+  await Promise.all(Array.from({ length: conc }, (_, i) => lane(i)))
+  clearTimeout(cpuTimer)
   clearTimeout(rssTimer)
-  const elapsed = (performance.now() - t0) / 1000
-  const cpu = process.cpuUsage(cpu0)
-  const js = jsThreadCpuUs() - js0
-  const mock = mockPid ? procCpuUs(mockPid) - m0 : NaN
+  before ||= snapshot()
+  // CPU from the start of the window to the end of the drain, over the calls
+  // that ended in the window (as the Rust driver).
+  const cpu = process.cpuUsage(before.cpu)
+  const js = jsThreadCpuUs() - before.js
+  const mock = mockPid ? procCpuUs(mockPid) - before.mock : NaN
   lat.sort((a, b) => a - b)
   const n = lat.length
   return {
-    seconds: elapsed,
+    seconds,
     requests: n,
     errors,
     first_error: firstError,
-    req_s: n / elapsed,
+    req_s: n / seconds,
     p50_us: pct(lat, 0.5),
     p99_us: pct(lat, 0.99),
     max_us: pct(lat, 1),
@@ -350,8 +360,7 @@ async function main () {
         for (const name of CLIENTS) {
           if (name === 'openai' && !peers) continue
           const client = makeClient(name, base, conc, Gateway, peers)
-          await closedLoop(client.call, conc, WARMUP) // warm-up
-          const r = await closedLoop(client.call, conc, SECONDS, child.pid)
+          const r = await closedLoop(client.call, conc, WARMUP, SECONDS, latencyMs, child.pid)
           await client.close()
           emit(results, { mode: 'closed', client: LABELS[name], lang: 'Node', latency_ms: latencyMs, inflight: conc, ...r, versions })
           console.error(`# ${LABELS[name]} @${latencyMs} ms, ${conc} in flight: ${Math.round(r.req_s)} req/s, p50 ${(r.p50_us / 1000).toFixed(2)} ms, ` +

@@ -214,17 +214,21 @@ class LiteLLMClient(Client):
 CLIENT_CLASSES = {"bifrost": BifrostClient, "aiohttp": AiohttpClient, "openai": OpenAIClient, "litellm": LiteLLMClient}
 
 
-async def run_cell(client: Client, inflight: int, warmup: float, seconds: float, mock_pid: int) -> dict:
+async def run_cell(client: Client, inflight: int, warmup: float, seconds: float, mock_pid: int, latency_ms: float = 0) -> dict:
     """Closed loop: `inflight` tasks, each calling back to back; measured over
-    [t0, t1] after `warmup` seconds."""
+    [t0, t1] after `warmup` seconds. Task i starts i/inflight of a mock latency
+    late, so completions are spread evenly rather than coming back in one wave
+    per round trip (whose position in the window would decide the count)."""
     lat: list[float] = []
     errors = 0
     first_error = None
     state = {"measuring": False, "stop": False}
 
-    async def worker() -> None:
+    async def worker(offset: float) -> None:
         nonlocal errors, first_error
         pc = time.perf_counter
+        if offset > 0:
+            await asyncio.sleep(offset)
         while not state["stop"]:
             start = pc()
             try:
@@ -252,7 +256,7 @@ async def run_cell(client: Client, inflight: int, warmup: float, seconds: float,
             "total": total,
         }
 
-    tasks = [asyncio.ensure_future(worker()) for _ in range(inflight)]
+    tasks = [asyncio.ensure_future(worker(latency_ms / 1000 * i / inflight)) for i in range(inflight)]
     await asyncio.sleep(warmup)
     s0 = snapshot()
     done0 = len(lat)
@@ -327,7 +331,7 @@ async def serve(name: str) -> None:
 
                 prof = cProfile.Profile()
                 prof.enable()
-            res = await run_cell(client, cmd["inflight"], cmd["warmup"], cmd["seconds"], cmd["mock_pid"])
+            res = await run_cell(client, cmd["inflight"], cmd["warmup"], cmd["seconds"], cmd["mock_pid"], cmd["latency_ms"])
             if prof:
                 prof.disable()
                 path = f"{profile}-{name}-{cmd['latency_ms']}ms-{cmd['inflight']}.prof"

@@ -248,10 +248,16 @@ fn closed_loop(
     let rss = Arc::new(parking_lot::Mutex::new(None::<u64>));
     let (lat, errors, first_error) = rt.block_on(async {
         let tasks: Vec<_> = (0..inflight)
-            .map(|_| {
+            .map(|lane| {
                 let client = client.clone();
+                // Lanes start spread over one mock latency, so completions are
+                // spread evenly; started together they would all come back at
+                // once every round trip and the window's count would depend on
+                // where those waves fall (docs/benchmarks.md, 10,000 in flight).
+                let offset = Duration::from_millis(latency_ms).mul_f64(lane as f64 / inflight as f64);
                 tokio::spawn(async move {
                     let (mut lat, mut errors, mut first_error) = (Vec::new(), 0u64, None);
+                    tokio::time::sleep_until((t0 + offset).into()).await;
                     loop {
                         let s = Instant::now();
                         if s >= stop {
