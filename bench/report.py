@@ -239,6 +239,7 @@ def parse_inflight(raw):
 # Stream comparisons within a run: (language, bifrost label prefix, peer label prefix, target ratio of CPU per chunk)
 STREAM_PEERS = [
     ("Rust", "rust: bifrost", "rust: reqwest", 1.2),
+    ("Rust vs Go", "rust: bifrost", "go: Bifrost core", None),
     ("Python", "python: bifrost", "python: aiohttp", 1 / 3),
     ("Python", "python: bifrost", "python: openai", None),
     ("Node", "node: bifrost", "node: node:http", 0.5),
@@ -564,7 +565,8 @@ def render(data):
           "reading the body and splitting SSE lines itself, parsing each payload into the same `Chunk` type; Python — aiohttp "
           "(`TCPConnector(limit=0)`) reading lines and `json.loads`, and the openai SDK's `stream=True` over an httpx pool "
           "without a connection cap; Node — `node:http` with a keep-alive Agent (`maxSockets` = streams) splitting lines and "
-          "`JSON.parse`, and openai-node's `stream: true` (its fetch has no per-host cap). `complete` says every stream "
+          "`JSON.parse`, and openai-node's `stream: true` (its fetch has no per-host cap); Go — Bifrost's Go core embedded "
+          "(`ChatCompletionStreamRequest`, its channel read to the end; bench/go/stream.go). `complete` says every stream "
           "delivered the same number of chunks.\n")
         w("![streams](img/streams.png)\n")
         ratios = stream_ratios(srows)

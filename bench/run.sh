@@ -40,7 +40,7 @@
 #              reqwest + SSE parsing (core/examples/bench_stream.rs), Python astream vs aiohttp
 #              and the openai SDK (bench/python/stream.py), Node gw.stream vs node:http and
 #              openai-node (bench/node/stream.js), C bifrost_stream_next (bench/c/stream.c, a
-#              thread per stream); chunks/s, client CPU per chunk, ttfc, gaps
+#              thread per stream), Bifrost's Go core (bench/go -stream); chunks/s, client CPU per chunk, ttfc, gaps
 #   inflight   10,000 requests in flight at 1 s mock latency (issue 20), closed loop: Rust bifrost
 #              and plain reqwest (bench_openloop --closed), Node bifrost and node:http (bench.js),
 #              Python bifrost and aiohttp (bench.py); achieved rate vs in-flight / latency, client
@@ -176,7 +176,7 @@ GO_BIN="$CARGO_TARGET_DIR/go-bench/bifrost-go-bench"
 GO_NOTE=""
 if [ -z "$GO" ]; then
     GO_NOTE="no Go toolchain (go not on PATH, no /usr/local/go/bin/go)"
-elif want go || want openloop; then
+elif want go || want openloop || want stream; then
     progress "build: bench/go (Bifrost's Go core, version pinned in bench/go/go.mod, from the Go module proxy)"
     mkdir -p "$(dirname "$GO_BIN")"
     if ! (cd bench/go && GOTOOLCHAIN=local GOFLAGS=-mod=mod "$GO" build -o "$GO_BIN" .) 2> "$RAW/go-build.err"; then
@@ -216,6 +216,11 @@ if want stream; then
         scenario "stream-rust-$client" "$REL/examples/bench_stream --base http://127.0.0.1:$SMOCK_PORT --client $client --streams $STREAMS --chunk-delay-ms 0,10 --seconds $STREAM_SECONDS"
     done
     scenario stream-c "$CARGO_TARGET_DIR/c-bench/stream --base http://127.0.0.1:$SMOCK_PORT --streams $STREAMS --chunk-delay-ms 0,10 --seconds $STREAM_SECONDS"
+    if [ -z "$GO_NOTE" ]; then
+        scenario stream-go "$GO_BIN -stream -base http://127.0.0.1:$SMOCK_PORT -streams $STREAMS -chunk-delay-ms 0,10 -seconds $STREAM_SECONDS"
+    else
+        skip stream-go "$GO_NOTE"
+    fi
     kill "$SMOCK_PID" 2>/dev/null; wait "$SMOCK_PID" 2>/dev/null
     if [ -n "$NODE_NOTE" ]; then
         skip stream-node "$NODE_NOTE"

@@ -11,6 +11,10 @@
 // "p50_us":…,"p99_us":…,"max_us":…,"cpu_us_per_req":…,"errors":…}
 // cpu_us_per_req is the whole Go process (user + system, getrusage).
 //
+// Stream cells (issue 20), instead of -conc — see stream.go:
+//
+//	go run . -stream -base http://127.0.0.1:PORT -streams 256,1024 -chunk-delay-ms 0,10 -seconds 3
+//
 // Open loop (issue 8's fixed-rate scenario), instead of -conc:
 //
 //	go run . -base http://127.0.0.1:PORT -rates 1000,3000 -latency-ms 50 -seconds 5 -warmup 1
@@ -426,10 +430,18 @@ func main() {
 	plain := flag.Bool("plain", false, "plain net/http keep-alive client instead of Bifrost (the Go floor)")
 	rates := flag.String("rates", "", "open loop: requests/s (comma separated); replaces -conc")
 	latencyMs := flag.Int("latency-ms", 0, "open loop: the mock's configured latency, subtracted from the measured one")
+	stream := flag.Bool("stream", false, "stream cells (stream.go) instead of unary calls")
+	streams := flag.String("streams", "256,1024", "-stream: concurrent streams (comma separated)")
+	delays := flag.String("chunk-delay-ms", "0,10", "-stream: ms between chunks (comma separated)")
+	chunks := flag.Int("chunks", 200, "-stream: chunks per stream")
 	flag.Parse()
 	if *base == "" {
 		fmt.Fprintln(os.Stderr, "-base is required")
 		os.Exit(2)
+	}
+	if *stream {
+		streamMain(*base, *streams, *delays, *chunks, *seconds)
+		return
 	}
 	enc := json.NewEncoder(os.Stdout)
 	if *rates != "" {
