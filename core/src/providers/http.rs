@@ -500,6 +500,10 @@ struct BodyReader<D> {
     timer: Pin<Box<tokio::time::Sleep>>,
     /// Start of the current silence.
     idle_from: Instant,
+    /// Bytes or chunks came since `idle_from` was taken: the silence starts
+    /// again at the next moment the body has nothing (one clock read per
+    /// wait, not one per chunk).
+    progressed: bool,
 }
 
 impl<D: StreamDecoder> BodyReader<D> {
@@ -512,6 +516,7 @@ impl<D: StreamDecoder> BodyReader<D> {
             limits,
             timer: Box::pin(tokio::time::sleep_until(due.into())),
             idle_from,
+            progressed: false,
         }
     }
 
@@ -564,7 +569,7 @@ impl<D: StreamDecoder + Sync> ChunkSource for BodyReader<D> {
             match self.decoder.next_item() {
                 Err(e) => return self.fail(e),
                 Ok(Some(StreamItem::Chunk(c))) => {
-                    self.idle_from = Instant::now();
+                    self.progressed = true;
                     return Poll::Ready(Some(Ok(c)));
                 }
                 Ok(Some(StreamItem::Done)) => {
@@ -583,7 +588,7 @@ impl<D: StreamDecoder + Sync> ChunkSource for BodyReader<D> {
                 Poll::Ready(Some(Ok(frame))) => {
                     if let Ok(data) = frame.into_data() {
                         self.decoder.push(&data);
-                        self.idle_from = Instant::now();
+                        self.progressed = true;
                     }
                 }
                 Poll::Ready(Some(Err(e))) => {
@@ -600,7 +605,12 @@ impl<D: StreamDecoder + Sync> ChunkSource for BodyReader<D> {
                         .into();
                     return self.fail(Error::Protocol { provider: self.limits.provider.clone(), message });
                 }
-                Poll::Pending => return self.poll_timer(cx),
+                Poll::Pending => {
+                    if std::mem::take(&mut self.progressed) {
+                        self.idle_from = Instant::now();
+                    }
+                    return self.poll_timer(cx);
+                }
             }
         }
     }
@@ -691,7 +701,13 @@ impl SseParser {
                 continue;
             }
             self.pending_bytes += end + 1 - start;
-            let line = String::from_utf8_lossy(&self.buf[start..end]);
+            let bytes = &self.buf[start..end];
+            // Valid UTF-8 (every line of a well-behaved stream) is checked
+            // in one pass; only an invalid line pays for the lossy copy.
+            let line = match std::str::from_utf8(bytes) {
+                Ok(s) => std::borrow::Cow::Borrowed(s),
+                Err(_) => String::from_utf8_lossy(bytes),
+            };
             if line.starts_with(':') {
                 continue;
             }

@@ -79,16 +79,17 @@ impl Serialize for EmbedBody<'_> {
 pub(crate) fn error_message(body: &str) -> Option<String> {
     #[derive(Deserialize)]
     struct Wrapper {
-        error: Inner,
+        error: Value,
     }
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Inner {
-        Object { message: String },
-        Text(String),
-    }
-    match serde_json::from_str::<Wrapper>(body).ok()?.error {
-        Inner::Object { message } | Inner::Text(message) => Some(message),
+    error_text(&serde_json::from_str::<Wrapper>(body).ok()?.error)
+}
+
+/// The message of an `error` member: `{"message": "…", …}` or a bare string.
+fn error_text(error: &Value) -> Option<String> {
+    match error {
+        Value::Object(o) => o.get("message").and_then(Value::as_str).map(str::to_string),
+        Value::String(s) => Some(s.clone()),
+        _ => None,
     }
 }
 
@@ -182,6 +183,17 @@ impl OpenAiDecoder {
             usage_seen: false,
         }
     }
+
+    /// An error event inside the stream: PROVIDER, with the event as body.
+    fn stream_error(&self, message: String, data: &str) -> Error {
+        Error::Provider {
+            provider: self.provider.clone(),
+            status: 500,
+            message: format!("error inside the stream: {message}"),
+            body: data.to_string(),
+            retry_after_ms: None,
+        }
+    }
 }
 
 impl StreamDecoder for OpenAiDecoder {
@@ -206,19 +218,24 @@ impl StreamDecoder for OpenAiDecoder {
             if data == "[DONE]" {
                 return Ok(Some(StreamItem::Done));
             }
-            if let Some(message) = error_message(data) {
-                return Err(Error::Provider {
-                    provider: self.provider.clone(),
-                    status: 500,
-                    message: format!("error inside the stream: {message}"),
-                    body: data.to_string(),
-                    retry_after_ms: None,
-                });
+            // One parse per event: an error event (`{"error": …}`) lands in
+            // the chunk's `other`; one that is not even a chunk is looked at
+            // as an error body before it counts as a protocol error.
+            let chunk: Chunk = match serde_json::from_str(data) {
+                Ok(chunk) => chunk,
+                Err(e) => {
+                    return Err(match error_message(data) {
+                        Some(message) => self.stream_error(message, data),
+                        None => Error::Protocol {
+                            provider: self.provider.clone(),
+                            message: format!("stream event is not a chat.completion.chunk: {e}"),
+                        },
+                    })
+                }
+            };
+            if let Some(message) = chunk.other.get("error").and_then(error_text) {
+                return Err(self.stream_error(message, data));
             }
-            let chunk: Chunk = serde_json::from_str(data).map_err(|e| Error::Protocol {
-                provider: self.provider.clone(),
-                message: format!("stream event is not a chat.completion.chunk: {e}"),
-            })?;
             self.finished |= chunk.choices.iter().any(|c| c.finish_reason.is_some());
             self.usage_seen |= chunk.usage.is_some();
             return Ok(Some(StreamItem::Chunk(chunk)));
@@ -292,5 +309,33 @@ mod tests {
         d.push(b"data: {\"error\":{\"message\":\"overloaded\",\"type\":\"server_error\"}}\n\n");
         let err = d.next_item().unwrap_err();
         assert!(err.to_string().contains("overloaded"), "{err}");
+    }
+
+    /// Every form of error event, each parsed once: as a chunk whose
+    /// `other` holds the error, or (not even a chunk) as an error body.
+    #[test]
+    fn error_events_in_every_shape() {
+        let item = |event: &str| {
+            let mut d = OpenAiDecoder::new("openai", false);
+            d.push(format!("data: {event}\n\n").as_bytes());
+            d.next_item()
+        };
+        for (event, message) in [
+            (r#"{"error":{"message":"overloaded","type":"server_error"}}"#, "overloaded"),
+            (r#"{"error":"plain text"}"#, "plain text"),
+            // Not a chunk (`choices` is no list), but an error all the same.
+            (r#"{"choices":"x","error":{"message":"bad gateway"}}"#, "bad gateway"),
+        ] {
+            let err = item(event).unwrap_err();
+            assert_eq!(err.kind(), crate::ErrorKind::Provider, "{event}: {err}");
+            assert!(err.to_string().contains(message), "{event}: {err}");
+        }
+        // Neither a chunk nor an error: PROTOCOL.
+        assert_eq!(item(r#"{"choices":"x"}"#).unwrap_err().kind(), crate::ErrorKind::Protocol);
+        // An `error` member without a message is a field like any other.
+        match item(r#"{"id":"c","choices":[],"error":5}"#) {
+            Ok(Some(StreamItem::Chunk(c))) => assert_eq!(c.other.get("error"), Some(&json!(5))),
+            other => panic!("expected a chunk, got {other:?}"),
+        }
     }
 }
