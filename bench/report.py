@@ -607,6 +607,18 @@ def render(data):
                         fmt((r["p99_us"] / 1000 - r["latency_ms"]) if r.get("p99_us") else None, 1), r.get("errors", 0)])
         w(table(["client", "req/s", "of ideal", "client CPU µs/req", "RSS", "per in flight", "added p99 ms", "errors"], trs))
         w("")
+        w("Where the memory per request goes (heaptrack on `bench_openloop --client bifrost --closed 10000`, the peak "
+          "heap by allocation site): most of it is the HTTP/1 connection each request in flight holds, and hyper, "
+          "under reqwest (ours and the peer's alike), allocates three blocks per connection before a byte is sent — "
+          "the dispatch channel's first block (tokio's unbounded mpsc allocates 32 slots of the request envelope, "
+          "about 9 KiB), the connection's header write buffer (`Vec::with_capacity(8192)`) and its read buffer "
+          "(8 KiB). That is about 25 KiB per connection; plain reqwest's RSS per request in flight is that plus its "
+          "task and request. bifrost adds the worker task that runs the request (about 4.9 KiB: the worker's future "
+          "with the attempt inline) and the job. hyper also opens more connections than requests in flight (10,000 "
+          "to 12,700 here): a request that finds no idle connection starts a connect and takes whichever comes "
+          "first, and the connection that lost the race stays idle in the pool. 16 KiB per request in flight is "
+          "below what hyper's HTTP/1 client holds per connection; meeting it needs smaller per-connection buffers "
+          "than hyper allows through reqwest, or HTTP/2 multiplexing — not done.\n")
         w("Commands: " + "; ".join(f"`{clean_cmd(x['command'])}`" for x in data["status"] if x["scenario"].startswith("inflight") and x["command"]) + "\n")
 
     # --- overhead vs Bifrost published
