@@ -140,7 +140,7 @@ impl Gateway {
         let req: Request = request_from(py, request, "request")?;
         let gw = self.inner.clone();
         let s = self.block(py, async move { gw.stream(req).await })?;
-        Ok(Stream::new(s))
+        Stream::new(py, s)
     }
 
     /// A streamed chat for `async for`; the request is sent on first use.

@@ -18,14 +18,50 @@ use crate::convert::{from_py, to_py};
 use crate::errors::{to_py as err, to_py_async as err_async};
 
 /// A streamed chat for `for chunk in stream`.
+///
+/// The stream is opened by `Gateway.stream` (its errors raise there); then
+/// the same reader as [`AsyncStream`]'s reads it ahead into `ready` on
+/// bifrost's runtime, at most [`WINDOW`] chunks, while Python works on the
+/// ones before. `__next__` returns a ready chunk without releasing the GIL;
+/// only with none ready does it wait (GIL released) on a condition variable
+/// the reader signals. An error read behind chunks is raised once those
+/// were returned. Leaving the loop early drops the stream, which stops the
+/// reader and closes the upstream request.
 #[pyclass(frozen, module = "bifrost")]
 pub struct Stream {
-    inner: Mutex<Option<ChunkStream>>,
+    shared: Arc<Shared>,
 }
 
 impl Stream {
-    pub fn new(s: ChunkStream) -> Self {
-        Stream { inner: Mutex::new(Some(s)) }
+    pub fn new(py: Python<'_>, s: ChunkStream) -> PyResult<Self> {
+        let fallback_index = s.fallback_index();
+        let shared = Shared::new(Start::Pending(Open::Stream(Box::new(s))));
+        {
+            let mut inner = shared.inner.lock();
+            inner.fallback_index = fallback_index;
+            shared.start(&mut inner).map_err(|e| err(py, e))?;
+        }
+        Ok(Stream { shared })
+    }
+
+    /// The next chunk, waiting for the reader as long as it takes (call
+    /// with the GIL released). None once the stream is over.
+    fn wait_next(&self) -> Option<bifrost_core::Result<Chunk>> {
+        let mut inner = self.shared.inner.lock();
+        loop {
+            match look(&self.shared, &mut inner) {
+                Look::Chunk(c) => return Some(Ok(c)),
+                Look::Done => return None,
+                Look::Failed(e) => return Some(Err(e)),
+                Look::Empty => self.shared.added.wait(&mut inner),
+            }
+        }
+    }
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        self.shared.abort_reader();
     }
 }
 
@@ -36,28 +72,23 @@ impl Stream {
     }
 
     fn __next__(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        let next = py.detach(|| {
-            let mut guard = self.inner.lock();
-            match guard.as_mut() {
-                None => Ok(None),
-                Some(s) => runtime::block_on(s.next_chunk()).map(|item| {
-                    if !matches!(item, Some(Ok(_))) {
-                        *guard = None; // the end, or an error: nothing follows
-                    }
-                    item
-                }),
-            }
-        });
+        // A chunk read already: no GIL release. The lock is only tried here:
+        // another thread may hold it while it waits (GIL released).
+        let ready = self.shared.inner.try_lock().and_then(|mut inner| self.shared.take(&mut inner));
+        let next = match ready {
+            Some(c) => Some(Ok(c)),
+            None => py.detach(|| self.wait_next()),
+        };
         match next {
-            Err(e) | Ok(Some(Err(e))) => Err(err(py, e)),
-            Ok(None) => Err(PyStopIteration::new_err(())),
-            Ok(Some(Ok(chunk))) => to_py(py, &chunk),
+            Some(Ok(chunk)) => to_py(py, &chunk),
+            Some(Err(e)) => Err(err(py, e)),
+            None => Err(PyStopIteration::new_err(())),
         }
     }
 
     /// Stops the stream and cancels the upstream request.
     fn close(&self) {
-        self.inner.lock().take();
+        self.shared.stop();
     }
 
     /// Reads the rest of the stream into one `chat.completion` dict
@@ -65,8 +96,11 @@ impl Stream {
     /// An error is raised as iteration raises it (with `text_so_far`).
     fn collect(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         let out = py.detach(|| {
-            let Some(mut s) = self.inner.lock().take() else { return Ok(StreamAccumulator::new().message()) };
-            runtime::block_on(accumulate(&mut s, StreamAccumulator::new()))?
+            let mut acc = StreamAccumulator::new();
+            while let Some(chunk) = self.wait_next() {
+                acc.push(&chunk?);
+            }
+            Ok(acc.message())
         });
         match out {
             Ok(message) => to_py(py, &message),
@@ -77,7 +111,7 @@ impl Stream {
     /// 0 if the primary provider serves this stream, i + 1 for `fallbacks[i]`.
     #[getter]
     fn fallback_index(&self) -> u32 {
-        self.inner.lock().as_ref().map(ChunkStream::fallback_index).unwrap_or(0)
+        self.shared.inner.lock().fallback_index
     }
 
     fn __enter__(slf: Py<Self>) -> Py<Self> {
@@ -121,6 +155,8 @@ struct Shared {
     space: tokio::sync::Notify,
     /// The reader added chunks or ended: `collect` looks again.
     data: tokio::sync::Notify,
+    /// The same, for threads waiting in `Stream.__next__` (GIL released).
+    added: parking_lot::Condvar,
 }
 
 struct Inner {
@@ -130,6 +166,8 @@ struct Inner {
     /// Futures of `__anext__` calls waiting for chunks (resolved with None).
     waiters: Vec<(crate::bridge::Target, Py<PyAny>)>,
     start: Start,
+    /// The stream's `fallback_index` as of the reader's last read.
+    fallback_index: u32,
 }
 
 enum End {
@@ -138,51 +176,67 @@ enum End {
 }
 
 enum Start {
-    /// Not sent yet: sent on first use.
-    Pending(Arc<Gateway>, Box<Request>),
+    /// Not read yet: read (and, for a request, sent) on first use.
+    Pending(Open),
     Reading(tokio::task::AbortHandle),
     Stopped,
 }
 
+/// What the reader starts from.
+enum Open {
+    /// A request `astream` has not sent yet.
+    Request(Arc<Gateway>, Box<Request>),
+    /// A stream `Gateway.stream` opened already.
+    Stream(Box<ChunkStream>),
+}
+
 impl AsyncStream {
     pub fn new(gw: Arc<Gateway>, req: Request) -> Self {
-        AsyncStream {
-            shared: Arc::new(Shared {
-                inner: Mutex::new(Inner {
-                    ready: VecDeque::new(),
-                    end: None,
-                    waiters: Vec::new(),
-                    start: Start::Pending(gw, Box::new(req)),
-                }),
-                space: tokio::sync::Notify::new(),
-                data: tokio::sync::Notify::new(),
-            }),
-        }
+        AsyncStream { shared: Shared::new(Start::Pending(Open::Request(gw, Box::new(req)))) }
     }
 }
 
 impl Drop for AsyncStream {
     fn drop(&mut self) {
-        // The reader holds the stream: stopping it closes the upstream request.
-        if let Start::Reading(h) = &self.shared.inner.lock().start {
-            h.abort();
-        }
+        self.shared.abort_reader();
     }
 }
 
 impl Shared {
+    fn new(start: Start) -> Arc<Self> {
+        Arc::new(Shared {
+            inner: Mutex::new(Inner {
+                ready: VecDeque::new(),
+                end: None,
+                waiters: Vec::new(),
+                start,
+                fallback_index: 0,
+            }),
+            space: tokio::sync::Notify::new(),
+            data: tokio::sync::Notify::new(),
+            added: parking_lot::Condvar::new(),
+        })
+    }
+
+    /// The reader holds the stream: stopping it closes the upstream request.
+    fn abort_reader(&self) {
+        if let Start::Reading(h) = &self.inner.lock().start {
+            h.abort();
+        }
+    }
+
     /// Starts the reader if the request is still pending (call with `inner` locked).
     fn start(self: &Arc<Self>, inner: &mut Inner) -> Result<(), bifrost_core::Error> {
         if !matches!(inner.start, Start::Pending(..)) {
             return Ok(());
         }
-        let Start::Pending(gw, req) = std::mem::replace(&mut inner.start, Start::Stopped) else { return Ok(()) };
+        let Start::Pending(open) = std::mem::replace(&mut inner.start, Start::Stopped) else { return Ok(()) };
         let handle = runtime::handle()?;
         let shared = self.clone();
         let task = handle.spawn(async move {
             // A panic in the reader (a bug) still ends the stream, with
             // InternalError: no consumer is left waiting.
-            let read = std::panic::AssertUnwindSafe(read_ahead(shared.clone(), gw, req));
+            let read = std::panic::AssertUnwindSafe(read_ahead(shared.clone(), open));
             if let Err(panic) = futures_util::FutureExt::catch_unwind(read).await {
                 let what = bifrost_core::error::panic_text(&*panic);
                 let message = format!("bifrost's Python binding panicked: {what}");
@@ -204,6 +258,7 @@ impl Shared {
             std::mem::take(&mut inner.waiters)
         };
         self.data.notify_one();
+        self.added.notify_all();
         for (target, future) in waiters {
             crate::bridge::wake(&target, future);
         }
@@ -234,10 +289,13 @@ impl Shared {
 
 /// The reader: opens the stream, then reads it ahead of the consumer (at
 /// most [`WINDOW`] chunks) until it ends or fails.
-async fn read_ahead(shared: Arc<Shared>, gw: Arc<Gateway>, req: Box<Request>) {
-    let mut s = match gw.stream(*req).await {
-        Ok(s) => s,
-        Err(e) => return shared.add(Vec::new(), Some(End::Failed(e))),
+async fn read_ahead(shared: Arc<Shared>, open: Open) {
+    let mut s = match open {
+        Open::Stream(s) => *s,
+        Open::Request(gw, req) => match gw.stream(*req).await {
+            Ok(s) => s,
+            Err(e) => return shared.add(Vec::new(), Some(End::Failed(e))),
+        },
     };
     loop {
         while shared.inner.lock().ready.len() >= WINDOW {
@@ -249,6 +307,7 @@ async fn read_ahead(shared: Arc<Shared>, gw: Arc<Gateway>, req: Box<Request>) {
             Err(e) => End::Failed(e),
         });
         let over = end.is_some();
+        shared.inner.lock().fallback_index = s.fallback_index();
         shared.add(batch, end);
         if over {
             return; // dropping `s` closes the upstream request
@@ -422,14 +481,6 @@ impl AsyncStream {
         self.shared.stop();
         Ok(Ready { value: Mutex::new(Some(py.None())) })
     }
-}
-
-/// The rest of `s`, accumulated onto `acc`.
-async fn accumulate(s: &mut ChunkStream, mut acc: StreamAccumulator) -> bifrost_core::Result<serde_json::Value> {
-    while let Some(chunk) = s.next_chunk().await {
-        acc.push(&chunk?);
-    }
-    Ok(acc.message())
 }
 
 /// `bifrost.Accumulator`: chunks in (`add`), the final `chat.completion`

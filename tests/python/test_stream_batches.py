@@ -173,3 +173,128 @@ async def test_two_tasks_reading_one_stream_share_it_without_hanging(mock_server
 
 def test_the_awaitables_are_not_public():
     assert not hasattr(bifrost, "Ready") and not hasattr(bifrost, "Next")
+
+
+# ---- the sync Stream: each wait for the network takes every chunk already there
+
+
+def test_sync_stream_longer_than_a_batch_arrives_whole_and_in_order():
+    g = mock_gateway(mock={"stream_chunks": 1000})
+    try:
+        got = list(g.stream(req(WORDS)))
+        assert content(got) == "echo: " + WORDS
+        assert len(got) > 256
+    finally:
+        g.shutdown(1.0)
+
+
+def test_sync_http_stream_at_full_speed_is_lossless(mock_server):
+    g = http_gateway(mock_server)
+    try:
+        prompt = " ".join(f"t{i}" for i in range(2000))
+        for _ in range(4):
+            assert content(list(g.stream(req(prompt, model="openai/m~chunks=2000")))) == "echo: " + prompt
+    finally:
+        g.shutdown(5.0)
+
+
+def test_sync_error_behind_ready_chunks_comes_after_them(mock_server):
+    g = http_gateway(mock_server, failover={"stream_recovery": "off"})
+    try:
+        s = g.stream(req("a b c d e f g h", model="openai/m~chunks=8&invalid_event_at=5"))
+        got = []
+        with pytest.raises(bifrost.ProtocolError):
+            for c in s:
+                got.append(c)
+        assert len(got) == 5
+        for _ in range(2):
+            with pytest.raises(StopIteration):
+                next(s)
+    finally:
+        g.shutdown(5.0)
+
+
+def test_sync_collect_after_a_partial_read_keeps_the_ready_chunks(gw):
+    s = gw.stream(req(WORDS))
+    first = next(s)
+    message = s.collect()
+    assert content([first]) + message["choices"][0]["message"]["content"] == "echo: " + WORDS
+
+
+def test_sync_close_drops_the_ready_chunks(gw):
+    s = gw.stream(req("a b c d"))
+    next(s)
+    s.close()
+    with pytest.raises(StopIteration):
+        next(s)
+
+
+def test_sync_threads_reading_one_stream_share_every_chunk_once(mock_server):
+    import threading
+
+    g = http_gateway(mock_server)
+    try:
+        prompt = " ".join(f"t{i}" for i in range(1500))
+        s = g.stream(req(prompt, model="openai/m~chunks=1500"))
+        parts: list[list] = [[] for _ in range(4)]
+
+        def read(out):
+            for c in s:
+                out.append(c)
+
+        threads = [threading.Thread(target=read, args=(p,)) for p in parts]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert not any(t.is_alive() for t in threads)
+        words = sorted(c["choices"][0]["delta"].get("content") or "" for p in parts for c in p if c["choices"])
+        expected = [c["choices"][0]["delta"].get("content") or "" for c in g.stream(req(prompt, model="openai/m~chunks=1500")) if c["choices"]]
+        assert words == sorted(expected)
+    finally:
+        g.shutdown(5.0)
+
+
+def test_sync_fallback_index_holds_after_the_read_ahead_reached_the_end(mock_server):
+    keys = [{"value": "mock-key", "models": ["*"]}]
+    g = bifrost.Gateway({"providers": {
+        "openai": {"keys": keys, "network_config": {"base_url": f"{mock_server.url}/v1", "max_retries": 0}},
+        "anthropic": {"keys": keys, "network_config": {"base_url": mock_server.url}},
+    }})
+    try:
+        r = req("a b c d e f", model="openai/m~fail_status=503&fail_rate=1")
+        r["fallbacks"] = ["anthropic/c"]
+        s = g.stream(r)
+        first = next(s)
+        assert s.fallback_index == 1
+        rest = list(s)
+        assert s.fallback_index == 1, "the answer came from fallbacks[0], to its last chunk"
+        assert content([first] + rest) == "echo: a b c d e f"
+    finally:
+        g.shutdown(5.0)
+
+
+def test_sync_close_ends_a_thread_waiting_for_the_next_chunk(mock_server):
+    import threading
+
+    g = http_gateway(mock_server)
+    try:
+        s = g.stream(req("a b c", model="openai/m~chunks=3&stall_after=1"))
+        ended = []
+
+        def wait():
+            try:
+                for _ in s:
+                    pass
+                ended.append("end")
+            except Exception as e:  # noqa: BLE001 - recorded for the assert
+                ended.append(e)
+
+        t = threading.Thread(target=wait)
+        t.start()
+        s.close()
+        t.join(30)
+        assert not t.is_alive(), "close() must wake a thread waiting in __next__"
+        assert ended == ["end"]
+    finally:
+        g.shutdown(5.0)
