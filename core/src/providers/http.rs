@@ -214,12 +214,18 @@ impl HttpClient {
         Ok(Bytes::from_owner(buf))
     }
 
+    /// The URL of `path` under this provider's base URL, parsed now rather
+    /// than on every request.
+    pub fn endpoint(&self, path: &str) -> Endpoint {
+        Endpoint::new(format!("{}{path}", self.base_url))
+    }
+
     /// Sends one POST; a non-2xx answer becomes PROVIDER via `parse_error`
     /// (which extracts the provider's own message from the body). The
     /// response's status and headers are shown to `ctx.on_response` first.
     pub async fn post(
         &self,
-        url: &str,
+        url: &Endpoint,
         headers: HeaderMap,
         body: Bytes,
         parse_error: fn(&str) -> Option<String>,
@@ -228,7 +234,12 @@ impl HttpClient {
         let mut all = self.extra_headers.clone();
         all.extend(headers);
         all.insert(reqwest::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        let send = self.client.post(url).headers(all).body(body).send();
+        let post = match url {
+            Endpoint::Parsed(u) => self.client.post(u.clone()),
+            // reqwest reports why it does not parse, as it did before.
+            Endpoint::Unparsed(s) => self.client.post(s.as_str()),
+        };
+        let send = post.headers(all).body(body).send();
         let sent = match ctx.headers_timeout {
             None => send.await,
             Some(limit) => match tokio::time::timeout(limit, send).await {
@@ -612,6 +623,25 @@ impl<D: StreamDecoder + Sync> ChunkSource for BodyReader<D> {
                     return self.poll_timer(cx);
                 }
             }
+        }
+    }
+}
+
+/// A request URL, parsed once: cloning a parsed URL is cheaper than
+/// parsing (and IDNA-mapping) the same text on every request.
+#[derive(Clone, Debug)]
+pub(crate) enum Endpoint {
+    Parsed(reqwest::Url),
+    /// Not a URL reqwest takes: sent as text, so reqwest's own error says why.
+    Unparsed(String),
+}
+
+impl Endpoint {
+    /// Parses `url` (kept as text when it does not parse).
+    pub fn new(url: String) -> Endpoint {
+        match reqwest::Url::parse(&url) {
+            Ok(u) => Endpoint::Parsed(u),
+            Err(_) => Endpoint::Unparsed(url),
         }
     }
 }

@@ -17,12 +17,14 @@ use serde_json::{Map, Value};
 use crate::config::ProviderConfig;
 use crate::error::{Error, Result};
 use crate::objpool::BufferPool;
-use crate::providers::http::{HttpClient, SseParser, StreamDecoder, StreamItem};
+use crate::providers::http::{Endpoint, HttpClient, SseParser, StreamDecoder, StreamItem};
 use crate::providers::{CallCtx, ChunkStream};
 use crate::types::{Chunk, EmbedRequest, EmbedResponse, Message, Request, Response};
 
 pub(crate) struct OpenAi {
     pub(crate) http: HttpClient,
+    chat_url: Endpoint,
+    embed_url: Endpoint,
 }
 
 /// The wire body of a chat request.
@@ -95,7 +97,8 @@ fn error_text(error: &Value) -> Option<String> {
 
 impl OpenAi {
     pub fn new(name: &str, cfg: &ProviderConfig, buffers: Arc<BufferPool>) -> Result<Self> {
-        Ok(OpenAi { http: HttpClient::new(name, cfg, "https://api.openai.com/v1".into(), buffers)? })
+        let http = HttpClient::new(name, cfg, "https://api.openai.com/v1".into(), buffers)?;
+        Ok(OpenAi { chat_url: http.endpoint("/chat/completions"), embed_url: http.endpoint("/embeddings"), http })
     }
 
     fn headers(&self, ctx: &CallCtx<'_>) -> Result<HeaderMap> {
@@ -122,8 +125,7 @@ impl OpenAi {
             params: &req.params,
             stream: false,
         })?;
-        let url = format!("{}/chat/completions", self.http.base_url);
-        let resp = self.http.post(&url, self.headers(ctx)?, body, error_message, ctx).await?;
+        let resp = self.http.post(&self.chat_url, self.headers(ctx)?, body, error_message, ctx).await?;
         let bytes = self.http.read_body(resp).await?;
         let mut out: Response = serde_json::from_slice(&bytes)
             .map_err(|e| self.http.protocol_error(format!("response is not a chat.completion object: {e}")))?;
@@ -140,8 +142,7 @@ impl OpenAi {
             params: &req.params,
             stream: true,
         })?;
-        let url = format!("{}/chat/completions", self.http.base_url);
-        let resp = self.http.post(&url, self.headers(ctx)?, body, error_message, ctx).await?;
+        let resp = self.http.post(&self.chat_url, self.headers(ctx)?, body, error_message, ctx).await?;
         // Usage comes last when asked for: ours by default, or the caller's.
         let expect_usage = match req.params.get("stream_options") {
             None => true,
@@ -152,8 +153,7 @@ impl OpenAi {
 
     pub async fn embed(&self, req: &EmbedRequest, ctx: &CallCtx<'_>) -> Result<EmbedResponse> {
         let body = self.http.json_body(&EmbedBody { model: ctx.model, req })?;
-        let url = format!("{}/embeddings", self.http.base_url);
-        let resp = self.http.post(&url, self.headers(ctx)?, body, error_message, ctx).await?;
+        let resp = self.http.post(&self.embed_url, self.headers(ctx)?, body, error_message, ctx).await?;
         let bytes = self.http.read_body(resp).await?;
         serde_json::from_slice(&bytes)
             .map_err(|e| self.http.protocol_error(format!("response is not an embeddings list: {e}")))

@@ -21,7 +21,7 @@ use serde_json::{json, Map, Value};
 use crate::config::ProviderConfig;
 use crate::error::{Error, Result};
 use crate::objpool::BufferPool;
-use crate::providers::http::{HttpClient, SseParser, StreamDecoder, StreamItem};
+use crate::providers::http::{Endpoint, HttpClient, SseParser, StreamDecoder, StreamItem};
 use crate::providers::mapping::{cache_details, openai_tool_call, Answer, StreamThinking};
 use crate::providers::{CallCtx, ChunkStream};
 use crate::types::{Chunk, Delta, Request, Response, Usage};
@@ -30,6 +30,7 @@ const API_VERSION: &str = "2023-06-01";
 
 pub(crate) struct Anthropic {
     pub(crate) http: HttpClient,
+    messages_url: Endpoint,
 }
 
 /// The prompt tokens of an Anthropic `usage`: `input_tokens` plus the
@@ -112,7 +113,8 @@ pub(crate) fn error_message(body: &str) -> Option<String> {
 
 impl Anthropic {
     pub fn new(name: &str, cfg: &ProviderConfig, buffers: Arc<BufferPool>) -> Result<Self> {
-        Ok(Anthropic { http: HttpClient::new(name, cfg, "https://api.anthropic.com".into(), buffers)? })
+        let http = HttpClient::new(name, cfg, "https://api.anthropic.com".into(), buffers)?;
+        Ok(Anthropic { messages_url: http.endpoint("/v1/messages"), http })
     }
 
     fn headers(&self, ctx: &CallCtx<'_>) -> Result<HeaderMap> {
@@ -129,8 +131,7 @@ impl Anthropic {
     pub async fn chat(&self, req: &Request, ctx: &CallCtx<'_>) -> Result<Response> {
         let (body, unmapped) = request_body(req, ctx.model, false)?;
         let body = self.http.json_body(&body)?;
-        let url = format!("{}/v1/messages", self.http.base_url);
-        let resp = self.http.post(&url, self.headers(ctx)?, body, error_message, ctx).await?;
+        let resp = self.http.post(&self.messages_url, self.headers(ctx)?, body, error_message, ctx).await?;
         let bytes = self.http.read_body(resp).await?;
         let v: Value = serde_json::from_slice(&bytes)
             .map_err(|e| self.http.protocol_error(format!("response is not JSON: {e}")))?;
@@ -143,8 +144,7 @@ impl Anthropic {
     pub async fn stream(&self, req: &Request, ctx: &CallCtx<'_>) -> Result<ChunkStream> {
         let (body, unmapped) = request_body(req, ctx.model, true)?;
         let body = self.http.json_body(&body)?;
-        let url = format!("{}/v1/messages", self.http.base_url);
-        let resp = self.http.post(&url, self.headers(ctx)?, body, error_message, ctx).await?;
+        let resp = self.http.post(&self.messages_url, self.headers(ctx)?, body, error_message, ctx).await?;
         let decoder = AnthropicDecoder::new(ctx.provider, ctx.model).with_unmapped(unmapped);
         Ok(self.http.stream(resp, decoder, ctx.deadline, ctx.timeout_ms))
     }

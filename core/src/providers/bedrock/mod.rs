@@ -34,7 +34,7 @@ use serde_json::{json, Value};
 use crate::config::{KeyConfig, ProviderConfig};
 use crate::error::{Error, Result};
 use crate::objpool::BufferPool;
-use crate::providers::http::{HttpClient, StreamDecoder, StreamItem};
+use crate::providers::http::{Endpoint, HttpClient, StreamDecoder, StreamItem};
 use crate::providers::mapping::{cache_details, openai_tool_call, Answer, StreamThinking};
 use crate::providers::{CallCtx, ChunkStream};
 use crate::types::{Chunk, Delta, Request, Response, Usage};
@@ -220,7 +220,7 @@ impl Bedrock {
         let (body, unmapped) = request_body(req)?;
         let body: Bytes = self.http.json_body(&body)?;
         let headers = self.auth_headers(key, ctx, &url, &body)?;
-        Ok((self.http.post(&url, headers, body, error_message, ctx).await?, unmapped))
+        Ok((self.http.post(&Endpoint::new(url), headers, body, error_message, ctx).await?, unmapped))
     }
 
     pub async fn chat(&self, req: &Request, ctx: &CallCtx<'_>) -> Result<Response> {
