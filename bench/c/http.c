@@ -33,21 +33,10 @@
 #include <time.h>
 
 #include "bifrost.h"
+#include "clock.h"
 
 static const char *REQUEST =
     "{\"model\": \"openai/gpt-4o-mini\", \"messages\": [{\"role\": \"user\", \"content\": \"hello\"}]}";
-
-static int64_t now_ns(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (int64_t)t.tv_sec * 1000000000LL + t.tv_nsec;
-}
-
-static double cpu_us(void) {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e6 + (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
-}
 
 /* CPU seconds (user + system) of the mock (--mock-pid), from /proc; -1 without. */
 static const char *mock_pid;
