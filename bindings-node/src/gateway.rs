@@ -102,7 +102,7 @@ async fn read_ahead(s: &mut ChunkStream, rx: &mut mpsc::UnboundedReceiver<u32>, 
         };
         if !batch.is_empty() {
             credit -= batch.len() as u32;
-            hub.chunks(id, &batch);
+            hub.ok(id, Event::Chunk, &batch);
             batch.clear();
         }
         match end {

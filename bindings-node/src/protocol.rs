@@ -85,6 +85,15 @@ pub struct Hub {
     wake: Wake,
 }
 
+/// `{"i":ID,"k":"KIND","v":` — the start of a result event, written into `p`.
+fn event_head(p: &mut Vec<u8>, id: u32, kind: Event) {
+    p.extend_from_slice(b"{\"i\":");
+    p.extend_from_slice(itoa::Buffer::new().format(id).as_bytes());
+    p.extend_from_slice(b",\"k\":\"");
+    p.extend_from_slice(kind.code().as_bytes());
+    p.extend_from_slice(b"\",\"v\":");
+}
+
 impl Hub {
     pub fn new(wake: Wake) -> Self {
         Hub { pending: Mutex::new(Vec::with_capacity(4096)), scheduled: AtomicBool::new(false), wake }
@@ -115,44 +124,27 @@ impl Hub {
 
     /// Appends a success event of `kind` carrying `value`.
     pub fn ok<T: Serialize + ?Sized>(&self, id: u32, kind: Event, value: &T) {
-        match serde_json::to_string(value) {
-            Ok(v) => self.push_raw(&format!("{{\"i\":{id},\"k\":\"{}\",\"v\":{v}}}", kind.code())),
-            Err(e) => self.err(id, &bifrost_core::Error::Internal { message: format!("serialize: {e}") }),
-        }
+        self.push_with(|p| {
+            let start = p.len();
+            event_head(p, id, kind);
+            if serde_json::to_writer(&mut *p, value).is_ok() {
+                p.push(b'}');
+            } else {
+                // Never leave half an event behind.
+                p.truncate(start);
+                let e = bifrost_core::Error::Internal { message: "a result could not be serialized".into() };
+                p.extend_from_slice(format!("{{\"i\":{id},\"e\":{}}}", crate::errors::to_json(&e)).as_bytes());
+            }
+        });
     }
 
     /// Appends a chat response event ([`Event::Response`]), written straight into the
     /// pending buffer (the per-request hot path: no intermediate strings).
     pub fn response(&self, id: u32, resp: &bifrost_core::Response) {
         self.push_with(|p| {
-            p.extend_from_slice(b"{\"i\":");
-            p.extend_from_slice(itoa::Buffer::new().format(id).as_bytes());
-            p.extend_from_slice(b",\"k\":\"");
-            p.extend_from_slice(Event::Response.code().as_bytes());
-            p.extend_from_slice(b"\",\"v\":");
+            event_head(p, id, Event::Response);
             bifrost_core::json::write_response(p, resp);
             p.push(b'}');
-        });
-    }
-
-    /// Appends a stream's batch of chunks ([`Event::Chunk`], a JSON array),
-    /// written straight into the pending buffer (no intermediate string).
-    pub fn chunks(&self, id: u32, chunks: &[bifrost_core::Chunk]) {
-        self.push_with(|p| {
-            let start = p.len();
-            p.extend_from_slice(b"{\"i\":");
-            p.extend_from_slice(itoa::Buffer::new().format(id).as_bytes());
-            p.extend_from_slice(b",\"k\":\"");
-            p.extend_from_slice(Event::Chunk.code().as_bytes());
-            p.extend_from_slice(b"\",\"v\":");
-            if serde_json::to_writer(&mut *p, chunks).is_ok() {
-                p.push(b'}');
-            } else {
-                // Not reachable for chunks (plain data); never leave half an event.
-                p.truncate(start);
-                let e = bifrost_core::Error::Internal { message: "serialize chunks".into() };
-                p.extend_from_slice(format!("{{\"i\":{id},\"e\":{}}}", crate::errors::to_json(&e)).as_bytes());
-            }
         });
     }
 
